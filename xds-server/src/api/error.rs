@@ -1,0 +1,149 @@
+//! One JSON error shape for every failure the admin API reports:
+//! `{"error": {"code": "...", "message": "...", "field": "..."}}`.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{
+    model::{Kind, ValidationError},
+    store,
+};
+
+/// An error as the client sees it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable: `invalid_json`, `invalid_field`, `unknown_field`,
+    /// `invalid_query`, `invalid_header`, `not_found`, `conflict`, `referenced`, `payload_too_large`,
+    /// `unauthorized`, `method_not_allowed`, `unavailable`, `internal`.
+    pub code: &'static str,
+    /// For people: what was wrong and what to do.
+    pub message: String,
+    /// The offending field as a JSON path, e.g. `rules[0].destinations[1].weight`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For `referenced`: who still uses the resource.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<Referrer>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Referrer {
+    pub kind: String,
+    pub name: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                code,
+                message: message.into(),
+                field: None,
+                referrers: Vec::new(),
+            },
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.body.field = Some(field.into());
+        self
+    }
+
+    pub fn invalid_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+
+    pub fn invalid_query(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong admin token: send 'Authorization: Bearer <token>'",
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not support that method; see /api/openapi.json",
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds {limit} bytes"),
+        )
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", e.message).with_field(e.field)
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        let message = e.to_string();
+        match e {
+            store::Error::NotFound { .. } => Self::not_found(message),
+            store::Error::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
+            store::Error::DanglingReference { field, .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+                    .with_field(field)
+            }
+            store::Error::Referenced { referrers, .. } => {
+                let mut err = Self::new(StatusCode::CONFLICT, "referenced", message);
+                err.body.referrers = referrers
+                    .into_iter()
+                    .map(|(kind, name): (Kind, String)| Referrer {
+                        kind: kind.as_str().to_string(),
+                        name,
+                    })
+                    .collect();
+                err
+            }
+            store::Error::Database(_) | store::Error::Migrate(_) => {
+                tracing::error!(error = %message, "store unavailable");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            store::Error::Corrupt(_) => {
+                tracing::error!(error = %message, "corrupt row in the store");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(ErrorEnvelope { error: self.body })).into_response()
+    }
+}

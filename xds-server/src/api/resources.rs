@@ -1,0 +1,205 @@
+//! Create-or-replace, get, list and delete, written once for every kind of resource.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use chrono::SecondsFormat;
+use serde_json::{Map, Value, json};
+
+use super::{
+    ApiError, AppState,
+    body::{self, Body},
+};
+use crate::{
+    model::{Spec, validate_name},
+    store::{Record, Write},
+};
+
+/// Default and largest page size for lists.
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+/// `/api/v1/{kind}` and `/api/v1/{kind}/{name}` for one kind.
+pub fn routes<S: Spec>() -> Router<AppState> {
+    let kind = S::KIND.as_str();
+    Router::new()
+        .route(&format!("/api/v1/{kind}"), get(resource_list::<S>))
+        .route(
+            &format!("/api/v1/{kind}/{{name}}"),
+            get(resource_get::<S>)
+                .put(resource_put::<S>)
+                .delete(resource_delete::<S>),
+        )
+}
+
+async fn resource_get<S: Spec>(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    match state.store.get(S::KIND, &name).await? {
+        Some(record) => Ok(record_response(StatusCode::OK, &record)),
+        None => Err(not_found::<S>(&name)),
+    }
+}
+
+async fn resource_put<S: Spec>(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Body(bytes): Body,
+) -> Result<Response, ApiError> {
+    put_spec::<S>(&state, &name, &headers, &bytes).await
+}
+
+/// Parses, validates and stores one resource; 201 when it was created, 200 when replaced.
+pub(super) async fn put_spec<S: Spec>(
+    state: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
+    validate_name("name", name)?;
+    let envelope = body::parse::<S>(bytes)?;
+    if let Some(body_name) = &envelope.name {
+        if body_name != name {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!(
+                    "the body names '{body_name}' but the path names '{name}'; they must be equal"
+                ),
+            )
+            .with_field("name"));
+        }
+    }
+    let expected_version = body::expected_version(headers, envelope.version)?;
+    envelope.spec.validate(name)?;
+    let write = Write {
+        kind: S::KIND,
+        name: name.to_string(),
+        spec: serde_json::to_value(&envelope.spec)
+            .map_err(|e| ApiError::invalid_json(e.to_string()))?,
+        references: envelope.spec.references(name),
+        expected_version,
+    };
+    let written = state.store.put(write).await?;
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(record_response(status, &written.record))
+}
+
+async fn resource_list<S: Spec>(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut limit = DEFAULT_LIMIT;
+    let mut after = None;
+    for (key, value) in &params {
+        match key.as_str() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| {
+                        ApiError::invalid_query(format!(
+                            "limit must be 1..={MAX_LIMIT}, got '{value}'"
+                        ))
+                    })?;
+            }
+            "page_token" => {
+                validate_name("page_token", value).map_err(|_| {
+                    ApiError::invalid_query("page_token is not one this server returned")
+                })?;
+                after = Some(value.as_str());
+            }
+            other => {
+                return Err(ApiError::invalid_query(format!(
+                    "unknown query parameter '{other}'; use limit and page_token"
+                )));
+            }
+        }
+    }
+    // One extra row tells whether another page follows.
+    let mut records = state.store.list(S::KIND, after, limit + 1).await?;
+    let next_page_token = if records.len() > limit as usize {
+        records.truncate(limit as usize);
+        records.last().map(|r| r.name.clone())
+    } else {
+        None
+    };
+    let items: Vec<Value> = records.iter().map(record_json).collect();
+    Ok(Json(
+        json!({ "items": items, "next_page_token": next_page_token }),
+    ))
+}
+
+async fn resource_delete<S: Spec>(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let mut version = None;
+    for (key, value) in &params {
+        match key.as_str() {
+            "version" => {
+                version = Some(
+                    value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| {
+                            ApiError::invalid_query(format!(
+                                "version must be a positive integer, got '{value}'"
+                            ))
+                        })?,
+                );
+            }
+            other => {
+                return Err(ApiError::invalid_query(format!(
+                    "unknown query parameter '{other}'; use version"
+                )));
+            }
+        }
+    }
+    let expected = body::expected_version(&headers, version)?;
+    state.store.delete(S::KIND, &name, expected).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) fn not_found<S: Spec>(name: &str) -> ApiError {
+    ApiError::not_found(format!("{} '{name}' does not exist", S::KIND.singular()))
+}
+
+/// The spec's fields, flat, plus `name`, `version`, `created_at`, `updated_at`.
+pub(super) fn record_json(record: &Record) -> Value {
+    let mut obj = match &record.spec {
+        Value::Object(m) => m.clone(),
+        other => Map::from_iter([("spec".to_string(), other.clone())]),
+    };
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    obj.insert("name".into(), record.name.clone().into());
+    obj.insert("version".into(), record.version.into());
+    obj.insert("created_at".into(), time(&record.created_at).into());
+    obj.insert("updated_at".into(), time(&record.updated_at).into());
+    Value::Object(obj)
+}
+
+/// A record as JSON with its version as the `ETag`, for use with `If-Match`.
+pub(super) fn record_response(status: StatusCode, record: &Record) -> Response {
+    let mut response = (status, Json(record_json(record))).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", record.version)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}

@@ -1,0 +1,164 @@
+//! The store: the mesh model as versioned JSON documents, one trait over two backends.
+//!
+//! - [`SqliteStore`]: an embedded file, the zero-setup default for one replica.
+//! - [`PostgresStore`]: for production and several replicas; commits send `NOTIFY` so every
+//!   replica learns of every write.
+//!
+//! Every write runs in one transaction that first bumps the global revision. That single row
+//! lock serialises writers, so revision order is commit order, and the reference checks
+//! (dangling references, deleting something still referenced) cannot race.
+
+mod postgres;
+mod revisions;
+mod sqlite;
+mod transaction;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::model::{Kind, Reference};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// One stored resource: the operator's spec plus what the store adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub kind: Kind,
+    pub name: String,
+    /// Bumped on every write of this resource; the optimistic-concurrency token.
+    pub version: i64,
+    /// The global revision of this resource's last write.
+    pub revision: i64,
+    pub spec: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A create-or-replace.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub kind: Kind,
+    pub name: String,
+    pub spec: serde_json::Value,
+    /// The resources `spec` names; each must exist when the write commits.
+    pub references: Vec<Reference>,
+    /// The version the writer last read: `Some(0)` means "must not exist yet", `None` writes
+    /// unconditionally.
+    pub expected_version: Option<i64>,
+}
+
+/// What [`Store::put`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub record: Record,
+    pub created: bool,
+}
+
+/// Every resource at one revision: the input of translation.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub revision: i64,
+    pub resources: BTreeMap<(Kind, String), Record>,
+}
+
+impl Snapshot {
+    pub fn new(revision: i64, records: impl IntoIterator<Item = Record>) -> Self {
+        let resources = records
+            .into_iter()
+            .map(|r| ((r.kind, r.name.clone()), r))
+            .collect();
+        Self {
+            revision,
+            resources,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{} '{name}' does not exist", kind.singular())]
+    NotFound { kind: Kind, name: String },
+    #[error(
+        "{} '{name}' is at version {}, not {expected}: read it again and retry",
+        kind.singular(), actual.map_or("absent".to_string(), |v| v.to_string())
+    )]
+    Conflict {
+        kind: Kind,
+        name: String,
+        expected: i64,
+        actual: Option<i64>,
+    },
+    #[error("{} '{name}' does not exist: create it first", kind.singular())]
+    DanglingReference {
+        field: String,
+        kind: Kind,
+        name: String,
+    },
+    #[error(
+        "{} '{name}' is still used by {}: change or delete those first",
+        kind.singular(), describe(referrers)
+    )]
+    Referenced {
+        kind: Kind,
+        name: String,
+        referrers: Vec<(Kind, String)>,
+    },
+    #[error("database error: {0} (is the database reachable?)")]
+    Database(#[from] sqlx::Error),
+    #[error("could not migrate the database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored row is unreadable: {0}")]
+    Corrupt(String),
+}
+
+fn describe(referrers: &[(Kind, String)]) -> String {
+    referrers
+        .iter()
+        .map(|(k, n)| format!("{} '{n}'", k.singular()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The storage the rest of the server sees. Implementations must pass the conformance suite in
+/// `tests/store_conformance.rs`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    /// Creates or replaces one resource, checking its expected version and references.
+    async fn put(&self, write: Write) -> Result<Written, Error>;
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<Record>, Error>;
+
+    /// Up to `limit` resources of `kind` whose names sort after `after`, in name order.
+    async fn list(&self, kind: Kind, after: Option<&str>, limit: u32)
+    -> Result<Vec<Record>, Error>;
+
+    /// Deletes one resource and the resources it owns; refused while others reference it.
+    /// Returns the deleted records, the named one first.
+    async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        expected_version: Option<i64>,
+    ) -> Result<Vec<Record>, Error>;
+
+    /// Every resource, read in one consistent transaction.
+    async fn snapshot(&self) -> Result<Snapshot, Error>;
+
+    /// The latest committed revision, read from the database.
+    async fn revision(&self) -> Result<i64, Error>;
+
+    /// The latest revision this replica knows of: bumped at once by local writes, and by
+    /// NOTIFY or polling for writes from elsewhere. Never goes backwards.
+    fn watch(&self) -> watch::Receiver<i64>;
+}
+
+fn parse_kind(s: &str) -> Result<Kind, Error> {
+    Kind::parse(s).ok_or_else(|| Error::Corrupt(format!("unknown kind '{s}'")))
+}
