@@ -1,1 +1,20 @@
+//! The end-to-end harness: real processes on 127.0.0.1.
+//!
+//! - [`postgres`]: the test PostgreSQL server (started by `scripts/test.sh`) and fresh
+//!   databases on it; skips loudly without one, fails under `CI=true`.
+//! - [`server`]: the real `xds-server` binary as a child process.
 
+pub mod postgres;
+pub mod server;
+
+/// Writes straight to the terminal: libtest captures `eprintln!`, and a skip must be seen.
+pub fn announce_skip(what: &str, why: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {what} ({why})");
+}
+
+/// True under `CI=true`, where a missing dependency fails instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}

@@ -58,3 +58,33 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_keep_the_admin_api_on_loopback() {
+        let config = Config::try_parse_from(["xds-server"]).unwrap();
+        assert!(config.admin_addr.ip().is_loopback());
+        assert_eq!(config.admin_addr.port(), 9090);
+        assert_eq!(config.xds_addr.port(), 18000);
+        assert!(config.database_url.is_none() || std::env::var("DATABASE_URL").is_ok());
+        assert!(
+            config.admin_token_file.is_none()
+                || std::env::var("XDS_SERVER_ADMIN_TOKEN_FILE").is_ok()
+        );
+    }
+
+    #[test]
+    fn flags_parse_durations_and_reject_bad_values() {
+        let config = Config::try_parse_from(["xds-server", "--poll-interval", "250ms"]).unwrap();
+        assert_eq!(
+            config.poll_interval.get(),
+            std::time::Duration::from_millis(250)
+        );
+        assert!(Config::try_parse_from(["xds-server", "--poll-interval", "fast"]).is_err());
+        assert!(Config::try_parse_from(["xds-server", "--admin-addr", "nowhere"]).is_err());
+        assert!(Config::try_parse_from(["xds-server", "--log-format", "xml"]).is_err());
+    }
+}

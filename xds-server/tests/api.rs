@@ -88,12 +88,17 @@ async fn put_ok(app: &Router, uri: &str, body: &Value) -> Value {
 fn assert_error(resp: &Response, status: StatusCode, code: &str) -> Value {
     let (got, headers, body) = resp;
     assert_eq!(*got, status, "body: {body}");
-    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap());
     assert_eq!(content_type, Some("application/json"), "body: {body}");
     assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
     let err = &body["error"];
     assert_eq!(err["code"], code, "{body}");
-    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     for key in err.as_object().unwrap().keys() {
         assert!(
             ["code", "message", "field", "referrers"].contains(&key.as_str()),
@@ -176,7 +181,12 @@ fn specs(kind: &str, name: &str) -> (Value, Value) {
 
 /// The service `shared` and the route `shared-route` that the fixtures of other kinds name.
 async fn create_shared(app: &Router) {
-    put_ok(app, "/api/v1/services/shared", &json!({ "protocol": "http" })).await;
+    put_ok(
+        app,
+        "/api/v1/services/shared",
+        &json!({ "protocol": "http" }),
+    )
+    .await;
     let (route, _) = specs("routes", "shared-route");
     put_ok(app, "/api/v1/routes/shared-route", &route).await;
 }
@@ -195,8 +205,15 @@ async fn every_kind_supports_create_replace_get_list_delete() {
         assert_eq!(status, StatusCode::CREATED, "{kind}: {created}");
         assert_eq!(created["name"], "b-item", "{kind}");
         assert_eq!(created["version"], 1, "{kind}");
-        assert_eq!(rfc3339(&created["created_at"]), rfc3339(&created["updated_at"]));
-        assert_eq!(spec_of(&created), v1, "{kind}: spec fields are flat and unchanged");
+        assert_eq!(
+            rfc3339(&created["created_at"]),
+            rfc3339(&created["updated_at"])
+        );
+        assert_eq!(
+            spec_of(&created),
+            v1,
+            "{kind}: spec fields are flat and unchanged"
+        );
 
         let (status, _, replaced) = put(&app, &uri("b-item"), &v2).await;
         assert_eq!(status, StatusCode::OK, "{kind}: {replaced}");
@@ -210,7 +227,11 @@ async fn every_kind_supports_create_replace_get_list_delete() {
         assert_eq!(headers[header::ETAG], "\"2\"", "{kind}");
         assert_eq!(got, replaced, "{kind}: GET returns what PUT returned");
 
-        assert_error(&get(&app, &uri("missing")).await, StatusCode::NOT_FOUND, "not_found");
+        assert_error(
+            &get(&app, &uri("missing")).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
 
         let (a1, _) = specs(kind, "a-item");
         put_ok(&app, &uri("a-item"), &a1).await;
@@ -224,15 +245,26 @@ async fn every_kind_supports_create_replace_get_list_delete() {
         });
         assert_eq!(names(&list), expected, "{kind}: name order");
         assert_eq!(list["next_page_token"], Value::Null, "{kind}");
-        assert_eq!(list["items"][1], got, "{kind}: list items are full resources");
+        assert_eq!(
+            list["items"][1], got,
+            "{kind}: list items are full resources"
+        );
 
         for name in ["a-item", "b-item"] {
             let (status, _, body) = delete(&app, &uri(name)).await;
             assert_eq!(status, StatusCode::NO_CONTENT, "{kind}: {body}");
             assert_eq!(body, Value::Null, "{kind}: 204 has no body");
-            assert_error(&get(&app, &uri(name)).await, StatusCode::NOT_FOUND, "not_found");
+            assert_error(
+                &get(&app, &uri(name)).await,
+                StatusCode::NOT_FOUND,
+                "not_found",
+            );
         }
-        assert_error(&delete(&app, &uri("b-item")).await, StatusCode::NOT_FOUND, "not_found");
+        assert_error(
+            &delete(&app, &uri("b-item")).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
     }
 }
 
@@ -312,8 +344,16 @@ async fn endpoints_are_replaced_as_a_whole_and_go_with_their_service() {
     let three = json!({ "endpoints": [
         { "address": "10.0.0.1", "port": 80 }, { "address": "10.0.0.2", "port": 80 },
         { "address": "10.0.0.3", "port": 80, "zone": "z1" }] });
-    assert_error(&put(&app, uri, &three).await, StatusCode::NOT_FOUND, "not_found");
-    assert_error(&get(&app, "/api/v1/services/web").await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &put(&app, uri, &three).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &get(&app, "/api/v1/services/web").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
 
     put_ok(&app, "/api/v1/services/web", &json!({ "protocol": "http" })).await;
     let (status, _, empty) = get(&app, uri).await;
@@ -339,7 +379,10 @@ async fn endpoints_are_replaced_as_a_whole_and_go_with_their_service() {
         "only the second PUT's endpoints remain"
     );
 
-    assert_eq!(delete(&app, "/api/v1/services/web").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        delete(&app, "/api/v1/services/web").await.0,
+        StatusCode::NO_CONTENT
+    );
     assert_error(&get(&app, uri).await, StatusCode::NOT_FOUND, "not_found");
     put_ok(&app, "/api/v1/services/web", &json!({ "protocol": "http" })).await;
     let (status, _, again) = get(&app, uri).await;
@@ -357,7 +400,12 @@ async fn endpoints_are_replaced_as_a_whole_and_go_with_their_service() {
 async fn lists_page_through_in_name_order() {
     let (app, _dir) = app().await;
     for name in ["svc-e", "svc-b", "svc-d", "svc-a", "svc-c"] {
-        put_ok(&app, &format!("/api/v1/services/{name}"), &json!({ "protocol": "tcp" })).await;
+        put_ok(
+            &app,
+            &format!("/api/v1/services/{name}"),
+            &json!({ "protocol": "tcp" }),
+        )
+        .await;
     }
     let mut seen = Vec::new();
     let mut sizes = Vec::new();
@@ -396,7 +444,10 @@ async fn bad_list_queries_are_400() {
         let resp = get(&app, &format!("/api/v1/services?{query}")).await;
         assert_error(&resp, StatusCode::BAD_REQUEST, "invalid_query");
     }
-    assert_eq!(get(&app, "/api/v1/services?limit=1000").await.0, StatusCode::OK);
+    assert_eq!(
+        get(&app, "/api/v1/services?limit=1000").await.0,
+        StatusCode::OK
+    );
 }
 
 // === optimistic concurrency ===
@@ -409,13 +460,24 @@ async fn stale_versions_conflict_and_change_nothing() {
     put_ok(&app, uri, &json!({ "protocol": "http2" })).await;
 
     let stale = json!({ "protocol": "grpc", "version": 1 });
-    assert_error(&put(&app, uri, &stale).await, StatusCode::CONFLICT, "conflict");
+    assert_error(
+        &put(&app, uri, &stale).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
     let (_, headers, got) = get(&app, uri).await;
-    assert_eq!((&got["protocol"], &got["version"]), (&json!("http2"), &json!(2)));
+    assert_eq!(
+        (&got["protocol"], &got["version"]),
+        (&json!("http2"), &json!(2))
+    );
     assert_eq!(headers[header::ETAG], "\"2\"");
 
     let must_be_new = json!({ "protocol": "grpc", "version": 0 });
-    assert_error(&put(&app, uri, &must_be_new).await, StatusCode::CONFLICT, "conflict");
+    assert_error(
+        &put(&app, uri, &must_be_new).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
     let stale_header = [("if-match", "1")];
     let body = json!({ "protocol": "grpc" }).to_string();
     let resp = call(&app, "PUT", uri, Some(&body), &stale_header).await;
@@ -423,12 +485,24 @@ async fn stale_versions_conflict_and_change_nothing() {
     assert_eq!(get(&app, uri).await.2["protocol"], "http2");
 
     let (status, _, v3) = call(&app, "PUT", uri, Some(&body), &[("if-match", "2")]).await;
-    assert_eq!((status, &v3["version"]), (StatusCode::OK, &json!(3)), "{v3}");
+    assert_eq!(
+        (status, &v3["version"]),
+        (StatusCode::OK, &json!(3)),
+        "{v3}"
+    );
     let (status, _, v4) = call(&app, "PUT", uri, Some(&body), &[("if-match", "\"3\"")]).await;
-    assert_eq!((status, &v4["version"]), (StatusCode::OK, &json!(4)), "{v4}");
+    assert_eq!(
+        (status, &v4["version"]),
+        (StatusCode::OK, &json!(4)),
+        "{v4}"
+    );
     let with_version = json!({ "protocol": "tcp", "version": 4 }).to_string();
     let (status, _, v5) = put(&app, uri, &json!({ "protocol": "tcp", "version": 4 })).await;
-    assert_eq!((status, &v5["version"]), (StatusCode::OK, &json!(5)), "{v5}");
+    assert_eq!(
+        (status, &v5["version"]),
+        (StatusCode::OK, &json!(5)),
+        "{v5}"
+    );
 
     let disagree = call(&app, "PUT", uri, Some(&with_version), &[("if-match", "5")]).await;
     assert_error(&disagree, StatusCode::BAD_REQUEST, "invalid_header");
@@ -437,7 +511,10 @@ async fn stale_versions_conflict_and_change_nothing() {
     assert_eq!(get(&app, uri).await.2["version"], 5, "nothing was written");
 
     let new = json!({ "protocol": "tcp", "version": 0 });
-    assert_eq!(put(&app, "/api/v1/services/fresh", &new).await.0, StatusCode::CREATED);
+    assert_eq!(
+        put(&app, "/api/v1/services/fresh", &new).await.0,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -457,10 +534,19 @@ async fn deletes_honour_the_expected_version() {
     assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_query");
     let unknown = delete(&app, "/api/v1/services/web?force=true").await;
     assert_error(&unknown, StatusCode::BAD_REQUEST, "invalid_query");
-    let disagree = call(&app, "DELETE", "/api/v1/services/web?version=2", None, &[("if-match", "1")]);
+    let disagree = call(
+        &app,
+        "DELETE",
+        "/api/v1/services/web?version=2",
+        None,
+        &[("if-match", "1")],
+    );
     assert_error(&disagree.await, StatusCode::BAD_REQUEST, "invalid_header");
 
-    assert_eq!(delete(&app, "/api/v1/services/web?version=2").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        delete(&app, "/api/v1/services/web?version=2").await.0,
+        StatusCode::NO_CONTENT
+    );
     assert_error(&get(&app, uri).await, StatusCode::NOT_FOUND, "not_found");
 
     put_ok(&app, uri, &json!({ "protocol": "http" })).await;
@@ -485,13 +571,23 @@ async fn concurrent_writers_do_not_lose_updates(store: Arc<dyn Store>) {
         let winner = match (ra.0, rb.0) {
             (StatusCode::OK, StatusCode::CONFLICT) => &a,
             (StatusCode::CONFLICT, StatusCode::OK) => &b,
-            other => panic!("round {round}: want one 200 and one 409, got {other:?}: {ra:?} {rb:?}"),
+            other => {
+                panic!("round {round}: want one 200 and one 409, got {other:?}: {ra:?} {rb:?}")
+            }
         };
-        let loser = if ra.0 == StatusCode::CONFLICT { &ra } else { &rb };
+        let loser = if ra.0 == StatusCode::CONFLICT {
+            &ra
+        } else {
+            &rb
+        };
         assert_error(loser, StatusCode::CONFLICT, "conflict");
         let (_, _, stored) = get(&app, uri).await;
         assert_eq!(stored["lb_policy"], winner["lb_policy"], "round {round}");
-        assert_eq!(stored["version"], read.as_i64().unwrap() + 1, "round {round}");
+        assert_eq!(
+            stored["version"],
+            read.as_i64().unwrap() + 1,
+            "round {round}"
+        );
     }
 }
 
@@ -533,14 +629,39 @@ async fn the_admin_token_guards_everything_but_the_probes() {
     let good = [("authorization", "Bearer s3cret")];
     let body = json!({ "protocol": "http" }).to_string();
 
-    assert_error(&get(&app, "/api/v1/services").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &get(&app, "/api/v1/services").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     let resp = call(&app, "PUT", "/api/v1/services/web", Some(&body), &[]).await;
     assert_error(&resp, StatusCode::UNAUTHORIZED, "unauthorized");
-    for wrong in ["Bearer nope", "Bearer s3cret2", "Bearer ", "s3cret", "Basic czNjcmV0", "bearer s3cret"] {
-        let resp = call(&app, "GET", "/api/v1/services", None, &[("authorization", wrong)]).await;
+    for wrong in [
+        "Bearer nope",
+        "Bearer s3cret2",
+        "Bearer ",
+        "s3cret",
+        "Basic czNjcmV0",
+        "bearer s3cret",
+    ] {
+        let resp = call(
+            &app,
+            "GET",
+            "/api/v1/services",
+            None,
+            &[("authorization", wrong)],
+        )
+        .await;
         assert_error(&resp, StatusCode::UNAUTHORIZED, "unauthorized");
-        let resp = call(&app, "PUT", "/api/v1/services/web", Some(&body), &[("authorization", wrong)]);
-        assert_error(&resp.await, StatusCode::UNAUTHORIZED, "unauthorized");
+        let resp = call(
+            &app,
+            "PUT",
+            "/api/v1/services/web",
+            Some(&body),
+            &[("authorization", wrong)],
+        )
+        .await;
+        assert_error(&resp, StatusCode::UNAUTHORIZED, "unauthorized");
     }
     let resp = call(&app, "GET", "/api/v1/services/web", None, &good).await;
     assert_error(&resp, StatusCode::NOT_FOUND, "not_found");
@@ -548,7 +669,10 @@ async fn the_admin_token_guards_everything_but_the_probes() {
     let (status, _, created) = call(&app, "PUT", "/api/v1/services/web", Some(&body), &good).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let (status, _, list) = call(&app, "GET", "/api/v1/services", None, &good).await;
-    assert_eq!((status, names(&list)), (StatusCode::OK, vec!["web".to_string()]));
+    assert_eq!(
+        (status, names(&list)),
+        (StatusCode::OK, vec!["web".to_string()])
+    );
 
     assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
     assert_eq!(get(&app, "/readyz").await.0, StatusCode::OK);
@@ -579,10 +703,17 @@ async fn openapi_describes_every_route_and_every_ref_resolves() {
     let (app, _dir) = app().await;
     let (status, _, doc) = get(&app, "/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
     let paths = &doc["paths"];
     for kind in ["services", "routes", "listeners", "envoy-resources"] {
-        assert!(paths[format!("/api/v1/{kind}")]["get"].is_object(), "{kind} list");
+        assert!(
+            paths[format!("/api/v1/{kind}")]["get"].is_object(),
+            "{kind} list"
+        );
         let item = &paths[format!("/api/v1/{kind}/{{name}}")];
         for method in ["get", "put", "delete"] {
             assert!(item[method].is_object(), "{method} /api/v1/{kind}/{{name}}");
@@ -593,7 +724,9 @@ async fn openapi_describes_every_route_and_every_ref_resolves() {
     for path in ["/healthz", "/readyz"] {
         assert!(paths[path]["get"].is_object(), "{path}");
     }
-    let schemas = doc["components"]["schemas"].as_object().expect("components.schemas");
+    let schemas = doc["components"]["schemas"]
+        .as_object()
+        .expect("components.schemas");
     for name in ["Service", "Route", "Listener", "EnvoyResource", "Endpoints"] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }

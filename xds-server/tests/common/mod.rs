@@ -8,7 +8,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sqlx::{Connection, PgConnection};
 use xds_server::store::{PostgresStore, SqliteStore, Store};
 
 /// Fast polling so tests that wait for another process's write finish quickly.
@@ -23,49 +22,9 @@ pub async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     (Arc::new(store), dir)
 }
 
-/// The admin URL of the test Postgres server, or `None` (after saying so) when there is none.
-/// Panics under `CI=true`: CI must run the Postgres cases, never skip them.
-pub fn postgres_server() -> Option<String> {
-    let url = std::env::var("XDS_TEST_POSTGRES_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .ok()
-        .filter(|u| u.starts_with("postgres"));
-    if url.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but no Postgres: set XDS_TEST_POSTGRES_URL (scripts/test.sh does)");
-        }
-        // Straight to stderr: libtest captures eprintln!, and a skip must be seen.
-        use std::io::Write;
-        let test = std::thread::current().name().unwrap_or("?").to_string();
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: no Postgres (set XDS_TEST_POSTGRES_URL, or run scripts/test.sh)"
-        );
-    }
-    url
-}
-
-/// A URL to a new, empty database on the test server.
-pub async fn fresh_postgres_database(server: &str) -> String {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!(
-        "xds_test_{}_{}_{n}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let mut conn = PgConnection::connect(server).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    let (base, _) = server.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
+pub use integration::postgres::{
+    fresh_database as fresh_postgres_database, server as postgres_server,
+};
 
 /// A store on a fresh Postgres database, or `None` when there is no test server.
 pub async fn postgres() -> Option<(Arc<dyn Store>, String)> {
