@@ -1,0 +1,16 @@
+# xds-server in a container: the builder compiles, the runtime image carries only the binary.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p xds-server
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 xds
+COPY --from=build /src/target/release/xds-server /usr/local/bin/xds-server
+USER xds
+WORKDIR /var/lib/xds-server
+# The admin API listens on all interfaces inside the container; publish it deliberately.
+ENV XDS_SERVER_ADMIN_ADDR=0.0.0.0:9090 XDS_SERVER_XDS_ADDR=0.0.0.0:18000
+EXPOSE 9090 18000
+ENTRYPOINT ["/usr/local/bin/xds-server"]
