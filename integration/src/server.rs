@@ -65,6 +65,7 @@ impl Server {
                 Ok(line) => line,
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!(
                         "xds-server did not report its admin address; logs:\n{}",
                         seen.join("\n")

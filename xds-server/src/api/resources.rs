@@ -66,17 +66,13 @@ pub(super) async fn put_spec<S: Spec>(
 ) -> Result<Response, ApiError> {
     validate_name("name", name)?;
     let envelope = body::parse::<S>(bytes)?;
-    if let Some(body_name) = &envelope.name {
-        if body_name != name {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                format!(
-                    "the body names '{body_name}' but the path names '{name}'; they must be equal"
-                ),
-            )
-            .with_field("name"));
-        }
+    if let Some(body_name) = envelope.name.as_ref().filter(|n| *n != name) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("the body names '{body_name}' but the path names '{name}'; they must be equal"),
+        )
+        .with_field("name"));
     }
     let expected_version = body::expected_version(headers, envelope.version)?;
     envelope.spec.validate(name)?;

@@ -5,7 +5,8 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A non-negative duration written as an integer and one unit (`ms`, `s`, `m`, `h`).
-/// Kept in milliseconds; printed back in the largest unit that divides it exactly.
+/// Kept in milliseconds; printed back in the largest unit that divides it exactly (zero as
+/// `0ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(std::time::Duration);
 
@@ -63,7 +64,7 @@ impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
         for (unit, per) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-            if ms != 0 && ms % per == 0 {
+            if ms != 0 && ms.is_multiple_of(per) {
                 return write!(f, "{}{unit}", ms / per);
             }
         }

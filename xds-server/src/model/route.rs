@@ -218,13 +218,11 @@ impl Rule {
                 }
             }
         }
-        if let Some(method) = &m.method {
-            if !METHODS.contains(&method.as_str()) {
-                return Err(invalid(
-                    format!("{at}.match.method"),
-                    format!("'{method}' is not one of {}", METHODS.join(", ")),
-                ));
-            }
+        if let Some(method) = m.method.as_ref().filter(|m| !METHODS.contains(&m.as_str())) {
+            return Err(invalid(
+                format!("{at}.match.method"),
+                format!("'{method}' is not one of {}", METHODS.join(", ")),
+            ));
         }
         check_len(
             &format!("{at}.destinations"),
@@ -284,13 +282,11 @@ impl Retries {
         }
         if let Some(b) = &self.backoff {
             positive(&format!("{at}.backoff.base_interval"), b.base_interval)?;
-            if let Some(max) = b.max_interval {
-                if max < b.base_interval {
-                    return Err(invalid(
-                        format!("{at}.backoff.max_interval"),
-                        "must not be less than base_interval",
-                    ));
-                }
+            if b.max_interval.is_some_and(|max| max < b.base_interval) {
+                return Err(invalid(
+                    format!("{at}.backoff.max_interval"),
+                    "must not be less than base_interval",
+                ));
             }
         }
         Ok(())
@@ -304,6 +300,12 @@ impl HeaderChanges {
         for (name, value) in &self.set {
             let field = format!("{at}.set.{name}");
             check_header_name(&field, name, false)?;
+            if name == "host" {
+                return Err(invalid(
+                    field,
+                    "Envoy does not let routes set the host header",
+                ));
+            }
             if value.len() > 8192 || value.chars().any(|c| c.is_control() && c != '\t') {
                 return Err(invalid(
                     field,
@@ -315,7 +317,10 @@ impl HeaderChanges {
             let field = format!("{at}.remove[{i}]");
             check_header_name(&field, name, false)?;
             if name == "host" {
-                return Err(invalid(field, "the host header cannot be removed"));
+                return Err(invalid(
+                    field,
+                    "Envoy does not let routes remove the host header",
+                ));
             }
             if self.set.contains_key(name) {
                 return Err(invalid(field, format!("'{name}' is both set and removed")));
@@ -344,6 +349,7 @@ fn check_len(
 }
 
 /// `*`, or a lowercase host name with an optional leading `*` wildcard and optional `:port`.
+/// Every dot-separated label is non-empty; only a label after `*` may start with `-`.
 fn check_host(field: &str, host: &str) -> Result<(), ValidationError> {
     if host == "*" {
         return Ok(());
@@ -352,12 +358,21 @@ fn check_host(field: &str, host: &str) -> Result<(), ValidationError> {
         Some((name, port)) => (name, Some(port)),
         None => (host, None),
     };
-    let body = name.strip_prefix('*').unwrap_or(name);
-    let body_ok = !body.is_empty()
-        && body.len() <= 253
-        && body
+    let (wildcard, body) = match name.strip_prefix('*') {
+        Some(rest) => (true, rest),
+        None => (false, name),
+    };
+    let label_ok = |(i, label): (usize, &str)| {
+        let first_after_wildcard = wildcard && i == 0;
+        let chars_ok = label
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        chars_ok
+            && label.len() <= 63
+            && (first_after_wildcard || (!label.is_empty() && !label.starts_with('-')))
+    };
+    let body_ok =
+        !body.is_empty() && body.len() <= 253 && body.split('.').enumerate().all(label_ok);
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
     if body_ok && port_ok {
         Ok(())

@@ -28,17 +28,16 @@ impl Selector {
             ("node_id", &self.node_id),
             ("node_cluster", &self.node_cluster),
         ] {
-            if let Some(v) = value {
-                if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
-                    return Err(invalid(
-                        format!("{field}.{key}"),
-                        "must be 1..=256 characters without control characters",
-                    ));
-                }
+            let bad = |v: &String| v.is_empty() || v.len() > 256 || v.chars().any(char::is_control);
+            if value.as_ref().is_some_and(bad) {
+                return Err(invalid(
+                    format!("{field}.{key}"),
+                    "must be 1..=256 characters without control characters",
+                ));
             }
         }
         for (k, v) in &self.metadata {
-            validate_label(&format!("{field}.metadata"), k)?;
+            validate_label(&format!("{field}.metadata.{k}"), k)?;
             if v.len() > 256 || v.chars().any(char::is_control) {
                 return Err(invalid(
                     format!("{field}.metadata.{k}"),
