@@ -19,3 +19,4 @@ pub mod app;
 pub mod config;
 pub mod model;
 pub mod store;
+pub mod translate;

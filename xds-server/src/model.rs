@@ -11,6 +11,7 @@ mod duration;
 mod endpoints;
 mod envoy_resource;
 mod listener;
+mod mesh;
 mod name;
 mod route;
 mod selector;
@@ -24,8 +25,9 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use duration::Duration;
 pub use endpoints::{Endpoint, EndpointHealth, Endpoints};
-pub use envoy_resource::{EnvoyResource, envoy_type_urls};
+pub use envoy_resource::{ENVOY_DESCRIPTORS, EnvoyResource, envoy_type_urls};
 pub use listener::{Listener, ListenerProtocol};
+pub use mesh::{Mesh, MeshError};
 pub use name::validate_name;
 pub use route::{
     Backoff, Destination, HeaderChanges, HeaderMatch, PathMatch, Retries, Rewrite, Route,

@@ -22,10 +22,13 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     if OPEN_PATHS.contains(&req.uri().path()) {
         return next.run(req).await;
     }
+    // The scheme name is case-insensitive (RFC 9110); the token is not.
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        .map(|v| v.as_bytes())
+        .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+        .map(|v| &v[7..]);
     match presented {
         Some(token) if bool::from(token.ct_eq(expected.as_bytes())) => next.run(req).await,
         _ => ApiError::unauthorized().into_response(),

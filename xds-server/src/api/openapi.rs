@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::{
     ToSchema,
     openapi::{
-        AllOfBuilder, ComponentsBuilder, Content, HttpMethod, InfoBuilder, ObjectBuilder, OpenApi,
+        ComponentsBuilder, Content, HttpMethod, InfoBuilder, ObjectBuilder, OpenApi,
         OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
         path::{OperationBuilder, ParameterBuilder, ParameterIn},
         request_body::RequestBodyBuilder,
@@ -26,7 +26,6 @@ pub fn openapi() -> OpenApi {
     let mut schemas: Vec<(String, RefOr<Schema>)> = Vec::new();
     let mut paths = PathsBuilder::new();
     collect::<ErrorEnvelope>(&mut schemas);
-    schemas.push(("ResourceMeta".into(), resource_meta()));
     for (path, item) in [
         kind_paths::<Service>(&mut schemas),
         kind_paths::<Route>(&mut schemas),
@@ -38,7 +37,7 @@ pub fn openapi() -> OpenApi {
     {
         paths = paths.path(path, item);
     }
-    collect::<Endpoints>(&mut schemas);
+    collect_resource::<Endpoints>(&mut schemas);
     let endpoints = Endpoints::name();
     let mut item = PathItem::new(
         HttpMethod::Get,
@@ -56,8 +55,10 @@ pub fn openapi() -> OpenApi {
             .request_body(Some(body(&endpoints)))
             .response("200", resource_response(&endpoints))
             .response("201", resource_response(&endpoints))
+            .response("400", error_response("malformed JSON"))
             .response("404", error_response("no such service"))
             .response("409", error_response("version conflict"))
+            .response("413", error_response("body too large"))
             .response("422", error_response("invalid field"))
             .build(),
     );
@@ -70,7 +71,9 @@ pub fn openapi() -> OpenApi {
             path,
             PathItem::new(
                 HttpMethod::Get,
-                op(&path[1..], summary).response("200", plain("ok")),
+                op(&path[1..], summary)
+                    .securities(Some(Vec::<SecurityRequirement>::new()))
+                    .response("200", plain("ok")),
             ),
         );
     }
@@ -104,7 +107,7 @@ pub fn openapi() -> OpenApi {
 
 /// `/api/v1/{kind}` (list) and `/api/v1/{kind}/{name}` (get, put, delete).
 fn kind_paths<S: Spec>(schemas: &mut Vec<(String, RefOr<Schema>)>) -> [(String, PathItem); 2] {
-    collect::<S>(schemas);
+    collect_resource::<S>(schemas);
     let kind = S::KIND.as_str();
     let noun = S::KIND.singular();
     let schema = S::name();
@@ -217,15 +220,29 @@ fn resource_meta() -> RefOr<Schema> {
                 utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime),
             )),
         )
-        .required("name")
-        .required("version")
         .into()
 }
 
-fn with_meta(schema: &str) -> AllOfBuilder {
-    AllOfBuilder::new()
-        .item(Ref::from_schema_name(schema))
-        .item(Ref::from_schema_name("ResourceMeta"))
+/// The name of the schema of a kind as the API reads and writes it: the model's fields plus
+/// the envelope (`name`, `version`, `created_at`, `updated_at`).
+fn with_meta(schema: &str) -> Ref {
+    Ref::from_schema_name(format!("{schema}Resource"))
+}
+
+/// Adds `{Model}Resource` to `schemas`. The model objects refuse unknown fields, so the envelope
+/// cannot be an `allOf` beside them: it is merged into a copy of the model's object.
+fn collect_resource<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    collect::<T>(schemas);
+    let RefOr::T(Schema::Object(mut object)) = T::schema() else {
+        return;
+    };
+    if let RefOr::T(Schema::Object(meta)) = resource_meta() {
+        object.properties.extend(meta.properties);
+    }
+    schemas.push((
+        format!("{}Resource", T::name()),
+        RefOr::T(Schema::Object(object)),
+    ));
 }
 
 fn op(id: &str, summary: &str) -> OperationBuilder {
@@ -259,10 +276,7 @@ fn query_param(name: &str, ty: Type, description: &str) -> ParameterBuilder {
 fn body(schema: &str) -> utoipa::openapi::request_body::RequestBody {
     RequestBodyBuilder::new()
         .required(Some(Required::True))
-        .content(
-            "application/json",
-            Content::new(Some(Ref::from_schema_name(schema))),
-        )
+        .content("application/json", Content::new(Some(with_meta(schema))))
         .build()
 }
 

@@ -46,7 +46,7 @@ pub fn envoy_type_urls() -> impl Iterator<Item = String> {
 }
 
 /// Envoy's descriptors, taken from the envoy-types crate at build time (see build.rs).
-pub(crate) static ENVOY_DESCRIPTORS: LazyLock<DescriptorPool> = LazyLock::new(|| {
+pub static ENVOY_DESCRIPTORS: LazyLock<DescriptorPool> = LazyLock::new(|| {
     DescriptorPool::decode(&include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"))[..])
         .expect("envoy-types ships a valid descriptor set")
 });

@@ -1,0 +1,207 @@
+//! Pure translation: the mesh model plus what applies to one proxy → Envoy resources.
+//!
+//! Nothing here does I/O or keeps state, so it is tested with golden files. Translation
+//! depends only on a [`Selection`] (which listeners and raw resources apply), never on the node
+//! itself: proxies with equal selections share one computed, already-encoded [`Resources`].
+
+mod cluster;
+mod endpoint;
+mod listener;
+mod raw;
+mod route;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use envoy_types::pb::google::protobuf::Any;
+use prost::{Message, Name};
+
+use crate::model::{ListenerProtocol, Mesh, Selector};
+
+/// The xDS resource type URLs this server produces.
+pub mod type_url {
+    pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+    pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+    pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+    pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+
+    /// Make-before-break: on ADS, additions and updates go out in this order (removals in the
+    /// reverse order), so nothing references a resource the proxy does not have yet.
+    pub const ADS_ORDER: [&str; 4] = [CLUSTER, ENDPOINT, LISTENER, ROUTE];
+
+    /// LDS and CDS are wildcard when a client names nothing; EDS and RDS never are.
+    pub fn wildcard_capable(type_url: &str) -> bool {
+        type_url == CLUSTER || type_url == LISTENER
+    }
+}
+
+/// Who a proxy is, as far as selectors care (from the xDS `Node`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: String,
+    pub cluster: String,
+    /// The node metadata's string-valued top-level fields.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What applies to one proxy: the key under which proxies share computed resources.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Selection {
+    pub listeners: Vec<String>,
+    pub envoy_resources: Vec<String>,
+}
+
+/// One encoded resource, shared by every proxy that receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub name: String,
+    /// A hash of the encoded bytes: equal content, equal version, on every replica.
+    pub version: String,
+    pub resource: Any,
+}
+
+/// A type's resources by name.
+pub type TypeResources = BTreeMap<String, Arc<Encoded>>;
+
+/// Everything one group of proxies should have, by type URL.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    pub by_type: BTreeMap<String, TypeResources>,
+    /// Things translation had to leave out, and why (shown in proxy status and logs).
+    pub warnings: Vec<String>,
+}
+
+impl Resources {
+    pub fn of_type(&self, type_url: &str) -> Option<&TypeResources> {
+        self.by_type.get(type_url)
+    }
+
+    /// Adds a generated resource, encoding it once.
+    fn add<M: Message + Name>(&mut self, name: &str, message: &M) {
+        self.add_any(name, M::type_url(), message.encode_to_vec());
+    }
+
+    fn add_any(&mut self, name: &str, type_url: String, value: Vec<u8>) {
+        let encoded = Encoded {
+            name: name.to_string(),
+            version: content_version(&value),
+            resource: Any {
+                type_url: type_url.clone(),
+                value,
+            },
+        };
+        self.by_type
+            .entry(type_url)
+            .or_default()
+            .insert(name.to_string(), Arc::new(encoded));
+    }
+}
+
+/// FNV-1a over the bytes, as 16 hex digits: stable across processes and builds.
+pub fn content_version(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+impl Selector {
+    /// Every key given must match; an empty selector matches every node.
+    pub fn matches(&self, node: &NodeInfo) -> bool {
+        self.node_id.as_ref().is_none_or(|id| *id == node.id)
+            && self
+                .node_cluster
+                .as_ref()
+                .is_none_or(|c| *c == node.cluster)
+            && self
+                .metadata
+                .iter()
+                .all(|(k, v)| node.metadata.get(k) == Some(v))
+    }
+}
+
+/// The listeners and raw resources whose selectors match `node`.
+pub fn select(mesh: &Mesh, node: &NodeInfo) -> Selection {
+    Selection {
+        listeners: mesh
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.selector.matches(node))
+            .map(|(n, _)| n.clone())
+            .collect(),
+        envoy_resources: mesh
+            .envoy_resources
+            .iter()
+            .filter(|(_, r)| r.selector.matches(node))
+            .map(|(n, _)| n.clone())
+            .collect(),
+    }
+}
+
+/// The resources for a selection: its listeners, the route configurations they use, the
+/// clusters and assignments those routes and TCP listeners need, and the selected raw
+/// resources (a raw resource replaces a generated one of the same type and name).
+pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
+    let mut out = Resources::default();
+    // Every service used, with the label-key sets its subsets select on.
+    let mut services: BTreeMap<&str, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for name in &selection.listeners {
+        let Some(l) = mesh.listeners.get(name) else {
+            continue;
+        };
+        out.add(name, &listener::listener(name, l));
+        match l.protocol {
+            ListenerProtocol::Tcp => {
+                if let Some(s) = &l.service {
+                    services.entry(s).or_default();
+                }
+            }
+            ListenerProtocol::Http => {
+                let routes: Vec<(&str, &crate::model::Route)> = l
+                    .routes
+                    .iter()
+                    .filter_map(|r| mesh.routes.get(r).map(|route| (r.as_str(), route)))
+                    .collect();
+                for (_, route) in &routes {
+                    for rule in &route.rules {
+                        for d in &rule.destinations {
+                            let keys = services.entry(&d.service).or_default();
+                            if !d.subset.is_empty() {
+                                keys.insert(d.subset.keys().cloned().collect());
+                            }
+                        }
+                    }
+                }
+                let config = route::route_configuration(name, &routes, &mut out.warnings);
+                out.add(name, &config);
+            }
+        }
+    }
+    for (name, subset_keys) in services {
+        let Some(service) = mesh.services.get(name) else {
+            out.warnings
+                .push(format!("service '{name}' is referenced but missing"));
+            continue;
+        };
+        out.add(name, &cluster::cluster(name, service, &subset_keys));
+        out.add(
+            name,
+            &endpoint::load_assignment(name, mesh.endpoints.get(name)),
+        );
+    }
+    for name in &selection.envoy_resources {
+        if let Some(r) = mesh.envoy_resources.get(name) {
+            match raw::encode(r) {
+                Ok(bytes) => out.add_any(name, r.type_url.clone(), bytes),
+                Err(e) => out.warnings.push(format!("envoy resource '{name}': {e}")),
+            }
+        }
+    }
+    out
+}

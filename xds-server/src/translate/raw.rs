@@ -1,0 +1,21 @@
+//! Raw Envoy resources: proto3 JSON in, the message's wire bytes out.
+
+use prost_reflect::{DeserializeOptions, DynamicMessage};
+
+use crate::model::{ENVOY_DESCRIPTORS, EnvoyResource};
+
+/// Encodes the resource as its Envoy message. It was validated on write, so failures here mean
+/// the descriptors changed between builds.
+pub(super) fn encode(r: &EnvoyResource) -> Result<Vec<u8>, String> {
+    let full_name = r.type_url.rsplit('/').next().unwrap_or_default();
+    let descriptor = ENVOY_DESCRIPTORS
+        .get_message_by_name(full_name)
+        .ok_or_else(|| format!("unknown type {full_name}"))?;
+    let message = DynamicMessage::deserialize_with_options(
+        descriptor,
+        &r.resource,
+        &DeserializeOptions::new().deny_unknown_fields(true),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(prost::Message::encode_to_vec(&message))
+}
