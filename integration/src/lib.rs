@@ -3,9 +3,19 @@
 //! - [`postgres`]: the test PostgreSQL server (started by `scripts/test.sh`) and fresh
 //!   databases on it; skips loudly without one, fails under `CI=true`.
 //! - [`server`]: the real `xds-server` binary as a child process.
+//! - [`envoy`]: the real Envoy binary (`ENVOY_BIN`) and its admin API; skips loudly without
+//!   it, fails under `CI=true`.
+//! - [`upstream`]: small HTTP servers that echo what reached them.
+//! - [`control_plane`]: the server on a fixed xDS port, restartable in place, and its REST API.
+//! - [`mesh`]: the xDS stage: server + Envoy bootstrapped from it, driven over REST, for each
+//!   ADS variant and store backend.
 
+pub mod control_plane;
+pub mod envoy;
+pub mod mesh;
 pub mod postgres;
 pub mod server;
+pub mod upstream;
 
 /// Writes straight to the terminal: libtest captures `eprintln!`, and a skip must be seen.
 pub fn announce_skip(what: &str, why: &str) {

@@ -36,12 +36,22 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the binary with `args` (plus an ephemeral admin port and JSON logs) and waits
-    /// until it says where it listens.
+    /// Starts the binary with `args` (plus an ephemeral admin port, an ephemeral xDS port
+    /// unless `args` or `env` choose one, and JSON logs) and waits until it says where it
+    /// listens.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let xds_chosen = args.iter().any(|a| a.starts_with("--xds-addr"))
+            || env.iter().any(|(k, _)| *k == "XDS_SERVER_XDS_ADDR");
+        let xds_default: &[&str] = if xds_chosen {
+            &[]
+        } else {
+            &["--xds-addr", "127.0.0.1:0"]
+        };
         let mut child = Command::new(binary())
             .args(["--admin-addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(xds_default)
             .args(args)
+            .env_remove("XDS_SERVER_XDS_ADDR")
             .env_remove("DATABASE_URL")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -4,18 +4,25 @@
 
 mod auth;
 mod body;
+mod bootstrap;
 mod endpoints;
 mod error;
 mod health;
 mod openapi;
+mod proxies;
 mod resources;
 
-use std::sync::Arc;
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{Router, extract::DefaultBodyLimit, routing::get};
 
 use crate::{
+    metrics::Metrics,
     model::{EnvoyResource, Listener, Route, Service},
+    status::Registry,
     store::Store,
 };
 
@@ -25,6 +32,10 @@ pub use openapi::openapi;
 /// The default request-body limit: far above any sane mesh resource, far below harm.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
+/// Where xDS listens unless told otherwise (Envoy's convention: port 18000).
+pub const DEFAULT_XDS_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 18000);
+
 /// What every handler shares; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -32,6 +43,13 @@ pub struct AppState {
     /// Requests (except health checks) must carry this bearer token when set.
     pub admin_token: Option<Arc<str>>,
     pub max_body_bytes: usize,
+    /// Every open xDS stream's status; the xDS server writes it, `/api/v1/proxies` reads it.
+    pub registry: Registry,
+    /// Counted by the xDS server, rendered by `/metrics`.
+    pub metrics: Metrics,
+    /// The xDS listen address, for `/api/v1/bootstrap` (when unspecified, `0.0.0.0` or `::`,
+    /// the bootstrap uses the host the request came to).
+    pub xds_addr: SocketAddr,
 }
 
 impl AppState {
@@ -40,6 +58,9 @@ impl AppState {
             store,
             admin_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            registry: Registry::default(),
+            metrics: Metrics::new(),
+            xds_addr: DEFAULT_XDS_ADDR,
         }
     }
 }
@@ -50,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(proxies::metrics_get))
         .merge(resources::routes::<Service>())
         .merge(resources::routes::<Route>())
         .merge(resources::routes::<Listener>())
@@ -58,6 +80,13 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/services/{name}/endpoints",
             get(endpoints::endpoints_get).put(endpoints::endpoints_put),
         )
+        .route("/api/v1/proxies", get(proxies::proxies_list))
+        .route("/api/v1/proxies/{node_id}", get(proxies::proxies_get))
+        .route(
+            "/api/v1/proxies/{node_id}/config",
+            get(proxies::proxy_config),
+        )
+        .route("/api/v1/bootstrap", get(bootstrap::bootstrap_get))
         .fallback(|| async { ApiError::not_found("no such API path; see /api/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(

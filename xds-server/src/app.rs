@@ -3,11 +3,15 @@
 use std::{future::Future, io, path::PathBuf, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::{
     api::{self, AppState},
     config::Config,
+    metrics::Metrics,
+    status::Registry,
     store::{self, PostgresStore, SqliteStore, Store},
+    xds::{Context, cache::Cache, server::XdsServer},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +33,10 @@ pub enum Error {
     },
     #[error("admin API server failed: {0}")]
     Serve(io::Error),
+    #[error("xDS server failed: {0}")]
+    Xds(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Mesh(#[from] crate::watch::Error),
 }
 
 /// Opens the store `config` names: Postgres or SQLite by URL, else the embedded file.
@@ -77,41 +85,82 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .map(read_token)
         .transpose()?;
     let store = open_store(&config).await?;
+    let metrics = Metrics::new();
+    let registry = Registry::default();
+    let rebuilds = metrics.clone();
+    let (mesh, mesh_task) =
+        crate::watch::spawn(store.clone(), config.coalesce_window.get(), move |d| {
+            rebuilds.rebuild(d.as_secs_f64())
+        })
+        .await?;
+    let cache = Cache::new(mesh);
+
+    let xds_listener = bind(config.xds_addr).await?;
+    let xds_addr = xds_listener.local_addr().map_err(Error::Serve)?;
+    let admin_listener = bind(config.admin_addr).await?;
+    let admin_addr = admin_listener.local_addr().map_err(Error::Serve)?;
     let state = AppState {
         admin_token,
         max_body_bytes: config.max_body_bytes,
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+        xds_addr,
         ..AppState::new(store)
     };
-    let listener = TcpListener::bind(config.admin_addr)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: config.admin_addr,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(Error::Serve)?;
+    tracing::info!(%xds_addr, "xDS server listening on {xds_addr} (ADS, CDS, EDS, LDS, RDS; SotW and delta)");
     tracing::info!(
-        %addr,
+        addr = %admin_addr,
         auth = if state.admin_token.is_some() { "bearer token" } else { "none" },
-        "admin API listening on http://{addr}"
+        "admin API listening on http://{admin_addr}"
     );
 
-    let (drain_tx, mut drain_rx) = watch::channel(false);
-    let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
-        let _ = drain_rx.wait_for(|draining| *draining).await;
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let draining = move || {
+        let mut rx = drain_rx.clone();
+        async move {
+            let _ = rx.wait_for(|draining| *draining).await;
+        }
+    };
+    let xds = XdsServer::new(Context {
+        cache,
+        registry,
+        metrics,
     });
-    let server = server.into_future();
-    tokio::pin!(server);
+    let xds_server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .add_routes(xds.routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), draining());
+    let admin_server = axum::serve(admin_listener, api::router(state))
+        .with_graceful_shutdown(draining())
+        .into_future();
+    let servers = async {
+        let (xds, admin) = tokio::join!(xds_server, admin_server);
+        xds?;
+        admin.map_err(Error::Serve)
+    };
+    tokio::pin!(servers);
     tokio::select! {
-        result = &mut server => return result.map_err(Error::Serve),
+        result = &mut servers => return result,
         () = shutdown => {}
     }
     let grace = config.shutdown_grace.get();
-    tracing::info!(?grace, "shutting down: draining in-flight requests");
+    tracing::info!(
+        ?grace,
+        "shutting down: closing xDS streams, draining in-flight requests"
+    );
+    // Ending the mesh watch ends every xDS stream; proxies keep their config and reconnect.
+    mesh_task.abort();
     let _ = drain_tx.send(true);
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result.map_err(Error::Serve)?,
+    match tokio::time::timeout(grace, servers).await {
+        Ok(result) => result?,
         Err(_) => tracing::warn!("grace period over: closing remaining connections"),
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
 }

@@ -18,9 +18,14 @@ pub struct Config {
     #[arg(long, env = "XDS_SERVER_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     pub admin_addr: SocketAddr,
 
-    /// Where Envoy connects for xDS (gRPC). Reserved: the xDS server arrives with its own issue.
+    /// Where proxies connect for xDS (gRPC: ADS, CDS, EDS, LDS, RDS; SotW and delta).
     #[arg(long, env = "XDS_SERVER_XDS_ADDR", default_value = "127.0.0.1:18000")]
     pub xds_addr: SocketAddr,
+
+    /// Changes arriving within this long of the previous rebuild are folded into one; an
+    /// isolated change is rebuilt at once.
+    #[arg(long, env = "XDS_SERVER_COALESCE_WINDOW", default_value = "50ms")]
+    pub coalesce_window: Duration,
 
     /// `postgres://user:pass@host/db` for Postgres, or `sqlite://path`. When absent, the
     /// embedded SQLite file given by --sqlite-file is used.

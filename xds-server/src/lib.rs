@@ -17,6 +17,10 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod metrics;
 pub mod model;
+pub mod status;
 pub mod store;
 pub mod translate;
+pub mod watch;
+pub mod xds;

@@ -6,6 +6,7 @@
 
 mod cluster;
 mod endpoint;
+mod json;
 mod listener;
 mod raw;
 mod route;
@@ -21,6 +22,8 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
 use crate::model::{ListenerProtocol, Mesh, Selector};
+
+pub use json::{any_to_json, canonical_bytes, resources_to_json};
 
 /// The xDS resource type URLs this server produces.
 pub mod type_url {
@@ -86,6 +89,8 @@ impl Resources {
     }
 
     fn add_any(&mut self, name: &str, type_url: String, value: Vec<u8>) {
+        // prost encodes maps in hash order; sort them so equal content gives equal bytes.
+        let value = canonical_bytes(&type_url, &value);
         let encoded = Encoded {
             name: name.to_string(),
             version: content_version(&value),

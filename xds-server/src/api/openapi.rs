@@ -14,6 +14,8 @@ use utoipa::{
     },
 };
 
+mod proxies;
+
 use super::error::ErrorEnvelope;
 use crate::model::{Endpoints, EnvoyResource, Listener, Route, Service, Spec};
 
@@ -21,7 +23,8 @@ pub async fn openapi_json() -> Json<OpenApi> {
     Json(openapi())
 }
 
-/// Builds the document: one path pair per kind, the endpoints sub-resource, health checks.
+/// Builds the document: one path pair per kind, the endpoints sub-resource, proxies,
+/// bootstrap, metrics and health checks.
 pub fn openapi() -> OpenApi {
     let mut schemas: Vec<(String, RefOr<Schema>)> = Vec::new();
     let mut paths = PathsBuilder::new();
@@ -63,6 +66,9 @@ pub fn openapi() -> OpenApi {
             .build(),
     );
     paths = paths.path("/api/v1/services/{name}/endpoints", item);
+    for (path, item) in proxies::paths(&mut schemas) {
+        paths = paths.path(path, item);
+    }
     for (path, summary) in [
         ("/healthz", "Liveness: the process is up (no token needed)"),
         ("/readyz", "Readiness: the store answers (no token needed)"),

@@ -1,16 +1,215 @@
 //! Routes → the `RouteConfiguration` of a listener: one virtual host per route.
 
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use std::collections::{BTreeMap, HashSet};
 
-use crate::model::Route;
+use envoy_types::pb::envoy::{
+    config::{
+        core::v3::{HeaderValue, HeaderValueOption, header_value_option::HeaderAppendAction},
+        route::v3::{
+            HeaderMatcher, RetryPolicy, Route as EnvoyRoute, RouteAction, RouteConfiguration,
+            RouteMatch, VirtualHost, WeightedCluster, header_matcher::HeaderMatchSpecifier,
+            retry_policy::RetryBackOff, route::Action, route_action::ClusterSpecifier,
+            route_match::PathSpecifier, weighted_cluster::ClusterWeight,
+        },
+    },
+    r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher::MatchPattern},
+};
 
+use super::{
+    cluster::{duration, uint32},
+    endpoint::lb_metadata,
+};
+use crate::model::{
+    Destination, HeaderChanges, HeaderMatch, PathMatch, Retries, Route, RouteMatch as ModelMatch,
+    Rule,
+};
+
+/// What Envoy retries on when a rule asks for retries without saying on what.
+const DEFAULT_RETRY_ON: &str = "5xx,connect-failure,reset";
+
+/// The route configuration `name` (the listener's own name) serving `routes` in the
+/// listener's order. Envoy rejects a configuration in which two virtual hosts share a domain,
+/// so a domain stays with the first route that claims it and later routes lose it (with a
+/// warning) instead of the whole listener failing.
 pub(super) fn route_configuration(
     name: &str,
-    _routes: &[(&str, &Route)],
-    _warnings: &mut Vec<String>,
+    routes: &[(&str, &Route)],
+    warnings: &mut Vec<String>,
 ) -> RouteConfiguration {
+    let mut claimed: HashSet<&str> = HashSet::new();
+    let mut virtual_hosts = Vec::new();
+    for (route_name, route) in routes {
+        let mut domains = Vec::new();
+        for host in &route.hosts {
+            if claimed.insert(host) {
+                domains.push(host.clone());
+            } else {
+                warnings.push(format!(
+                    "listener '{name}': host '{host}' of route '{route_name}' is already \
+                     served by an earlier route; left out"
+                ));
+            }
+        }
+        if domains.is_empty() {
+            warnings.push(format!(
+                "listener '{name}': route '{route_name}' has no host left; left out"
+            ));
+            continue;
+        }
+        virtual_hosts.push(VirtualHost {
+            name: route_name.to_string(),
+            domains,
+            routes: route.rules.iter().map(rule).collect(),
+            ..VirtualHost::default()
+        });
+    }
     RouteConfiguration {
         name: name.to_string(),
+        virtual_hosts,
         ..RouteConfiguration::default()
     }
+}
+
+fn rule(rule: &Rule) -> EnvoyRoute {
+    let (request_headers_to_add, request_headers_to_remove) =
+        header_changes(rule.request_headers.as_ref());
+    let (response_headers_to_add, response_headers_to_remove) =
+        header_changes(rule.response_headers.as_ref());
+    EnvoyRoute {
+        r#match: Some(route_match(&rule.matches)),
+        action: Some(Action::Route(RouteAction {
+            cluster_specifier: Some(cluster_specifier(&rule.destinations)),
+            timeout: rule.timeout.map(duration),
+            retry_policy: rule.retries.as_ref().map(retry_policy),
+            prefix_rewrite: rule
+                .rewrite
+                .as_ref()
+                .map(|r| r.prefix.clone())
+                .unwrap_or_default(),
+            ..RouteAction::default()
+        })),
+        request_headers_to_add,
+        request_headers_to_remove,
+        response_headers_to_add,
+        response_headers_to_remove,
+        ..EnvoyRoute::default()
+    }
+}
+
+fn route_match(m: &ModelMatch) -> RouteMatch {
+    let path = match &m.path {
+        None => PathSpecifier::Prefix("/".into()),
+        Some(PathMatch::Prefix(p)) => PathSpecifier::Prefix(p.clone()),
+        Some(PathMatch::Exact(p)) => PathSpecifier::Path(p.clone()),
+        Some(PathMatch::Regex(r)) => PathSpecifier::SafeRegex(regex(r)),
+    };
+    let mut headers: Vec<HeaderMatcher> = m.headers.iter().map(header_matcher).collect();
+    if let Some(method) = &m.method {
+        headers.push(string_header(
+            ":method",
+            MatchPattern::Exact(method.clone()),
+        ));
+    }
+    RouteMatch {
+        path_specifier: Some(path),
+        headers,
+        ..RouteMatch::default()
+    }
+}
+
+/// Validation guarantees exactly one of `exact`, `regex`, `present`.
+fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
+    match (&h.exact, &h.regex, h.present) {
+        (Some(exact), _, _) => string_header(&h.name, MatchPattern::Exact(exact.clone())),
+        (None, Some(r), _) => string_header(&h.name, MatchPattern::SafeRegex(regex(r))),
+        (None, None, present) => HeaderMatcher {
+            name: h.name.clone(),
+            // `false` matches requests without the header, as in Envoy.
+            header_match_specifier: Some(HeaderMatchSpecifier::PresentMatch(
+                present.unwrap_or(true),
+            )),
+            ..HeaderMatcher::default()
+        },
+    }
+}
+
+fn string_header(name: &str, pattern: MatchPattern) -> HeaderMatcher {
+    HeaderMatcher {
+        name: name.to_string(),
+        header_match_specifier: Some(HeaderMatchSpecifier::StringMatch(StringMatcher {
+            match_pattern: Some(pattern),
+            ..StringMatcher::default()
+        })),
+        ..HeaderMatcher::default()
+    }
+}
+
+/// Envoy's default engine (RE2), which is what validation checked the regex against.
+fn regex(r: &str) -> RegexMatcher {
+    RegexMatcher {
+        regex: r.to_string(),
+        engine_type: None,
+    }
+}
+
+/// One plain destination is a plain cluster; anything else (several, or a subset) is a
+/// weighted split, whose entries carry the subset as `metadata_match`.
+fn cluster_specifier(destinations: &[Destination]) -> ClusterSpecifier {
+    if let [d] = destinations
+        && d.subset.is_empty()
+    {
+        return ClusterSpecifier::Cluster(d.service.clone());
+    }
+    ClusterSpecifier::WeightedClusters(WeightedCluster {
+        clusters: destinations
+            .iter()
+            .map(|d| ClusterWeight {
+                name: d.service.clone(),
+                weight: Some(uint32(d.weight)),
+                metadata_match: (!d.subset.is_empty()).then(|| lb_metadata(&d.subset)),
+                ..ClusterWeight::default()
+            })
+            .collect(),
+        ..WeightedCluster::default()
+    })
+}
+
+fn retry_policy(r: &Retries) -> RetryPolicy {
+    let retry_on = if r.retry_on.is_empty() {
+        DEFAULT_RETRY_ON.to_string()
+    } else {
+        r.retry_on.join(",")
+    };
+    RetryPolicy {
+        retry_on,
+        num_retries: Some(uint32(r.attempts)),
+        per_try_timeout: r.per_try_timeout.map(duration),
+        retry_back_off: r.backoff.as_ref().map(|b| RetryBackOff {
+            base_interval: Some(duration(b.base_interval)),
+            // Absent: Envoy's default, ten times the base.
+            max_interval: b.max_interval.map(duration),
+        }),
+        ..RetryPolicy::default()
+    }
+}
+
+/// Set headers replace any value already there; removed ones go by name.
+fn header_changes(changes: Option<&HeaderChanges>) -> (Vec<HeaderValueOption>, Vec<String>) {
+    let Some(c) = changes else {
+        return (Vec::new(), Vec::new());
+    };
+    let set: &BTreeMap<String, String> = &c.set;
+    let add = set
+        .iter()
+        .map(|(key, value)| HeaderValueOption {
+            header: Some(HeaderValue {
+                key: key.clone(),
+                value: value.clone(),
+                ..HeaderValue::default()
+            }),
+            append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+            ..HeaderValueOption::default()
+        })
+        .collect();
+    (add, c.remove.clone())
 }

@@ -1,0 +1,166 @@
+//! The real `xds-server` for xDS tests: on a fixed xDS port and its own database, so it can be
+//! stopped and started again in place, with helpers for its REST API.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::{
+    envoy::{POLL, free_port, local_client},
+    mesh::Variant,
+    server::Server,
+};
+
+/// Where the server stores the mesh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The real server, restartable on the same xDS port and database.
+pub struct ControlPlane {
+    server: Option<Server>,
+    args: Vec<String>,
+    pub xds_port: u16,
+    http: Client,
+    _dir: TempDir,
+}
+
+impl ControlPlane {
+    /// Starts the server on `backend`; `None` (skip announced) when Postgres is unavailable.
+    pub async fn start(backend: Backend) -> Option<ControlPlane> {
+        let dir = tempfile::tempdir().expect("a temporary directory for the server");
+        let xds_port = free_port();
+        let mut args: Vec<String> = vec![
+            "--xds-addr".into(),
+            format!("127.0.0.1:{xds_port}"),
+            "--poll-interval".into(),
+            "100ms".into(),
+        ];
+        match backend {
+            Backend::Sqlite => {
+                args.push("--sqlite-file".into());
+                args.push(dir.path().join("mesh.db").display().to_string());
+            }
+            Backend::Postgres => {
+                let pg = crate::postgres::server()?;
+                args.push("--database-url".into());
+                args.push(crate::postgres::fresh_database(&pg).await);
+            }
+        }
+        let mut cp = ControlPlane {
+            server: None,
+            args,
+            xds_port,
+            http: local_client(),
+            _dir: dir,
+        };
+        cp.start_again();
+        Some(cp)
+    }
+
+    /// Starts the server with the same flags (same xDS port, same database).
+    pub fn start_again(&mut self) {
+        assert!(self.server.is_none(), "the server is already running");
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut server = Server::start(&args, &[]);
+        // Server::start takes the first address logged; make sure it is the admin API's.
+        let xds = format!("http://127.0.0.1:{}", self.xds_port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.admin_url == xds {
+            let admin = server.logs().iter().find_map(|line| {
+                let v: Value = serde_json::from_str(line).ok()?;
+                let addr = v["fields"]["addr"].as_str()?;
+                (format!("http://{addr}") != xds).then(|| format!("http://{addr}"))
+            });
+            match admin {
+                Some(url) => server.admin_url = url,
+                None if Instant::now() > deadline => {
+                    panic!("xds-server never logged its admin address")
+                }
+                None => std::thread::sleep(POLL),
+            }
+        }
+        self.server = Some(server);
+    }
+
+    /// Stops the server with SIGTERM and checks it exits cleanly.
+    pub fn stop(&mut self) {
+        let server = self.server.take().expect("the server is running");
+        let status = server.stop();
+        assert!(
+            status.success(),
+            "SIGTERM must stop xds-server cleanly, got {status}"
+        );
+    }
+
+    pub fn server(&mut self) -> &mut Server {
+        self.server.as_mut().expect("the server is running")
+    }
+
+    /// The admin API URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        self.server
+            .as_ref()
+            .expect("the server is running")
+            .url(path)
+    }
+
+    /// `PUT path` with a JSON body; asserts 200 or 201 and returns the stored object.
+    pub async fn put(&self, path: &str, body: Value) -> Value {
+        let resp = self.http.put(self.url(path)).json(&body).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("PUT {path}: {e}"));
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::CREATED,
+            "PUT {path} answered {status}: {text}\nbody sent: {body}"
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// `DELETE path`; asserts 204.
+    pub async fn delete(&self, path: &str) {
+        let resp = self.http.delete(self.url(path)).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::NO_CONTENT, "DELETE {path}: {text}");
+    }
+
+    /// `GET path`: status and JSON body (`Null` when the body is not JSON).
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let resp = self.http.get(self.url(path)).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The bootstrap for one Envoy, from `GET /api/v1/bootstrap`.
+    pub async fn bootstrap(&self, node_id: &str, variant: Variant, admin_port: u16) -> String {
+        let path = format!(
+            "/api/v1/bootstrap?node_id={node_id}&cluster=mesh-test&delta={}&admin_port={admin_port}",
+            variant == Variant::Delta
+        );
+        let resp = self.http.get(self.url(&path)).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::OK, "GET {path}: {text}");
+        text
+    }
+
+    /// `GET /api/v1/proxies/{node_id}`, `None` while that proxy is not connected (404).
+    pub async fn proxy(&self, node_id: &str) -> Option<Value> {
+        let (status, body) = self.get(&format!("/api/v1/proxies/{node_id}")).await;
+        match status {
+            StatusCode::OK => Some(body),
+            StatusCode::NOT_FOUND => None,
+            other => panic!("GET /api/v1/proxies/{node_id} answered {other}: {body}"),
+        }
+    }
+}

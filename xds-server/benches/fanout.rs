@@ -1,0 +1,281 @@
+//! Fan-out benchmark: how long one endpoint change takes to reach N connected ADS streams.
+//!
+//! Starts the real xDS server in-process on 127.0.0.1 with an embedded store, connects N
+//! streams that behave like Envoy (wildcard CDS/LDS, EDS/RDS by name, ACK every response),
+//! then writes endpoint changes to the store and measures, per change, the time from the write
+//! until the last stream received its new `ClusterLoadAssignment`. Also prints how many
+//! translations ran: streams with equal inputs share one.
+//!
+//!     cargo bench -p xds-server --bench fanout -- [streams=1000] [changes=20] [sotw|delta]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use envoy_types::pb::envoy::{
+    config::core::v3::Node,
+    service::discovery::v3::{
+        DeltaDiscoveryRequest, DiscoveryRequest,
+        aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
+    },
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::Channel;
+use xds_server::{
+    metrics::Metrics,
+    model::{Kind, Reference},
+    status::Registry,
+    store::{SqliteStore, Store, Write},
+    translate::type_url,
+    xds::{Context, cache::Cache, server::XdsServer},
+};
+
+const CHANNELS: usize = 20;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let streams: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let changes: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let delta = args.get(2).is_none_or(|a| a != "sotw");
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("mesh.db"), Duration::from_secs(1))
+            .await
+            .unwrap(),
+    );
+    seed(&*store).await;
+    let (mesh, _task) = xds_server::watch::spawn(store.clone(), Duration::from_millis(50), |_| {})
+        .await
+        .unwrap();
+    let cache = Cache::new(mesh);
+    let ctx = Context {
+        cache: cache.clone(),
+        registry: Registry::default(),
+        metrics: Metrics::new(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(XdsServer::new(ctx).routes())
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+
+    let mut channels = Vec::new();
+    for _ in 0..CHANNELS {
+        channels.push(
+            Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    // Each stream reports every assignment it receives: (stream, when).
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
+    for i in 0..streams {
+        let channel = channels[i % CHANNELS].clone();
+        let seen = seen_tx.clone();
+        if delta {
+            tokio::spawn(delta_stream(channel, i, seen));
+        } else {
+            tokio::spawn(sotw_stream(channel, i, seen));
+        }
+    }
+    // Wait until every stream has its first assignment.
+    let mut ready = vec![false; streams];
+    let mut count = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count < streams {
+        let (i, _) = tokio::time::timeout_at(deadline.into(), seen_rx.recv())
+            .await
+            .expect("streams connect")
+            .unwrap();
+        if !ready[i] {
+            ready[i] = true;
+            count += 1;
+        }
+    }
+    let translations_before = cache.translations();
+    let mut latencies = Vec::new();
+    for change in 0..changes {
+        // Space the changes beyond the coalescing window, so each one is an isolated change
+        // (a burst would be folded into one rebuild by design).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while seen_rx.try_recv().is_ok() {}
+        let start = Instant::now();
+        store.put(endpoints(9000 + change as u32)).await.unwrap();
+        let mut got = vec![false; streams];
+        let mut n = 0;
+        let mut last = start;
+        while n < streams {
+            let (i, at) = tokio::time::timeout(Duration::from_secs(30), seen_rx.recv())
+                .await
+                .expect("fan-out")
+                .unwrap();
+            if !got[i] {
+                got[i] = true;
+                n += 1;
+                last = last.max(at);
+            }
+        }
+        latencies.push(last - start);
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "fanout: {streams} {} ADS streams, {changes} endpoint changes: p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms; translations per change {:.2}",
+        if delta { "delta" } else { "sotw" },
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.9).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3,
+        (cache.translations() - translations_before) as f64 / changes as f64,
+    );
+}
+
+async fn seed(store: &dyn Store) {
+    let put = |kind, name: &str, spec, references| Write {
+        kind,
+        name: name.into(),
+        spec,
+        references,
+        expected_version: None,
+    };
+    store
+        .put(put(
+            Kind::Service,
+            "web",
+            json!({ "protocol": "http" }),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    store.put(endpoints(8999)).await.unwrap();
+    let route_ref = vec![Reference::to(
+        Kind::Service,
+        "web",
+        "rules[0].destinations[0].service",
+    )];
+    store.put(put(Kind::Route, "web", json!({ "hosts": ["*"], "rules": [{ "destinations": [{ "service": "web", "weight": 1 }] }] }), route_ref)).await.unwrap();
+    let listener_ref = vec![Reference::to(Kind::Route, "web", "routes[0]")];
+    store.put(put(Kind::Listener, "ingress", json!({ "address": "0.0.0.0", "port": 10000, "protocol": "http", "routes": ["web"], "selector": {} }), listener_ref)).await.unwrap();
+}
+
+fn endpoints(port: u32) -> Write {
+    Write {
+        kind: Kind::Endpoints,
+        name: "web".into(),
+        spec: json!({ "endpoints": [{ "address": "127.0.0.1", "port": port, "weight": 1, "health": "healthy" }] }),
+        references: vec![Reference {
+            kind: Kind::Service,
+            name: "web".into(),
+            field: "service".into(),
+            owned: true,
+        }],
+        expected_version: None,
+    }
+}
+
+fn node(i: usize) -> Option<Node> {
+    Some(Node {
+        id: format!("bench-{i}"),
+        cluster: "bench".into(),
+        ..Node::default()
+    })
+}
+
+/// Behaves like Envoy on delta ADS: wildcard CDS, EDS for each cluster, ACK everything.
+async fn delta_stream(channel: Channel, i: usize, seen: mpsc::UnboundedSender<(usize, Instant)>) {
+    let (tx, rx) = mpsc::channel(16);
+    let req = |type_url: &str, subscribe: Vec<String>, nonce: String| DeltaDiscoveryRequest {
+        type_url: type_url.into(),
+        resource_names_subscribe: subscribe,
+        response_nonce: nonce,
+        ..DeltaDiscoveryRequest::default()
+    };
+    tx.send(DeltaDiscoveryRequest {
+        node: node(i),
+        ..req(type_url::CLUSTER, vec![], String::new())
+    })
+    .await
+    .unwrap();
+    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let mut inbound = client
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Ok(Some(resp)) = inbound.message().await {
+        let _ = tx
+            .send(req(&resp.type_url, vec![], resp.nonce.clone()))
+            .await;
+        if resp.type_url == type_url::CLUSTER {
+            let names = resp.resources.iter().map(|r| r.name.clone()).collect();
+            let _ = tx.send(req(type_url::ENDPOINT, names, String::new())).await;
+        } else if resp.type_url == type_url::ENDPOINT && !resp.resources.is_empty() {
+            let _ = seen.send((i, Instant::now()));
+        }
+    }
+}
+
+/// Behaves like Envoy on SotW ADS.
+async fn sotw_stream(channel: Channel, i: usize, seen: mpsc::UnboundedSender<(usize, Instant)>) {
+    let (tx, rx) = mpsc::channel(16);
+    let req =
+        |type_url: &str, names: Vec<String>, version: String, nonce: String| DiscoveryRequest {
+            type_url: type_url.into(),
+            resource_names: names,
+            version_info: version,
+            response_nonce: nonce,
+            ..DiscoveryRequest::default()
+        };
+    tx.send(DiscoveryRequest {
+        node: node(i),
+        ..req(type_url::CLUSTER, vec![], String::new(), String::new())
+    })
+    .await
+    .unwrap();
+    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let mut inbound = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut eds_names = vec!["web".to_string()];
+    while let Ok(Some(resp)) = inbound.message().await {
+        let names = if resp.type_url == type_url::ENDPOINT {
+            eds_names.clone()
+        } else {
+            vec![]
+        };
+        let _ = tx
+            .send(req(
+                &resp.type_url,
+                names,
+                resp.version_info.clone(),
+                resp.nonce.clone(),
+            ))
+            .await;
+        if resp.type_url == type_url::CLUSTER && resp.nonce == "1" {
+            eds_names = vec!["web".to_string()];
+            let _ = tx
+                .send(req(
+                    type_url::ENDPOINT,
+                    eds_names.clone(),
+                    String::new(),
+                    String::new(),
+                ))
+                .await;
+        } else if resp.type_url == type_url::ENDPOINT && !resp.resources.is_empty() {
+            let _ = seen.send((i, Instant::now()));
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! `GET /api/v1/bootstrap`: a ready Envoy bootstrap pointing at this server's xDS port.
+//!
+//! The body is JSON, which is also YAML (JSON is a subset of YAML 1.2): quoting is then
+//! serde_json's, never hand-rolled, and the same text works as `envoy.yaml` or `envoy.json`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, Uri, header, uri::Authority},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, AppState};
+
+/// The `Content-Type` of the bootstrap.
+pub const CONTENT_TYPE: &str = "application/yaml";
+
+const DEFAULT_ADMIN_PORT: u16 = 9901;
+const MAX_ID_LEN: usize = 256;
+const MAX_METADATA: usize = 64;
+const MAX_METADATA_VALUE_LEN: usize = 1024;
+
+/// What the query asked for, validated.
+#[derive(Debug)]
+struct Params {
+    node_id: String,
+    cluster: String,
+    delta: bool,
+    admin_port: u16,
+    xds_host: Option<String>,
+    metadata: Map<String, Value>,
+}
+
+/// `?node_id=&cluster=&delta=true|false&admin_port=&xds_host=&metadata.<key>=<value>`.
+pub async fn bootstrap_get(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = parse(query)?;
+    let host = match params.xds_host.clone() {
+        Some(host) => host,
+        None if state.xds_addr.ip().is_unspecified() => {
+            request_host(&uri, &headers).unwrap_or_else(|| "127.0.0.1".to_string())
+        }
+        None => state.xds_addr.ip().to_string(),
+    };
+    let bootstrap = render(&params, &host, state.xds_addr);
+    // A `Value` always serialises.
+    let mut text = serde_json::to_string_pretty(&bootstrap).unwrap_or_default();
+    text.push('\n');
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+        text,
+    )
+        .into_response())
+}
+
+fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
+    let mut node_id = None;
+    let mut cluster = None;
+    let mut delta = None;
+    let mut admin_port = None;
+    let mut xds_host = None;
+    let mut metadata = Map::new();
+    for (key, value) in query {
+        let seen = match key.as_str() {
+            "node_id" => node_id.replace(text("node_id", value)?).is_some(),
+            "cluster" => cluster.replace(text("cluster", value)?).is_some(),
+            "delta" => delta
+                .replace(match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(bad(
+                            "delta",
+                            format!("must be true or false, got '{value}'"),
+                        ));
+                    }
+                })
+                .is_some(),
+            "admin_port" => admin_port
+                .replace(
+                    value
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p != 0)
+                        .ok_or_else(|| {
+                            bad("admin_port", format!("must be 1..=65535, got '{value}'"))
+                        })?,
+                )
+                .is_some(),
+            "xds_host" => xds_host.replace(host("xds_host", value)?).is_some(),
+            other => match other.strip_prefix("metadata.") {
+                Some(k) => {
+                    let field = format!("metadata.{k}");
+                    if k.is_empty() || k.chars().count() > 128 || k.chars().any(char::is_control) {
+                        return Err(bad(
+                            &field,
+                            "keys must be 1..=128 characters, no control characters",
+                        ));
+                    }
+                    if value.len() > MAX_METADATA_VALUE_LEN || value.chars().any(char::is_control) {
+                        return Err(bad(
+                            &field,
+                            format!(
+                                "values must be at most {MAX_METADATA_VALUE_LEN} bytes, no control characters"
+                            ),
+                        ));
+                    }
+                    metadata
+                        .insert(k.to_string(), Value::String(value))
+                        .is_some()
+                }
+                None => {
+                    return Err(ApiError::invalid_query(format!(
+                        "unknown query parameter '{other}'; use node_id, cluster, delta, admin_port, xds_host and metadata.<key>"
+                    )));
+                }
+            },
+        };
+        if seen {
+            return Err(bad(&key, "given more than once"));
+        }
+    }
+    if metadata.len() > MAX_METADATA {
+        return Err(ApiError::invalid_query(format!(
+            "at most {MAX_METADATA} metadata.<key> parameters"
+        )));
+    }
+    Ok(Params {
+        node_id: node_id.ok_or_else(|| {
+            bad(
+                "node_id",
+                "is required: the id the Envoy proxy will present (listener selectors match on it)",
+            )
+        })?,
+        cluster: cluster.unwrap_or_else(|| "default".to_string()),
+        delta: delta.unwrap_or(false),
+        admin_port: admin_port.unwrap_or(DEFAULT_ADMIN_PORT),
+        xds_host,
+        metadata,
+    })
+}
+
+fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid_query(format!("{field} {problem}")).with_field(field)
+}
+
+/// An identifier: 1..=256 characters, no control characters.
+fn text(field: &str, value: String) -> Result<String, ApiError> {
+    if value.is_empty() || value.chars().count() > MAX_ID_LEN {
+        return Err(bad(field, format!("must be 1..={MAX_ID_LEN} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(bad(field, "must not contain control characters"));
+    }
+    Ok(value)
+}
+
+/// An IP literal (IPv6 with or without brackets) or a DNS name.
+fn host(field: &str, value: String) -> Result<String, ApiError> {
+    let bare = value.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if value.len() <= 253 && value.split('.').all(label_ok) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(bad(
+            field,
+            format!("must be an IP address or a DNS name, got '{value}'"),
+        ))
+    }
+}
+
+/// The host the client used to reach this API (HTTP/2 `:authority` or HTTP/1 `Host`), when it
+/// is a valid host: a proxy that reaches the admin API that way likely reaches xDS too.
+fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    let from_header = || {
+        let value = headers.get(header::HOST)?.to_str().ok()?;
+        value.parse::<Authority>().ok()
+    };
+    let authority = uri.authority().cloned().or_else(from_header)?;
+    host("Host", authority.host().to_string()).ok()
+}
+
+/// The bootstrap document. An IP literal gets a STATIC cluster; a DNS name a STRICT_DNS one
+/// (Envoy does not resolve names in STATIC clusters), preferring IPv4 when xDS listens on IPv4
+/// (Envoy's default, AUTO, would pick `::1` for `localhost` and miss a `0.0.0.0` listener).
+fn render(p: &Params, xds_host: &str, xds: SocketAddr) -> Value {
+    let mut xds_cluster = json!({
+        "name": "xds_cluster",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
+        },
+        "load_assignment": {
+            "cluster_name": "xds_cluster",
+            "endpoints": [{
+                "lb_endpoints": [{ "endpoint": { "address": socket(xds_host, xds.port()) } }],
+            }],
+        },
+    });
+    if xds_host.parse::<IpAddr>().is_err() {
+        xds_cluster["type"] = "STRICT_DNS".into();
+        let family = if xds.is_ipv4() {
+            "V4_PREFERRED"
+        } else {
+            "AUTO"
+        };
+        xds_cluster["dns_lookup_family"] = family.into();
+    }
+    let ads_source = json!({ "ads": {}, "resource_api_version": "V3" });
+    json!({
+        "node": { "id": p.node_id, "cluster": p.cluster, "metadata": p.metadata },
+        "admin": { "address": socket("127.0.0.1", p.admin_port) },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": if p.delta { "DELTA_GRPC" } else { "GRPC" },
+                "transport_api_version": "V3",
+                "grpc_services": [{ "envoy_grpc": { "cluster_name": "xds_cluster" } }],
+                "set_node_on_first_message_only": true,
+            },
+            "cds_config": ads_source,
+            "lds_config": ads_source,
+        },
+        "static_resources": { "clusters": [xds_cluster] },
+    })
+}
+
+fn socket(address: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": address, "port_value": port } })
+}

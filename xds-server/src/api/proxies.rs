@@ -1,0 +1,109 @@
+//! Read-only views of the connected proxies (from the status registry the xDS streams
+//! write), the resources computed for one of them, and the Prometheus metrics.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::{metrics, status::ProxyStatus, translate::resources_to_json};
+
+/// Every open xDS stream, oldest first: `{"items": [...]}`.
+pub async fn proxies_list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    no_params(&params)?;
+    let items: Vec<Value> = state.registry.list().iter().map(status_json).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// The newest stream of one node, plus `streams`: how many it has open (a proxy using
+/// per-type xDS services opens several).
+pub async fn proxies_get(
+    State(state): State<AppState>,
+    Path(node_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    no_params(&params)?;
+    let streams = state.registry.streams_of(&node_id);
+    let newest = streams.last().ok_or_else(|| not_connected(&node_id))?;
+    let mut out = status_json(newest);
+    if let Value::Object(obj) = &mut out {
+        obj.insert("streams".into(), streams.len().into());
+    }
+    Ok(Json(out))
+}
+
+/// The resources computed for the node's newest stream, as proto3 JSON:
+/// `{"<type_url>": {"<name>": {"version", "resource"}}, "warnings": [...]}`.
+pub async fn proxy_config(
+    State(state): State<AppState>,
+    Path(node_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    no_params(&params)?;
+    let status = state
+        .registry
+        .get(&node_id)
+        .ok_or_else(|| not_connected(&node_id))?;
+    let resources = status.resources.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!(
+                "proxy '{node_id}' is connected but its resources are not computed yet; retry shortly"
+            ),
+        )
+    })?;
+    Ok(Json(resources_to_json(&resources)))
+}
+
+/// Prometheus text exposition (format 0.0.4).
+pub async fn metrics_get(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    no_params(&params)?;
+    // The watched revision is what this replica knows without asking the database, so a
+    // scrape neither waits on nor fails with the store.
+    let revision = *state.store.watch().borrow();
+    let body = state.metrics.render(&state.registry, revision);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+fn status_json(status: &ProxyStatus) -> Value {
+    serde_json::to_value(status).unwrap_or_else(|e| {
+        tracing::error!(error = %e, node_id = %status.node_id, "proxy status does not serialise");
+        json!({ "node_id": status.node_id })
+    })
+}
+
+fn not_connected(node_id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no proxy with node id '{node_id}' is connected; see /api/v1/proxies"
+    ))
+}
+
+/// These paths take no query parameters; refuse any, as the other routes refuse unknown ones.
+fn no_params(params: &HashMap<String, String>) -> Result<(), ApiError> {
+    match params.keys().min() {
+        Some(key) => Err(ApiError::invalid_query(format!(
+            "unknown query parameter '{key}'; this path takes none"
+        ))),
+        None => Ok(()),
+    }
+}

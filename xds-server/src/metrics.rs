@@ -1,0 +1,278 @@
+//! Prometheus metrics for `/metrics`: what the xDS streams count as they go (pushes, ACKs,
+//! NACKs, push latency, snapshot rebuilds) plus gauges computed at scrape time from the proxy
+//! status [`Registry`] and the store revision.
+//!
+//! [`Metrics`] is cheap to clone (one `Arc`); every method takes `&self` and is lock-free but
+//! for the label lookup. Type URL labels are bounded: anything that is not an Envoy resource
+//! type this server can serve is counted as `other`, so a client cannot grow the label set.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, LazyLock},
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, prometheus_text},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry as PromRegistry, Unit},
+};
+
+use crate::{
+    model::envoy_type_urls,
+    status::{Registry, Variant},
+    translate::type_url,
+};
+
+/// The `Content-Type` of [`Metrics::render`]'s output (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// Push latency buckets, in seconds: 0.5 ms to 5 s.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Snapshot rebuild buckets, in seconds: 0.1 ms to 10 s.
+const REBUILD_BUCKETS: [f64; 12] = [
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+/// Every type URL that may appear as a label; others become `other`.
+static KNOWN_TYPES: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
+    type_url::ADS_ORDER
+        .iter()
+        .map(|t| t.to_string())
+        .chain(envoy_type_urls())
+        .collect()
+});
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct TypeLabels {
+    type_url: String,
+    variant: &'static str,
+}
+
+impl TypeLabels {
+    fn new(type_url: &str, variant: Variant) -> Self {
+        let type_url = if KNOWN_TYPES.contains(type_url) {
+            type_url.to_string()
+        } else {
+            "other".to_string()
+        };
+        Self {
+            type_url,
+            variant: variant_label(variant),
+        }
+    }
+}
+
+fn variant_label(variant: Variant) -> &'static str {
+    match variant {
+        Variant::Sotw => "sotw",
+        Variant::Delta => "delta",
+    }
+}
+
+/// The server's metrics. Clone it into every stream; all clones count into the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    /// Holds the series below (the registry keeps clones sharing the same values).
+    registry: PromRegistry,
+    pushes: Family<TypeLabels, Counter>,
+    acks: Family<TypeLabels, Counter>,
+    nacks: Family<TypeLabels, Counter>,
+    push_latency: Histogram,
+    rebuilds: Counter,
+    rebuild_duration: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = PromRegistry::default();
+        let pushes = Family::<TypeLabels, Counter>::default();
+        let acks = Family::<TypeLabels, Counter>::default();
+        let nacks = Family::<TypeLabels, Counter>::default();
+        let push_latency = Histogram::new(LATENCY_BUCKETS);
+        let rebuilds = Counter::default();
+        let rebuild_duration = Histogram::new(REBUILD_BUCKETS);
+        // Names are given without `_total` / unit: the encoder appends them.
+        registry.register(
+            "xds_pushes",
+            "xDS responses sent to proxies",
+            pushes.clone(),
+        );
+        registry.register("xds_acks", "xDS responses proxies accepted", acks.clone());
+        registry.register("xds_nacks", "xDS responses proxies rejected", nacks.clone());
+        registry.register_with_unit(
+            "xds_push_latency",
+            "Time from a mesh change to the response carrying it being sent",
+            Unit::Seconds,
+            push_latency.clone(),
+        );
+        registry.register(
+            "xds_snapshot_rebuilds",
+            "Recomputations of the proxies' resources after a store change",
+            rebuilds.clone(),
+        );
+        registry.register_with_unit(
+            "xds_snapshot_rebuild_duration",
+            "How long one recomputation of the proxies' resources took",
+            Unit::Seconds,
+            rebuild_duration.clone(),
+        );
+        // Every served type starts at zero, so the series exist (and `rate()` works) before
+        // the first event.
+        for t in type_url::ADS_ORDER {
+            for v in [Variant::Sotw, Variant::Delta] {
+                let labels = TypeLabels::new(t, v);
+                for family in [&pushes, &acks, &nacks] {
+                    let _ = family.get_or_create(&labels);
+                }
+            }
+        }
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                pushes,
+                acks,
+                nacks,
+                push_latency,
+                rebuilds,
+                rebuild_duration,
+            }),
+        }
+    }
+
+    /// One response of `type_url` sent on a stream of `variant`.
+    pub fn push(&self, type_url: &str, variant: Variant) {
+        self.inner
+            .pushes
+            .get_or_create(&TypeLabels::new(type_url, variant))
+            .inc();
+    }
+
+    /// The proxy accepted a response of `type_url`.
+    pub fn ack(&self, type_url: &str, variant: Variant) {
+        self.inner
+            .acks
+            .get_or_create(&TypeLabels::new(type_url, variant))
+            .inc();
+    }
+
+    /// The proxy rejected a response of `type_url`.
+    pub fn nack(&self, type_url: &str, variant: Variant) {
+        self.inner
+            .nacks
+            .get_or_create(&TypeLabels::new(type_url, variant))
+            .inc();
+    }
+
+    /// Seconds from the store change to the response being sent.
+    pub fn observe_push_latency(&self, seconds: f64) {
+        self.inner.push_latency.observe(seconds);
+    }
+
+    /// One snapshot rebuild that took `duration_seconds`.
+    pub fn rebuild(&self, duration_seconds: f64) {
+        self.inner.rebuilds.inc();
+        self.inner.rebuild_duration.observe(duration_seconds);
+    }
+
+    /// The text exposition: the counters and histograms above, plus
+    /// `xds_connected_proxies{type_url,variant}` (streams subscribed to each type, counted now
+    /// from `registry`) and `xds_store_revision`.
+    pub fn render(&self, registry: &Registry, store_revision: i64) -> String {
+        // Scrape-time gauges live in a registry of their own, built per scrape, so concurrent
+        // scrapes never see each other's half-filled values.
+        let mut now = PromRegistry::default();
+        let connected = Family::<TypeLabels, Gauge>::default();
+        let mut counts: BTreeMap<TypeLabels, i64> = BTreeMap::new();
+        for t in type_url::ADS_ORDER {
+            for v in [Variant::Sotw, Variant::Delta] {
+                counts.insert(TypeLabels::new(t, v), 0);
+            }
+        }
+        for stream in registry.list() {
+            for t in stream.types.keys() {
+                *counts
+                    .entry(TypeLabels::new(t, stream.variant))
+                    .or_default() += 1;
+            }
+        }
+        for (labels, n) in &counts {
+            connected.get_or_create(labels).set(*n);
+        }
+        now.register(
+            "xds_connected_proxies",
+            "Open xDS streams subscribed to each resource type",
+            connected,
+        );
+        let revision = Gauge::<i64>::default();
+        revision.set(store_revision);
+        now.register(
+            "xds_store_revision",
+            "The newest mesh revision this replica knows of",
+            revision,
+        );
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.inner.registry);
+        let _ = prometheus_text::encode(&mut out, &now);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_bounds_labels() {
+        let m = Metrics::new();
+        m.push(type_url::CLUSTER, Variant::Sotw);
+        m.push(type_url::CLUSTER, Variant::Sotw);
+        m.nack("type.googleapis.com/made.up.Thing", Variant::Delta);
+        m.observe_push_latency(0.002);
+        m.rebuild(0.01);
+        let text = m.render(&Registry::default(), 7);
+        assert!(
+            text.contains(&format!(
+                "xds_pushes_total{{type_url=\"{}\",variant=\"sotw\"}} 2",
+                type_url::CLUSTER
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("xds_nacks_total{type_url=\"other\",variant=\"delta\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("xds_push_latency_seconds_bucket{le=\"0.0025\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("xds_snapshot_rebuilds_total 1"), "{text}");
+        assert!(text.contains("xds_store_revision 7"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "xds_connected_proxies{{type_url=\"{}\",variant=\"delta\"}} 0",
+                type_url::ROUTE
+            )),
+            "{text}"
+        );
+    }
+}

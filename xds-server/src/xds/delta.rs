@@ -1,0 +1,243 @@
+//! Incremental (delta) xDS as a pure state machine.
+//!
+//! Per type it tracks what the proxy holds (name → version): seeded from
+//! `initial_resource_versions` on (re)connect, so nothing unchanged is sent again, and updated
+//! with every response. Subscription changes arrive as differences and are applied even when
+//! the request's nonce is stale (delta requests are not repeated in full). A NACK is recorded;
+//! the rejected version is not re-sent until it changes. Deletions go in `removed_resources`,
+//! after all additions on ADS (make-before-break).
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+
+use super::{Error, Feedback, Nonces, control_plane, resolve_type_url, sotw::Step};
+use crate::translate::{Encoded, Resources, content_version, type_url};
+
+#[derive(Debug)]
+pub struct Delta {
+    only: Option<&'static str>,
+    types: BTreeMap<String, TypeState>,
+    resources: Arc<Resources>,
+    nonces: Nonces,
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    subscribed: bool,
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// What the proxy holds: name → version.
+    known: BTreeMap<String, String>,
+    last_nonce: Option<String>,
+}
+
+/// What one response carries.
+struct Change {
+    updated: Vec<Arc<Encoded>>,
+    removed: Vec<String>,
+}
+
+impl Delta {
+    pub fn new(only: Option<&'static str>, resources: Arc<Resources>) -> Self {
+        Self {
+            only,
+            types: BTreeMap::new(),
+            resources,
+            nonces: Nonces::default(),
+        }
+    }
+
+    pub fn on_request(
+        &mut self,
+        req: &DeltaDiscoveryRequest,
+    ) -> Result<Step<DeltaDiscoveryResponse>, Error> {
+        let type_url = resolve_type_url(&req.type_url, self.only)?;
+        let mut step = Step::default();
+        let state = self.types.entry(type_url.clone()).or_default();
+        if !req.response_nonce.is_empty()
+            && state.last_nonce.as_deref() == Some(&req.response_nonce)
+        {
+            step.feedback.push(match &req.error_detail {
+                Some(status) => Feedback::Nack {
+                    type_url: type_url.clone(),
+                    message: status.message.clone(),
+                },
+                None => Feedback::Ack {
+                    type_url: type_url.clone(),
+                    version: known_version(&state.known),
+                },
+            });
+        }
+        if !state.subscribed {
+            state.subscribed = true;
+            state.known.extend(req.initial_resource_versions.clone());
+            state.wildcard =
+                req.resource_names_subscribe.is_empty() && type_url::wildcard_capable(&type_url);
+        }
+        let mut newly = Vec::new();
+        for name in &req.resource_names_subscribe {
+            if name == "*" {
+                state.wildcard = true;
+            } else if state.names.insert(name.clone()) {
+                newly.push(name.clone());
+            }
+        }
+        for name in &req.resource_names_unsubscribe {
+            if name == "*" {
+                state.wildcard = false;
+            } else {
+                state.names.remove(name);
+                state.known.remove(name);
+            }
+        }
+        let mut change = diff(&self.resources, &type_url, state, &BTreeSet::new());
+        // A newly named resource that does not exist: say so, so the proxy stops waiting.
+        let all = self.resources.of_type(&type_url);
+        for name in newly {
+            if all.is_none_or(|a| !a.contains_key(&name)) && !change.removed.contains(&name) {
+                change.removed.push(name);
+            }
+        }
+        if !change.updated.is_empty() || !change.removed.is_empty() {
+            let r = self.respond(&type_url, change, &mut step.feedback);
+            step.responses.push(r);
+        }
+        Ok(step)
+    }
+
+    pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DeltaDiscoveryResponse> {
+        self.resources = resources;
+        let aggregated = self.only.is_none();
+        let mut step = Step::default();
+        let mut order: Vec<String> = type_url::ADS_ORDER.iter().map(|t| t.to_string()).collect();
+        order.extend(
+            self.types
+                .keys()
+                .filter(|t| !order.contains(t))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let mut removals = Vec::new();
+        // Clusters updated in this step: their assignments are sent again so re-warming
+        // clusters do not wait.
+        let mut rewarm = BTreeSet::new();
+        for t in &order {
+            let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {
+                continue;
+            };
+            let force = if t == type_url::ENDPOINT {
+                &rewarm
+            } else {
+                &BTreeSet::new()
+            };
+            let mut change = diff(&self.resources, t, state, force);
+            if aggregated && !change.removed.is_empty() {
+                removals.push((t.clone(), std::mem::take(&mut change.removed)));
+            }
+            if t == type_url::CLUSTER {
+                rewarm = change.updated.iter().map(|e| e.name.clone()).collect();
+            }
+            if !change.updated.is_empty() || !change.removed.is_empty() {
+                let r = self.respond(t, change, &mut step.feedback);
+                step.responses.push(r);
+            }
+        }
+        for (t, removed) in removals.into_iter().rev() {
+            let change = Change {
+                updated: Vec::new(),
+                removed,
+            };
+            let r = self.respond(&t, change, &mut step.feedback);
+            step.responses.push(r);
+        }
+        step
+    }
+
+    fn respond(
+        &mut self,
+        type_url: &str,
+        change: Change,
+        feedback: &mut Vec<Feedback>,
+    ) -> DeltaDiscoveryResponse {
+        let nonce = self.nonces.next();
+        let state = self.types.entry(type_url.to_string()).or_default();
+        for e in &change.updated {
+            state.known.insert(e.name.clone(), e.version.clone());
+        }
+        for name in &change.removed {
+            state.known.remove(name);
+        }
+        state.last_nonce = Some(nonce.clone());
+        let version = known_version(&state.known);
+        feedback.push(Feedback::Sent {
+            type_url: type_url.to_string(),
+            version: version.clone(),
+            count: change.updated.len() + change.removed.len(),
+        });
+        DeltaDiscoveryResponse {
+            system_version_info: version,
+            resources: change
+                .updated
+                .iter()
+                .map(|e| Resource {
+                    name: e.name.clone(),
+                    version: e.version.clone(),
+                    resource: Some(e.resource.clone()),
+                    ..Resource::default()
+                })
+                .collect(),
+            type_url: type_url.to_string(),
+            removed_resources: change.removed,
+            nonce,
+            control_plane: Some(control_plane()),
+            ..DeltaDiscoveryResponse::default()
+        }
+    }
+}
+
+/// What the proxy lacks (or holds at another version) and what it holds that is gone.
+/// Names in `force` are sent even at the version the proxy has.
+fn diff(
+    resources: &Resources,
+    type_url: &str,
+    state: &TypeState,
+    force: &BTreeSet<String>,
+) -> Change {
+    let empty = BTreeMap::new();
+    let all = resources.of_type(type_url).unwrap_or(&empty);
+    let in_scope = |name: &String| state.wildcard || state.names.contains(name);
+    let updated = all
+        .iter()
+        .filter(|(name, _)| in_scope(name))
+        .filter(|(name, e)| force.contains(*name) || state.known.get(*name) != Some(&e.version))
+        .map(|(_, e)| e.clone())
+        .collect();
+    let removed = state
+        .known
+        .keys()
+        .filter(|name| !all.contains_key(*name) || !in_scope(name))
+        .cloned()
+        .collect();
+    Change { updated, removed }
+}
+
+/// A version for status: a hash of everything the proxy holds of one type.
+fn known_version(known: &BTreeMap<String, String>) -> String {
+    let mut text = String::new();
+    for (name, version) in known {
+        text.push_str(name);
+        text.push('=');
+        text.push_str(version);
+        text.push(';');
+    }
+    content_version(text.as_bytes())
+}

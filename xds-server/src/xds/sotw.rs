@@ -1,0 +1,243 @@
+//! State-of-the-World xDS as a pure state machine: a request or a new set of resources in,
+//! responses and status feedback out. No I/O, no clocks.
+//!
+//! The rules it keeps (docs/design.md, "The xDS rules"):
+//! - every response has a version and a fresh nonce; a request echoing an older nonce is stale
+//!   and ignored entirely;
+//! - a NACK is recorded and the rejected config is not sent again until something changes;
+//! - LDS/CDS are wildcard when the first request names nothing; EDS/RDS send what is named;
+//! - a changed subscription is answered even when no version changed;
+//! - on ADS, additions go out CDS → EDS → LDS → RDS and removals the other way round (a
+//!   removed cluster or listener stays in the first CDS/LDS response and goes in a second one);
+//! - after a CDS push, EDS is answered again so re-warming clusters get their assignments.
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+
+use super::{Error, Feedback, Nonces, control_plane, resolve_type_url};
+use crate::translate::{Encoded, Resources, content_version, type_url};
+
+/// One stream's SotW state.
+#[derive(Debug)]
+pub struct Sotw {
+    /// `Some` on a per-type service (CDS, EDS, ...): the one type it serves.
+    only: Option<&'static str>,
+    types: BTreeMap<String, TypeState>,
+    resources: Arc<Resources>,
+    nonces: Nonces,
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    /// A request for this type has arrived.
+    subscribed: bool,
+    wildcard: bool,
+    names: BTreeSet<String>,
+    sent: Option<Sent>,
+}
+
+#[derive(Debug)]
+struct Sent {
+    version: String,
+    nonce: String,
+    names: BTreeSet<String>,
+}
+
+/// What one event produced.
+#[derive(Debug)]
+pub struct Step<R> {
+    pub responses: Vec<R>,
+    pub feedback: Vec<Feedback>,
+}
+
+impl<R> Default for Step<R> {
+    fn default() -> Self {
+        Self {
+            responses: Vec::new(),
+            feedback: Vec::new(),
+        }
+    }
+}
+
+impl Sotw {
+    pub fn new(only: Option<&'static str>, resources: Arc<Resources>) -> Self {
+        Self {
+            only,
+            types: BTreeMap::new(),
+            resources,
+            nonces: Nonces::default(),
+        }
+    }
+
+    /// Handles one request from the proxy.
+    pub fn on_request(&mut self, req: &DiscoveryRequest) -> Result<Step<DiscoveryResponse>, Error> {
+        let type_url = resolve_type_url(&req.type_url, self.only)?;
+        let mut step = Step::default();
+        let state = self.types.entry(type_url.clone()).or_default();
+        if !req.response_nonce.is_empty() {
+            match &state.sent {
+                Some(sent) if sent.nonce == req.response_nonce => {
+                    step.feedback.push(match &req.error_detail {
+                        Some(status) => Feedback::Nack {
+                            type_url: type_url.clone(),
+                            message: status.message.clone(),
+                        },
+                        None => Feedback::Ack {
+                            type_url: type_url.clone(),
+                            version: sent.version.clone(),
+                        },
+                    });
+                }
+                // Stale: the proxy has not seen our latest response yet; it will repeat its
+                // whole subscription when it does.
+                _ => return Ok(step),
+            }
+        }
+        let star = req.resource_names.iter().any(|n| n == "*");
+        let names: BTreeSet<String> = req
+            .resource_names
+            .iter()
+            .filter(|n| *n != "*")
+            .cloned()
+            .collect();
+        let wildcard = star
+            || (type_url::wildcard_capable(&type_url)
+                && req.resource_names.is_empty()
+                && (!state.subscribed || state.wildcard));
+        let changed = !state.subscribed || wildcard != state.wildcard || names != state.names;
+        state.subscribed = true;
+        state.wildcard = wildcard;
+        state.names = names;
+        let (version, items) = view(&self.resources, &type_url, state);
+        let outdated = state.sent.as_ref().is_none_or(|s| s.version != version);
+        if changed || outdated {
+            let r = self.respond(&type_url, version, items, &mut step.feedback);
+            step.responses.push(r);
+        }
+        Ok(step)
+    }
+
+    /// Takes a new set of resources and sends what changed, make-before-break.
+    pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DiscoveryResponse> {
+        let previous = std::mem::replace(&mut self.resources, resources);
+        let mut step = Step::default();
+        let aggregated = self.only.is_none();
+        let mut order: Vec<String> = type_url::ADS_ORDER.iter().map(|t| t.to_string()).collect();
+        order.extend(
+            self.types
+                .keys()
+                .filter(|t| !order.contains(t))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let mut deferred = Vec::new();
+        let mut clusters_pushed = false;
+        for t in &order {
+            let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {
+                continue;
+            };
+            let (version, items) = view(&self.resources, t, state);
+            let sent = state.sent.as_ref();
+            let forced = t == type_url::ENDPOINT && clusters_pushed;
+            if sent.is_some_and(|s| s.version == version) && !forced {
+                continue;
+            }
+            let removed: Vec<Arc<Encoded>> = sent
+                .map(|s| {
+                    let now: BTreeSet<&String> = items.iter().map(|e| &e.name).collect();
+                    s.names
+                        .iter()
+                        .filter(|n| !now.contains(n))
+                        .filter_map(|n| previous.of_type(t).and_then(|p| p.get(n)).cloned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let response = if aggregated && !removed.is_empty() && type_url::wildcard_capable(t) {
+                // Make: keep what is going away until everything else has moved off it.
+                deferred.push(t.clone());
+                let mut union = items;
+                union.extend(removed);
+                union.sort_by(|a, b| a.name.cmp(&b.name));
+                let union_version = version_of(&union);
+                self.respond(t, union_version, union, &mut step.feedback)
+            } else {
+                self.respond(t, version, items, &mut step.feedback)
+            };
+            clusters_pushed |= t == type_url::CLUSTER;
+            step.responses.push(response);
+        }
+        // Break: removals in reverse order (RDS, LDS, EDS, CDS).
+        for t in deferred.iter().rev() {
+            let state = &self.types[t];
+            let (version, items) = view(&self.resources, t, state);
+            let response = self.respond(t, version, items, &mut step.feedback);
+            step.responses.push(response);
+        }
+        step
+    }
+
+    fn respond(
+        &mut self,
+        type_url: &str,
+        version: String,
+        items: Vec<Arc<Encoded>>,
+        feedback: &mut Vec<Feedback>,
+    ) -> DiscoveryResponse {
+        let nonce = self.nonces.next();
+        feedback.push(Feedback::Sent {
+            type_url: type_url.to_string(),
+            version: version.clone(),
+            count: items.len(),
+        });
+        let state = self.types.entry(type_url.to_string()).or_default();
+        state.sent = Some(Sent {
+            version: version.clone(),
+            nonce: nonce.clone(),
+            names: items.iter().map(|e| e.name.clone()).collect(),
+        });
+        DiscoveryResponse {
+            version_info: version,
+            resources: items.iter().map(|e| e.resource.clone()).collect(),
+            type_url: type_url.to_string(),
+            nonce,
+            control_plane: Some(control_plane()),
+            ..DiscoveryResponse::default()
+        }
+    }
+}
+
+/// What a subscription should hold now, in name order, and its version.
+fn view(resources: &Resources, type_url: &str, state: &TypeState) -> (String, Vec<Arc<Encoded>>) {
+    let Some(all) = resources.of_type(type_url) else {
+        return (version_of(&[]), Vec::new());
+    };
+    let items: Vec<Arc<Encoded>> = if state.wildcard {
+        all.values().cloned().collect()
+    } else {
+        state
+            .names
+            .iter()
+            .filter_map(|n| all.get(n).cloned())
+            .collect()
+    };
+    (version_of(&items), items)
+}
+
+/// The version of a response: a hash of its resources' names and versions.
+pub(crate) fn version_of(items: &[Arc<Encoded>]) -> String {
+    let mut text = String::new();
+    for e in items {
+        text.push_str(&e.name);
+        text.push('=');
+        text.push_str(&e.version);
+        text.push(';');
+    }
+    content_version(text.as_bytes())
+}
