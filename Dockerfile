@@ -5,7 +5,7 @@ COPY . .
 RUN cargo build --release --locked -p xds-server
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 xds
 COPY --from=build /src/target/release/xds-server /usr/local/bin/xds-server
 USER xds

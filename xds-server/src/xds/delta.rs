@@ -27,6 +27,9 @@ pub struct Delta {
     only: Option<&'static str>,
     types: BTreeMap<String, TypeState>,
     resources: Arc<Resources>,
+    /// Clusters new to the proxy whose assignments it has not acknowledged yet; listener and
+    /// route updates wait meanwhile (see `Sotw` for why).
+    hold: Option<BTreeSet<String>>,
     nonces: Nonces,
 }
 
@@ -52,6 +55,7 @@ impl Delta {
             only,
             types: BTreeMap::new(),
             resources,
+            hold: None,
             nonces: Nonces::default(),
         }
     }
@@ -100,6 +104,11 @@ impl Delta {
             }
         }
         let mut change = diff(&self.resources, &type_url, state, &BTreeSet::new());
+        if self.hold.is_some() && (type_url == type_url::LISTENER || type_url == type_url::ROUTE) {
+            // Held while clusters warm: answer only what was newly asked for.
+            change.updated.retain(|e| newly.contains(&e.name));
+            change.removed.clear();
+        }
         // A newly named resource that does not exist: say so, so the proxy stops waiting.
         let all = self.resources.of_type(&type_url);
         for name in newly {
@@ -111,13 +120,37 @@ impl Delta {
             let r = self.respond(&type_url, change, &mut step.feedback);
             step.responses.push(r);
         }
+        if let Some(f) = step.feedback.first().cloned() {
+            self.maybe_release(&f, &mut step);
+        }
         Ok(step)
     }
 
     pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DeltaDiscoveryResponse> {
         self.resources = resources;
-        let aggregated = self.only.is_none();
         let mut step = Step::default();
+        self.sync(&mut step);
+        step
+    }
+
+    /// Whether listener and route updates wait for new clusters to warm.
+    pub fn holding(&self) -> bool {
+        self.hold.is_some()
+    }
+
+    /// Stops waiting for new clusters to warm and sends what was held back.
+    pub fn release(&mut self) -> Step<DeltaDiscoveryResponse> {
+        let mut step = Step::default();
+        if self.hold.take().is_some() {
+            self.sync(&mut step);
+        }
+        step
+    }
+
+    /// Sends what each subscribed type lacks, in ADS order, removals last in reverse order.
+    /// While new clusters warm, listeners, routes and removals wait.
+    fn sync(&mut self, step: &mut Step<DeltaDiscoveryResponse>) {
+        let aggregated = self.only.is_none();
         let mut order: Vec<String> = type_url::ADS_ORDER.iter().map(|t| t.to_string()).collect();
         order.extend(
             self.types
@@ -131,6 +164,9 @@ impl Delta {
         // clusters do not wait.
         let mut rewarm = BTreeSet::new();
         for t in &order {
+            if self.hold.is_some() && (t == type_url::LISTENER || t == type_url::ROUTE) {
+                continue;
+            }
             let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {
                 continue;
             };
@@ -145,11 +181,32 @@ impl Delta {
             }
             if t == type_url::CLUSTER {
                 rewarm = change.updated.iter().map(|e| e.name.clone()).collect();
+                if aggregated
+                    && self
+                        .types
+                        .get(type_url::ENDPOINT)
+                        .is_some_and(|s| s.subscribed)
+                {
+                    let endpoints = self.resources.of_type(type_url::ENDPOINT);
+                    let added: BTreeSet<String> = change
+                        .updated
+                        .iter()
+                        .filter(|e| !state.known.contains_key(&e.name))
+                        .filter(|e| endpoints.is_some_and(|a| a.contains_key(&e.name)))
+                        .map(|e| e.name.clone())
+                        .collect();
+                    if !added.is_empty() {
+                        self.hold = Some(added);
+                    }
+                }
             }
             if !change.updated.is_empty() || !change.removed.is_empty() {
                 let r = self.respond(t, change, &mut step.feedback);
                 step.responses.push(r);
             }
+        }
+        if self.hold.is_some() {
+            return; // removals go out with the held updates
         }
         for (t, removed) in removals.into_iter().rev() {
             let change = Change {
@@ -159,7 +216,23 @@ impl Delta {
             let r = self.respond(&t, change, &mut step.feedback);
             step.responses.push(r);
         }
-        step
+    }
+
+    /// Called on an EDS ACK or a CDS NACK: ends the hold when the proxy has acknowledged every
+    /// held cluster's assignment (or refused the clusters), and sends what waited.
+    fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<DeltaDiscoveryResponse>) {
+        let Some(hold) = &self.hold else { return };
+        let done = match feedback {
+            Feedback::Ack { type_url: t, .. } if t == type_url::ENDPOINT => {
+                hold.iter().all(|n| self.types[t].known.contains_key(n))
+            }
+            Feedback::Nack { type_url: t, .. } => t == type_url::CLUSTER,
+            _ => false,
+        };
+        if done {
+            self.hold = None;
+            self.sync(step);
+        }
     }
 
     fn respond(

@@ -31,6 +31,12 @@ pub struct Sotw {
     only: Option<&'static str>,
     types: BTreeMap<String, TypeState>,
     resources: Arc<Resources>,
+    /// The resources before the last change: what a make-before-break response keeps.
+    retired: Arc<Resources>,
+    /// Clusters new to the proxy whose assignments it has not acknowledged yet. While set,
+    /// listener and route updates (and removals) wait, so no route points at a cluster that
+    /// is still warming.
+    hold: Option<BTreeSet<String>>,
     nonces: Nonces,
 }
 
@@ -71,7 +77,9 @@ impl Sotw {
         Self {
             only,
             types: BTreeMap::new(),
+            retired: resources.clone(),
             resources,
+            hold: None,
             nonces: Nonces::default(),
         }
     }
@@ -83,18 +91,18 @@ impl Sotw {
         let state = self.types.entry(type_url.clone()).or_default();
         if !req.response_nonce.is_empty() {
             match &state.sent {
-                Some(sent) if sent.nonce == req.response_nonce => {
-                    step.feedback.push(match &req.error_detail {
-                        Some(status) => Feedback::Nack {
-                            type_url: type_url.clone(),
-                            message: status.message.clone(),
-                        },
-                        None => Feedback::Ack {
-                            type_url: type_url.clone(),
-                            version: sent.version.clone(),
-                        },
-                    });
-                }
+                Some(sent) if sent.nonce == req.response_nonce => match &req.error_detail {
+                    Some(status) => step.feedback.push(Feedback::Nack {
+                        type_url: type_url.clone(),
+                        message: status.message.clone(),
+                    }),
+                    None if req.version_info == sent.version => step.feedback.push(Feedback::Ack {
+                        type_url: type_url.clone(),
+                        version: sent.version.clone(),
+                    }),
+                    // After a NACK the proxy repeats its older version: not an ACK.
+                    None => {}
+                },
                 // Stale: the proxy has not seen our latest response yet; it will repeat its
                 // whole subscription when it does.
                 _ => return Ok(step),
@@ -117,17 +125,45 @@ impl Sotw {
         state.names = names;
         let (version, items) = view(&self.resources, &type_url, state);
         let outdated = state.sent.as_ref().is_none_or(|s| s.version != version);
-        if changed || outdated {
+        let held =
+            self.hold.is_some() && (type_url == type_url::LISTENER || type_url == type_url::ROUTE);
+        if changed || (outdated && !held) {
             let r = self.respond(&type_url, version, items, &mut step.feedback);
             step.responses.push(r);
+        }
+        if let Some(f) = step.feedback.first().cloned() {
+            self.maybe_release(&f, &mut step);
         }
         Ok(step)
     }
 
     /// Takes a new set of resources and sends what changed, make-before-break.
     pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DiscoveryResponse> {
-        let previous = std::mem::replace(&mut self.resources, resources);
+        self.retired = std::mem::replace(&mut self.resources, resources);
         let mut step = Step::default();
+        self.sync(&mut step);
+        step
+    }
+
+    /// Whether listener and route updates wait for new clusters to warm.
+    pub fn holding(&self) -> bool {
+        self.hold.is_some()
+    }
+
+    /// Stops waiting for new clusters to warm (the proxy never asked for their assignments)
+    /// and sends what was held back.
+    pub fn release(&mut self) -> Step<DiscoveryResponse> {
+        let mut step = Step::default();
+        if self.hold.take().is_some() {
+            self.sync(&mut step);
+        }
+        step
+    }
+
+    /// Sends every subscribed type whose view differs from what was sent, in ADS order, with
+    /// removals of clusters and listeners deferred to the end. While new clusters warm,
+    /// listeners, routes and removals wait (see [`Sotw::hold`]).
+    fn sync(&mut self, step: &mut Step<DiscoveryResponse>) {
         let aggregated = self.only.is_none();
         let mut order: Vec<String> = type_url::ADS_ORDER.iter().map(|t| t.to_string()).collect();
         order.extend(
@@ -140,6 +176,9 @@ impl Sotw {
         let mut deferred = Vec::new();
         let mut clusters_pushed = false;
         for t in &order {
+            if self.hold.is_some() && (t == type_url::LISTENER || t == type_url::ROUTE) {
+                continue;
+            }
             let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {
                 continue;
             };
@@ -149,16 +188,27 @@ impl Sotw {
             if sent.is_some_and(|s| s.version == version) && !forced {
                 continue;
             }
-            let removed: Vec<Arc<Encoded>> = sent
-                .map(|s| {
-                    let now: BTreeSet<&String> = items.iter().map(|e| &e.name).collect();
-                    s.names
-                        .iter()
-                        .filter(|n| !now.contains(n))
-                        .filter_map(|n| previous.of_type(t).and_then(|p| p.get(n)).cloned())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let before: BTreeSet<String> = sent.map(|s| s.names.clone()).unwrap_or_default();
+            let now: BTreeSet<&String> = items.iter().map(|e| &e.name).collect();
+            let removed: Vec<Arc<Encoded>> = before
+                .iter()
+                .filter(|n| !now.contains(n))
+                .filter_map(|n| self.retired.of_type(t).and_then(|p| p.get(n)).cloned())
+                .collect();
+            if t == type_url::CLUSTER && aggregated && sent.is_some() && self.eds_subscribed() {
+                // Clusters new to the proxy warm until their assignments arrive; hold routes
+                // until then, or requests routed to them fail.
+                let endpoints = self.resources.of_type(type_url::ENDPOINT);
+                let added: BTreeSet<String> = items
+                    .iter()
+                    .filter(|e| !before.contains(&e.name))
+                    .filter(|e| endpoints.is_some_and(|a| a.contains_key(&e.name)))
+                    .map(|e| e.name.clone())
+                    .collect();
+                if !added.is_empty() {
+                    self.hold = Some(added);
+                }
+            }
             let response = if aggregated && !removed.is_empty() && type_url::wildcard_capable(t) {
                 // Make: keep what is going away until everything else has moved off it.
                 deferred.push(t.clone());
@@ -173,6 +223,9 @@ impl Sotw {
             clusters_pushed |= t == type_url::CLUSTER;
             step.responses.push(response);
         }
+        if self.hold.is_some() {
+            return; // removals go out with the held updates
+        }
         // Break: removals in reverse order (RDS, LDS, EDS, CDS).
         for t in deferred.iter().rev() {
             let state = &self.types[t];
@@ -180,7 +233,30 @@ impl Sotw {
             let response = self.respond(t, version, items, &mut step.feedback);
             step.responses.push(response);
         }
-        step
+    }
+
+    fn eds_subscribed(&self) -> bool {
+        self.types
+            .get(type_url::ENDPOINT)
+            .is_some_and(|s| s.subscribed)
+    }
+
+    /// Called on an EDS ACK or a CDS NACK: ends the hold when every held cluster's assignment
+    /// was acknowledged (or the clusters were refused), and sends what waited.
+    fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<DiscoveryResponse>) {
+        let Some(hold) = &self.hold else { return };
+        let done = match feedback {
+            Feedback::Ack { type_url: t, .. } if t == type_url::ENDPOINT => self.types[t]
+                .sent
+                .as_ref()
+                .is_some_and(|s| hold.is_subset(&s.names)),
+            Feedback::Nack { type_url: t, .. } => t == type_url::CLUSTER,
+            _ => false,
+        };
+        if done {
+            self.hold = None;
+            self.sync(step);
+        }
     }
 
     fn respond(

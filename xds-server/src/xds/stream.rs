@@ -2,7 +2,10 @@
 //! responses out, status and metrics updated on the way. One task per stream; a slow proxy
 //! only delays itself (it always gets the latest resources, never a backlog).
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use envoy_types::pb::envoy::{
@@ -22,6 +25,10 @@ use crate::{
     translate::Resources,
 };
 
+/// How long listener and route updates may wait for new clusters to warm before they are
+/// sent anyway (Envoy's own cluster warming gives up after 15 s).
+const HOLD_LIMIT: Duration = Duration::from_secs(5);
+
 /// What every stream needs from the server. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -39,6 +46,10 @@ pub(crate) trait Machine: Send + 'static {
     fn node(req: &Self::Request) -> Option<&Node>;
     fn on_request(&mut self, req: &Self::Request) -> Result<Step<Self::Response>, Error>;
     fn on_resources(&mut self, resources: Arc<Resources>) -> Step<Self::Response>;
+    /// Listener and route updates wait for new clusters to warm.
+    fn holding(&self) -> bool;
+    /// Gives up waiting (the proxy never acknowledged the assignments) and sends what waited.
+    fn release(&mut self) -> Step<Self::Response>;
 }
 
 impl Machine for Sotw {
@@ -56,6 +67,12 @@ impl Machine for Sotw {
     }
     fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DiscoveryResponse> {
         Sotw::on_resources(self, resources)
+    }
+    fn holding(&self) -> bool {
+        Sotw::holding(self)
+    }
+    fn release(&mut self) -> Step<DiscoveryResponse> {
+        Sotw::release(self)
     }
 }
 
@@ -77,6 +94,12 @@ impl Machine for Delta {
     }
     fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DeltaDiscoveryResponse> {
         Delta::on_resources(self, resources)
+    }
+    fn holding(&self) -> bool {
+        Delta::holding(self)
+    }
+    fn release(&mut self) -> Step<DeltaDiscoveryResponse> {
+        Delta::release(self)
     }
 }
 
@@ -129,6 +152,7 @@ async fn serve<M: Machine>(
     let mut machine = M::new(only, resources.clone());
     let mut step = machine.on_request(&first)?;
     let mut changed_at: Option<Instant> = None;
+    let mut hold_until: Option<tokio::time::Instant> = None;
     loop {
         record(
             &guard,
@@ -142,7 +166,16 @@ async fn serve<M: Machine>(
                 return Ok(()); // the proxy went away
             }
         }
+        hold_until = match (machine.holding(), hold_until) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(tokio::time::Instant::now() + HOLD_LIMIT),
+        };
         step = tokio::select! {
+            () = tokio::time::sleep_until(hold_until.unwrap_or_else(tokio::time::Instant::now)), if hold_until.is_some() => {
+                tracing::warn!(node = %info.id, "new clusters did not warm in time; sending routes anyway");
+                machine.release()
+            }
             msg = inbound.message() => match msg {
                 Ok(Some(req)) => machine.on_request(&req)?,
                 Ok(None) => break,
