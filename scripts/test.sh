@@ -12,8 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 ci=${CI:-false}
-run_dir=${XDS_TEST_RUN_DIR:-$root/.test-run}
-mkdir -p "$run_dir"
+# One directory per run, so concurrent runs (two terminals, two agents) never share a cluster.
+mkdir -p "$root/.test-run"
+run_dir=$(mktemp -d "$root/.test-run/run.XXXXXX")
+trap 'rm -rf "$run_dir"' EXIT
 
 say() { printf '== %s\n' "$*" >&2; }
 missing() {
@@ -71,7 +73,7 @@ start_postgres() {
     "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
     >/dev/null || { cat "$data/server.log" >&2; missing "Postgres did not start"; return; }
   # shellcheck disable=SC2064
-  trap "${as[*]} '$bin/pg_ctl' -D '$data' -m immediate stop >/dev/null 2>&1 || true" EXIT
+  trap "${as[*]} '$bin/pg_ctl' -D '$data' -m immediate stop >/dev/null 2>&1 || true; rm -rf '$run_dir'" EXIT
   export XDS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   say "Postgres: throwaway cluster on 127.0.0.1:$port ($("$bin/postgres" --version))"
 }

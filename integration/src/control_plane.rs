@@ -62,6 +62,31 @@ impl ControlPlane {
         Some(cp)
     }
 
+    /// Starts the server on an existing database (`postgres://…`), polling it every
+    /// `poll_interval` (e.g. `"1h"`: then only Postgres NOTIFY tells it of writes made
+    /// elsewhere). Several started on one database are replicas, each on its own ports.
+    pub fn start_on(database_url: &str, poll_interval: &str) -> ControlPlane {
+        let dir = tempfile::tempdir().expect("a temporary directory for the server");
+        let xds_port = free_port();
+        let args: Vec<String> = vec![
+            "--xds-addr".into(),
+            format!("127.0.0.1:{xds_port}"),
+            "--poll-interval".into(),
+            poll_interval.into(),
+            "--database-url".into(),
+            database_url.into(),
+        ];
+        let mut cp = ControlPlane {
+            server: None,
+            args,
+            xds_port,
+            http: local_client(),
+            _dir: dir,
+        };
+        cp.start_again();
+        cp
+    }
+
     /// Starts the server with the same flags (same xDS port, same database).
     pub fn start_again(&mut self) {
         assert!(self.server.is_none(), "the server is already running");

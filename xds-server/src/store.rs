@@ -10,6 +10,7 @@
 
 mod postgres;
 mod revisions;
+mod sql;
 mod sqlite;
 mod transaction;
 
@@ -21,8 +22,9 @@ use tokio::sync::watch;
 
 use crate::model::{Kind, Reference};
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use postgres::{PostgresBackend, PostgresStore};
+pub use sql::SqlStore;
+pub use sqlite::{SqliteBackend, SqliteStore};
 
 /// One stored resource: the operator's spec plus what the store adds.
 #[derive(Debug, Clone, PartialEq)]

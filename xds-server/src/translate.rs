@@ -36,6 +36,20 @@ pub mod type_url {
     /// reverse order), so nothing references a resource the proxy does not have yet.
     pub const ADS_ORDER: [&str; 4] = [CLUSTER, ENDPOINT, LISTENER, ROUTE];
 
+    /// The order to push types in: [`ADS_ORDER`] first, then any other type by name.
+    pub fn push_order<'a>(types: impl Iterator<Item = &'a String>) -> Vec<String> {
+        let mut order: Vec<String> = ADS_ORDER.iter().map(|t| t.to_string()).collect();
+        let mut others: Vec<String> = types.filter(|t| !order.contains(t)).cloned().collect();
+        others.sort();
+        order.extend(others);
+        order
+    }
+
+    /// Listener and route updates wait while new clusters warm; nothing else does.
+    pub fn waits_for_warming(type_url: &str) -> bool {
+        type_url == LISTENER || type_url == ROUTE
+    }
+
     /// LDS and CDS are wildcard when a client names nothing; EDS and RDS never are.
     pub fn wildcard_capable(type_url: &str) -> bool {
         type_url == CLUSTER || type_url == LISTENER

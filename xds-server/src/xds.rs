@@ -9,6 +9,8 @@
 
 pub mod cache;
 pub mod delta;
+#[cfg(test)]
+mod fixtures;
 pub mod server;
 pub mod sotw;
 mod stream;
@@ -33,6 +35,9 @@ pub enum Feedback {
     Ack { type_url: String, version: String },
     /// The proxy rejected what we sent; `message` is its `error_detail`.
     Nack { type_url: String, message: String },
+    /// A reconnecting proxy already holds `version` (delta's `initial_resource_versions`), so
+    /// nothing needed sending: it runs what we would send.
+    Resumed { type_url: String, version: String },
 }
 
 /// Why a stream is closed with an error status.

@@ -8,13 +8,10 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    body::Body,
-    http::{HeaderMap, Request, StatusCode, header},
+    http::{StatusCode, header},
 };
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tower::ServiceExt;
 use xds_server::{
     api::{AppState, router},
     store::Store,
@@ -22,45 +19,12 @@ use xds_server::{
 
 // === helpers ===
 
-type Response = (StatusCode, HeaderMap, Value);
+use common::http::{Response, call};
 
 /// A router over a fresh SQLite store (keep the directory alive as long as the router).
 async fn app() -> (Router, TempDir) {
     let (store, dir) = common::sqlite().await;
     (router(AppState::new(store)), dir)
-}
-
-/// Sends one request; the body is parsed as JSON when there is one (`Null` otherwise).
-async fn call(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    body: Option<&str>,
-    headers: &[(&str, &str)],
-) -> Response {
-    let mut req = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        req = req.header(header::CONTENT_TYPE, "application/json");
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req
-        .body(Body::from(body.unwrap_or_default().to_string()))
-        .unwrap();
-    let (parts, body) = app.clone().oneshot(req).await.unwrap().into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    let json = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "{method} {uri}: response is not JSON ({e}): {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
-    };
-    (parts.status, parts.headers, json)
 }
 
 async fn get(app: &Router, uri: &str) -> Response {

@@ -11,23 +11,25 @@ use sqlx::{
 use tokio::sync::watch;
 
 use super::{
-    Error, Record, Snapshot, Store, Write, Written, parse_kind,
+    Error, Record, Snapshot, parse_kind,
     revisions::{self, Background},
-    transaction::{self, WriteTx},
+    sql::{Backend, SqlStore},
+    transaction::WriteTx,
 };
 use crate::model::{Kind, Reference};
 
 /// The channel every commit notifies, with the new revision as payload.
 const CHANNEL: &str = "mesh_revision";
 
-pub struct PostgresStore {
+/// A store in PostgreSQL, shared by any number of replicas.
+pub type PostgresStore = SqlStore<PostgresBackend>;
+
+/// The PostgreSQL dialect.
+pub struct PostgresBackend {
     pool: PgPool,
-    revision: watch::Sender<i64>,
-    _poller: Background,
-    _listener: Background,
 }
 
-impl PostgresStore {
+impl SqlStore<PostgresBackend> {
     /// Connects to `url`, migrates the schema and starts listening for other replicas' writes.
     pub async fn connect(url: &str, poll_interval: Duration) -> Result<Self, Error> {
         let pool = PgPoolOptions::new()
@@ -38,23 +40,9 @@ impl PostgresStore {
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
-        let (tx, _) = watch::channel(read_revision(&pool).await?);
-        let poll_pool = pool.clone();
-        let poller = revisions::spawn_poller(tx.clone(), poll_interval, move || {
-            let pool = poll_pool.clone();
-            async move { read_revision(&pool).await }
-        });
-        let listener = Background(tokio::spawn(listen(listener, tx.clone())));
-        Ok(Self {
-            pool,
-            revision: tx,
-            _poller: poller,
-            _listener: listener,
-        })
-    }
-
-    async fn begin(&self) -> Result<PostgresTx, Error> {
-        Ok(PostgresTx(self.pool.begin().await?))
+        let store = SqlStore::new(PostgresBackend { pool }, poll_interval).await?;
+        let task = Background(tokio::spawn(listen(listener, store.revision_sender())));
+        Ok(store.with_task(task))
     }
 }
 
@@ -119,7 +107,7 @@ async fn fetch<'e>(
     .transpose()
 }
 
-struct PostgresTx(Transaction<'static, Postgres>);
+pub struct PostgresTx(Transaction<'static, Postgres>);
 
 #[async_trait]
 impl WriteTx for PostgresTx {
@@ -227,48 +215,28 @@ impl WriteTx for PostgresTx {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
+impl Backend for PostgresBackend {
+    const NAME: &'static str = "postgres";
+    type Tx = PostgresTx;
 
-    async fn put(&self, w: Write) -> Result<Written, Error> {
-        let written = transaction::put(self.begin().await?, w).await?;
-        revisions::publish(&self.revision, written.record.revision);
-        Ok(written)
+    async fn begin(&self) -> Result<PostgresTx, Error> {
+        Ok(PostgresTx(self.pool.begin().await?))
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<Record>, Error> {
         fetch(&self.pool, kind, name).await
     }
 
-    async fn list(
-        &self,
-        kind: Kind,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<Record>, Error> {
+    async fn list(&self, kind: Kind, after: &str, limit: i64) -> Result<Vec<Record>, Error> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM resources WHERE kind = $1 AND name > $2 ORDER BY name LIMIT $3"
         ))
         .bind(kind.as_str())
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
+        .bind(after)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record).collect()
-    }
-
-    async fn delete(
-        &self,
-        kind: Kind,
-        name: &str,
-        expected_version: Option<i64>,
-    ) -> Result<Vec<Record>, Error> {
-        let (revision, deleted) =
-            transaction::delete(self.begin().await?, kind, name, expected_version).await?;
-        revisions::publish(&self.revision, revision);
-        Ok(deleted)
     }
 
     async fn snapshot(&self) -> Result<Snapshot, Error> {
@@ -287,9 +255,5 @@ impl Store for PostgresStore {
 
     async fn revision(&self) -> Result<i64, Error> {
         read_revision(&self.pool).await
-    }
-
-    fn watch(&self) -> watch::Receiver<i64> {
-        self.revision.subscribe()
     }
 }

@@ -10,24 +10,24 @@ use sqlx::{
         SqliteSynchronous,
     },
 };
-use tokio::sync::watch;
 
 use super::{
-    Error, Record, Snapshot, Store, Write, Written, parse_kind,
-    revisions::{self, Background},
-    transaction::{self, WriteTx},
+    Error, Record, Snapshot, parse_kind,
+    sql::{Backend, SqlStore},
+    transaction::WriteTx,
 };
 use crate::model::{Kind, Reference};
 
 /// A store in one SQLite file. Several processes may share the file; each sees the others'
 /// writes by polling.
-pub struct SqliteStore {
+pub type SqliteStore = SqlStore<SqliteBackend>;
+
+/// The SQLite dialect.
+pub struct SqliteBackend {
     pool: SqlitePool,
-    revision: watch::Sender<i64>,
-    _poller: Background,
 }
 
-impl SqliteStore {
+impl SqlStore<SqliteBackend> {
     /// Opens (creating if needed) the database file at `path` and migrates it.
     pub async fn open(path: &Path, poll_interval: Duration) -> Result<Self, Error> {
         Self::open_with(SqliteConnectOptions::new().filename(path), poll_interval).await
@@ -53,21 +53,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        let (tx, _) = watch::channel(read_revision(&pool).await?);
-        let poll_pool = pool.clone();
-        let poller = revisions::spawn_poller(tx.clone(), poll_interval, move || {
-            let pool = poll_pool.clone();
-            async move { read_revision(&pool).await }
-        });
-        Ok(Self {
-            pool,
-            revision: tx,
-            _poller: poller,
-        })
-    }
-
-    async fn begin(&self) -> Result<SqliteTx, Error> {
-        Ok(SqliteTx(self.pool.begin().await?))
+        SqlStore::new(SqliteBackend { pool }, poll_interval).await
     }
 }
 
@@ -111,7 +97,7 @@ async fn fetch<'e>(
     .transpose()
 }
 
-struct SqliteTx(Transaction<'static, Sqlite>);
+pub struct SqliteTx(Transaction<'static, Sqlite>);
 
 #[async_trait]
 impl WriteTx for SqliteTx {
@@ -215,48 +201,28 @@ impl WriteTx for SqliteTx {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
+impl Backend for SqliteBackend {
+    const NAME: &'static str = "sqlite";
+    type Tx = SqliteTx;
 
-    async fn put(&self, w: Write) -> Result<Written, Error> {
-        let written = transaction::put(self.begin().await?, w).await?;
-        revisions::publish(&self.revision, written.record.revision);
-        Ok(written)
+    async fn begin(&self) -> Result<SqliteTx, Error> {
+        Ok(SqliteTx(self.pool.begin().await?))
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<Record>, Error> {
         fetch(&self.pool, kind, name).await
     }
 
-    async fn list(
-        &self,
-        kind: Kind,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<Record>, Error> {
+    async fn list(&self, kind: Kind, after: &str, limit: i64) -> Result<Vec<Record>, Error> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM resources WHERE kind = ? AND name > ? ORDER BY name LIMIT ?"
         ))
         .bind(kind.as_str())
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
+        .bind(after)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record).collect()
-    }
-
-    async fn delete(
-        &self,
-        kind: Kind,
-        name: &str,
-        expected_version: Option<i64>,
-    ) -> Result<Vec<Record>, Error> {
-        let (revision, deleted) =
-            transaction::delete(self.begin().await?, kind, name, expected_version).await?;
-        revisions::publish(&self.revision, revision);
-        Ok(deleted)
     }
 
     async fn snapshot(&self) -> Result<Snapshot, Error> {
@@ -272,9 +238,5 @@ impl Store for SqliteStore {
 
     async fn revision(&self) -> Result<i64, Error> {
         read_revision(&self.pool).await
-    }
-
-    fn watch(&self) -> watch::Receiver<i64> {
-        self.revision.subscribe()
     }
 }

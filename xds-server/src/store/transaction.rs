@@ -10,7 +10,7 @@ use crate::model::{Kind, Reference};
 
 /// The steps of a write transaction. Dropping it without [`WriteTx::commit`] rolls back.
 #[async_trait]
-pub(super) trait WriteTx: Send {
+pub trait WriteTx: Send {
     /// Bumps and returns the global revision; the first statement of every write, taking the
     /// lock that serialises writers.
     async fn bump_revision(&mut self) -> Result<i64, Error>;

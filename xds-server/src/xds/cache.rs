@@ -62,13 +62,16 @@ impl Cache {
             tracing::warn!(revision, warning = %w, "translation");
         }
         groups.retain(|_, g| g.resources.strong_count() > 0);
-        groups.insert(
-            selection,
-            Group {
-                revision,
-                resources: Arc::downgrade(&resources),
-            },
-        );
+        // A stream still catching up on an older revision must not evict the newer entry.
+        if groups.get(&selection).is_none_or(|g| g.revision < revision) {
+            groups.insert(
+                selection,
+                Group {
+                    revision,
+                    resources: Arc::downgrade(&resources),
+                },
+            );
+        }
         resources
     }
 
@@ -82,5 +85,183 @@ impl Cache {
         let mut groups = self.groups.lock().unwrap();
         groups.retain(|_, g| g.resources.strong_count() > 0);
         groups.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Sharing per group: equal selections share one translation, a selector that picks one
+    //! node makes its own group, groups end with their last holder, and each new revision is
+    //! translated once per live group.
+
+    use std::{collections::BTreeMap, time::Instant};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::{model::Mesh, translate::type_url};
+
+    // === helpers ===
+
+    /// A mesh at `revision`: a service and route, the listener `shared` (every node, on
+    /// `shared_port`) and the listener `edge` (only the node `edge-1`).
+    fn published(revision: i64, shared_port: u16) -> Published {
+        fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+            serde_json::from_value(v).unwrap()
+        }
+        let listener = |port: u16, selector: serde_json::Value| {
+            parse(
+                json!({ "address": "127.0.0.1", "port": port, "protocol": "http",
+                          "routes": ["web"], "selector": selector }),
+            )
+        };
+        let mesh = Mesh {
+            revision,
+            services: BTreeMap::from([("web".into(), parse(json!({ "protocol": "http" })))]),
+            routes: BTreeMap::from([(
+                "web".into(),
+                parse(json!({ "hosts": ["*"],
+                              "rules": [{ "destinations": [{ "service": "web" }] }] })),
+            )]),
+            listeners: BTreeMap::from([
+                ("shared".into(), listener(shared_port, json!({}))),
+                (
+                    "edge".into(),
+                    listener(10001, json!({ "node_id": "edge-1" })),
+                ),
+            ]),
+            ..Mesh::default()
+        };
+        Published {
+            mesh,
+            at: Instant::now(),
+        }
+    }
+
+    fn node(id: &str, cluster: &str) -> NodeInfo {
+        NodeInfo {
+            id: id.into(),
+            cluster: cluster.into(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// A cache whose mesh watch starts at `first` (the sender is dropped: tests hand each
+    /// snapshot to `resources` themselves).
+    fn cache(first: &Published) -> Arc<Cache> {
+        let (_tx, rx) = watch::channel(Arc::new(first.clone()));
+        Cache::new(rx)
+    }
+
+    fn listeners(r: &Resources) -> Vec<&str> {
+        r.of_type(type_url::LISTENER)
+            .map(|l| l.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    // === sharing ===
+
+    #[test]
+    fn equal_selections_share_one_translation() {
+        let rev1 = published(1, 10000);
+        let cache = cache(&rev1);
+        let a = cache.resources(&rev1, &node("a", "mesh"));
+        let b = cache.resources(&rev1, &node("b", "other-cluster"));
+        assert!(Arc::ptr_eq(&a, &b), "same selection, same computed set");
+        assert_eq!(cache.translations(), 1);
+        assert_eq!(cache.groups(), 1);
+        assert_eq!(listeners(&a), ["shared"]);
+        // Asking again (a reconnect) translates nothing.
+        let again = cache.resources(&rev1, &node("a", "mesh"));
+        assert!(Arc::ptr_eq(&a, &again));
+        assert_eq!(cache.translations(), 1);
+    }
+
+    #[test]
+    fn a_node_id_selector_makes_its_own_group() {
+        let rev1 = published(1, 10000);
+        let cache = cache(&rev1);
+        let plain = cache.resources(&rev1, &node("a", "mesh"));
+        let edge = cache.resources(&rev1, &node("edge-1", "mesh"));
+        assert!(!Arc::ptr_eq(&plain, &edge));
+        assert_eq!(listeners(&edge), ["edge", "shared"]);
+        assert_eq!(cache.translations(), 2);
+        assert_eq!(cache.groups(), 2);
+        // A second proxy with the same node id joins that group.
+        let edge_again = cache.resources(&rev1, &node("edge-1", "elsewhere"));
+        assert!(Arc::ptr_eq(&edge, &edge_again));
+        assert_eq!(cache.translations(), 2);
+    }
+
+    // === lifetime ===
+
+    #[test]
+    fn groups_end_when_their_last_holder_drops() {
+        let rev1 = published(1, 10000);
+        let cache = cache(&rev1);
+        let a = cache.resources(&rev1, &node("a", "mesh"));
+        let b = cache.resources(&rev1, &node("b", "mesh"));
+        let edge = cache.resources(&rev1, &node("edge-1", "mesh"));
+        assert_eq!(cache.groups(), 2);
+        drop(a);
+        assert_eq!(cache.groups(), 2, "b still holds the shared group");
+        drop(b);
+        assert_eq!(cache.groups(), 1);
+        drop(edge);
+        assert_eq!(cache.groups(), 0);
+        // A proxy arriving later gets a fresh translation, not a dangling one.
+        let c = cache.resources(&rev1, &node("c", "mesh"));
+        assert_eq!(listeners(&c), ["shared"]);
+        assert_eq!(cache.translations(), 3);
+        assert_eq!(cache.groups(), 1);
+    }
+
+    // === revisions ===
+
+    #[test]
+    fn a_new_revision_is_translated_once_per_live_group() {
+        let rev1 = published(1, 10000);
+        let cache = cache(&rev1);
+        let nodes = [node("a", "mesh"), node("b", "mesh"), node("edge-1", "mesh")];
+        let old: Vec<_> = nodes.iter().map(|n| cache.resources(&rev1, n)).collect();
+        assert_eq!(cache.translations(), 2);
+
+        let rev2 = published(2, 10002);
+        let new: Vec<_> = nodes.iter().map(|n| cache.resources(&rev2, n)).collect();
+        assert_eq!(cache.translations(), 4, "one re-translation per live group");
+        assert!(Arc::ptr_eq(&new[0], &new[1]));
+        assert!(!Arc::ptr_eq(&new[0], &new[2]));
+        assert!(!Arc::ptr_eq(&old[0], &new[0]), "a new revision, a new set");
+        assert_ne!(
+            old[0].of_type(type_url::LISTENER).unwrap()["shared"].version,
+            new[0].of_type(type_url::LISTENER).unwrap()["shared"].version,
+            "the new set holds the changed listener"
+        );
+        // Streams still holding the old set keep it intact; the groups are the new ones.
+        drop(old);
+        assert_eq!(cache.groups(), 2);
+        // Every stream of a group already moved: asking again translates nothing.
+        for n in &nodes {
+            cache.resources(&rev2, n);
+        }
+        assert_eq!(cache.translations(), 4);
+    }
+
+    /// A stream that read the mesh just before a newer revision was published asks for the
+    /// older one after another stream of its group translated the newer one (the window
+    /// between `borrow_and_update` and `resources` in `stream::serve`). The group must keep
+    /// the newer set: otherwise that revision is translated twice for one group and its
+    /// proxies hold two copies.
+    #[test]
+    fn a_late_request_for_an_older_revision_keeps_the_newer_group() {
+        let rev1 = published(1, 10000);
+        let rev2 = published(2, 10002);
+        let cache = cache(&rev2);
+        let a = cache.resources(&rev2, &node("a", "mesh"));
+        let late = cache.resources(&rev1, &node("b", "mesh"));
+        assert_eq!(listeners(&late), ["shared"]);
+        let b = cache.resources(&rev2, &node("b", "mesh"));
+        assert!(Arc::ptr_eq(&a, &b), "one set per group and revision");
+        assert_eq!(cache.translations(), 2, "revision 2 translated once");
     }
 }

@@ -81,6 +81,8 @@ impl Delta {
                 },
             });
         }
+        let first = !state.subscribed;
+        let resumed = first && !req.initial_resource_versions.is_empty();
         if !state.subscribed {
             state.subscribed = true;
             state.known.extend(req.initial_resource_versions.clone());
@@ -104,10 +106,14 @@ impl Delta {
             }
         }
         let mut change = diff(&self.resources, &type_url, state, &BTreeSet::new());
-        if self.hold.is_some() && (type_url == type_url::LISTENER || type_url == type_url::ROUTE) {
-            // Held while clusters warm: answer only what was newly asked for.
-            change.updated.retain(|e| newly.contains(&e.name));
+        if self.hold.is_some() {
+            // While new clusters warm, removals wait (a removed assignment of a cluster that
+            // routes still use would fail requests), and so do listener and route updates
+            // that were not newly asked for.
             change.removed.clear();
+            if type_url::waits_for_warming(&type_url) {
+                change.updated.retain(|e| newly.contains(&e.name));
+            }
         }
         // A newly named resource that does not exist: say so, so the proxy stops waiting.
         let all = self.resources.of_type(&type_url);
@@ -116,9 +122,16 @@ impl Delta {
                 change.removed.push(name);
             }
         }
-        if !change.updated.is_empty() || !change.removed.is_empty() {
+        let nothing = change.updated.is_empty() && change.removed.is_empty();
+        // A first wildcard request is answered even when there is nothing: Envoy waits for
+        // that answer (up to its initial fetch timeout) before it is ready.
+        let answer_empty = first && !resumed && self.types[&type_url].wildcard;
+        if !nothing || answer_empty {
             let r = self.respond(&type_url, change, &mut step.feedback);
             step.responses.push(r);
+        } else if resumed {
+            let version = known_version(&self.types[&type_url].known);
+            step.feedback.push(Feedback::Resumed { type_url, version });
         }
         if let Some(f) = step.feedback.first().cloned() {
             self.maybe_release(&f, &mut step);
@@ -151,20 +164,13 @@ impl Delta {
     /// While new clusters warm, listeners, routes and removals wait.
     fn sync(&mut self, step: &mut Step<DeltaDiscoveryResponse>) {
         let aggregated = self.only.is_none();
-        let mut order: Vec<String> = type_url::ADS_ORDER.iter().map(|t| t.to_string()).collect();
-        order.extend(
-            self.types
-                .keys()
-                .filter(|t| !order.contains(t))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        let order = type_url::push_order(self.types.keys());
         let mut removals = Vec::new();
         // Clusters updated in this step: their assignments are sent again so re-warming
         // clusters do not wait.
         let mut rewarm = BTreeSet::new();
         for t in &order {
-            if self.hold.is_some() && (t == type_url::LISTENER || t == type_url::ROUTE) {
+            if self.hold.is_some() && type_url::waits_for_warming(t) {
                 continue;
             }
             let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {

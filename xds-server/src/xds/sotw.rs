@@ -125,8 +125,7 @@ impl Sotw {
         state.names = names;
         let (version, items) = view(&self.resources, &type_url, state);
         let outdated = state.sent.as_ref().is_none_or(|s| s.version != version);
-        let held =
-            self.hold.is_some() && (type_url == type_url::LISTENER || type_url == type_url::ROUTE);
+        let held = self.hold.is_some() && type_url::waits_for_warming(&type_url);
         if changed || (outdated && !held) {
             let r = self.respond(&type_url, version, items, &mut step.feedback);
             step.responses.push(r);
@@ -165,18 +164,11 @@ impl Sotw {
     /// listeners, routes and removals wait (see [`Sotw::hold`]).
     fn sync(&mut self, step: &mut Step<DiscoveryResponse>) {
         let aggregated = self.only.is_none();
-        let mut order: Vec<String> = type_url::ADS_ORDER.iter().map(|t| t.to_string()).collect();
-        order.extend(
-            self.types
-                .keys()
-                .filter(|t| !order.contains(t))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        let order = type_url::push_order(self.types.keys());
         let mut deferred = Vec::new();
         let mut clusters_pushed = false;
         for t in &order {
-            if self.hold.is_some() && (t == type_url::LISTENER || t == type_url::ROUTE) {
+            if self.hold.is_some() && type_url::waits_for_warming(t) {
                 continue;
             }
             let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {

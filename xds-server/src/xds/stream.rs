@@ -242,6 +242,12 @@ fn record(
                     t.status = SyncState::Synced;
                     t.error_detail = None;
                 }
+                Feedback::Resumed { type_url, version } => {
+                    let t = entry(&mut s.types, type_url);
+                    t.version_sent = Some(version.clone());
+                    t.version_acked = Some(version.clone());
+                    t.status = SyncState::Synced;
+                }
                 Feedback::Nack { type_url, message } => {
                     metrics.nack(type_url, variant);
                     let t = entry(&mut s.types, type_url);

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::{sync::Arc, time::Duration};
 
 use xds_server::store::{PostgresStore, SqliteStore, Store};

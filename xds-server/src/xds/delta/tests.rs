@@ -8,57 +8,16 @@ use envoy_types::pb::{
         config::core::v3::Node,
         service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse},
     },
-    google::{protobuf::Any, rpc::Status},
+    google::rpc::Status,
 };
 
 use super::Delta;
 use crate::{
-    translate::{Encoded, Resources, TypeResources, content_version, type_url},
-    xds::{Error, Feedback, sotw::Step},
+    translate::{Resources, content_version},
+    xds::{Error, Feedback, fixtures::*, sotw::Step},
 };
 
 // === helpers ===
-
-const CDS: &str = type_url::CLUSTER;
-const EDS: &str = type_url::ENDPOINT;
-const LDS: &str = type_url::LISTENER;
-const RDS: &str = type_url::ROUTE;
-
-/// The bytes of a test resource: equal tags mean equal content.
-fn payload(name: &str, tag: &str) -> Vec<u8> {
-    format!("{name}#{tag}").into_bytes()
-}
-
-/// One type's resources from `"a:1 b:2"` (name:content tag).
-fn typed(type_url: &str, spec: &str) -> TypeResources {
-    spec.split_whitespace()
-        .map(|item| {
-            let (name, tag) = item.split_once(':').expect("name:tag");
-            let value = payload(name, tag);
-            let encoded = Encoded {
-                name: name.to_string(),
-                version: content_version(&value),
-                resource: Any {
-                    type_url: type_url.to_string(),
-                    value,
-                },
-            };
-            (name.to_string(), Arc::new(encoded))
-        })
-        .collect()
-}
-
-/// Clusters, endpoints, listeners and routes, each as `"name:tag ..."`.
-fn resources(cds: &str, eds: &str, lds: &str, rds: &str) -> Arc<Resources> {
-    let types = [(CDS, cds), (EDS, eds), (LDS, lds), (RDS, rds)];
-    let by_type = types
-        .iter()
-        .map(|(t, spec)| (t.to_string(), typed(t, spec)));
-    Arc::new(Resources {
-        by_type: by_type.collect(),
-        warnings: vec![],
-    })
-}
 
 fn clusters(spec: &str) -> Arc<Resources> {
     resources(spec, "", "", "")
@@ -86,13 +45,6 @@ fn req(
         }),
         ..DeltaDiscoveryRequest::default()
     }
-}
-
-/// A short name for a type URL.
-fn short(type_url: &str) -> &str {
-    let all = [(CDS, "CDS"), (EDS, "EDS"), (LDS, "LDS"), (RDS, "RDS")];
-    let known = all.iter().find(|(t, _)| *t == type_url);
-    known.map_or(type_url, |(_, s)| *s)
 }
 
 /// Each response as `"CDS:a b -gone"`: the type, the names updated, then the names removed.
@@ -227,6 +179,29 @@ fn initial_resource_versions_on_named_eds() {
         ..req(EDS, &["a", "b"], &[], "")
     });
     assert_eq!(sent(&step), ["EDS:b"]);
+}
+
+#[test]
+fn a_proxy_that_already_holds_everything_is_resumed_not_sent_to() {
+    let mut h = Harness::new(None, clusters("a:1"));
+    let initial = [("a".to_string(), content_version(&payload("a", "1")))];
+    let step = h.request(DeltaDiscoveryRequest {
+        initial_resource_versions: initial.into(),
+        ..req(CDS, &[], &[], "")
+    });
+    assert_eq!(sent(&step), NONE);
+    match feedback(&step).as_slice() {
+        [Feedback::Resumed { type_url, version }] => {
+            assert_eq!(type_url, CDS);
+            assert!(!version.is_empty());
+        }
+        other => panic!("expected one Resumed, got {other:?}"),
+    }
+    // A fresh connection without initial versions is sent to as usual, never "resumed".
+    let mut fresh = Harness::new(None, clusters("a:1"));
+    let step = fresh.request(req(CDS, &[], &[], ""));
+    assert_eq!(sent(&step), ["CDS:a"]);
+    assert_eq!(feedback(&step), []);
 }
 
 // === subscriptions ===

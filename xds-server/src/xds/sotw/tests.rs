@@ -8,61 +8,21 @@ use envoy_types::pb::{
         config::core::v3::Node,
         service::discovery::v3::{DiscoveryRequest, DiscoveryResponse},
     },
-    google::{protobuf::Any, rpc::Status},
+    google::rpc::Status,
 };
 
 use super::{Sotw, Step};
 use crate::{
-    translate::{Encoded, Resources, TypeResources, content_version, type_url},
-    xds::{Error, Feedback},
+    translate::Resources,
+    xds::{Error, Feedback, fixtures::*},
 };
 
 // === helpers ===
 
-const CDS: &str = type_url::CLUSTER;
-const EDS: &str = type_url::ENDPOINT;
-const LDS: &str = type_url::LISTENER;
-const RDS: &str = type_url::ROUTE;
 /// Well-formed but not produced by the translator.
 const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 /// Sorts before every ADS type, so ordering by type URL would put it first.
 const EXTRA: &str = "type.googleapis.com/aaa.Extra";
-
-/// One type's resources from `"a:1 b:2"` (name:content tag). The bytes are `name#tag`, so equal
-/// tags mean equal content and equal versions.
-fn typed(type_url: &str, spec: &str) -> TypeResources {
-    spec.split_whitespace()
-        .map(|item| {
-            let (name, tag) = item.split_once(':').expect("name:tag");
-            let value = format!("{name}#{tag}").into_bytes();
-            let encoded = Encoded {
-                name: name.to_string(),
-                version: content_version(&value),
-                resource: Any {
-                    type_url: type_url.to_string(),
-                    value,
-                },
-            };
-            (name.to_string(), Arc::new(encoded))
-        })
-        .collect()
-}
-
-/// Clusters, endpoints, listeners and routes, each as `"name:tag ..."`.
-fn resources(cds: &str, eds: &str, lds: &str, rds: &str) -> Arc<Resources> {
-    with_types(&[(CDS, cds), (EDS, eds), (LDS, lds), (RDS, rds)])
-}
-
-fn with_types(types: &[(&str, &str)]) -> Arc<Resources> {
-    let by_type = types
-        .iter()
-        .map(|(t, spec)| (t.to_string(), typed(t, spec)))
-        .collect();
-    Arc::new(Resources {
-        by_type,
-        warnings: vec![],
-    })
-}
 
 fn req(type_url: &str, names: &[&str], nonce: &str, version: &str) -> DiscoveryRequest {
     DiscoveryRequest {
@@ -103,13 +63,6 @@ fn names(r: &DiscoveryResponse) -> String {
         })
         .collect();
     names.join(" ")
-}
-
-/// A short name for a type URL.
-fn short(type_url: &str) -> &str {
-    let all = [(CDS, "CDS"), (EDS, "EDS"), (LDS, "LDS"), (RDS, "RDS")];
-    let known = all.iter().find(|(t, _)| *t == type_url);
-    known.map_or_else(|| type_url.rsplit('.').next().unwrap(), |(_, s)| *s)
 }
 
 /// Each response as `"CDS:a b"` (type, then the names it holds), in order.

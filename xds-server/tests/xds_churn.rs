@@ -1,0 +1,416 @@
+//! Stream churn against the in-process xDS server (tonic on 127.0.0.1, embedded SQLite store):
+//! rounds of 50 delta and 50 SotW ADS streams, each node selected by its own listener, come
+//! and go; after each round the status registry is empty and no proxy group is left in the
+//! cache, each round translates once per distinct group, and a mesh change between rounds
+//! reaches the next round. Streams whose selections are equal share one translation.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use envoy_types::pb::{
+    envoy::{
+        config::{
+            core::v3::{Node, address, socket_address::PortSpecifier},
+            listener::v3::Listener,
+        },
+        service::discovery::v3::{
+            DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+            aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
+        },
+    },
+    google::protobuf::Any,
+};
+use futures::future::join_all;
+use prost::Message;
+use serde_json::json;
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Streaming, transport::Channel};
+use xds_server::{
+    metrics::Metrics,
+    model::{Kind, Reference},
+    status::{Registry, Variant},
+    store::{Store, Write},
+    translate::type_url,
+    xds::{Context, cache::Cache, server::XdsServer},
+};
+
+// === helpers ===
+
+/// Listeners selected by one node id each: that many distinct proxy groups.
+const GROUPS: usize = 50;
+const ROUNDS: usize = 5;
+/// Connections the streams of one round are spread over (HTTP/2 multiplexes the rest).
+const CHANNELS: usize = 10;
+/// The most any one wait in these tests may take.
+const WAIT: Duration = Duration::from_secs(30);
+/// Pause between two polls of the registry and the cache.
+const POLL: Duration = Duration::from_millis(10);
+
+/// The port of the listener every node gets, in `round`: moved between rounds.
+fn shared_port(round: usize) -> u32 {
+    19000 + round as u32
+}
+
+/// The port of the listener only node `n{i}` gets.
+fn own_port(i: usize) -> u32 {
+    20000 + i as u32
+}
+
+/// The xDS server in-process, with what the tests look into.
+struct Server {
+    store: Arc<dyn Store>,
+    cache: Arc<Cache>,
+    registry: Registry,
+    addr: std::net::SocketAddr,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Seeds the mesh (a service, a route, listener `l{i}` for node `n{i}` and the listener
+    /// `shared` for every node), then serves xDS on 127.0.0.1.
+    async fn start() -> Server {
+        let (store, dir) = common::sqlite().await;
+        seed(&*store).await;
+        let (mesh, _task) =
+            xds_server::watch::spawn(store.clone(), Duration::from_millis(50), |_| {})
+                .await
+                .unwrap();
+        let cache = Cache::new(mesh);
+        let registry = Registry::default();
+        let ctx = Context {
+            cache: cache.clone(),
+            registry: registry.clone(),
+            metrics: Metrics::new(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_routes(XdsServer::new(ctx).routes())
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+        Server {
+            store,
+            cache,
+            registry,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the cache's mesh is at `revision` or later.
+    async fn wait_mesh(&self, revision: i64) {
+        let mut mesh = self.cache.mesh();
+        let wait = mesh.wait_for(|p| p.mesh.revision >= revision);
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .unwrap_or_else(|_| panic!("revision {revision} never reached the cache"))
+            .expect("the mesh watch is alive");
+    }
+
+    /// `CHANNELS` fresh connections to the server.
+    async fn channels(&self) -> Vec<Channel> {
+        let mut channels = Vec::new();
+        for _ in 0..CHANNELS {
+            let endpoint = Channel::from_shared(format!("http://{}", self.addr)).unwrap();
+            let channel = tokio::time::timeout(WAIT, endpoint.connect())
+                .await
+                .expect("connect within the deadline")
+                .expect("connect to the xDS server");
+            channels.push(channel);
+        }
+        channels
+    }
+
+    /// Polls until no stream is registered and no group is alive: everything the streams
+    /// held has been freed.
+    async fn wait_drained(&self, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (streams, groups) = (self.registry.list().len(), self.cache.groups());
+            if streams == 0 && groups == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {streams} streams still registered and {groups} groups alive {WAIT:?} after every client went away"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+fn write(kind: Kind, name: &str, spec: serde_json::Value, references: Vec<Reference>) -> Write {
+    Write {
+        kind,
+        name: name.into(),
+        spec,
+        references,
+        expected_version: None,
+    }
+}
+
+/// An HTTP listener serving the route `web` on `port` for the nodes `selector` picks.
+fn listener(name: &str, port: u32, selector: serde_json::Value) -> Write {
+    write(
+        Kind::Listener,
+        name,
+        json!({ "address": "127.0.0.1", "port": port, "protocol": "http",
+                "routes": ["web"], "selector": selector }),
+        vec![Reference::to(Kind::Route, "web", "routes[0]")],
+    )
+}
+
+async fn seed(store: &dyn Store) {
+    store
+        .put(write(
+            Kind::Service,
+            "web",
+            json!({ "protocol": "http" }),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let owner = Reference {
+        owned: true,
+        ..Reference::to(Kind::Service, "web", "service")
+    };
+    let endpoints = json!({ "endpoints": [{ "address": "127.0.0.1", "port": 8080 }] });
+    store
+        .put(write(Kind::Endpoints, "web", endpoints, vec![owner]))
+        .await
+        .unwrap();
+    let route = json!({ "hosts": ["*"], "rules": [{ "destinations": [{ "service": "web" }] }] });
+    let to_web = Reference::to(Kind::Service, "web", "rules[0].destinations[0].service");
+    store
+        .put(write(Kind::Route, "web", route, vec![to_web]))
+        .await
+        .unwrap();
+    for i in 0..GROUPS {
+        let selector = json!({ "node_id": format!("n{i}") });
+        store
+            .put(listener(&format!("l{i}"), own_port(i), selector))
+            .await
+            .unwrap();
+    }
+    store
+        .put(listener("shared", shared_port(0), json!({})))
+        .await
+        .unwrap();
+}
+
+fn node(id: &str) -> Option<Node> {
+    Some(Node {
+        id: id.into(),
+        cluster: "churn".into(),
+        ..Node::default()
+    })
+}
+
+/// An open stream: dropping it drops both directions, as a proxy going away does.
+#[allow(dead_code)] // held only to be dropped
+enum Open {
+    Delta(
+        mpsc::Sender<DeltaDiscoveryRequest>,
+        Streaming<DeltaDiscoveryResponse>,
+    ),
+    Sotw(mpsc::Sender<DiscoveryRequest>, Streaming<DiscoveryResponse>),
+}
+
+/// Opens an ADS stream of `variant` for node `id` asking for every listener (wildcard LDS);
+/// returns it with the listeners of its first response, by name, with their ports.
+async fn open(channel: Channel, variant: Variant, id: String) -> (Open, BTreeMap<String, u32>) {
+    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let (open, resources) = match variant {
+        Variant::Delta => {
+            let (tx, rx) = mpsc::channel(4);
+            tx.send(DeltaDiscoveryRequest {
+                node: node(&id),
+                type_url: type_url::LISTENER.into(),
+                ..DeltaDiscoveryRequest::default()
+            })
+            .await
+            .unwrap();
+            let mut inbound = client
+                .delta_aggregated_resources(ReceiverStream::new(rx))
+                .await
+                .unwrap_or_else(|e| panic!("{id}: delta stream refused: {e}"))
+                .into_inner();
+            let first = inbound.message().await;
+            let first = first
+                .unwrap_or_else(|e| panic!("{id}: delta stream failed: {e}"))
+                .unwrap_or_else(|| panic!("{id}: delta stream ended without a response"));
+            assert_eq!(first.type_url, type_url::LISTENER, "{id}");
+            let resources: Vec<Any> = first
+                .resources
+                .into_iter()
+                .map(|r| r.resource.expect("a resource body"))
+                .collect();
+            (Open::Delta(tx, inbound), resources)
+        }
+        Variant::Sotw => {
+            let (tx, rx) = mpsc::channel(4);
+            tx.send(DiscoveryRequest {
+                node: node(&id),
+                type_url: type_url::LISTENER.into(),
+                ..DiscoveryRequest::default()
+            })
+            .await
+            .unwrap();
+            let mut inbound = client
+                .stream_aggregated_resources(ReceiverStream::new(rx))
+                .await
+                .unwrap_or_else(|e| panic!("{id}: SotW stream refused: {e}"))
+                .into_inner();
+            let first = inbound.message().await;
+            let first = first
+                .unwrap_or_else(|e| panic!("{id}: SotW stream failed: {e}"))
+                .unwrap_or_else(|| panic!("{id}: SotW stream ended without a response"));
+            assert_eq!(first.type_url, type_url::LISTENER, "{id}");
+            (Open::Sotw(tx, inbound), first.resources)
+        }
+    };
+    let listeners = resources
+        .iter()
+        .map(|any| {
+            let l = Listener::decode(any.value.as_slice()).expect("a Listener");
+            let port = match l.address.and_then(|a| a.address) {
+                Some(address::Address::SocketAddress(s)) => match s.port_specifier {
+                    Some(PortSpecifier::PortValue(p)) => p,
+                    other => panic!("{id}: listener {} has port {other:?}", l.name),
+                },
+                other => panic!("{id}: listener {} has address {other:?}", l.name),
+            };
+            (l.name, port)
+        })
+        .collect();
+    (open, listeners)
+}
+
+/// Opens one stream per `(variant, node id)`, all at once, spread over `channels`; each has
+/// had its first LDS response when this returns (within [`WAIT`]).
+async fn open_all(
+    channels: &[Channel],
+    streams: Vec<(Variant, String)>,
+) -> Vec<(String, Open, BTreeMap<String, u32>)> {
+    let opening = streams.into_iter().enumerate().map(|(k, (variant, id))| {
+        let channel = channels[k % channels.len()].clone();
+        async move {
+            let (open, listeners) = open(channel, variant, id.clone()).await;
+            (id, open, listeners)
+        }
+    });
+    tokio::time::timeout(WAIT, join_all(opening))
+        .await
+        .expect("every stream got its first LDS response in time")
+}
+
+fn count(registry: &Registry, variant: Variant) -> usize {
+    registry
+        .list()
+        .iter()
+        .filter(|s| s.variant == variant)
+        .count()
+}
+
+// === churn ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_come_and_go_without_leaving_anything_behind() {
+    let server = Server::start().await;
+    for round in 0..ROUNDS {
+        if round > 0 {
+            // A mesh change between rounds: the shared listener moves.
+            let moved = listener("shared", shared_port(round), json!({}));
+            let revision = server.store.put(moved).await.unwrap().record.revision;
+            server.wait_mesh(revision).await;
+        }
+        let translations = server.cache.translations();
+        let channels = server.channels().await;
+        let streams = (0..GROUPS)
+            .flat_map(|i| {
+                [
+                    (Variant::Delta, format!("n{i}")),
+                    (Variant::Sotw, format!("n{i}")),
+                ]
+            })
+            .collect();
+        let open = open_all(&channels, streams).await;
+
+        for (id, _, listeners) in &open {
+            let i: usize = id[1..].parse().unwrap();
+            let expected = BTreeMap::from([
+                (format!("l{i}"), own_port(i)),
+                ("shared".to_string(), shared_port(round)),
+            ]);
+            assert_eq!(
+                listeners, &expected,
+                "round {round}: {id} gets its own listener and the shared one, as of now"
+            );
+        }
+        assert_eq!(count(&server.registry, Variant::Delta), GROUPS);
+        assert_eq!(count(&server.registry, Variant::Sotw), GROUPS);
+        assert_eq!(
+            server.cache.groups(),
+            GROUPS,
+            "round {round}: one group per node id"
+        );
+        let grew = server.cache.translations() - translations;
+        assert!(
+            grew <= GROUPS as u64,
+            "round {round}: {grew} translations for {GROUPS} distinct groups (each group's two streams share one)"
+        );
+        assert_eq!(
+            grew, GROUPS as u64,
+            "round {round}: every group was gone before the round, so each is translated once"
+        );
+
+        drop(open);
+        drop(channels);
+        server.wait_drained(&format!("round {round}")).await;
+    }
+}
+
+// === sharing ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_with_equal_selections_share_one_translation() {
+    const STREAMS: usize = 20;
+    let server = Server::start().await;
+    let before = server.cache.translations();
+    let channels = server.channels().await;
+    // Same node cluster, node ids no listener names: all select just `shared`.
+    let streams = (0..STREAMS)
+        .map(|i| {
+            let variant = if i % 2 == 0 {
+                Variant::Delta
+            } else {
+                Variant::Sotw
+            };
+            (variant, format!("plain-{i}"))
+        })
+        .collect();
+    let open = open_all(&channels, streams).await;
+    for (id, _, listeners) in &open {
+        let expected = BTreeMap::from([("shared".to_string(), shared_port(0))]);
+        assert_eq!(listeners, &expected, "{id}");
+    }
+    assert_eq!(server.registry.list().len(), STREAMS);
+    assert_eq!(
+        server.cache.translations() - before,
+        1,
+        "{STREAMS} streams with one selection: one translation"
+    );
+    assert_eq!(server.cache.groups(), 1);
+
+    drop(open);
+    drop(channels);
+    server.wait_drained("the shared group").await;
+}
