@@ -22,15 +22,13 @@ use envoy_types::pb::envoy::{
 };
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use xds_server::{
-    metrics::Metrics,
     model::{Kind, Reference},
-    status::Registry,
     store::{SqliteStore, Store, Write},
     translate::type_url,
-    xds::{Context, cache::Cache, server::XdsServer},
+    xds::embedded::Embedded,
 };
 
 const CHANNELS: usize = 20;
@@ -52,22 +50,10 @@ async fn main() {
             .unwrap(),
     );
     seed(&*store).await;
-    let (mesh, _task) = xds_server::watch::spawn(store.clone(), Duration::from_millis(50), |_| {})
+    let server = Embedded::start(store.clone(), Duration::from_millis(50))
         .await
         .unwrap();
-    let cache = Cache::new(mesh);
-    let ctx = Context {
-        cache: cache.clone(),
-        registry: Registry::default(),
-        metrics: Metrics::new(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_routes(XdsServer::new(ctx).routes())
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
+    let (addr, cache) = (server.addr, server.cache.clone());
 
     let mut channels = Vec::new();
     for _ in 0..CHANNELS {

@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod delta;
+pub mod embedded;
 #[cfg(test)]
 mod fixtures;
 pub mod server;

@@ -30,15 +30,14 @@ use prost::Message;
 use serde_json::json;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Streaming, transport::Channel};
 use xds_server::{
-    metrics::Metrics,
     model::{Kind, Reference},
     status::{Registry, Variant},
     store::{Store, Write},
     translate::type_url,
-    xds::{Context, cache::Cache, server::XdsServer},
+    xds::{cache::Cache, embedded::Embedded},
 };
 
 // === helpers ===
@@ -69,6 +68,7 @@ struct Server {
     cache: Arc<Cache>,
     registry: Registry,
     addr: std::net::SocketAddr,
+    _embedded: Embedded,
     _dir: TempDir,
 }
 
@@ -78,29 +78,15 @@ impl Server {
     async fn start() -> Server {
         let (store, dir) = common::sqlite().await;
         seed(&*store).await;
-        let (mesh, _task) =
-            xds_server::watch::spawn(store.clone(), Duration::from_millis(50), |_| {})
-                .await
-                .unwrap();
-        let cache = Cache::new(mesh);
-        let registry = Registry::default();
-        let ctx = Context {
-            cache: cache.clone(),
-            registry: registry.clone(),
-            metrics: Metrics::new(),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_routes(XdsServer::new(ctx).routes())
-                .serve_with_incoming(TcpListenerStream::new(listener)),
-        );
+        let embedded = Embedded::start(store.clone(), Duration::from_millis(50))
+            .await
+            .unwrap();
         Server {
             store,
-            cache,
-            registry,
-            addr,
+            cache: embedded.cache.clone(),
+            registry: embedded.registry.clone(),
+            addr: embedded.addr,
+            _embedded: embedded,
             _dir: dir,
         }
     }

@@ -1,0 +1,68 @@
+//! The xDS server in this process on an ephemeral 127.0.0.1 port, without the admin API: for
+//! benchmarks, tests and embedding.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use super::{Context, cache::Cache, server::XdsServer};
+use crate::{metrics::Metrics, status::Registry, store::Store};
+
+/// A running xDS server; stops when dropped.
+#[derive(Debug)]
+pub struct Embedded {
+    pub addr: SocketAddr,
+    pub cache: Arc<Cache>,
+    pub registry: Registry,
+    pub metrics: Metrics,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Mesh(#[from] crate::watch::Error),
+    #[error("could not listen on 127.0.0.1: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+impl Embedded {
+    /// Serves `store`'s mesh over xDS, coalescing changes within `window`.
+    pub async fn start(store: Arc<dyn Store>, window: Duration) -> Result<Embedded, Error> {
+        let metrics = Metrics::new();
+        let (mesh, watcher) = crate::watch::spawn(store, window, |_| {}).await?;
+        let cache = Cache::new(mesh);
+        let registry = Registry::default();
+        let ctx = Context {
+            cache: cache.clone(),
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let serve = tonic::transport::Server::builder()
+                .add_routes(XdsServer::new(ctx).routes())
+                .serve_with_incoming(TcpListenerStream::new(listener));
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "embedded xDS server failed");
+            }
+        });
+        Ok(Embedded {
+            addr,
+            cache,
+            registry,
+            metrics,
+            tasks: vec![watcher, server],
+        })
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
