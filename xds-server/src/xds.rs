@@ -15,6 +15,7 @@ mod fixtures;
 pub mod server;
 pub mod sotw;
 mod stream;
+mod warming;
 
 pub use stream::Context;
 

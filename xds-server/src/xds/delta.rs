@@ -19,7 +19,9 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 
-use super::{Error, Feedback, Nonces, control_plane, resolve_type_url, sotw::Step};
+use super::{
+    Error, Feedback, Nonces, control_plane, resolve_type_url, sotw::Step, warming::Warming,
+};
 use crate::translate::{Encoded, Resources, content_version, type_url};
 
 #[derive(Debug)]
@@ -29,7 +31,7 @@ pub struct Delta {
     resources: Arc<Resources>,
     /// Clusters new to the proxy whose assignments it has not acknowledged yet; listener and
     /// route updates wait meanwhile (see `Sotw` for why).
-    hold: Option<BTreeSet<String>>,
+    hold: Warming,
     nonces: Nonces,
 }
 
@@ -55,7 +57,7 @@ impl Delta {
             only,
             types: BTreeMap::new(),
             resources,
-            hold: None,
+            hold: Warming::default(),
             nonces: Nonces::default(),
         }
     }
@@ -81,6 +83,11 @@ impl Delta {
                 },
             });
         }
+        // The ACK or NACK is about what was sent before this request: settle warming first.
+        if let Some(f) = step.feedback.first().cloned() {
+            self.maybe_release(&f, &mut step);
+        }
+        let state = self.types.entry(type_url.clone()).or_default();
         let first = !state.subscribed;
         let resumed = first && !req.initial_resource_versions.is_empty();
         if !state.subscribed {
@@ -106,7 +113,7 @@ impl Delta {
             }
         }
         let mut change = diff(&self.resources, &type_url, state, &BTreeSet::new());
-        if self.hold.is_some() {
+        if self.hold.active() {
             // While new clusters warm, removals wait (a removed assignment of a cluster that
             // routes still use would fail requests), and so do listener and route updates
             // that were not newly asked for.
@@ -133,9 +140,6 @@ impl Delta {
             let version = known_version(&self.types[&type_url].known);
             step.feedback.push(Feedback::Resumed { type_url, version });
         }
-        if let Some(f) = step.feedback.first().cloned() {
-            self.maybe_release(&f, &mut step);
-        }
         Ok(step)
     }
 
@@ -148,13 +152,13 @@ impl Delta {
 
     /// Whether listener and route updates wait for new clusters to warm.
     pub fn holding(&self) -> bool {
-        self.hold.is_some()
+        self.hold.active()
     }
 
     /// Stops waiting for new clusters to warm and sends what was held back.
     pub fn release(&mut self) -> Step<DeltaDiscoveryResponse> {
         let mut step = Step::default();
-        if self.hold.take().is_some() {
+        if self.hold.give_up() {
             self.sync(&mut step);
         }
         step
@@ -170,7 +174,7 @@ impl Delta {
         // clusters do not wait.
         let mut rewarm = BTreeSet::new();
         for t in &order {
-            if self.hold.is_some() && type_url::waits_for_warming(t) {
+            if self.hold.holds(t) {
                 continue;
             }
             let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {
@@ -201,9 +205,7 @@ impl Delta {
                         .filter(|e| endpoints.is_some_and(|a| a.contains_key(&e.name)))
                         .map(|e| e.name.clone())
                         .collect();
-                    if !added.is_empty() {
-                        self.hold = Some(added);
-                    }
+                    self.hold.wait_for(added);
                 }
             }
             if !change.updated.is_empty() || !change.removed.is_empty() {
@@ -211,7 +213,7 @@ impl Delta {
                 step.responses.push(r);
             }
         }
-        if self.hold.is_some() {
+        if self.hold.active() {
             return; // removals go out with the held updates
         }
         for (t, removed) in removals.into_iter().rev() {
@@ -227,16 +229,12 @@ impl Delta {
     /// Called on an EDS ACK or a CDS NACK: ends the hold when the proxy has acknowledged every
     /// held cluster's assignment (or refused the clusters), and sends what waited.
     fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<DeltaDiscoveryResponse>) {
-        let Some(hold) = &self.hold else { return };
-        let done = match feedback {
-            Feedback::Ack { type_url: t, .. } if t == type_url::ENDPOINT => {
-                hold.iter().all(|n| self.types[t].known.contains_key(n))
-            }
-            Feedback::Nack { type_url: t, .. } => t == type_url::CLUSTER,
-            _ => false,
-        };
-        if done {
-            self.hold = None;
+        let types = &self.types;
+        if self.hold.settle(feedback, |names| {
+            names
+                .iter()
+                .all(|n| types[type_url::ENDPOINT].known.contains_key(n))
+        }) {
             self.sync(step);
         }
     }

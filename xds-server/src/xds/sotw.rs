@@ -21,7 +21,7 @@ use std::{
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use super::{Error, Feedback, Nonces, control_plane, resolve_type_url};
+use super::{Error, Feedback, Nonces, control_plane, resolve_type_url, warming::Warming};
 use crate::translate::{Encoded, Resources, content_version, type_url};
 
 /// One stream's SotW state.
@@ -36,7 +36,7 @@ pub struct Sotw {
     /// Clusters new to the proxy whose assignments it has not acknowledged yet. While set,
     /// listener and route updates (and removals) wait, so no route points at a cluster that
     /// is still warming.
-    hold: Option<BTreeSet<String>>,
+    hold: Warming,
     nonces: Nonces,
 }
 
@@ -79,7 +79,7 @@ impl Sotw {
             types: BTreeMap::new(),
             retired: resources.clone(),
             resources,
-            hold: None,
+            hold: Warming::default(),
             nonces: Nonces::default(),
         }
     }
@@ -108,6 +108,11 @@ impl Sotw {
                 _ => return Ok(step),
             }
         }
+        // The ACK or NACK is about what was sent before this request: settle warming first.
+        if let Some(f) = step.feedback.first().cloned() {
+            self.maybe_release(&f, &mut step);
+        }
+        let state = self.types.entry(type_url.clone()).or_default();
         let star = req.resource_names.iter().any(|n| n == "*");
         let names: BTreeSet<String> = req
             .resource_names
@@ -125,13 +130,11 @@ impl Sotw {
         state.names = names;
         let (version, items) = view(&self.resources, &type_url, state);
         let outdated = state.sent.as_ref().is_none_or(|s| s.version != version);
-        let held = self.hold.is_some() && type_url::waits_for_warming(&type_url);
-        if changed || (outdated && !held) {
+        // While new clusters warm, only changed subscriptions are answered: anything merely
+        // outdated (held routes, deferred removals) goes out when the wait ends.
+        if changed || (outdated && !self.hold.active()) {
             let r = self.respond(&type_url, version, items, &mut step.feedback);
             step.responses.push(r);
-        }
-        if let Some(f) = step.feedback.first().cloned() {
-            self.maybe_release(&f, &mut step);
         }
         Ok(step)
     }
@@ -146,14 +149,14 @@ impl Sotw {
 
     /// Whether listener and route updates wait for new clusters to warm.
     pub fn holding(&self) -> bool {
-        self.hold.is_some()
+        self.hold.active()
     }
 
     /// Stops waiting for new clusters to warm (the proxy never asked for their assignments)
     /// and sends what was held back.
     pub fn release(&mut self) -> Step<DiscoveryResponse> {
         let mut step = Step::default();
-        if self.hold.take().is_some() {
+        if self.hold.give_up() {
             self.sync(&mut step);
         }
         step
@@ -161,14 +164,14 @@ impl Sotw {
 
     /// Sends every subscribed type whose view differs from what was sent, in ADS order, with
     /// removals of clusters and listeners deferred to the end. While new clusters warm,
-    /// listeners, routes and removals wait (see [`Sotw::hold`]).
+    /// listeners, routes and removals wait (see `warming.rs`).
     fn sync(&mut self, step: &mut Step<DiscoveryResponse>) {
         let aggregated = self.only.is_none();
         let order = type_url::push_order(self.types.keys());
         let mut deferred = Vec::new();
         let mut clusters_pushed = false;
         for t in &order {
-            if self.hold.is_some() && type_url::waits_for_warming(t) {
+            if self.hold.holds(t) {
                 continue;
             }
             let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {
@@ -197,9 +200,7 @@ impl Sotw {
                     .filter(|e| endpoints.is_some_and(|a| a.contains_key(&e.name)))
                     .map(|e| e.name.clone())
                     .collect();
-                if !added.is_empty() {
-                    self.hold = Some(added);
-                }
+                self.hold.wait_for(added);
             }
             let response = if aggregated && !removed.is_empty() && type_url::wildcard_capable(t) {
                 // Make: keep what is going away until everything else has moved off it.
@@ -208,6 +209,9 @@ impl Sotw {
                 union.extend(removed);
                 union.sort_by(|a, b| a.name.cmp(&b.name));
                 let union_version = version_of(&union);
+                if sent.is_some_and(|s| s.version == union_version) {
+                    continue; // the proxy already has the union (sent before a warming wait)
+                }
                 self.respond(t, union_version, union, &mut step.feedback)
             } else {
                 self.respond(t, version, items, &mut step.feedback)
@@ -215,7 +219,7 @@ impl Sotw {
             clusters_pushed |= t == type_url::CLUSTER;
             step.responses.push(response);
         }
-        if self.hold.is_some() {
+        if self.hold.active() {
             return; // removals go out with the held updates
         }
         // Break: removals in reverse order (RDS, LDS, EDS, CDS).
@@ -236,17 +240,13 @@ impl Sotw {
     /// Called on an EDS ACK or a CDS NACK: ends the hold when every held cluster's assignment
     /// was acknowledged (or the clusters were refused), and sends what waited.
     fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<DiscoveryResponse>) {
-        let Some(hold) = &self.hold else { return };
-        let done = match feedback {
-            Feedback::Ack { type_url: t, .. } if t == type_url::ENDPOINT => self.types[t]
+        let types = &self.types;
+        if self.hold.settle(feedback, |names| {
+            types[type_url::ENDPOINT]
                 .sent
                 .as_ref()
-                .is_some_and(|s| hold.is_subset(&s.names)),
-            Feedback::Nack { type_url: t, .. } => t == type_url::CLUSTER,
-            _ => false,
-        };
-        if done {
-            self.hold = None;
+                .is_some_and(|s| names.is_subset(&s.names))
+        }) {
             self.sync(step);
         }
     }

@@ -351,3 +351,50 @@ fn per_type_service_sends_updates_and_removals_together() {
     let err = ads.delta.on_request(&req("foo", &[], &[], "")).unwrap_err();
     assert_eq!(err, Error::BadTypeUrl("foo".to_string()));
 }
+
+// === new clusters warm before routes move ===
+
+#[test]
+fn routes_to_a_new_cluster_wait_until_its_assignment_is_acked() {
+    let mut h = Harness::new(None, resources("a:1 b:1", "a:1 b:1", "l:1", "r:1"));
+    h.subscribe(CDS, &[]);
+    h.subscribe(EDS, &["a", "b"]);
+    h.subscribe(LDS, &[]);
+    h.subscribe(RDS, &["r"]);
+    // The route moves to a new cluster c and b goes away.
+    let step = h.update(resources("a:1 c:1", "a:1 c:1", "l:1", "r:2"));
+    assert_eq!(sent(&step), ["CDS:c"], "routes and removals wait");
+    assert!(h.delta.holding());
+    let cds = step.responses[0].clone();
+    h.request(req(CDS, &[], &[], &cds.nonce));
+
+    // Envoy subscribes to c's assignment: sent, without b's removal yet.
+    let step = h.request(req(EDS, &["c"], &[], ""));
+    assert_eq!(sent(&step), ["EDS:c"]);
+    let eds = step.responses[0].clone();
+
+    // Acknowledged: the route goes out, then the removals in reverse order.
+    let step = h.request(req(EDS, &[], &[], &eds.nonce));
+    assert_eq!(sent(&step), ["RDS:r", "EDS:-b", "CDS:-b"]);
+    assert!(!h.delta.holding());
+}
+
+#[test]
+fn a_rejected_cluster_releases_the_routes() {
+    let mut h = Harness::new(None, resources("a:1", "a:1", "l:1", "r:1"));
+    h.subscribe(CDS, &[]);
+    h.subscribe(EDS, &["a"]);
+    h.subscribe(RDS, &["r"]);
+    let step = h.update(resources("a:1 c:1", "a:1 c:1", "l:1", "r:2"));
+    assert_eq!(sent(&step), ["CDS:c"]);
+    let nonce = step.responses[0].nonce.clone();
+    let step = h.request(DeltaDiscoveryRequest {
+        error_detail: Some(Status {
+            code: 3,
+            message: "bad cluster".into(),
+            ..Status::default()
+        }),
+        ..req(CDS, &[], &[], &nonce)
+    });
+    assert_eq!(sent(&step), ["RDS:r"]);
+}

@@ -318,7 +318,8 @@ fn changes_in_several_types_go_out_cds_eds_lds_rds_then_others() {
 #[test]
 fn removed_cluster_stays_until_routes_moved_off_it_on_ads() {
     let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "", "", "r:1"));
-    let new = || resources("a:1", "", "", "r:2");
+    // a changes and b goes: the union (new a, old b) goes first.
+    let new = || resources("a:2", "", "", "r:2");
     let step = h.update(new());
     let s = sent(&step);
     assert_eq!(s[0], "CDS:a b", "make: the union goes first");
@@ -349,10 +350,16 @@ fn removed_cluster_stays_until_routes_moved_off_it_on_ads() {
 fn removals_break_in_reverse_order_on_ads() {
     let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "", "l1:1 l2:1", "r:1"));
     let step = h.update(resources("a:1", "", "l1:1", "r:2"));
+    // Only removals in CDS and LDS: the proxy already holds the union, so no make response is
+    // needed; the route goes first, then the removals in reverse order.
+    assert_eq!(sent(&step), ["RDS:r", "LDS:l1", "CDS:a"]);
+
+    let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "", "l1:1 l2:1", "r:1"));
+    let step = h.update(resources("a:2", "", "l1:2", "r:2"));
     let expected = [
-        "CDS:a b",   // make
+        "CDS:a b",   // make: new a, old b
         "EDS:",      // re-warm after a CDS push (no assignments exist here)
-        "LDS:l1 l2", // make
+        "LDS:l1 l2", // make: new l1, old l2
         "RDS:r",
         "LDS:l1", // break, in reverse order
         "CDS:a",
@@ -429,4 +436,69 @@ fn versions_depend_only_on_content() {
     assert_eq!(first(res(), EDS, &["a"]), first(res(), EDS, &["a"]));
     let changed = resources("a:1 b:2", "a:1", "", "");
     assert_ne!(first(res(), CDS, &[]), first(changed, CDS, &[]));
+}
+
+// === new clusters warm before routes move ===
+
+#[test]
+fn routes_to_a_new_cluster_wait_until_its_assignment_is_acked() {
+    let [_, _, l, r] = BASE;
+    let (mut h, last) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
+    // The route moves to a new cluster c (and b goes away).
+    let step = h.update(resources("a:1 c:1", "a:1 c:1", l, "r:2"));
+    assert_eq!(
+        sent(&step),
+        ["CDS:a b c", "EDS:a"],
+        "routes and removals wait"
+    );
+    assert!(h.sotw.holding());
+    let cds = step.responses[0].clone();
+    let eds = step.responses[1].clone();
+
+    // Envoy ACKs CDS and asks for c's assignment: answered, routes still wait.
+    let step = h.request(req(CDS, &[], &cds.nonce, &cds.version_info));
+    assert_eq!(sent(&step), NONE);
+    let step = h.request(req(EDS, &["a", "c"], &eds.nonce, &eds.version_info));
+    assert_eq!(sent(&step), ["EDS:a c"]);
+    let eds = step.responses[0].clone();
+    // An LDS/RDS ACK meanwhile does not leak the held route.
+    let rds = &last[RDS];
+    let step = h.request(req(RDS, &["r"], &rds.nonce, &rds.version_info));
+    assert_eq!(sent(&step), NONE);
+
+    // c's assignment is acknowledged: the route goes out, then b's removal.
+    let step = h.request(req(EDS, &["a", "c"], &eds.nonce, &eds.version_info));
+    assert_eq!(sent(&step), ["RDS:r", "CDS:a c"]);
+    assert!(!h.sotw.holding());
+}
+
+#[test]
+fn a_rejected_cluster_or_giving_up_releases_the_routes() {
+    let [_, _, l, r] = BASE;
+    let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
+    let step = h.update(resources("a:1 b:1 c:1", "a:1 b:1 c:1", l, "r:2"));
+    assert_eq!(sent(&step), ["CDS:a b c", "EDS:a b"]);
+    let cds = step.responses[0].clone();
+    let step = h.request(nack(CDS, &[], &cds.nonce, "old", "bad cluster"));
+    assert_eq!(
+        sent(&step),
+        ["RDS:r"],
+        "a NACK of the clusters ends the wait"
+    );
+
+    let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
+    h.update(resources("a:1 b:1 c:1", "a:1 b:1 c:1", l, "r:2"));
+    assert!(h.sotw.holding());
+    let step = h.sotw.release();
+    assert_eq!(sent(&h.check(step)), ["RDS:r"]);
+}
+
+#[test]
+fn a_new_cluster_without_an_assignment_does_not_hold_routes() {
+    let [_, _, l, r] = BASE;
+    let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
+    // A raw STATIC cluster has no assignment to wait for.
+    let step = h.update(resources("a:1 b:1 s:1", "a:1 b:1", l, "r:2"));
+    assert_eq!(sent(&step), ["CDS:a b s", "EDS:a b", "RDS:r"]);
+    assert!(!h.sotw.holding());
 }

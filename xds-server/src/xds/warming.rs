@@ -1,0 +1,58 @@
+//! Make-before-break for new clusters. Envoy activates a new cluster only once its assignment
+//! arrives; a route naming it before then fails with 503 (no cluster). So when a push adds
+//! clusters, listener and route updates and all removals wait until the proxy acknowledges
+//! the new clusters' assignments (or rejects the clusters, or the stream gives up waiting).
+
+use std::collections::BTreeSet;
+
+use super::Feedback;
+use crate::translate::type_url;
+
+/// The clusters a stream is waiting on, if any.
+#[derive(Debug, Default)]
+pub(crate) struct Warming(Option<BTreeSet<String>>);
+
+impl Warming {
+    pub(crate) fn active(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Starts waiting for `added` (nothing to wait for when it is empty).
+    pub(crate) fn wait_for(&mut self, added: BTreeSet<String>) {
+        if !added.is_empty() {
+            self.0 = Some(added);
+        }
+    }
+
+    /// Whether updates of `type_url` wait now.
+    pub(crate) fn holds(&self, type_url: &str) -> bool {
+        self.active() && type_url::waits_for_warming(type_url)
+    }
+
+    /// Ends the wait when `feedback` is an EDS ACK after which the proxy holds every awaited
+    /// assignment (`holds_all`), or a CDS NACK (the clusters will not warm). True when it
+    /// ended: the caller then sends what waited.
+    pub(crate) fn settle(
+        &mut self,
+        feedback: &Feedback,
+        holds_all: impl FnOnce(&BTreeSet<String>) -> bool,
+    ) -> bool {
+        let Some(clusters) = &self.0 else {
+            return false;
+        };
+        let done = match feedback {
+            Feedback::Ack { type_url: t, .. } => t == type_url::ENDPOINT && holds_all(clusters),
+            Feedback::Nack { type_url: t, .. } => t == type_url::CLUSTER,
+            _ => false,
+        };
+        if done {
+            self.0 = None;
+        }
+        done
+    }
+
+    /// Stops waiting; true when it was waiting.
+    pub(crate) fn give_up(&mut self) -> bool {
+        self.0.take().is_some()
+    }
+}
