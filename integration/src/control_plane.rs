@@ -168,8 +168,9 @@ impl ControlPlane {
     /// The bootstrap for one Envoy, from `GET /api/v1/bootstrap`.
     pub async fn bootstrap(&self, node_id: &str, variant: Variant, admin_port: u16) -> String {
         let path = format!(
-            "/api/v1/bootstrap?node_id={node_id}&cluster=mesh-test&delta={}&admin_port={admin_port}",
-            variant == Variant::Delta
+            "/api/v1/bootstrap?node_id={node_id}&cluster=mesh-test&delta={}&ads={}&admin_port={admin_port}",
+            variant.is_delta(),
+            variant.is_ads()
         );
         let resp = self.http.get(self.url(&path)).send().await;
         let resp = resp.unwrap_or_else(|e| panic!("GET {path}: {e}"));

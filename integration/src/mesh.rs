@@ -30,15 +30,25 @@ pub mod type_url {
 pub enum Variant {
     Sotw,
     Delta,
+    /// SotW over separate CDS, EDS, LDS and RDS streams instead of ADS.
+    SotwSeparate,
+    /// Delta over separate streams.
+    DeltaSeparate,
 }
 
 impl Variant {
     /// As in the proxy status's `variant`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Variant::Sotw => "sotw",
-            Variant::Delta => "delta",
-        }
+        if self.is_delta() { "delta" } else { "sotw" }
+    }
+
+    pub fn is_delta(self) -> bool {
+        matches!(self, Variant::Delta | Variant::DeltaSeparate)
+    }
+
+    /// Over one aggregated (ADS) stream, as opposed to one stream per type.
+    pub fn is_ads(self) -> bool {
+        matches!(self, Variant::Sotw | Variant::Delta)
     }
 }
 

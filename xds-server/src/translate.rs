@@ -70,6 +70,17 @@ pub struct NodeInfo {
 pub struct Selection {
     pub listeners: Vec<String>,
     pub envoy_resources: Vec<String>,
+    pub delivery: Delivery,
+}
+
+/// How a proxy fetches what its clusters and listeners refer to (assignments, routes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Delivery {
+    /// Over the aggregated (ADS) stream it is connected on.
+    #[default]
+    Ads,
+    /// Over per-type streams (EDS, RDS services) to the proxy's xDS cluster of this name.
+    Separate { delta: bool, xds_cluster: String },
 }
 
 /// One encoded resource, shared by every proxy that receives it.
@@ -160,6 +171,7 @@ pub fn select(mesh: &Mesh, node: &NodeInfo) -> Selection {
             .filter(|(_, r)| r.selector.matches(node))
             .map(|(n, _)| n.clone())
             .collect(),
+        delivery: Delivery::Ads,
     }
 }
 
@@ -168,13 +180,14 @@ pub fn select(mesh: &Mesh, node: &NodeInfo) -> Selection {
 /// resources (a raw resource replaces a generated one of the same type and name).
 pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
     let mut out = Resources::default();
+    let config_source = cluster::config_source(&selection.delivery);
     // Every service used, with the label-key sets its subsets select on.
     let mut services: BTreeMap<&str, BTreeSet<Vec<String>>> = BTreeMap::new();
     for name in &selection.listeners {
         let Some(l) = mesh.listeners.get(name) else {
             continue;
         };
-        out.add(name, &listener::listener(name, l));
+        out.add(name, &listener::listener(name, l, &config_source));
         match l.protocol {
             ListenerProtocol::Tcp => {
                 if let Some(s) = &l.service {
@@ -208,7 +221,10 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
                 .push(format!("service '{name}' is referenced but missing"));
             continue;
         };
-        out.add(name, &cluster::cluster(name, service, &subset_keys));
+        out.add(
+            name,
+            &cluster::cluster(name, service, &subset_keys, &config_source),
+        );
         out.add(
             name,
             &endpoint::load_assignment(name, mesh.endpoints.get(name)),

@@ -28,12 +28,14 @@ struct Params {
     node_id: String,
     cluster: String,
     delta: bool,
+    /// Aggregated (ADS, the default) or separate CDS/LDS/EDS/RDS streams.
+    ads: bool,
     admin_port: u16,
     xds_host: Option<String>,
     metadata: Map<String, Value>,
 }
 
-/// `?node_id=&cluster=&delta=true|false&admin_port=&xds_host=&metadata.<key>=<value>`.
+/// `?node_id=&cluster=&delta=true|false&ads=true|false&admin_port=&xds_host=&metadata.<key>=<value>`.
 pub async fn bootstrap_get(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -63,6 +65,7 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
     let mut node_id = None;
     let mut cluster = None;
     let mut delta = None;
+    let mut ads = None;
     let mut admin_port = None;
     let mut xds_host = None;
     let mut metadata = Map::new();
@@ -70,18 +73,8 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
         let seen = match key.as_str() {
             "node_id" => node_id.replace(text("node_id", value)?).is_some(),
             "cluster" => cluster.replace(text("cluster", value)?).is_some(),
-            "delta" => delta
-                .replace(match value.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(bad(
-                            "delta",
-                            format!("must be true or false, got '{value}'"),
-                        ));
-                    }
-                })
-                .is_some(),
+            "delta" => delta.replace(boolean("delta", &value)?).is_some(),
+            "ads" => ads.replace(boolean("ads", &value)?).is_some(),
             "admin_port" => admin_port
                 .replace(
                     value
@@ -117,7 +110,7 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
                 }
                 None => {
                     return Err(ApiError::invalid_query(format!(
-                        "unknown query parameter '{other}'; use node_id, cluster, delta, admin_port, xds_host and metadata.<key>"
+                        "unknown query parameter '{other}'; use node_id, cluster, delta, ads, admin_port, xds_host and metadata.<key>"
                     )));
                 }
             },
@@ -140,10 +133,19 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
         })?,
         cluster: cluster.unwrap_or_else(|| "default".to_string()),
         delta: delta.unwrap_or(false),
+        ads: ads.unwrap_or(true),
         admin_port: admin_port.unwrap_or(DEFAULT_ADMIN_PORT),
         xds_host,
         metadata,
     })
+}
+
+fn boolean(field: &str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad(field, format!("must be true or false, got '{value}'"))),
+    }
 }
 
 fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
@@ -225,20 +227,37 @@ fn render(p: &Params, xds_host: &str, xds: SocketAddr) -> Value {
         };
         xds_cluster["dns_lookup_family"] = family.into();
     }
-    let ads_source = json!({ "ads": {}, "resource_api_version": "V3" });
-    json!({
-        "node": { "id": p.node_id, "cluster": p.cluster, "metadata": p.metadata },
-        "admin": { "address": socket("127.0.0.1", p.admin_port) },
-        "dynamic_resources": {
+    let api_type = if p.delta { "DELTA_GRPC" } else { "GRPC" };
+    let grpc_services = json!([{ "envoy_grpc": { "cluster_name": "xds_cluster" } }]);
+    let dynamic_resources = if p.ads {
+        let ads_source = json!({ "ads": {}, "resource_api_version": "V3" });
+        json!({
             "ads_config": {
-                "api_type": if p.delta { "DELTA_GRPC" } else { "GRPC" },
+                "api_type": api_type,
                 "transport_api_version": "V3",
-                "grpc_services": [{ "envoy_grpc": { "cluster_name": "xds_cluster" } }],
+                "grpc_services": grpc_services,
                 "set_node_on_first_message_only": true,
             },
             "cds_config": ads_source,
             "lds_config": ads_source,
-        },
+        })
+    } else {
+        // Separate streams: the server points EDS and RDS at the same `xds_cluster`.
+        let source = json!({
+            "api_config_source": {
+                "api_type": api_type,
+                "transport_api_version": "V3",
+                "grpc_services": grpc_services,
+                "set_node_on_first_message_only": true,
+            },
+            "resource_api_version": "V3",
+        });
+        json!({ "cds_config": source, "lds_config": source })
+    };
+    json!({
+        "node": { "id": p.node_id, "cluster": p.cluster, "metadata": p.metadata },
+        "admin": { "address": socket("127.0.0.1", p.admin_port) },
+        "dynamic_resources": dynamic_resources,
         "static_resources": { "clusters": [xds_cluster] },
     })
 }

@@ -24,8 +24,9 @@ pub async fn proxies_list(
     Ok(Json(json!({ "items": items })))
 }
 
-/// The newest stream of one node, plus `streams`: how many it has open (a proxy using
-/// per-type xDS services opens several).
+/// One node: its newest stream, with `types` merged over all its streams (a proxy using the
+/// per-type services opens one stream per type; the newest stream wins a type both have) and
+/// `streams`, how many it has open.
 pub async fn proxies_get(
     State(state): State<AppState>,
     Path(node_id): Path<String>,
@@ -35,7 +36,14 @@ pub async fn proxies_get(
     let streams = state.registry.streams_of(&node_id);
     let newest = streams.last().ok_or_else(|| not_connected(&node_id))?;
     let mut out = status_json(newest);
+    let mut types = serde_json::Map::new();
+    for stream in &streams {
+        if let Value::Object(t) = status_json(stream)["types"].take() {
+            types.extend(t);
+        }
+    }
     if let Value::Object(obj) = &mut out {
+        obj.insert("types".into(), Value::Object(types));
         obj.insert("streams".into(), streams.len().into());
     }
     Ok(Json(out))

@@ -18,9 +18,11 @@ use envoy_types::pb::{
                 },
             },
             core::v3::{
-                AggregatedConfigSource, ApiVersion, ConfigSource, HealthCheck,
-                Http2ProtocolOptions,
+                AggregatedConfigSource, ApiConfigSource, ApiVersion, ConfigSource, GrpcService,
+                HealthCheck, Http2ProtocolOptions,
+                api_config_source::ApiType,
                 config_source::ConfigSourceSpecifier,
+                grpc_service::{EnvoyGrpc, TargetSpecifier},
                 health_check::{HealthChecker, HttpHealthCheck, TcpHealthCheck},
             },
         },
@@ -36,6 +38,7 @@ use envoy_types::pb::{
 };
 use prost::{Message, Name};
 
+use super::Delivery;
 use crate::model::{self, LbPolicy, Protocol, Service};
 
 /// A model duration as a protobuf `Duration` (model durations are at most a day, so the
@@ -60,11 +63,33 @@ pub(super) fn to_any<M: Message + Name>(message: &M) -> Any {
     }
 }
 
-/// "Fetch it over the same ADS stream": every cluster's EDS and every listener's RDS use this,
-/// so one bootstrap `ads_config` is all a proxy needs.
-pub(super) fn ads_config_source() -> ConfigSource {
+/// Where a proxy fetches what its clusters and listeners refer to (EDS, RDS): over the ADS
+/// stream it is on, or over per-type gRPC streams to its xDS cluster.
+pub(super) fn config_source(delivery: &Delivery) -> ConfigSource {
+    let specifier = match delivery {
+        Delivery::Ads => ConfigSourceSpecifier::Ads(AggregatedConfigSource {}),
+        Delivery::Separate { delta, xds_cluster } => {
+            let api_type = if *delta {
+                ApiType::DeltaGrpc
+            } else {
+                ApiType::Grpc
+            };
+            ConfigSourceSpecifier::ApiConfigSource(ApiConfigSource {
+                api_type: api_type as i32,
+                transport_api_version: ApiVersion::V3 as i32,
+                grpc_services: vec![GrpcService {
+                    target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
+                        cluster_name: xds_cluster.clone(),
+                        ..EnvoyGrpc::default()
+                    })),
+                    ..GrpcService::default()
+                }],
+                ..ApiConfigSource::default()
+            })
+        }
+    };
     ConfigSource {
-        config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+        config_source_specifier: Some(specifier),
         resource_api_version: ApiVersion::V3 as i32,
         ..ConfigSource::default()
     }
@@ -76,12 +101,13 @@ pub(super) fn cluster(
     name: &str,
     service: &Service,
     subset_keys: &BTreeSet<Vec<String>>,
+    eds_config: &ConfigSource,
 ) -> Cluster {
     Cluster {
         name: name.to_string(),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
         eds_cluster_config: Some(EdsClusterConfig {
-            eds_config: Some(ads_config_source()),
+            eds_config: Some(eds_config.clone()),
             // Empty: the assignment is named after the cluster.
             service_name: String::new(),
         }),

@@ -3,7 +3,7 @@
 use envoy_types::pb::envoy::{
     config::{
         core::v3::{
-            Address, SocketAddress, address,
+            Address, ConfigSource, SocketAddress, address,
             socket_address::{PortSpecifier, Protocol},
         },
         listener::v3::{Filter, FilterChain, Listener, filter},
@@ -21,7 +21,7 @@ use envoy_types::pb::envoy::{
     },
 };
 
-use super::cluster::{ads_config_source, to_any};
+use super::cluster::to_any;
 use crate::model::{self, ListenerProtocol};
 
 const HTTP_CONNECTION_MANAGER: &str = "envoy.filters.network.http_connection_manager";
@@ -31,12 +31,16 @@ const ROUTER: &str = "envoy.filters.http.router";
 /// The listener `name`. An HTTP listener's routes come over RDS in the `RouteConfiguration`
 /// named after the listener itself (see `translate`), so route changes never touch the
 /// listener and never drain its connections.
-pub(super) fn listener(name: &str, listener: &model::Listener) -> Listener {
+pub(super) fn listener(
+    name: &str,
+    listener: &model::Listener,
+    rds_config: &ConfigSource,
+) -> Listener {
     let filter = match listener.protocol {
         ListenerProtocol::Http => Filter {
             name: HTTP_CONNECTION_MANAGER.to_string(),
             config_type: Some(filter::ConfigType::TypedConfig(to_any(
-                &http_connection_manager(name),
+                &http_connection_manager(name, rds_config),
             ))),
         },
         ListenerProtocol::Tcp => Filter {
@@ -68,12 +72,12 @@ pub(super) fn listener(name: &str, listener: &model::Listener) -> Listener {
     }
 }
 
-fn http_connection_manager(name: &str) -> HttpConnectionManager {
+fn http_connection_manager(name: &str, rds_config: &ConfigSource) -> HttpConnectionManager {
     HttpConnectionManager {
         stat_prefix: name.to_string(),
         codec_type: CodecType::Auto as i32,
         route_specifier: Some(RouteSpecifier::Rds(Rds {
-            config_source: Some(ads_config_source()),
+            config_source: Some(rds_config.clone()),
             route_config_name: name.to_string(),
         })),
         http_filters: vec![HttpFilter {

@@ -13,7 +13,7 @@ use std::{
 use tokio::sync::watch;
 
 use crate::{
-    translate::{NodeInfo, Resources, Selection, select, translate},
+    translate::{Delivery, NodeInfo, Resources, Selection, select, translate},
     watch::Published,
 };
 
@@ -45,8 +45,16 @@ impl Cache {
     }
 
     /// The resources for `node` in `published`, translated at most once per group and revision.
-    pub fn resources(&self, published: &Published, node: &NodeInfo) -> Arc<Resources> {
-        let selection = select(&published.mesh, node);
+    pub fn resources(
+        &self,
+        published: &Published,
+        node: &NodeInfo,
+        delivery: &Delivery,
+    ) -> Arc<Resources> {
+        let selection = Selection {
+            delivery: delivery.clone(),
+            ..select(&published.mesh, node)
+        };
         let revision = published.mesh.revision;
         let mut groups = self.groups.lock().unwrap();
         if let Some(r) = groups
@@ -165,14 +173,14 @@ mod tests {
     fn equal_selections_share_one_translation() {
         let rev1 = published(1, 10000);
         let cache = cache(&rev1);
-        let a = cache.resources(&rev1, &node("a", "mesh"));
-        let b = cache.resources(&rev1, &node("b", "other-cluster"));
+        let a = cache.resources(&rev1, &node("a", "mesh"), &Delivery::Ads);
+        let b = cache.resources(&rev1, &node("b", "other-cluster"), &Delivery::Ads);
         assert!(Arc::ptr_eq(&a, &b), "same selection, same computed set");
         assert_eq!(cache.translations(), 1);
         assert_eq!(cache.groups(), 1);
         assert_eq!(listeners(&a), ["shared"]);
         // Asking again (a reconnect) translates nothing.
-        let again = cache.resources(&rev1, &node("a", "mesh"));
+        let again = cache.resources(&rev1, &node("a", "mesh"), &Delivery::Ads);
         assert!(Arc::ptr_eq(&a, &again));
         assert_eq!(cache.translations(), 1);
     }
@@ -181,14 +189,14 @@ mod tests {
     fn a_node_id_selector_makes_its_own_group() {
         let rev1 = published(1, 10000);
         let cache = cache(&rev1);
-        let plain = cache.resources(&rev1, &node("a", "mesh"));
-        let edge = cache.resources(&rev1, &node("edge-1", "mesh"));
+        let plain = cache.resources(&rev1, &node("a", "mesh"), &Delivery::Ads);
+        let edge = cache.resources(&rev1, &node("edge-1", "mesh"), &Delivery::Ads);
         assert!(!Arc::ptr_eq(&plain, &edge));
         assert_eq!(listeners(&edge), ["edge", "shared"]);
         assert_eq!(cache.translations(), 2);
         assert_eq!(cache.groups(), 2);
         // A second proxy with the same node id joins that group.
-        let edge_again = cache.resources(&rev1, &node("edge-1", "elsewhere"));
+        let edge_again = cache.resources(&rev1, &node("edge-1", "elsewhere"), &Delivery::Ads);
         assert!(Arc::ptr_eq(&edge, &edge_again));
         assert_eq!(cache.translations(), 2);
     }
@@ -199,9 +207,9 @@ mod tests {
     fn groups_end_when_their_last_holder_drops() {
         let rev1 = published(1, 10000);
         let cache = cache(&rev1);
-        let a = cache.resources(&rev1, &node("a", "mesh"));
-        let b = cache.resources(&rev1, &node("b", "mesh"));
-        let edge = cache.resources(&rev1, &node("edge-1", "mesh"));
+        let a = cache.resources(&rev1, &node("a", "mesh"), &Delivery::Ads);
+        let b = cache.resources(&rev1, &node("b", "mesh"), &Delivery::Ads);
+        let edge = cache.resources(&rev1, &node("edge-1", "mesh"), &Delivery::Ads);
         assert_eq!(cache.groups(), 2);
         drop(a);
         assert_eq!(cache.groups(), 2, "b still holds the shared group");
@@ -210,7 +218,7 @@ mod tests {
         drop(edge);
         assert_eq!(cache.groups(), 0);
         // A proxy arriving later gets a fresh translation, not a dangling one.
-        let c = cache.resources(&rev1, &node("c", "mesh"));
+        let c = cache.resources(&rev1, &node("c", "mesh"), &Delivery::Ads);
         assert_eq!(listeners(&c), ["shared"]);
         assert_eq!(cache.translations(), 3);
         assert_eq!(cache.groups(), 1);
@@ -223,11 +231,17 @@ mod tests {
         let rev1 = published(1, 10000);
         let cache = cache(&rev1);
         let nodes = [node("a", "mesh"), node("b", "mesh"), node("edge-1", "mesh")];
-        let old: Vec<_> = nodes.iter().map(|n| cache.resources(&rev1, n)).collect();
+        let old: Vec<_> = nodes
+            .iter()
+            .map(|n| cache.resources(&rev1, n, &Delivery::Ads))
+            .collect();
         assert_eq!(cache.translations(), 2);
 
         let rev2 = published(2, 10002);
-        let new: Vec<_> = nodes.iter().map(|n| cache.resources(&rev2, n)).collect();
+        let new: Vec<_> = nodes
+            .iter()
+            .map(|n| cache.resources(&rev2, n, &Delivery::Ads))
+            .collect();
         assert_eq!(cache.translations(), 4, "one re-translation per live group");
         assert!(Arc::ptr_eq(&new[0], &new[1]));
         assert!(!Arc::ptr_eq(&new[0], &new[2]));
@@ -242,7 +256,7 @@ mod tests {
         assert_eq!(cache.groups(), 2);
         // Every stream of a group already moved: asking again translates nothing.
         for n in &nodes {
-            cache.resources(&rev2, n);
+            cache.resources(&rev2, n, &Delivery::Ads);
         }
         assert_eq!(cache.translations(), 4);
     }
@@ -257,10 +271,10 @@ mod tests {
         let rev1 = published(1, 10000);
         let rev2 = published(2, 10002);
         let cache = cache(&rev2);
-        let a = cache.resources(&rev2, &node("a", "mesh"));
-        let late = cache.resources(&rev1, &node("b", "mesh"));
+        let a = cache.resources(&rev2, &node("a", "mesh"), &Delivery::Ads);
+        let late = cache.resources(&rev1, &node("b", "mesh"), &Delivery::Ads);
         assert_eq!(listeners(&late), ["shared"]);
-        let b = cache.resources(&rev2, &node("b", "mesh"));
+        let b = cache.resources(&rev2, &node("b", "mesh"), &Delivery::Ads);
         assert!(Arc::ptr_eq(&a, &b), "one set per group and revision");
         assert_eq!(cache.translations(), 2, "revision 2 translated once");
     }

@@ -22,7 +22,7 @@ use super::{Error, Feedback, cache::Cache, delta::Delta, node_info, sotw::Sotw, 
 use crate::{
     metrics::Metrics,
     status::{ProxyStatus, Registry, StreamGuard, SyncState, TypeStatus, Variant},
-    translate::Resources,
+    translate::{Delivery, Resources},
 };
 
 /// How long listener and route updates may wait for new clusters to warm before they are
@@ -136,7 +136,8 @@ async fn serve<M: Machine>(
     let info = node_info(node);
     let mut mesh = ctx.cache.mesh();
     let published = mesh.borrow_and_update().clone();
-    let mut resources = ctx.cache.resources(&published, &info);
+    let delivery = delivery(node, service, M::VARIANT);
+    let mut resources = ctx.cache.resources(&published, &info, &delivery);
     let guard = ctx.registry.connect(ProxyStatus {
         node_id: info.id.clone(),
         cluster: info.cluster.clone(),
@@ -189,7 +190,7 @@ async fn serve<M: Machine>(
                     break; // the server is shutting down
                 }
                 let published = mesh.borrow_and_update().clone();
-                let next = ctx.cache.resources(&published, &info);
+                let next = ctx.cache.resources(&published, &info, &delivery);
                 if Arc::ptr_eq(&next, &resources) {
                     Step::default()
                 } else {
@@ -203,6 +204,28 @@ async fn serve<M: Machine>(
     }
     tracing::info!(node = %info.id, "proxy disconnected");
     Ok(())
+}
+
+/// How this proxy fetches what its clusters and listeners refer to: over ADS when it is on
+/// ADS, else over per-type streams to its xDS cluster, named by the node metadata field
+/// `xds_cluster` (default `xds_cluster`, as in the bootstrap this server hands out).
+fn delivery(node: &Node, service: &'static str, variant: Variant) -> Delivery {
+    if service == "ads" {
+        return Delivery::Ads;
+    }
+    use envoy_types::pb::google::protobuf::value::Kind;
+    let named = node
+        .metadata
+        .as_ref()
+        .and_then(|m| m.fields.get("xds_cluster"))
+        .and_then(|v| match &v.kind {
+            Some(Kind::StringValue(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        });
+    Delivery::Separate {
+        delta: variant == Variant::Delta,
+        xds_cluster: named.unwrap_or_else(|| "xds_cluster".to_string()),
+    }
 }
 
 /// Applies a step's feedback to the proxy status and the metrics.

@@ -121,7 +121,7 @@ fn resources() -> Resources {
     };
     let selection = Selection {
         listeners: vec!["db".to_string()],
-        envoy_resources: vec![],
+        ..Selection::default()
     };
     translate(&mesh, &selection)
 }
