@@ -62,7 +62,7 @@ for v in v1 v2; do
 done
 say "upstreams: v1 on 127.0.0.1:$v1_port, v2 on 127.0.0.1:$v2_port"
 
-demo/seed.sh "http://127.0.0.1:$admin_port" "127.0.0.1:$v1_port" "127.0.0.1:$v2_port" "$listener_port"
+demo/seed.sh "http://127.0.0.1:$admin_port" "127.0.0.1:$v1_port" "127.0.0.1:$v2_port" "$listener_port" 127.0.0.1
 
 curl -sf "http://127.0.0.1:$admin_port/api/v1/bootstrap?node_id=ingress-1&cluster=ingress&admin_port=$envoy_admin_port" \
   >"$work/envoy.yaml"

@@ -3,12 +3,13 @@
 # sending 80% of traffic to v1 and 20% to v2 (and `x-canary: 1` always to v2), and an
 # `ingress` listener on port 10000 for proxies whose node cluster is `ingress`.
 #
-#   demo/seed.sh ADMIN_URL V1_IP:PORT V2_IP:PORT [LISTENER_PORT]
+#   demo/seed.sh ADMIN_URL V1_IP:PORT V2_IP:PORT [LISTENER_PORT] [LISTENER_ADDRESS]
 set -euo pipefail
 admin=${1:?admin URL, e.g. http://127.0.0.1:9090}
 v1=${2:?v1 endpoint ip:port}
 v2=${3:?v2 endpoint ip:port}
 listener_port=${4:-10000}
+listener_address=${5:-0.0.0.0}
 auth=()
 if [ -n "${XDS_ADMIN_TOKEN:-}" ]; then auth=(-H "Authorization: Bearer $XDS_ADMIN_TOKEN"); fi
 
@@ -33,5 +34,5 @@ put /api/v1/routes/web '{"hosts": ["*"], "rules": [
    "destinations": [{"service": "web", "weight": 80, "subset": {"version": "v1"}},
                     {"service": "web", "weight": 20, "subset": {"version": "v2"}}],
    "timeout": "5s", "retries": {"attempts": 2, "retry_on": ["connect-failure", "reset"]}}]}'
-put /api/v1/listeners/ingress "{\"address\": \"0.0.0.0\", \"port\": $listener_port, \"protocol\": \"http\",
+put /api/v1/listeners/ingress "{\"address\": \"$listener_address\", \"port\": $listener_port, \"protocol\": \"http\",
   \"routes\": [\"web\"], \"selector\": {\"node_cluster\": \"ingress\"}}"

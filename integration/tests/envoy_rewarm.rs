@@ -1,0 +1,100 @@
+//! A changed cluster re-warms in Envoy and waits for its assignment again, even though the
+//! endpoints did not change. That wait must end at once: the new cluster has to become active
+//! well before Envoy's 15 s initial fetch timeout, on ADS and on separate streams, SotW and
+//! Delta. (Envoy 1.40 can also end it from its own cache of assignments; the server re-sends
+//! assignments after every cluster push for clients that cannot, see the state machine tests.)
+
+use std::time::Duration;
+
+use integration::{
+    mesh::{Backend, Stage, Variant},
+    upstream::Upstream,
+};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// Well under Envoy's 15 s initial fetch timeout, which would otherwise end the wait.
+const REWARM: Duration = Duration::from_secs(8);
+
+/// The active and warming clusters named `name` in a config dump.
+fn cluster_states<'a>(dump: &'a Value, name: &str) -> (Vec<&'a Value>, usize) {
+    let configs = dump["configs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let clusters = configs.iter().find(|c| {
+        c["@type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("ClustersConfigDump"))
+    });
+    let Some(clusters) = clusters else {
+        return (vec![], 0);
+    };
+    let named = |key: &str| -> Vec<&'a Value> {
+        clusters[key]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|c| c["cluster"]["name"] == name)
+                    .map(|c| &c["cluster"])
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    (
+        named("dynamic_active_clusters"),
+        named("dynamic_warming_clusters").len(),
+    )
+}
+
+async fn changed_cluster_rewarms_at_once(variant: Variant) {
+    let Some(mut stage) = Stage::new(variant, Backend::Sqlite).await else {
+        return;
+    };
+    let a = Upstream::start("a");
+    stage.service("svc", &[(&a, json!({}))]).await;
+    stage.route_to("main", "svc").await;
+    stage.listener(&["main"]).await;
+    stage.start_envoy().await;
+    stage
+        .wait_reply("a reply from a", "/", &[], WAIT, |r| r.from("a"))
+        .await;
+
+    // Only the cluster changes; its endpoints stay the same.
+    stage
+        .cp
+        .put(
+            "/api/v1/services/svc",
+            json!({ "protocol": "http", "connect_timeout": "3s" }),
+        )
+        .await;
+    stage
+        .envoy()
+        .wait_for("the changed cluster active, none warming", REWARM, |dump| {
+            let (active, warming) = cluster_states(dump, "svc");
+            warming == 0 && active.iter().any(|c| c["connect_timeout"] == "3s")
+        })
+        .await;
+    let reply = stage.send("/after", &[]).await.unwrap();
+    assert!(reply.from("a"), "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sotw_ads() {
+    changed_cluster_rewarms_at_once(Variant::Sotw).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delta_ads() {
+    changed_cluster_rewarms_at_once(Variant::Delta).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sotw_separate_streams() {
+    changed_cluster_rewarms_at_once(Variant::SotwSeparate).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delta_separate_streams() {
+    changed_cluster_rewarms_at_once(Variant::DeltaSeparate).await;
+}
