@@ -1,7 +1,7 @@
 //! Read-only views of the connected proxies (from the status registry the xDS streams
 //! write), the resources computed for one of them, and the Prometheus metrics.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::{
     Json,
@@ -14,13 +14,21 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::{metrics, status::ProxyStatus, translate::resources_to_json};
 
-/// Every open xDS stream, oldest first: `{"items": [...]}`.
+/// Every connected proxy, one item per node id (as [`proxies_get`] shows it), in node id
+/// order: `{"items": [...]}`.
 pub async fn proxies_list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     no_params(&params)?;
-    let items: Vec<Value> = state.registry.list().iter().map(status_json).collect();
+    let mut by_node: BTreeMap<String, Vec<ProxyStatus>> = BTreeMap::new();
+    for stream in state.registry.list() {
+        by_node
+            .entry(stream.node_id.clone())
+            .or_default()
+            .push(stream);
+    }
+    let items: Vec<Value> = by_node.values().map(|s| node_json(s)).collect();
     Ok(Json(json!({ "items": items })))
 }
 
@@ -34,10 +42,18 @@ pub async fn proxies_get(
 ) -> Result<Json<Value>, ApiError> {
     no_params(&params)?;
     let streams = state.registry.streams_of(&node_id);
-    let newest = streams.last().ok_or_else(|| not_connected(&node_id))?;
-    let mut out = status_json(newest);
+    if streams.is_empty() {
+        return Err(not_connected(&node_id));
+    }
+    Ok(Json(node_json(&streams)))
+}
+
+/// One node from its streams (oldest first): the newest stream's fields, `types` merged over
+/// all of them (the newest wins a type two streams share), and `streams`, how many.
+fn node_json(streams: &[ProxyStatus]) -> Value {
+    let mut out = streams.last().map(status_json).unwrap_or_default();
     let mut types = serde_json::Map::new();
-    for stream in &streams {
+    for stream in streams {
         if let Value::Object(t) = status_json(stream)["types"].take() {
             types.extend(t);
         }
@@ -46,7 +62,7 @@ pub async fn proxies_get(
         obj.insert("types".into(), Value::Object(types));
         obj.insert("streams".into(), streams.len().into());
     }
-    Ok(Json(out))
+    out
 }
 
 /// The resources computed for the node's newest stream, as proto3 JSON:

@@ -199,7 +199,7 @@ async fn proxies_list_reports_sync_state_per_type() {
 }
 
 #[tokio::test]
-async fn proxies_get_returns_the_newest_stream_and_404s_unknown_nodes() {
+async fn proxies_get_merges_a_nodes_streams_and_404s_unknown_nodes() {
     let (state, _dir) = state().await;
     let app = router(state.clone());
     let (status, body) = get(&app, "/api/v1/proxies/nobody").await;
@@ -235,6 +235,22 @@ async fn proxies_get_returns_the_newest_stream_and_404s_unknown_nodes() {
     assert_eq!(body["service"], "lds", "the newest stream: {body}");
     assert_eq!(body["streams"], 2);
     assert_eq!(body["types"][type_url::LISTENER]["status"], "SYNCED");
+    assert_eq!(
+        body["types"][type_url::CLUSTER]["status"],
+        "SYNCED",
+        "types merge over the node's streams: {body}"
+    );
+
+    // The list shows each node once, merged the same way.
+    let (_, list) = get(&app, "/api/v1/proxies").await;
+    let items = list["items"].as_array().unwrap();
+    let nodes: Vec<&str> = items
+        .iter()
+        .map(|i| i["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["edge 1/a", "edge-2"]);
+    assert_eq!(items[0]["streams"], 2);
+    assert_eq!(items[0], body);
 }
 
 #[tokio::test]
