@@ -107,6 +107,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         xds_addr,
         ..AppState::new(store)
     };
+    if state.admin_token.is_none() && !admin_addr.ip().is_loopback() {
+        tracing::warn!(
+            %admin_addr,
+            "the admin API is reachable beyond this host WITHOUT a token: anyone who can reach it can change the mesh; set --admin-token-file"
+        );
+    }
     tracing::info!(%xds_addr, "xDS server listening on {xds_addr} (ADS, CDS, EDS, LDS, RDS; SotW and delta)");
     tracing::info!(
         addr = %admin_addr,
@@ -133,10 +139,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let admin_server = axum::serve(admin_listener, api::router(state))
         .with_graceful_shutdown(draining())
         .into_future();
+    // Either server failing stops the process (and the other server with it).
     let servers = async {
-        let (xds, admin) = tokio::join!(xds_server, admin_server);
-        xds?;
-        admin.map_err(Error::Serve)
+        tokio::try_join!(async { xds_server.await.map_err(Error::from) }, async {
+            admin_server.await.map_err(Error::Serve)
+        },)
+        .map(|_| ())
     };
     tokio::pin!(servers);
     tokio::select! {

@@ -101,11 +101,22 @@ pub struct Resources {
     pub by_type: BTreeMap<String, TypeResources>,
     /// Things translation had to leave out, and why (shown in proxy status and logs).
     pub warnings: Vec<String>,
+    /// Generated EDS clusters: a proxy fetches their assignments while they warm. (A raw
+    /// cluster replacing one of them is not, so nothing waits for it.)
+    pub eds_clusters: BTreeSet<String>,
 }
 
 impl Resources {
     pub fn of_type(&self, type_url: &str) -> Option<&TypeResources> {
         self.by_type.get(type_url)
+    }
+
+    /// Whether a proxy new to `cluster` warms it by fetching its assignment from us.
+    pub fn warms(&self, cluster: &str) -> bool {
+        self.eds_clusters.contains(cluster)
+            && self
+                .of_type(type_url::ENDPOINT)
+                .is_some_and(|a| a.contains_key(cluster))
     }
 
     /// Adds a generated resource, encoding it once.
@@ -129,6 +140,18 @@ impl Resources {
             .or_default()
             .insert(name.to_string(), Arc::new(encoded));
     }
+}
+
+/// The version of a set of resources: a hash of their names and versions, in the order given.
+pub fn set_version<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut text = String::new();
+    for (name, version) in items {
+        text.push_str(name);
+        text.push('=');
+        text.push_str(version);
+        text.push(';');
+    }
+    content_version(text.as_bytes())
 }
 
 /// FNV-1a over the bytes, as 16 hex digits: stable across processes and builds.
@@ -183,10 +206,20 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
     let config_source = cluster::config_source(&selection.delivery);
     // Every service used, with the label-key sets its subsets select on.
     let mut services: BTreeMap<&str, BTreeSet<Vec<String>>> = BTreeMap::new();
+    let mut bound = BTreeMap::new();
     for name in &selection.listeners {
         let Some(l) = mesh.listeners.get(name) else {
             continue;
         };
+        // Envoy refuses two listeners on one address and port: the first (by name) keeps it.
+        if let Some(first) = bound.insert((l.address.as_str(), l.port), name) {
+            bound.insert((l.address.as_str(), l.port), first);
+            out.warnings.push(format!(
+                "listener '{name}' left out: listener '{first}' already uses {}:{}",
+                l.address, l.port
+            ));
+            continue;
+        }
         out.add(name, &listener::listener(name, l, &config_source));
         match l.protocol {
             ListenerProtocol::Tcp => {
@@ -229,11 +262,17 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
             name,
             &endpoint::load_assignment(name, mesh.endpoints.get(name)),
         );
+        out.eds_clusters.insert(name.to_string());
     }
     for name in &selection.envoy_resources {
         if let Some(r) = mesh.envoy_resources.get(name) {
             match raw::encode(r) {
-                Ok(bytes) => out.add_any(name, r.type_url.clone(), bytes),
+                Ok(bytes) => {
+                    if r.type_url == type_url::CLUSTER {
+                        out.eds_clusters.remove(name);
+                    }
+                    out.add_any(name, r.type_url.clone(), bytes)
+                }
                 Err(e) => out.warnings.push(format!("envoy resource '{name}': {e}")),
             }
         }

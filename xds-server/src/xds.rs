@@ -51,7 +51,18 @@ pub enum Error {
     BadTypeUrl(String),
     #[error("this service serves {expected} only, not '{got}'")]
     WrongType { expected: &'static str, got: String },
+    #[error("a stream may subscribe to at most {MAX_NAMES} resources of one type")]
+    TooManyNames,
+    #[error("the node's metadata is {0} bytes; at most {MAX_NODE_METADATA} are accepted")]
+    NodeTooLarge(usize),
 }
+
+/// Per stream and type, the most resource names a proxy may subscribe to: far above any real
+/// proxy, and a bound on what an unauthenticated client can make the server keep.
+pub const MAX_NAMES: usize = 10_000;
+
+/// The largest node metadata kept for a stream, encoded.
+pub const MAX_NODE_METADATA: usize = 64 * 1024;
 
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {

@@ -134,3 +134,19 @@ async fn a_per_type_service_refuses_other_types_and_fetch() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn too_many_names_is_invalid_argument() {
+    let (_server, channel, _dir) = server().await;
+    let req = DiscoveryRequest {
+        node: node(),
+        type_url: type_url::ENDPOINT.into(),
+        resource_names: (0..=xds_server::xds::MAX_NAMES)
+            .map(|i| format!("c{i}"))
+            .collect(),
+        ..DiscoveryRequest::default()
+    };
+    let err = first_answer(&channel, req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("at most"), "{}", err.message());
+}

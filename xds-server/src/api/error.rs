@@ -132,7 +132,11 @@ impl From<store::Error> for ApiError {
             }
             store::Error::Database(_) | store::Error::Migrate(_) => {
                 tracing::error!(error = %message, "store unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the store is not reachable; nothing was changed; retry, or see the server log",
+                )
             }
             store::Error::Corrupt(_) => {
                 tracing::error!(error = %message, "corrupt row in the store");

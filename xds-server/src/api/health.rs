@@ -18,10 +18,18 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "store": state.store.backend(),
             "revision": revision,
         }))),
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            format!("the {} store is not reachable: {e}", state.store.backend()),
-        )),
+        Err(e) => {
+            // The detail may name hosts or users: it goes to the log, not to the unauthenticated
+            // caller.
+            tracing::warn!(error = %e, "readiness check: store unreachable");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!(
+                    "the {} store is not reachable; see the server log",
+                    state.store.backend()
+                ),
+            ))
+        }
     }
 }

@@ -242,6 +242,48 @@ fn raw_resource_is_served_verbatim_to_selected_nodes_only() {
     assert_eq!(names(&other, type_url::CLUSTER), ["web"]);
 }
 
+#[test]
+fn two_listeners_on_one_address_and_port_keep_the_first() {
+    let m = mesh(json!({
+        "services": { "web": { "protocol": "http" } },
+        "routes": { "web": { "hosts": ["*"],
+                             "rules": [ { "destinations": [ { "service": "web" } ] } ] } },
+        "listeners": {
+            "a": { "port": 10000, "protocol": "http", "routes": ["web"] },
+            "b": { "port": 10000, "protocol": "http", "routes": ["web"] },
+            "c": { "address": "127.0.0.1", "port": 10000, "protocol": "http", "routes": ["web"] } }
+    }));
+    let r = resources_for(&m, &edge_node());
+    assert_eq!(names(&r, type_url::LISTENER), ["a", "c"]);
+    assert_eq!(names(&r, type_url::ROUTE), ["a", "c"]);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("'b'") && w.contains("'a'")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
+fn a_raw_cluster_replacing_a_generated_one_is_not_waited_for() {
+    let mut m = with_raw();
+    let mut raw = raw_cluster();
+    raw["name"] = "web".into();
+    raw["load_assignment"]["cluster_name"] = "web".into();
+    let resource = json!({ "type_url": type_url::CLUSTER, "resource": raw, "selector": {} });
+    m.envoy_resources
+        .insert("web".into(), serde_json::from_value(resource).unwrap());
+    let r = resources_for(&m, &edge_node());
+    assert!(
+        !r.warms("web"),
+        "a STATIC cluster never fetches an assignment"
+    );
+    assert!(!r.warms("extra-cluster"));
+    let plain = resources_for(&with_raw(), &edge_node());
+    assert!(plain.warms("web"));
+}
+
 // === selection and versions ===
 
 #[test]

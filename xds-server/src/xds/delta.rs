@@ -11,7 +11,7 @@
 mod tests;
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     sync::Arc,
 };
 
@@ -20,9 +20,13 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 
 use super::{
-    Error, Feedback, Nonces, control_plane, resolve_type_url, sotw::Step, warming::Warming,
+    Error, Feedback, MAX_NAMES, Nonces, control_plane, resolve_type_url, sotw::Step,
+    warming::Warming,
 };
-use crate::translate::{Encoded, Resources, content_version, type_url};
+use crate::translate::{Encoded, Resources, set_version, type_url};
+
+/// How many nonces per type are remembered for matching NACKs to responses.
+const RECENT_NONCES: usize = 8;
 
 #[derive(Debug)]
 pub struct Delta {
@@ -42,7 +46,8 @@ struct TypeState {
     names: BTreeSet<String>,
     /// What the proxy holds: name → version.
     known: BTreeMap<String, String>,
-    last_nonce: Option<String>,
+    /// The last few nonces sent for this type, oldest first.
+    recent_nonces: VecDeque<String>,
 }
 
 /// What one response carries.
@@ -69,19 +74,21 @@ impl Delta {
         let type_url = resolve_type_url(&req.type_url, self.only)?;
         let mut step = Step::default();
         let state = self.types.entry(type_url.clone()).or_default();
-        if !req.response_nonce.is_empty()
-            && state.last_nonce.as_deref() == Some(&req.response_nonce)
-        {
-            step.feedback.push(match &req.error_detail {
-                Some(status) => Feedback::Nack {
-                    type_url: type_url.clone(),
-                    message: status.message.clone(),
-                },
-                None => Feedback::Ack {
-                    type_url: type_url.clone(),
-                    version: known_version(&state.known),
-                },
-            });
+        let latest = state.recent_nonces.back() == Some(&req.response_nonce);
+        let earlier = !latest && state.recent_nonces.contains(&req.response_nonce);
+        match &req.error_detail {
+            // One step may send a type twice (updates, then removals): a NACK of the earlier
+            // response counts as much as one of the latest.
+            Some(status) if latest || earlier => step.feedback.push(Feedback::Nack {
+                type_url: type_url.clone(),
+                message: status.message.clone(),
+            }),
+            None if latest => step.feedback.push(Feedback::Ack {
+                type_url: type_url.clone(),
+                version: known_version(&state.known),
+            }),
+            // The ACK of an earlier response: the latest is still unanswered.
+            _ => {}
         }
         // The ACK or NACK is about what was sent before this request: settle warming first.
         if let Some(f) = step.feedback.first().cloned() {
@@ -97,6 +104,9 @@ impl Delta {
                 req.resource_names_subscribe.is_empty() && type_url::wildcard_capable(&type_url);
         }
         let mut newly = Vec::new();
+        if state.names.len() + req.resource_names_subscribe.len() > MAX_NAMES {
+            return Err(Error::TooManyNames);
+        }
         for name in &req.resource_names_subscribe {
             if name == "*" {
                 state.wildcard = true;
@@ -168,6 +178,8 @@ impl Delta {
     /// While new clusters warm, listeners, routes and removals wait.
     fn sync(&mut self, step: &mut Step<DeltaDiscoveryResponse>) {
         let aggregated = self.only.is_none();
+        let resources = &self.resources;
+        self.hold.prune(|c| resources.warms(c));
         let order = type_url::push_order(self.types.keys());
         let mut removals = Vec::new();
         // Clusters updated in this step: their assignments are sent again so re-warming
@@ -197,12 +209,11 @@ impl Delta {
                         .get(type_url::ENDPOINT)
                         .is_some_and(|s| s.subscribed)
                 {
-                    let endpoints = self.resources.of_type(type_url::ENDPOINT);
                     let added: BTreeSet<String> = change
                         .updated
                         .iter()
                         .filter(|e| !state.known.contains_key(&e.name))
-                        .filter(|e| endpoints.is_some_and(|a| a.contains_key(&e.name)))
+                        .filter(|e| self.resources.warms(&e.name))
                         .map(|e| e.name.clone())
                         .collect();
                     self.hold.wait_for(added);
@@ -253,7 +264,10 @@ impl Delta {
         for name in &change.removed {
             state.known.remove(name);
         }
-        state.last_nonce = Some(nonce.clone());
+        if state.recent_nonces.len() == RECENT_NONCES {
+            state.recent_nonces.pop_front();
+        }
+        state.recent_nonces.push_back(nonce.clone());
         let version = known_version(&state.known);
         feedback.push(Feedback::Sent {
             type_url: type_url.to_string(),
@@ -309,12 +323,5 @@ fn diff(
 
 /// A version for status: a hash of everything the proxy holds of one type.
 fn known_version(known: &BTreeMap<String, String>) -> String {
-    let mut text = String::new();
-    for (name, version) in known {
-        text.push_str(name);
-        text.push('=');
-        text.push_str(version);
-        text.push(';');
-    }
-    content_version(text.as_bytes())
+    set_version(known.iter().map(|(n, v)| (n.as_str(), v.as_str())))
 }

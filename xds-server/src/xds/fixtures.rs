@@ -37,13 +37,19 @@ pub fn typed(type_url: &str, spec: &str) -> TypeResources {
 
 /// Resources of the given types, each as `"name:tag ..."`.
 pub fn with_types(types: &[(&str, &str)]) -> Arc<Resources> {
-    let by_type = types
+    let by_type: std::collections::BTreeMap<String, TypeResources> = types
         .iter()
         .map(|(t, spec)| (t.to_string(), typed(t, spec)))
         .collect();
+    // Every test cluster is a generated EDS cluster, as the translator's are.
+    let eds_clusters = by_type
+        .get(CDS)
+        .map(|c| c.keys().cloned().collect())
+        .unwrap_or_default();
     Arc::new(Resources {
         by_type,
         warnings: vec![],
+        eds_clusters,
     })
 }
 

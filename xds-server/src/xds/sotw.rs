@@ -21,8 +21,10 @@ use std::{
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use super::{Error, Feedback, Nonces, control_plane, resolve_type_url, warming::Warming};
-use crate::translate::{Encoded, Resources, content_version, type_url};
+use super::{
+    Error, Feedback, MAX_NAMES, Nonces, control_plane, resolve_type_url, warming::Warming,
+};
+use crate::translate::{Encoded, Resources, set_version, type_url};
 
 /// One stream's SotW state.
 #[derive(Debug)]
@@ -31,8 +33,6 @@ pub struct Sotw {
     only: Option<&'static str>,
     types: BTreeMap<String, TypeState>,
     resources: Arc<Resources>,
-    /// The resources before the last change: what a make-before-break response keeps.
-    retired: Arc<Resources>,
     /// Clusters new to the proxy whose assignments it has not acknowledged yet. While set,
     /// listener and route updates (and removals) wait, so no route points at a cluster that
     /// is still warming.
@@ -53,7 +53,8 @@ struct TypeState {
 struct Sent {
     version: String,
     nonce: String,
-    names: BTreeSet<String>,
+    /// What the response held: a make-before-break response keeps these while they go away.
+    items: BTreeMap<String, Arc<Encoded>>,
 }
 
 /// What one event produced.
@@ -77,7 +78,6 @@ impl Sotw {
         Self {
             only,
             types: BTreeMap::new(),
-            retired: resources.clone(),
             resources,
             hold: Warming::default(),
             nonces: Nonces::default(),
@@ -87,6 +87,9 @@ impl Sotw {
     /// Handles one request from the proxy.
     pub fn on_request(&mut self, req: &DiscoveryRequest) -> Result<Step<DiscoveryResponse>, Error> {
         let type_url = resolve_type_url(&req.type_url, self.only)?;
+        if req.resource_names.len() > MAX_NAMES {
+            return Err(Error::TooManyNames);
+        }
         let mut step = Step::default();
         let state = self.types.entry(type_url.clone()).or_default();
         if !req.response_nonce.is_empty() {
@@ -141,7 +144,7 @@ impl Sotw {
 
     /// Takes a new set of resources and sends what changed, make-before-break.
     pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DiscoveryResponse> {
-        self.retired = std::mem::replace(&mut self.resources, resources);
+        self.resources = resources;
         let mut step = Step::default();
         self.sync(&mut step);
         step
@@ -167,6 +170,8 @@ impl Sotw {
     /// listeners, routes and removals wait (see `warming.rs`).
     fn sync(&mut self, step: &mut Step<DiscoveryResponse>) {
         let aggregated = self.only.is_none();
+        let resources = &self.resources;
+        self.hold.prune(|c| resources.warms(c));
         let order = type_url::push_order(self.types.keys());
         let mut deferred = Vec::new();
         let mut clusters_pushed = false;
@@ -183,21 +188,23 @@ impl Sotw {
             if sent.is_some_and(|s| s.version == version) && !forced {
                 continue;
             }
-            let before: BTreeSet<String> = sent.map(|s| s.names.clone()).unwrap_or_default();
+            let before = sent.map(|s| &s.items);
+            let had = |name: &String| before.is_some_and(|b| b.contains_key(name));
             let now: BTreeSet<&String> = items.iter().map(|e| &e.name).collect();
             let removed: Vec<Arc<Encoded>> = before
-                .iter()
-                .filter(|n| !now.contains(n))
-                .filter_map(|n| self.retired.of_type(t).and_then(|p| p.get(n)).cloned())
-                .collect();
+                .map(|b| {
+                    b.iter()
+                        .filter(|(n, _)| !now.contains(n))
+                        .map(|(_, e)| e.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
             if t == type_url::CLUSTER && aggregated && sent.is_some() && self.eds_subscribed() {
                 // Clusters new to the proxy warm until their assignments arrive; hold routes
                 // until then, or requests routed to them fail.
-                let endpoints = self.resources.of_type(type_url::ENDPOINT);
                 let added: BTreeSet<String> = items
                     .iter()
-                    .filter(|e| !before.contains(&e.name))
-                    .filter(|e| endpoints.is_some_and(|a| a.contains_key(&e.name)))
+                    .filter(|e| !had(&e.name) && self.resources.warms(&e.name))
                     .map(|e| e.name.clone())
                     .collect();
                 self.hold.wait_for(added);
@@ -245,7 +252,7 @@ impl Sotw {
             types[type_url::ENDPOINT]
                 .sent
                 .as_ref()
-                .is_some_and(|s| names.is_subset(&s.names))
+                .is_some_and(|s| names.iter().all(|n| s.items.contains_key(n)))
         }) {
             self.sync(step);
         }
@@ -268,7 +275,7 @@ impl Sotw {
         state.sent = Some(Sent {
             version: version.clone(),
             nonce: nonce.clone(),
-            names: items.iter().map(|e| e.name.clone()).collect(),
+            items: items.iter().map(|e| (e.name.clone(), e.clone())).collect(),
         });
         DiscoveryResponse {
             version_info: version,
@@ -300,12 +307,5 @@ fn view(resources: &Resources, type_url: &str, state: &TypeState) -> (String, Ve
 
 /// The version of a response: a hash of its resources' names and versions.
 pub(crate) fn version_of(items: &[Arc<Encoded>]) -> String {
-    let mut text = String::new();
-    for e in items {
-        text.push_str(&e.name);
-        text.push('=');
-        text.push_str(&e.version);
-        text.push(';');
-    }
-    content_version(text.as_bytes())
+    set_version(items.iter().map(|e| (e.name.as_str(), e.version.as_str())))
 }

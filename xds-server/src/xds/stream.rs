@@ -133,6 +133,13 @@ async fn serve<M: Machine>(
         return Ok(());
     };
     let node = M::node(&first).ok_or(Error::MissingNode)?;
+    let metadata_len = node
+        .metadata
+        .as_ref()
+        .map_or(0, prost::Message::encoded_len);
+    if metadata_len > super::MAX_NODE_METADATA {
+        return Err(Error::NodeTooLarge(metadata_len).into());
+    }
     let info = node_info(node);
     let mut mesh = ctx.cache.mesh();
     let published = mesh.borrow_and_update().clone();

@@ -17,10 +17,21 @@ impl Warming {
         self.0.is_some()
     }
 
-    /// Starts waiting for `added` (nothing to wait for when it is empty).
+    /// Waits for `added` too (nothing more to wait for when it is empty).
     pub(crate) fn wait_for(&mut self, added: BTreeSet<String>) {
         if !added.is_empty() {
-            self.0 = Some(added);
+            self.0.get_or_insert_default().extend(added);
+        }
+    }
+
+    /// Stops waiting for clusters that no longer warm (a later change removed them, or they
+    /// no longer have an assignment); the wait ends when none are left.
+    pub(crate) fn prune(&mut self, warms: impl Fn(&str) -> bool) {
+        if let Some(clusters) = &mut self.0 {
+            clusters.retain(|c| warms(c));
+            if clusters.is_empty() {
+                self.0 = None;
+            }
         }
     }
 

@@ -398,3 +398,36 @@ fn a_rejected_cluster_releases_the_routes() {
     });
     assert_eq!(sent(&step), ["RDS:r"]);
 }
+
+#[test]
+fn a_nack_of_an_earlier_response_in_the_same_step_counts() {
+    let mut h = Harness::new(None, resources("a:1 b:1", "a:1 b:1", "l:1", "r:1"));
+    h.subscribe(CDS, &[]);
+    h.subscribe(EDS, &["a", "b"]);
+    h.subscribe(RDS, &["r"]);
+    // b goes and a changes: CDS updates, then (after the route) CDS removals.
+    let step = h.update(resources("a:2", "a:1", "l:1", "r:2"));
+    let cds: Vec<_> = step
+        .responses
+        .iter()
+        .filter(|r| r.type_url == CDS)
+        .cloned()
+        .collect();
+    assert_eq!(cds.len(), 2, "{:?}", sent(&step));
+    let step = h.request(DeltaDiscoveryRequest {
+        error_detail: Some(Status {
+            code: 3,
+            message: "bad a".into(),
+            ..Status::default()
+        }),
+        ..req(CDS, &[], &[], &cds[0].nonce)
+    });
+    let nack = Feedback::Nack {
+        type_url: CDS.to_string(),
+        message: "bad a".into(),
+    };
+    assert_eq!(feedback(&step), [nack]);
+    // An ACK of the earlier response is not an ACK of the latest.
+    let step = h.request(req(CDS, &[], &[], &cds[0].nonce));
+    assert_eq!(feedback(&step), []);
+}

@@ -502,3 +502,56 @@ fn a_new_cluster_without_an_assignment_does_not_hold_routes() {
     assert_eq!(sent(&step), ["CDS:a b s", "EDS:a b", "RDS:r"]);
     assert!(!h.sotw.holding());
 }
+
+#[test]
+fn a_second_change_while_warming_keeps_the_old_cluster_until_routes_move() {
+    let [_, _, l, r] = BASE;
+    let (mut h, _) = subscribed_everywhere(resources("a:1", "a:1", l, r));
+    // The route moves from a to the new b: a stays (union), routes wait for b.
+    let step = h.update(resources("b:1", "b:1", l, "r:2"));
+    assert_eq!(sent(&step)[0], "CDS:a b");
+    assert!(h.sotw.holding());
+    // Another change arrives before b warmed: a must still not go.
+    let step = h.update(resources("b:1", "b:1", "l:2", "r:2"));
+    assert!(
+        !sent(&step)
+            .iter()
+            .any(|s| s == "CDS:b" || s.starts_with("RDS")),
+        "{:?}",
+        sent(&step)
+    );
+    assert!(h.sotw.holding());
+}
+
+#[test]
+fn waiting_covers_every_new_cluster_and_ends_when_they_are_gone() {
+    let [_, _, l, r] = BASE;
+    let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
+    let last_eds = |step: &Step<DiscoveryResponse>| {
+        step.responses
+            .iter()
+            .rev()
+            .find(|x| x.type_url == EDS)
+            .cloned()
+    };
+    let first = h.update(resources("a:1 b:1 c:1", "a:1 b:1 c:1", l, "r:2"));
+    let second = h.update(resources("a:1 b:1 c:1 d:1", "a:1 b:1 c:1 d:1", l, "r:3"));
+    assert!(h.sotw.holding());
+    let eds = last_eds(&second)
+        .or_else(|| last_eds(&first))
+        .expect("an EDS push");
+
+    // Only d's assignment asked for and acknowledged: c still warms, routes still wait.
+    let names = ["a", "b", "d"];
+    let step = h.request(req(EDS, &names, &eds.nonce, &eds.version_info));
+    let eds = last_eds(&step).expect("the changed subscription is answered");
+    let step = h.request(req(EDS, &names, &eds.nonce, &eds.version_info));
+    assert_eq!(sent(&step), NONE);
+    assert!(h.sotw.holding(), "c has not warmed yet");
+
+    // The operator reverts: c and d are gone, nothing is left to wait for.
+    let step = h.update(resources("a:1 b:1", "a:1 b:1", l, r));
+    assert!(!h.sotw.holding());
+    let s = sent(&step);
+    assert_eq!(s.last().map(String::as_str), Some("CDS:a b"), "{s:?}");
+}
