@@ -120,18 +120,18 @@ impl Metrics {
         registry.register("xds_nacks", "xDS responses proxies rejected", nacks.clone());
         registry.register_with_unit(
             "xds_push_latency",
-            "Time from a mesh change to the response carrying it being sent",
+            "Time from publishing a mesh snapshot to a stream sending the response it caused",
             Unit::Seconds,
             push_latency.clone(),
         );
         registry.register(
             "xds_snapshot_rebuilds",
-            "Recomputations of the proxies' resources after a store change",
+            "Mesh snapshots loaded from the store after a change (translation then runs once per proxy group)",
             rebuilds.clone(),
         );
         registry.register_with_unit(
             "xds_snapshot_rebuild_duration",
-            "How long one recomputation of the proxies' resources took",
+            "How long loading one mesh snapshot from the store took",
             Unit::Seconds,
             rebuild_duration.clone(),
         );

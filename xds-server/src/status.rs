@@ -14,7 +14,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::translate::{NodeInfo, Resources};
+use crate::translate::Resources;
 
 /// Which flavour of xDS a stream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -63,8 +63,6 @@ pub struct ProxyStatus {
     /// `/api/v1/proxies/{id}/config`).
     #[serde(skip)]
     pub resources: Option<Arc<Resources>>,
-    #[serde(skip)]
-    pub node: NodeInfo,
 }
 
 /// Identifies one stream in the registry.

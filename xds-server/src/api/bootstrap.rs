@@ -201,8 +201,16 @@ fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<String> {
 /// (Envoy does not resolve names in STATIC clusters), preferring IPv4 when xDS listens on IPv4
 /// (Envoy's default, AUTO, would pick `::1` for `localhost` and miss a `0.0.0.0` listener).
 fn render(p: &Params, xds_host: &str, xds: SocketAddr) -> Value {
+    // The server points per-type clients' EDS and RDS at the cluster their node metadata names
+    // (`xds_cluster`, by default `xds_cluster`): the bootstrap's cluster has that name.
+    let cluster_name = p
+        .metadata
+        .get("xds_cluster")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("xds_cluster");
     let mut xds_cluster = json!({
-        "name": "xds_cluster",
+        "name": cluster_name,
         "type": "STATIC",
         "connect_timeout": "1s",
         "typed_extension_protocol_options": {
@@ -212,7 +220,7 @@ fn render(p: &Params, xds_host: &str, xds: SocketAddr) -> Value {
             },
         },
         "load_assignment": {
-            "cluster_name": "xds_cluster",
+            "cluster_name": cluster_name,
             "endpoints": [{
                 "lb_endpoints": [{ "endpoint": { "address": socket(xds_host, xds.port()) } }],
             }],
@@ -228,7 +236,7 @@ fn render(p: &Params, xds_host: &str, xds: SocketAddr) -> Value {
         xds_cluster["dns_lookup_family"] = family.into();
     }
     let api_type = if p.delta { "DELTA_GRPC" } else { "GRPC" };
-    let grpc_services = json!([{ "envoy_grpc": { "cluster_name": "xds_cluster" } }]);
+    let grpc_services = json!([{ "envoy_grpc": { "cluster_name": cluster_name } }]);
     let dynamic_resources = if p.ads {
         let ads_source = json!({ "ads": {}, "resource_api_version": "V3" });
         json!({

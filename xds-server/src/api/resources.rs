@@ -169,6 +169,13 @@ async fn resource_delete<S: Spec>(
         }
     }
     let expected = body::expected_version(&headers, version)?;
+    if expected == Some(0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+            "If-Match on a delete takes the version you read (1 or more); 0 means \"must not exist\"",
+        ));
+    }
     state.store.delete(S::KIND, &name, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -154,7 +154,6 @@ async fn serve<M: Machine>(
         connected_since: Utc::now(),
         types: Default::default(),
         resources: Some(resources.clone()),
-        node: info.clone(),
     });
     tracing::info!(node = %info.id, cluster = %info.cluster, variant = ?M::VARIANT, service, "proxy connected");
     let mut machine = M::new(only, resources.clone());

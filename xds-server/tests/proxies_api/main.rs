@@ -22,7 +22,7 @@ use xds_server::{
     api::{AppState, router},
     model::Mesh,
     status::{ProxyStatus, SyncState, TypeStatus, Variant},
-    translate::{NodeInfo, Resources, Selection, translate, type_url},
+    translate::{Resources, Selection, translate, type_url},
 };
 
 // === helpers ===
@@ -94,11 +94,6 @@ pub(crate) fn proxy(
         connected_since: chrono::Utc::now(),
         types: types.into_iter().map(|(t, s)| (t.to_string(), s)).collect(),
         resources: None,
-        node: NodeInfo {
-            id: node_id.to_string(),
-            cluster: "ingress".to_string(),
-            metadata: BTreeMap::from([("role".to_string(), "edge".to_string())]),
-        },
     }
 }
 
