@@ -322,6 +322,7 @@ async fn deletes_honour_the_expected_version() {
         ("?version=two", None, bad, "invalid_query"),
         ("?force=true", None, bad, "invalid_query"),
         ("?version=2", Some("1"), bad, "invalid_header"),
+        ("", Some("0"), bad, "invalid_header"),
     ] {
         let resp = call_if(&app, "DELETE", &format!("{uri}{query}"), "", if_match).await;
         assert_error(&resp, status, code);
