@@ -42,6 +42,23 @@ pub enum Feedback {
     Resumed { type_url: String, version: String },
 }
 
+/// What one event produced in a state machine: responses to send, and feedback for status
+/// and metrics.
+#[derive(Debug)]
+pub struct Step<R> {
+    pub responses: Vec<R>,
+    pub feedback: Vec<Feedback>,
+}
+
+impl<R> Default for Step<R> {
+    fn default() -> Self {
+        Self {
+            responses: Vec::new(),
+            feedback: Vec::new(),
+        }
+    }
+}
+
 /// Why a stream is closed with an error status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -100,27 +117,53 @@ pub(crate) fn control_plane() -> ControlPlane {
     }
 }
 
-/// The selector-relevant parts of an Envoy node.
+/// The selector-relevant parts of an Envoy node: id, cluster and string metadata fields.
 pub(crate) fn node_info(node: &Node) -> NodeInfo {
-    use envoy_types::pb::google::protobuf::value::Kind;
-    let metadata = node
-        .metadata
-        .as_ref()
-        .map(|m| {
-            m.fields
-                .iter()
-                .filter_map(|(k, v)| match &v.kind {
-                    Some(Kind::StringValue(s)) => Some((k.clone(), s.clone())),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let metadata = match node_metadata(node) {
+        serde_json::Value::Object(fields) => fields
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k, s)),
+                _ => None,
+            })
+            .collect(),
+        _ => Default::default(),
+    };
     NodeInfo {
         id: node.id.clone(),
         cluster: node.cluster.clone(),
         metadata,
     }
+}
+
+/// The node's metadata as plain JSON (for the status API; selectors use its string fields).
+pub(crate) fn node_metadata(node: &Node) -> serde_json::Value {
+    use envoy_types::pb::google::protobuf::{Value, value::Kind};
+    fn convert(v: &Value) -> serde_json::Value {
+        match &v.kind {
+            Some(Kind::StringValue(s)) => s.clone().into(),
+            Some(Kind::NumberValue(n)) => (*n).into(),
+            Some(Kind::BoolValue(b)) => (*b).into(),
+            Some(Kind::StructValue(s)) => s
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), convert(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            Some(Kind::ListValue(l)) => l.values.iter().map(convert).collect::<Vec<_>>().into(),
+            Some(Kind::NullValue(_)) | None => serde_json::Value::Null,
+        }
+    }
+    node.metadata
+        .as_ref()
+        .map(|m| {
+            m.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), convert(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        })
+        .unwrap_or(serde_json::Value::Object(Default::default()))
 }
 
 /// A fresh nonce per response on a stream.

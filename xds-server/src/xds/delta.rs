@@ -20,8 +20,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 
 use super::{
-    Error, Feedback, MAX_NAMES, Nonces, control_plane, resolve_type_url, sotw::Step,
-    warming::Warming,
+    Error, Feedback, MAX_NAMES, Nonces, Step, control_plane, resolve_type_url, warming::Warming,
 };
 use crate::translate::{Encoded, Resources, set_version, type_url};
 

@@ -22,7 +22,7 @@ use std::{
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::{
-    Error, Feedback, MAX_NAMES, Nonces, control_plane, resolve_type_url, warming::Warming,
+    Error, Feedback, MAX_NAMES, Nonces, Step, control_plane, resolve_type_url, warming::Warming,
 };
 use crate::translate::{Encoded, Resources, set_version, type_url};
 
@@ -55,22 +55,6 @@ struct Sent {
     nonce: String,
     /// What the response held: a make-before-break response keeps these while they go away.
     items: BTreeMap<String, Arc<Encoded>>,
-}
-
-/// What one event produced.
-#[derive(Debug)]
-pub struct Step<R> {
-    pub responses: Vec<R>,
-    pub feedback: Vec<Feedback>,
-}
-
-impl<R> Default for Step<R> {
-    fn default() -> Self {
-        Self {
-            responses: Vec::new(),
-            feedback: Vec::new(),
-        }
-    }
 }
 
 impl Sotw {

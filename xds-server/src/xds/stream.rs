@@ -18,11 +18,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::{Error, Feedback, cache::Cache, delta::Delta, node_info, sotw::Sotw, sotw::Step};
+use super::{Error, Feedback, Step, cache::Cache, delta::Delta, node_info, sotw::Sotw};
 use crate::{
     metrics::Metrics,
     status::{ProxyStatus, Registry, StreamGuard, SyncState, TypeStatus, Variant},
-    translate::{Delivery, Resources},
+    translate::{Delivery, NodeInfo, Resources},
 };
 
 /// How long listener and route updates may wait for new clusters to warm before they are
@@ -143,12 +143,12 @@ async fn serve<M: Machine>(
     let info = node_info(node);
     let mut mesh = ctx.cache.mesh();
     let published = mesh.borrow_and_update().clone();
-    let delivery = delivery(node, service, M::VARIANT);
+    let delivery = delivery(&info, service, M::VARIANT);
     let mut resources = ctx.cache.resources(&published, &info, &delivery);
     let guard = ctx.registry.connect(ProxyStatus {
         node_id: info.id.clone(),
         cluster: info.cluster.clone(),
-        metadata: node_metadata_json(node),
+        metadata: super::node_metadata(node),
         variant: M::VARIANT,
         service,
         connected_since: Utc::now(),
@@ -215,22 +215,14 @@ async fn serve<M: Machine>(
 /// How this proxy fetches what its clusters and listeners refer to: over ADS when it is on
 /// ADS, else over per-type streams to its xDS cluster, named by the node metadata field
 /// `xds_cluster` (default `xds_cluster`, as in the bootstrap this server hands out).
-fn delivery(node: &Node, service: &'static str, variant: Variant) -> Delivery {
+fn delivery(node: &NodeInfo, service: &'static str, variant: Variant) -> Delivery {
     if service == "ads" {
         return Delivery::Ads;
     }
-    use envoy_types::pb::google::protobuf::value::Kind;
-    let named = node
-        .metadata
-        .as_ref()
-        .and_then(|m| m.fields.get("xds_cluster"))
-        .and_then(|v| match &v.kind {
-            Some(Kind::StringValue(s)) if !s.is_empty() => Some(s.clone()),
-            _ => None,
-        });
+    let named = node.metadata.get("xds_cluster").filter(|n| !n.is_empty());
     Delivery::Separate {
         delta: variant == Variant::Delta,
-        xds_cluster: named.unwrap_or_else(|| "xds_cluster".to_string()),
+        xds_cluster: named.cloned().unwrap_or_else(|| "xds_cluster".to_string()),
     }
 }
 
@@ -299,34 +291,4 @@ fn entry<'a>(
         error_detail: None,
         resources_sent: 0,
     })
-}
-
-/// The node's metadata as plain JSON for the status API.
-fn node_metadata_json(node: &Node) -> serde_json::Value {
-    use envoy_types::pb::google::protobuf::{Value, value::Kind};
-    fn convert(v: &Value) -> serde_json::Value {
-        match &v.kind {
-            Some(Kind::StringValue(s)) => s.clone().into(),
-            Some(Kind::NumberValue(n)) => (*n).into(),
-            Some(Kind::BoolValue(b)) => (*b).into(),
-            Some(Kind::StructValue(s)) => s
-                .fields
-                .iter()
-                .map(|(k, v)| (k.clone(), convert(v)))
-                .collect::<serde_json::Map<_, _>>()
-                .into(),
-            Some(Kind::ListValue(l)) => l.values.iter().map(convert).collect::<Vec<_>>().into(),
-            Some(Kind::NullValue(_)) | None => serde_json::Value::Null,
-        }
-    }
-    node.metadata
-        .as_ref()
-        .map(|m| {
-            m.fields
-                .iter()
-                .map(|(k, v)| (k.clone(), convert(v)))
-                .collect::<serde_json::Map<_, _>>()
-                .into()
-        })
-        .unwrap_or(serde_json::Value::Object(Default::default()))
 }

@@ -14,7 +14,7 @@ use envoy_types::pb::{
 use super::Delta;
 use crate::{
     translate::{Resources, content_version},
-    xds::{Error, Feedback, fixtures::*, sotw::Step},
+    xds::{Error, Feedback, Step, fixtures::*},
 };
 
 // === helpers ===

@@ -11,7 +11,8 @@ use envoy_types::pb::{
     google::rpc::Status,
 };
 
-use super::{Sotw, Step};
+use super::Sotw;
+use crate::xds::Step;
 use crate::{
     translate::Resources,
     xds::{Error, Feedback, fixtures::*},
