@@ -19,7 +19,7 @@ use xds_server::{
 
 // === helpers ===
 
-use common::http::{Response, call};
+use common::http::{Response, assert_error, call};
 
 /// A router over a fresh SQLite store (keep the directory alive as long as the router).
 async fn app() -> (Router, TempDir) {
@@ -44,26 +44,6 @@ async fn put_ok(app: &Router, uri: &str, body: &Value) -> Value {
     let (status, _, json) = put(app, uri, body).await;
     assert!(status.is_success(), "PUT {uri} {body}: {status} {json}");
     json
-}
-
-/// Asserts the one error shape, `{"error": {"code", "message", "field"?, "referrers"?}}`,
-/// with this status and code; returns the `error` object.
-#[track_caller]
-fn assert_error(resp: &Response, status: StatusCode, code: &str) -> Value {
-    let (got, headers, body) = resp;
-    assert_eq!(*got, status, "body: {body}");
-    let content_type = headers.get(header::CONTENT_TYPE);
-    assert_eq!(content_type.unwrap().to_str().unwrap(), "application/json");
-    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
-    let err = &body["error"];
-    assert_eq!(err["code"], code, "{body}");
-    let message = err["message"].as_str().unwrap_or_default();
-    assert!(!message.is_empty(), "{body}");
-    for key in err.as_object().unwrap().keys() {
-        let known = ["code", "message", "field", "referrers"].contains(&key.as_str());
-        assert!(known, "unexpected key '{key}' in {body}");
-    }
-    err.clone()
 }
 
 async fn assert_missing(app: &Router, uri: &str) {

@@ -17,7 +17,7 @@ use xds_server::api::{AppState, router};
 
 // === helpers ===
 
-use common::http::{Response, call};
+use common::http::{Response, assert_error, call};
 
 /// A router over a fresh SQLite store holding the service `web` (keep the directory alive).
 async fn app_with(configure: impl FnOnce(&mut AppState)) -> (Router, TempDir) {
@@ -53,25 +53,6 @@ async fn call_if(
     let headers: Vec<(&str, &str)> = if_match.map(|v| ("if-match", v)).into_iter().collect();
     let body = Some(body).filter(|b| !b.is_empty());
     call(app, method, uri, body, &headers).await
-}
-
-/// Asserts the one error shape with this status and code; returns the `error` object.
-#[track_caller]
-fn assert_error(resp: &Response, status: StatusCode, code: &str) -> Value {
-    let (got, headers, body) = resp;
-    assert_eq!(*got, status, "body: {body}");
-    let content_type = headers.get(header::CONTENT_TYPE);
-    assert_eq!(content_type.unwrap().to_str().unwrap(), "application/json");
-    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
-    let err = &body["error"];
-    assert_eq!(err["code"], code, "{body}");
-    let message = err["message"].as_str().unwrap_or_default();
-    assert!(!message.is_empty(), "{body}");
-    for key in err.as_object().unwrap().keys() {
-        let known = ["code", "message", "field", "referrers"].contains(&key.as_str());
-        assert!(known, "unexpected key '{key}' in {body}");
-    }
-    err.clone()
 }
 
 async fn assert_not_found(app: &Router, uri: &str) {
