@@ -5,7 +5,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, Weak,
+        Arc, Mutex, OnceLock, Weak,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -24,10 +24,20 @@ pub struct Cache {
     translations: AtomicU64,
 }
 
+/// One group at one revision. The map lock is held only to find or make the slot; the
+/// translation runs in the slot, so groups translate in parallel and lookups of finished groups
+/// never wait behind another group's translation.
 #[derive(Debug)]
 struct Group {
     revision: i64,
-    resources: Weak<Resources>,
+    slot: Arc<OnceLock<Weak<Resources>>>,
+}
+
+impl Group {
+    /// Still useful: being translated right now, or held by some stream.
+    fn live(&self) -> bool {
+        self.slot.get().is_none_or(|w| w.strong_count() > 0)
+    }
 }
 
 impl Cache {
@@ -56,29 +66,48 @@ impl Cache {
             ..select(&published.mesh, node)
         };
         let revision = published.mesh.revision;
-        let mut groups = self.groups.lock().unwrap();
-        if let Some(r) = groups
-            .get(&selection)
-            .filter(|g| g.revision == revision)
-            .and_then(|g| g.resources.upgrade())
-        {
-            return r;
-        }
-        let resources = Arc::new(translate(&published.mesh, &selection));
+        let slot = {
+            let mut groups = self.groups.lock().unwrap();
+            match groups.get(&selection) {
+                Some(g) if g.revision == revision && g.live() => Some(g.slot.clone()),
+                // A stream still catching up on an older revision must not evict the newer
+                // entry: it gets a translation of its own, uncached.
+                Some(g) if g.revision > revision && g.live() => None,
+                _ => {
+                    if groups.len() >= 64 && groups.len().is_power_of_two() {
+                        groups.retain(|_, g| g.live());
+                    }
+                    let slot = Arc::new(OnceLock::new());
+                    let group = Group {
+                        revision,
+                        slot: slot.clone(),
+                    };
+                    groups.insert(selection.clone(), group);
+                    Some(slot)
+                }
+            }
+        };
+        let Some(slot) = slot else {
+            return Arc::new(self.translate(published, &selection));
+        };
+        let mut made = None;
+        let weak = slot.get_or_init(|| {
+            let resources = Arc::new(self.translate(published, &selection));
+            let weak = Arc::downgrade(&resources);
+            made = Some(resources);
+            weak
+        });
+        // Whoever translated holds the only strong reference until it returns; the others
+        // share it, unless every holder already let go (then translate again, uncached).
+        made.or_else(|| weak.upgrade())
+            .unwrap_or_else(|| Arc::new(self.translate(published, &selection)))
+    }
+
+    fn translate(&self, published: &Published, selection: &Selection) -> Resources {
+        let resources = translate(&published.mesh, selection);
         self.translations.fetch_add(1, Ordering::Relaxed);
         for w in &resources.warnings {
-            tracing::warn!(revision, warning = %w, "translation");
-        }
-        groups.retain(|_, g| g.resources.strong_count() > 0);
-        // A stream still catching up on an older revision must not evict the newer entry.
-        if groups.get(&selection).is_none_or(|g| g.revision < revision) {
-            groups.insert(
-                selection,
-                Group {
-                    revision,
-                    resources: Arc::downgrade(&resources),
-                },
-            );
+            tracing::warn!(revision = published.mesh.revision, warning = %w, "translation");
         }
         resources
     }
@@ -91,7 +120,7 @@ impl Cache {
     /// Groups currently alive.
     pub fn groups(&self) -> usize {
         let mut groups = self.groups.lock().unwrap();
-        groups.retain(|_, g| g.resources.strong_count() > 0);
+        groups.retain(|_, g| g.live());
         groups.len()
     }
 }
