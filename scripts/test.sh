@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 ci=${CI:-false}
 # One directory per run, so concurrent runs (two terminals, two agents) never share a cluster.
-mkdir -p "$root/.test-run"
-run_dir=$(mktemp -d "$root/.test-run/run.XXXXXX")
+# Under the system temp dir: the postgres user must reach it even when the checkout is in a
+# directory only root can enter.
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/xds-test.XXXXXX")
 trap 'rm -rf "$run_dir"' EXIT
 
 say() { printf '== %s\n' "$*" >&2; }
