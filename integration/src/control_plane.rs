@@ -33,33 +33,20 @@ impl ControlPlane {
     /// Starts the server on `backend`; `None` (skip announced) when Postgres is unavailable.
     pub async fn start(backend: Backend) -> Option<ControlPlane> {
         let dir = tempfile::tempdir().expect("a temporary directory for the server");
-        let xds_port = free_port();
-        let mut args: Vec<String> = vec![
-            "--xds-addr".into(),
-            format!("127.0.0.1:{xds_port}"),
-            "--poll-interval".into(),
-            "100ms".into(),
-        ];
-        match backend {
-            Backend::Sqlite => {
-                args.push("--sqlite-file".into());
-                args.push(dir.path().join("mesh.db").display().to_string());
-            }
+        let store = match backend {
+            Backend::Sqlite => vec![
+                "--sqlite-file".into(),
+                dir.path().join("mesh.db").display().to_string(),
+            ],
             Backend::Postgres => {
                 let pg = crate::postgres::server()?;
-                args.push("--database-url".into());
-                args.push(crate::postgres::fresh_database(&pg).await);
+                vec![
+                    "--database-url".into(),
+                    crate::postgres::fresh_database(&pg).await,
+                ]
             }
-        }
-        let mut cp = ControlPlane {
-            server: None,
-            args,
-            xds_port,
-            http: local_client(),
-            _dir: dir,
         };
-        cp.start_again();
-        Some(cp)
+        Some(Self::launch(dir, "100ms", store))
     }
 
     /// Starts the server on an existing database (`postgres://…`), polling it every
@@ -67,15 +54,20 @@ impl ControlPlane {
     /// elsewhere). Several started on one database are replicas, each on its own ports.
     pub fn start_on(database_url: &str, poll_interval: &str) -> ControlPlane {
         let dir = tempfile::tempdir().expect("a temporary directory for the server");
+        let store = vec!["--database-url".into(), database_url.into()];
+        Self::launch(dir, poll_interval, store)
+    }
+
+    /// Starts the server on a fresh xDS port with these store flags.
+    fn launch(dir: tempfile::TempDir, poll_interval: &str, store: Vec<String>) -> ControlPlane {
         let xds_port = free_port();
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "--xds-addr".into(),
             format!("127.0.0.1:{xds_port}"),
             "--poll-interval".into(),
             poll_interval.into(),
-            "--database-url".into(),
-            database_url.into(),
         ];
+        args.extend(store);
         let mut cp = ControlPlane {
             server: None,
             args,
