@@ -2,15 +2,20 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: `api` → `model` → `store` (→ `watch` → `translate` → `xds` → `status`,
-//! arriving with the xDS work).
+//! Data flows one way: `api` → `model` → `store` → `watch` → `translate` → `xds` → `status`.
 //!
 //! - [`config`]: command-line flags and environment variables.
-//! - [`app`]: wires the store, the admin API and shutdown together.
-//! - [`api`]: the REST admin API (axum): handlers, the JSON error shape, auth, OpenAPI.
+//! - [`app`]: wires the store, the mesh watch, the xDS server, the admin API and shutdown.
+//! - [`api`]: the REST admin API (axum): handlers, the JSON error shape, auth, OpenAPI, proxy
+//!   status, bootstrap, metrics.
 //! - [`model`]: the validated mesh model: services, endpoints, routes, listeners, raw Envoy
-//!   resources.
+//!   resources; [`model::Mesh`] is all of them at one revision.
 //! - [`store`]: one `Store` trait; SQLite (embedded default) and Postgres backends.
+//! - [`watch`]: store revisions → coalesced, immutable mesh snapshots.
+//! - [`translate`]: pure: a mesh and a proxy's selection → encoded Envoy resources.
+//! - [`xds`]: the SotW and delta state machines, the per-group cache, the tonic services.
+//! - [`status`]: what every connected proxy was sent and accepted.
+//! - [`metrics`]: Prometheus counters and histograms for the xDS server.
 
 #![forbid(unsafe_code)]
 

@@ -4,7 +4,7 @@
 //!   responses and status feedback out), unit-tested without tonic.
 //! - [`cache`]: resources per proxy group: translated once per (selection, revision) and
 //!   shared by every stream in the group.
-//! - [`stream`]: the glue running one state machine against one gRPC stream.
+//! - `stream`: the glue running one state machine against one gRPC stream.
 //! - [`server`]: the tonic services (ADS, CDS, EDS, LDS, RDS; SotW and delta).
 
 pub mod cache;
