@@ -4,8 +4,10 @@
 //!   responses and status feedback out), unit-tested without tonic.
 //! - [`cache`]: resources per proxy group: translated once per (selection, revision) and
 //!   shared by every stream in the group.
+//! - `warming`: make-before-break for new clusters, shared by both state machines.
 //! - `stream`: the glue running one state machine against one gRPC stream.
 //! - [`server`]: the tonic services (ADS, CDS, EDS, LDS, RDS; SotW and delta).
+//! - [`embedded`]: the xDS server alone in this process, for tests and benchmarks.
 
 pub mod cache;
 pub mod delta;
