@@ -45,11 +45,9 @@ pub fn envoy_type_urls() -> impl Iterator<Item = String> {
     TYPES.iter().map(|(t, _)| format!("{TYPE_URL_PREFIX}{t}"))
 }
 
-/// Envoy's descriptors, taken from the envoy-types crate at build time (see build.rs).
-pub static ENVOY_DESCRIPTORS: LazyLock<DescriptorPool> = LazyLock::new(|| {
-    DescriptorPool::decode(&include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"))[..])
-        .expect("envoy-types ships a valid descriptor set")
-});
+/// Envoy's descriptors (see `xds_core::descriptors`), decoded on first use.
+pub static ENVOY_DESCRIPTORS: LazyLock<&'static DescriptorPool> =
+    LazyLock::new(xds_core::descriptors::pool);
 
 impl Spec for EnvoyResource {
     const KIND: Kind = Kind::EnvoyResource;

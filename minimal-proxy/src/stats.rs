@@ -1,0 +1,218 @@
+//! The proxy's statistics, kept in plain atomics on the objects that count them (no lookup on
+//! the request path) and registered by name so they outlive config changes, as Envoy's do.
+//! Rendered by the admin API as Prometheus text with Envoy's metric names and labels
+//! (`envoy_cluster_upstream_rq_total{envoy_cluster_name="web"}`), and as Envoy's
+//! `/stats?format=json`.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dec(&self) {
+        // Saturating: a gauge never wraps below zero.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Envoy's histogram buckets (milliseconds), so `histogram_quantile` dashboards built for
+/// Envoy read ours the same way.
+pub const BUCKETS_MS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+    30000.0, 60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+
+/// A latency histogram in milliseconds with [`BUCKETS_MS`].
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// One count per bucket (not cumulative), then the overflow bucket.
+    buckets: [AtomicU64; BUCKETS_MS.len() + 1],
+    /// Sum of observations in microseconds.
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let i = BUCKETS_MS.partition_point(|b| *b < ms);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Cumulative counts per bucket bound, the sum in milliseconds, and the count.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut acc = 0;
+        let cumulative = BUCKETS_MS
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                acc += self.buckets[i].load(Ordering::Relaxed);
+                (*b, acc)
+            })
+            .collect();
+        let sum_ms = self.sum_us.load(Ordering::Relaxed) as f64 / 1000.0;
+        (cumulative, sum_ms, self.count.load(Ordering::Relaxed))
+    }
+}
+
+/// `cluster.<name>.*` in Envoy.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    pub upstream_rq_total: Counter,
+    /// By status class: index 1..=5 for 1xx..5xx (index 0 unused).
+    pub upstream_rq_xx: [Counter; 6],
+    /// By exact status code, created on first use.
+    pub upstream_rq_code: Mutex<BTreeMap<u16, u64>>,
+    pub upstream_rq_time: Histogram,
+    pub upstream_rq_active: Gauge,
+    pub upstream_rq_pending_active: Gauge,
+    pub upstream_rq_timeout: Counter,
+    pub upstream_rq_per_try_timeout: Counter,
+    pub upstream_rq_retry: Counter,
+    pub upstream_rq_retry_success: Counter,
+    pub upstream_rq_retry_overflow: Counter,
+    pub upstream_rq_pending_overflow: Counter,
+    pub upstream_rq_rx_reset: Counter,
+    pub upstream_cx_total: Counter,
+    pub upstream_cx_active: Gauge,
+    pub upstream_cx_connect_fail: Counter,
+    pub upstream_cx_connect_timeout: Counter,
+    pub upstream_cx_overflow: Counter,
+    pub upstream_cx_none_healthy: Counter,
+    pub membership_total: Gauge,
+    pub membership_healthy: Gauge,
+    pub membership_degraded: Gauge,
+    pub outlier_detection_ejections_active: Gauge,
+    pub outlier_detection_ejections_enforced_total: Counter,
+    pub outlier_detection_ejections_overflow: Counter,
+    pub health_check_attempt: Counter,
+    pub health_check_success: Counter,
+    pub health_check_failure: Counter,
+    pub health_check_healthy: Gauge,
+    pub update_success: Counter,
+    pub update_rejected: Counter,
+}
+
+/// `http.<stat_prefix>.*` in Envoy: one HTTP connection manager's downstream side.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_active: Gauge,
+    pub downstream_cx_http1_total: Counter,
+    pub downstream_cx_http2_total: Counter,
+    pub downstream_cx_destroy: Counter,
+    pub downstream_rq_total: Counter,
+    pub downstream_rq_active: Gauge,
+    /// By status class: index 1..=5 for 1xx..5xx.
+    pub downstream_rq_xx: [Counter; 6],
+    pub downstream_rq_time: Histogram,
+    /// `http.<prefix>.no_route`: no virtual host or route matched (404).
+    pub no_route: Counter,
+    /// `http.<prefix>.no_cluster`: the route's cluster is not there (503).
+    pub no_cluster: Counter,
+    /// `http.<prefix>.rq_direct_response`.
+    pub rq_direct_response: Counter,
+    pub downstream_rq_timeout: Counter,
+}
+
+/// `listener.<address>.*` in Envoy.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_active: Gauge,
+    pub downstream_cx_destroy: Counter,
+}
+
+/// `tcp.<stat_prefix>.*` in Envoy.
+#[derive(Debug, Default)]
+pub struct TcpStats {
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_no_route: Counter,
+    pub downstream_cx_tx_bytes_total: Counter,
+    pub downstream_cx_rx_bytes_total: Counter,
+    pub upstream_flush_active: Gauge,
+    pub idle_timeout: Counter,
+}
+
+/// `control_plane.*` and the xDS counters per type (`cluster_manager.cds.*`, `listener_manager.lds.*`,
+/// `http.rds.<name>.*` are folded into one family per type here).
+#[derive(Debug, Default)]
+pub struct XdsStats {
+    /// 1 while the stream to the management server is up.
+    pub connected_state: Gauge,
+    pub update_attempt: Counter,
+    pub update_success: Counter,
+    pub update_rejected: Counter,
+}
+
+/// Every stats object by name; get-or-create takes a lock, so callers keep the `Arc`.
+#[derive(Debug, Default)]
+pub struct Registry {
+    clusters: Mutex<BTreeMap<String, Arc<ClusterStats>>>,
+    http: Mutex<BTreeMap<String, Arc<HttpStats>>>,
+    listeners: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
+    tcp: Mutex<BTreeMap<String, Arc<TcpStats>>>,
+    /// By xDS short type name (`CDS`, `EDS`, `LDS`, `RDS`).
+    xds: Mutex<BTreeMap<String, Arc<XdsStats>>>,
+}
+
+fn get_or_create<T: Default>(map: &Mutex<BTreeMap<String, Arc<T>>>, name: &str) -> Arc<T> {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(name.to_string()).or_default().clone()
+}
+
+impl Registry {
+    pub fn cluster(&self, name: &str) -> Arc<ClusterStats> {
+        get_or_create(&self.clusters, name)
+    }
+    pub fn http(&self, stat_prefix: &str) -> Arc<HttpStats> {
+        get_or_create(&self.http, stat_prefix)
+    }
+    /// Keyed by the listener's address as Envoy prints it (`127.0.0.1_10000`).
+    pub fn listener(&self, address: &str) -> Arc<ListenerStats> {
+        get_or_create(&self.listeners, address)
+    }
+    pub fn tcp(&self, stat_prefix: &str) -> Arc<TcpStats> {
+        get_or_create(&self.tcp, stat_prefix)
+    }
+    pub fn xds(&self, short_type: &str) -> Arc<XdsStats> {
+        get_or_create(&self.xds, short_type)
+    }
+}
