@@ -10,9 +10,8 @@ use prost_reflect::{DescriptorPool, MessageDescriptor};
 /// The encoded descriptor set, for tools that want to decode it themselves.
 pub const ENCODED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
 
-static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
-    DescriptorPool::decode(ENCODED).expect("envoy-types' descriptor set decodes")
-});
+static POOL: LazyLock<DescriptorPool> =
+    LazyLock::new(|| DescriptorPool::decode(ENCODED).expect("envoy-types' descriptor set decodes"));
 
 /// The pool, decoded on first use.
 pub fn pool() -> &'static DescriptorPool {

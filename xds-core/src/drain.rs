@@ -93,7 +93,10 @@ mod tests {
             second.signaled().await;
             // Both dropped here: the work they guarded is done.
         });
-        assert_eq!(trigger.drain(Duration::from_secs(10)).await, Outcome::Graceful);
+        assert_eq!(
+            trigger.drain(Duration::from_secs(10)).await,
+            Outcome::Graceful
+        );
         holder.await.unwrap();
     }
 
@@ -101,7 +104,10 @@ mod tests {
     async fn drain_is_forced_at_the_deadline_when_a_watch_is_held() {
         let (trigger, watch) = channel();
         assert_eq!(trigger.watchers(), 1);
-        assert_eq!(trigger.drain(Duration::from_millis(50)).await, Outcome::Forced);
+        assert_eq!(
+            trigger.drain(Duration::from_millis(50)).await,
+            Outcome::Forced
+        );
         // The watch outlived the trigger: it sees the drain at once.
         let mut watch = watch;
         watch.signaled().await;

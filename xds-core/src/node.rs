@@ -19,7 +19,12 @@ pub fn value_to_json(v: &Value) -> serde_json::Value {
         Some(Kind::NumberValue(n)) => (*n).into(),
         Some(Kind::BoolValue(b)) => (*b).into(),
         Some(Kind::StructValue(s)) => struct_to_json(s),
-        Some(Kind::ListValue(l)) => l.values.iter().map(value_to_json).collect::<Vec<_>>().into(),
+        Some(Kind::ListValue(l)) => l
+            .values
+            .iter()
+            .map(value_to_json)
+            .collect::<Vec<_>>()
+            .into(),
         Some(Kind::NullValue(_)) | None => serde_json::Value::Null,
     }
 }

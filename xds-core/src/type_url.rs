@@ -161,7 +161,14 @@ mod tests {
         let urls: Vec<&str> = order.iter().map(TypeUrl::as_str).collect();
         assert_eq!(
             urls,
-            [CLUSTER, ENDPOINT, LISTENER, ROUTE, "type.googleapis.com/a.A", "type.googleapis.com/b.B"]
+            [
+                CLUSTER,
+                ENDPOINT,
+                LISTENER,
+                ROUTE,
+                "type.googleapis.com/a.A",
+                "type.googleapis.com/b.B"
+            ]
         );
     }
 

@@ -24,10 +24,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
+use xds_core::type_url;
 use xds_server::{
     model::{Kind, Reference},
     store::{SqliteStore, Store, Write},
-    translate::type_url,
     xds::embedded::Embedded,
 };
 

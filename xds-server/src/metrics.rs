@@ -17,10 +17,11 @@ use prometheus_client::{
     registry::{Registry as PromRegistry, Unit},
 };
 
+use xds_core::TypeUrl;
+
 use crate::{
     model::envoy_type_urls,
     status::{Registry, Variant},
-    translate::type_url,
 };
 
 /// The `Content-Type` of [`Metrics::render`]'s output (Prometheus text format 0.0.4).
@@ -38,7 +39,7 @@ const REBUILD_BUCKETS: [f64; 12] = [
 
 /// Every type URL that may appear as a label; others become `other`.
 static KNOWN_TYPES: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
-    type_url::ADS_ORDER
+    TypeUrl::ADS_ORDER
         .iter()
         .map(|t| t.to_string())
         .chain(envoy_type_urls())
@@ -137,9 +138,9 @@ impl Metrics {
         );
         // Every served type starts at zero, so the series exist (and `rate()` works) before
         // the first event.
-        for t in type_url::ADS_ORDER {
+        for t in &TypeUrl::ADS_ORDER {
             for v in [Variant::Sotw, Variant::Delta] {
-                let labels = TypeLabels::new(t, v);
+                let labels = TypeLabels::new(t.as_str(), v);
                 for family in [&pushes, &acks, &nacks] {
                     let _ = family.get_or_create(&labels);
                 }
@@ -202,9 +203,9 @@ impl Metrics {
         let mut now = PromRegistry::default();
         let connected = Family::<TypeLabels, Gauge>::default();
         let mut counts: BTreeMap<TypeLabels, i64> = BTreeMap::new();
-        for t in type_url::ADS_ORDER {
+        for t in &TypeUrl::ADS_ORDER {
             for v in [Variant::Sotw, Variant::Delta] {
-                counts.insert(TypeLabels::new(t, v), 0);
+                counts.insert(TypeLabels::new(t.as_str(), v), 0);
             }
         }
         for stream in registry.list() {
@@ -239,6 +240,8 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use xds_core::type_url;
+
     use super::*;
 
     #[test]

@@ -25,7 +25,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use duration::Duration;
 pub use endpoints::{Endpoint, EndpointHealth, Endpoints};
-pub use envoy_resource::{ENVOY_DESCRIPTORS, EnvoyResource, envoy_type_urls};
+pub use envoy_resource::{EnvoyResource, envoy_type_urls};
 pub use listener::{Listener, ListenerProtocol};
 pub use mesh::{Mesh, MeshError};
 pub use name::validate_name;

@@ -21,40 +21,11 @@ use std::{
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
+use xds_core::{json::canonical_bytes, type_url};
+
 use crate::model::{ListenerProtocol, Mesh, Selector};
 
-pub use json::{any_to_json, canonical_bytes, resources_to_json};
-
-/// The xDS resource type URLs this server produces.
-pub mod type_url {
-    pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-    pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
-    pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
-    pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-
-    /// Make-before-break: on ADS, additions and updates go out in this order (removals in the
-    /// reverse order), so nothing references a resource the proxy does not have yet.
-    pub const ADS_ORDER: [&str; 4] = [CLUSTER, ENDPOINT, LISTENER, ROUTE];
-
-    /// The order to push types in: [`ADS_ORDER`] first, then any other type by name.
-    pub fn push_order<'a>(types: impl Iterator<Item = &'a String>) -> Vec<String> {
-        let mut order: Vec<String> = ADS_ORDER.iter().map(|t| t.to_string()).collect();
-        let mut others: Vec<String> = types.filter(|t| !order.contains(t)).cloned().collect();
-        others.sort();
-        order.extend(others);
-        order
-    }
-
-    /// Listener and route updates wait while new clusters warm; nothing else does.
-    pub fn waits_for_warming(type_url: &str) -> bool {
-        type_url == LISTENER || type_url == ROUTE
-    }
-
-    /// LDS and CDS are wildcard when a client names nothing; EDS and RDS never are.
-    pub fn wildcard_capable(type_url: &str) -> bool {
-        type_url == CLUSTER || type_url == LISTENER
-    }
-}
+pub use json::resources_to_json;
 
 /// Who a proxy is, as far as selectors care (from the xDS `Node`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

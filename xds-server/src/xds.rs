@@ -23,6 +23,8 @@ pub use stream::Context;
 
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 
+use xds_core::{TypeUrl, node::struct_to_json};
+
 use crate::translate::NodeInfo;
 
 /// What a state machine tells the rest of the server besides responses: it feeds the proxy
@@ -69,7 +71,7 @@ pub enum Error {
     #[error("type URL '{0}' is malformed: expected type.googleapis.com/<message name>")]
     BadTypeUrl(String),
     #[error("this service serves {expected} only, not '{got}'")]
-    WrongType { expected: &'static str, got: String },
+    WrongType { expected: TypeUrl, got: String },
     #[error("a stream may subscribe to at most {MAX_NAMES} resources of one type")]
     TooManyNames,
     #[error("the node's metadata is {0} bytes; at most {MAX_NODE_METADATA} are accepted")]
@@ -90,11 +92,11 @@ impl From<Error> for tonic::Status {
 }
 
 /// Checks a request's type URL; an empty one on a per-type service means that service's type.
-pub(crate) fn resolve_type_url(got: &str, only: Option<&'static str>) -> Result<String, Error> {
+pub(crate) fn resolve_type_url(got: &str, only: Option<&TypeUrl>) -> Result<TypeUrl, Error> {
     match (got, only) {
-        ("", Some(t)) => Ok(t.to_string()),
-        (got, Some(t)) if got != t => Err(Error::WrongType {
-            expected: t,
+        ("", Some(t)) => Ok(t.clone()),
+        (got, Some(t)) if got != t.as_str() => Err(Error::WrongType {
+            expected: t.clone(),
             got: got.to_string(),
         }),
         (got, _) => {
@@ -104,7 +106,7 @@ pub(crate) fn resolve_type_url(got: &str, only: Option<&'static str>) -> Result<
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
             if ok {
-                Ok(got.to_string())
+                Ok(TypeUrl::from(got))
             } else {
                 Err(Error::BadTypeUrl(got.to_string()))
             }
@@ -140,32 +142,9 @@ pub(crate) fn node_info(node: &Node) -> NodeInfo {
 
 /// The node's metadata as plain JSON (for the status API; selectors use its string fields).
 pub(crate) fn node_metadata(node: &Node) -> serde_json::Value {
-    use envoy_types::pb::google::protobuf::{Value, value::Kind};
-    fn convert(v: &Value) -> serde_json::Value {
-        match &v.kind {
-            Some(Kind::StringValue(s)) => s.clone().into(),
-            Some(Kind::NumberValue(n)) => (*n).into(),
-            Some(Kind::BoolValue(b)) => (*b).into(),
-            Some(Kind::StructValue(s)) => s
-                .fields
-                .iter()
-                .map(|(k, v)| (k.clone(), convert(v)))
-                .collect::<serde_json::Map<_, _>>()
-                .into(),
-            Some(Kind::ListValue(l)) => l.values.iter().map(convert).collect::<Vec<_>>().into(),
-            Some(Kind::NullValue(_)) | None => serde_json::Value::Null,
-        }
-    }
     node.metadata
         .as_ref()
-        .map(|m| {
-            m.fields
-                .iter()
-                .map(|(k, v)| (k.clone(), convert(v)))
-                .collect::<serde_json::Map<_, _>>()
-                .into()
-        })
-        .unwrap_or(serde_json::Value::Object(Default::default()))
+        .map_or_else(|| serde_json::json!({}), struct_to_json)
 }
 
 /// A fresh nonce per response on a stream.

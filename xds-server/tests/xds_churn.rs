@@ -32,11 +32,11 @@ use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Streaming, transport::Channel};
+use xds_core::type_url;
 use xds_server::{
     model::{Kind, Reference},
     status::{Registry, Variant},
     store::{Store, Write},
-    translate::type_url,
     xds::{cache::Cache, embedded::Embedded},
 };
 

@@ -19,7 +19,8 @@ use envoy_types::pb::envoy::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, transport::Channel};
-use xds_server::{translate::type_url, xds::embedded::Embedded};
+use xds_core::type_url;
+use xds_server::xds::embedded::Embedded;
 
 const WAIT: Duration = Duration::from_secs(10);
 

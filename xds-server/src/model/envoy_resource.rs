@@ -2,9 +2,7 @@
 //! verbatim. The payload is checked by decoding it into the real Envoy message, so Envoy will
 //! not reject it for a typo.
 
-use std::sync::LazyLock;
-
-use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, Value};
+use prost_reflect::{DeserializeOptions, DynamicMessage, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -45,10 +43,6 @@ pub fn envoy_type_urls() -> impl Iterator<Item = String> {
     TYPES.iter().map(|(t, _)| format!("{TYPE_URL_PREFIX}{t}"))
 }
 
-/// Envoy's descriptors (see `xds_core::descriptors`), decoded on first use.
-pub static ENVOY_DESCRIPTORS: LazyLock<&'static DescriptorPool> =
-    LazyLock::new(xds_core::descriptors::pool);
-
 impl Spec for EnvoyResource {
     const KIND: Kind = Kind::EnvoyResource;
 
@@ -66,7 +60,7 @@ impl Spec for EnvoyResource {
                     ),
                 )
             })?;
-        let descriptor = ENVOY_DESCRIPTORS
+        let descriptor = xds_core::descriptors::pool()
             .get_message_by_name(message)
             .ok_or_else(|| {
                 invalid(

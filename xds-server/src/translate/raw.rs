@@ -2,15 +2,15 @@
 
 use prost_reflect::{DeserializeOptions, DynamicMessage};
 
-use crate::model::{ENVOY_DESCRIPTORS, EnvoyResource};
+use xds_core::descriptors;
+
+use crate::model::EnvoyResource;
 
 /// Encodes the resource as its Envoy message. It was validated on write, so failures here mean
 /// the descriptors changed between builds.
 pub(super) fn encode(r: &EnvoyResource) -> Result<Vec<u8>, String> {
-    let full_name = r.type_url.rsplit('/').next().unwrap_or_default();
-    let descriptor = ENVOY_DESCRIPTORS
-        .get_message_by_name(full_name)
-        .ok_or_else(|| format!("unknown type {full_name}"))?;
+    let descriptor =
+        descriptors::message(&r.type_url).ok_or_else(|| format!("unknown type {}", r.type_url))?;
     let message = DynamicMessage::deserialize_with_options(
         descriptor,
         &r.resource,

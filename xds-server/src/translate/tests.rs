@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use xds_core::json::any_to_json;
+
 use super::*;
 use crate::model::{Endpoints, Spec};
 

@@ -134,9 +134,10 @@ mod tests {
     use std::{collections::BTreeMap, time::Instant};
 
     use serde_json::json;
+    use xds_core::type_url;
 
     use super::*;
-    use crate::{model::Mesh, translate::type_url};
+    use crate::model::Mesh;
 
     // === helpers ===
 

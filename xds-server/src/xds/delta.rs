@@ -22,15 +22,17 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use super::{
     Error, Feedback, MAX_NAMES, Nonces, Step, control_plane, resolve_type_url, warming::Warming,
 };
-use crate::translate::{Encoded, Resources, set_version, type_url};
+use xds_core::TypeUrl;
+
+use crate::translate::{Encoded, Resources, set_version};
 
 /// How many nonces per type are remembered for matching NACKs to responses.
 const RECENT_NONCES: usize = 8;
 
 #[derive(Debug)]
 pub struct Delta {
-    only: Option<&'static str>,
-    types: BTreeMap<String, TypeState>,
+    only: Option<TypeUrl>,
+    types: BTreeMap<TypeUrl, TypeState>,
     resources: Arc<Resources>,
     /// Clusters new to the proxy whose assignments it has not acknowledged yet; listener and
     /// route updates wait meanwhile (see `Sotw` for why).
@@ -56,7 +58,7 @@ struct Change {
 }
 
 impl Delta {
-    pub fn new(only: Option<&'static str>, resources: Arc<Resources>) -> Self {
+    pub fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Self {
             only,
             types: BTreeMap::new(),
@@ -70,7 +72,7 @@ impl Delta {
         &mut self,
         req: &DeltaDiscoveryRequest,
     ) -> Result<Step<DeltaDiscoveryResponse>, Error> {
-        let type_url = resolve_type_url(&req.type_url, self.only)?;
+        let type_url = resolve_type_url(&req.type_url, self.only.as_ref())?;
         let mut step = Step::default();
         let state = self.types.entry(type_url.clone()).or_default();
         let latest = state.recent_nonces.back() == Some(&req.response_nonce);
@@ -79,11 +81,11 @@ impl Delta {
             // One step may send a type twice (updates, then removals): a NACK of the earlier
             // response counts as much as one of the latest.
             Some(status) if latest || earlier => step.feedback.push(Feedback::Nack {
-                type_url: type_url.clone(),
+                type_url: type_url.to_string(),
                 message: status.message.clone(),
             }),
             None if latest => step.feedback.push(Feedback::Ack {
-                type_url: type_url.clone(),
+                type_url: type_url.to_string(),
                 version: known_version(&state.known),
             }),
             // The ACK of an earlier response: the latest is still unanswered.
@@ -99,8 +101,7 @@ impl Delta {
         if !state.subscribed {
             state.subscribed = true;
             state.known.extend(req.initial_resource_versions.clone());
-            state.wildcard =
-                req.resource_names_subscribe.is_empty() && type_url::wildcard_capable(&type_url);
+            state.wildcard = req.resource_names_subscribe.is_empty() && type_url.wildcard_capable();
         }
         let mut newly = Vec::new();
         if state.names.len() + req.resource_names_subscribe.len() > MAX_NAMES {
@@ -127,12 +128,12 @@ impl Delta {
             // routes still use would fail requests), and so do listener and route updates
             // that were not newly asked for.
             change.removed.clear();
-            if type_url::waits_for_warming(&type_url) {
+            if type_url.waits_for_warming() {
                 change.updated.retain(|e| newly.contains(&e.name));
             }
         }
         // A newly named resource that does not exist: say so, so the proxy stops waiting.
-        let all = self.resources.of_type(&type_url);
+        let all = self.resources.of_type(type_url.as_str());
         for name in newly {
             if all.is_none_or(|a| !a.contains_key(&name)) && !change.removed.contains(&name) {
                 change.removed.push(name);
@@ -147,7 +148,10 @@ impl Delta {
             step.responses.push(r);
         } else if resumed {
             let version = known_version(&self.types[&type_url].known);
-            step.feedback.push(Feedback::Resumed { type_url, version });
+            step.feedback.push(Feedback::Resumed {
+                type_url: type_url.to_string(),
+                version,
+            });
         }
         Ok(step)
     }
@@ -179,7 +183,7 @@ impl Delta {
         let aggregated = self.only.is_none();
         let resources = &self.resources;
         self.hold.prune(|c| resources.warms(c));
-        let order = type_url::push_order(self.types.keys());
+        let order = TypeUrl::push_order(self.types.keys().cloned());
         let mut removals = Vec::new();
         // Clusters updated in this step: their assignments are sent again so re-warming
         // clusters do not wait.
@@ -191,7 +195,7 @@ impl Delta {
             let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {
                 continue;
             };
-            let force = if t == type_url::ENDPOINT {
+            let force = if *t == TypeUrl::Endpoint {
                 &rewarm
             } else {
                 &BTreeSet::new()
@@ -200,12 +204,12 @@ impl Delta {
             if aggregated && !change.removed.is_empty() {
                 removals.push((t.clone(), std::mem::take(&mut change.removed)));
             }
-            if t == type_url::CLUSTER {
+            if *t == TypeUrl::Cluster {
                 rewarm = change.updated.iter().map(|e| e.name.clone()).collect();
                 if aggregated
                     && self
                         .types
-                        .get(type_url::ENDPOINT)
+                        .get(&TypeUrl::Endpoint)
                         .is_some_and(|s| s.subscribed)
                 {
                     let added: BTreeSet<String> = change
@@ -243,7 +247,7 @@ impl Delta {
         if self.hold.settle(feedback, |names| {
             names
                 .iter()
-                .all(|n| types[type_url::ENDPOINT].known.contains_key(n))
+                .all(|n| types[&TypeUrl::Endpoint].known.contains_key(n))
         }) {
             self.sync(step);
         }
@@ -251,12 +255,12 @@ impl Delta {
 
     fn respond(
         &mut self,
-        type_url: &str,
+        type_url: &TypeUrl,
         change: Change,
         feedback: &mut Vec<Feedback>,
     ) -> DeltaDiscoveryResponse {
         let nonce = self.nonces.next();
-        let state = self.types.entry(type_url.to_string()).or_default();
+        let state = self.types.entry(type_url.clone()).or_default();
         for e in &change.updated {
             state.known.insert(e.name.clone(), e.version.clone());
         }
@@ -298,12 +302,12 @@ impl Delta {
 /// Names in `force` are sent even at the version the proxy has.
 fn diff(
     resources: &Resources,
-    type_url: &str,
+    type_url: &TypeUrl,
     state: &TypeState,
     force: &BTreeSet<String>,
 ) -> Change {
     let empty = BTreeMap::new();
-    let all = resources.of_type(type_url).unwrap_or(&empty);
+    let all = resources.of_type(type_url.as_str()).unwrap_or(&empty);
     let in_scope = |name: &String| state.wildcard || state.names.contains(name);
     let updated = all
         .iter()

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use envoy_types::pb::google::protobuf::Any;
 
-use crate::translate::{Encoded, Resources, TypeResources, content_version, type_url};
+use xds_core::type_url;
+
+use crate::translate::{Encoded, Resources, TypeResources, content_version};
 
 pub const CDS: &str = type_url::CLUSTER;
 pub const EDS: &str = type_url::ENDPOINT;

@@ -29,7 +29,7 @@ use super::{
     sotw::Sotw,
     stream::{self, Context},
 };
-use crate::translate::type_url;
+use xds_core::TypeUrl;
 
 type SotwStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
 type DeltaStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
@@ -57,7 +57,7 @@ impl XdsServer {
     fn sotw(
         &self,
         req: Request<Streaming<DiscoveryRequest>>,
-        only: Option<&'static str>,
+        only: Option<TypeUrl>,
         service: &'static str,
     ) -> Response<SotwStream> {
         Response::new(stream::run::<Sotw>(
@@ -71,7 +71,7 @@ impl XdsServer {
     fn delta(
         &self,
         req: Request<Streaming<DeltaDiscoveryRequest>>,
-        only: Option<&'static str>,
+        only: Option<TypeUrl>,
         service: &'static str,
     ) -> Response<DeltaStream> {
         Response::new(stream::run::<Delta>(
@@ -141,7 +141,7 @@ macro_rules! per_type_service {
 
 per_type_service!(
     ClusterDiscoveryService,
-    type_url::CLUSTER,
+    TypeUrl::Cluster,
     "cds",
     StreamClustersStream,
     DeltaClustersStream,
@@ -151,7 +151,7 @@ per_type_service!(
 );
 per_type_service!(
     EndpointDiscoveryService,
-    type_url::ENDPOINT,
+    TypeUrl::Endpoint,
     "eds",
     StreamEndpointsStream,
     DeltaEndpointsStream,
@@ -161,7 +161,7 @@ per_type_service!(
 );
 per_type_service!(
     ListenerDiscoveryService,
-    type_url::LISTENER,
+    TypeUrl::Listener,
     "lds",
     StreamListenersStream,
     DeltaListenersStream,
@@ -171,7 +171,7 @@ per_type_service!(
 );
 per_type_service!(
     RouteDiscoveryService,
-    type_url::ROUTE,
+    TypeUrl::Route,
     "rds",
     StreamRoutesStream,
     DeltaRoutesStream,

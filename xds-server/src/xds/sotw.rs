@@ -24,14 +24,16 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use super::{
     Error, Feedback, MAX_NAMES, Nonces, Step, control_plane, resolve_type_url, warming::Warming,
 };
-use crate::translate::{Encoded, Resources, set_version, type_url};
+use xds_core::TypeUrl;
+
+use crate::translate::{Encoded, Resources, set_version};
 
 /// One stream's SotW state.
 #[derive(Debug)]
 pub struct Sotw {
     /// `Some` on a per-type service (CDS, EDS, ...): the one type it serves.
-    only: Option<&'static str>,
-    types: BTreeMap<String, TypeState>,
+    only: Option<TypeUrl>,
+    types: BTreeMap<TypeUrl, TypeState>,
     resources: Arc<Resources>,
     /// Clusters new to the proxy whose assignments it has not acknowledged yet. While set,
     /// listener and route updates (and removals) wait, so no route points at a cluster that
@@ -58,7 +60,7 @@ struct Sent {
 }
 
 impl Sotw {
-    pub fn new(only: Option<&'static str>, resources: Arc<Resources>) -> Self {
+    pub fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Self {
             only,
             types: BTreeMap::new(),
@@ -70,7 +72,7 @@ impl Sotw {
 
     /// Handles one request from the proxy.
     pub fn on_request(&mut self, req: &DiscoveryRequest) -> Result<Step<DiscoveryResponse>, Error> {
-        let type_url = resolve_type_url(&req.type_url, self.only)?;
+        let type_url = resolve_type_url(&req.type_url, self.only.as_ref())?;
         if req.resource_names.len() > MAX_NAMES {
             return Err(Error::TooManyNames);
         }
@@ -80,11 +82,11 @@ impl Sotw {
             match &state.sent {
                 Some(sent) if sent.nonce == req.response_nonce => match &req.error_detail {
                     Some(status) => step.feedback.push(Feedback::Nack {
-                        type_url: type_url.clone(),
+                        type_url: type_url.to_string(),
                         message: status.message.clone(),
                     }),
                     None if req.version_info == sent.version => step.feedback.push(Feedback::Ack {
-                        type_url: type_url.clone(),
+                        type_url: type_url.to_string(),
                         version: sent.version.clone(),
                     }),
                     // After a NACK the proxy repeats its older version: not an ACK.
@@ -108,7 +110,7 @@ impl Sotw {
             .cloned()
             .collect();
         let wildcard = star
-            || (type_url::wildcard_capable(&type_url)
+            || (type_url.wildcard_capable()
                 && req.resource_names.is_empty()
                 && (!state.subscribed || state.wildcard));
         let changed = !state.subscribed || wildcard != state.wildcard || names != state.names;
@@ -156,7 +158,7 @@ impl Sotw {
         let aggregated = self.only.is_none();
         let resources = &self.resources;
         self.hold.prune(|c| resources.warms(c));
-        let order = type_url::push_order(self.types.keys());
+        let order = TypeUrl::push_order(self.types.keys().cloned());
         let mut deferred = Vec::new();
         let mut clusters_pushed = false;
         for t in &order {
@@ -168,7 +170,7 @@ impl Sotw {
             };
             let (version, items) = view(&self.resources, t, state);
             let sent = state.sent.as_ref();
-            let forced = t == type_url::ENDPOINT && clusters_pushed;
+            let forced = *t == TypeUrl::Endpoint && clusters_pushed;
             if sent.is_some_and(|s| s.version == version) && !forced {
                 continue;
             }
@@ -183,7 +185,7 @@ impl Sotw {
                         .collect()
                 })
                 .unwrap_or_default();
-            if t == type_url::CLUSTER && aggregated && sent.is_some() && self.eds_subscribed() {
+            if *t == TypeUrl::Cluster && aggregated && sent.is_some() && self.eds_subscribed() {
                 // Clusters new to the proxy warm until their assignments arrive; hold routes
                 // until then, or requests routed to them fail.
                 let added: BTreeSet<String> = items
@@ -193,7 +195,7 @@ impl Sotw {
                     .collect();
                 self.hold.wait_for(added);
             }
-            let response = if aggregated && !removed.is_empty() && type_url::wildcard_capable(t) {
+            let response = if aggregated && !removed.is_empty() && t.wildcard_capable() {
                 // Make: keep what is going away until everything else has moved off it.
                 deferred.push(t.clone());
                 let mut union = items;
@@ -207,7 +209,7 @@ impl Sotw {
             } else {
                 self.respond(t, version, items, &mut step.feedback)
             };
-            clusters_pushed |= t == type_url::CLUSTER;
+            clusters_pushed |= *t == TypeUrl::Cluster;
             step.responses.push(response);
         }
         if self.hold.active() {
@@ -224,7 +226,7 @@ impl Sotw {
 
     fn eds_subscribed(&self) -> bool {
         self.types
-            .get(type_url::ENDPOINT)
+            .get(&TypeUrl::Endpoint)
             .is_some_and(|s| s.subscribed)
     }
 
@@ -233,7 +235,7 @@ impl Sotw {
     fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<DiscoveryResponse>) {
         let types = &self.types;
         if self.hold.settle(feedback, |names| {
-            types[type_url::ENDPOINT]
+            types[&TypeUrl::Endpoint]
                 .sent
                 .as_ref()
                 .is_some_and(|s| names.iter().all(|n| s.items.contains_key(n)))
@@ -244,7 +246,7 @@ impl Sotw {
 
     fn respond(
         &mut self,
-        type_url: &str,
+        type_url: &TypeUrl,
         version: String,
         items: Vec<Arc<Encoded>>,
         feedback: &mut Vec<Feedback>,
@@ -255,7 +257,7 @@ impl Sotw {
             version: version.clone(),
             count: items.len(),
         });
-        let state = self.types.entry(type_url.to_string()).or_default();
+        let state = self.types.entry(type_url.clone()).or_default();
         state.sent = Some(Sent {
             version: version.clone(),
             nonce: nonce.clone(),
@@ -273,8 +275,12 @@ impl Sotw {
 }
 
 /// What a subscription should hold now, in name order, and its version.
-fn view(resources: &Resources, type_url: &str, state: &TypeState) -> (String, Vec<Arc<Encoded>>) {
-    let Some(all) = resources.of_type(type_url) else {
+fn view(
+    resources: &Resources,
+    type_url: &TypeUrl,
+    state: &TypeState,
+) -> (String, Vec<Arc<Encoded>>) {
+    let Some(all) = resources.of_type(type_url.as_str()) else {
         return (version_of(&[]), Vec::new());
     };
     let items: Vec<Arc<Encoded>> = if state.wildcard {

@@ -17,6 +17,7 @@ use envoy_types::pb::envoy::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
+use xds_core::TypeUrl;
 
 use super::{Error, Feedback, Step, cache::Cache, delta::Delta, node_info, sotw::Sotw};
 use crate::{
@@ -42,7 +43,7 @@ pub(crate) trait Machine: Send + 'static {
     type Request: Send + 'static;
     type Response: Send + 'static;
     const VARIANT: Variant;
-    fn new(only: Option<&'static str>, resources: Arc<Resources>) -> Self;
+    fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self;
     fn node(req: &Self::Request) -> Option<&Node>;
     fn on_request(&mut self, req: &Self::Request) -> Result<Step<Self::Response>, Error>;
     fn on_resources(&mut self, resources: Arc<Resources>) -> Step<Self::Response>;
@@ -56,7 +57,7 @@ impl Machine for Sotw {
     type Request = DiscoveryRequest;
     type Response = DiscoveryResponse;
     const VARIANT: Variant = Variant::Sotw;
-    fn new(only: Option<&'static str>, resources: Arc<Resources>) -> Self {
+    fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Sotw::new(only, resources)
     }
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
@@ -80,7 +81,7 @@ impl Machine for Delta {
     type Request = DeltaDiscoveryRequest;
     type Response = DeltaDiscoveryResponse;
     const VARIANT: Variant = Variant::Delta;
-    fn new(only: Option<&'static str>, resources: Arc<Resources>) -> Self {
+    fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Delta::new(only, resources)
     }
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
@@ -107,7 +108,7 @@ impl Machine for Delta {
 pub(crate) fn run<M: Machine>(
     ctx: Context,
     inbound: Streaming<M::Request>,
-    only: Option<&'static str>,
+    only: Option<TypeUrl>,
     service: &'static str,
 ) -> ReceiverStream<Result<M::Response, Status>>
 where
@@ -125,7 +126,7 @@ where
 async fn serve<M: Machine>(
     ctx: Context,
     mut inbound: Streaming<M::Request>,
-    only: Option<&'static str>,
+    only: Option<TypeUrl>,
     service: &'static str,
     tx: &mpsc::Sender<Result<M::Response, Status>>,
 ) -> Result<(), Status> {

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::Feedback;
-use crate::translate::type_url;
+use xds_core::{TypeUrl, type_url};
 
 /// The clusters a stream is waiting on, if any.
 #[derive(Debug, Default)]
@@ -36,8 +36,8 @@ impl Warming {
     }
 
     /// Whether updates of `type_url` wait now.
-    pub(crate) fn holds(&self, type_url: &str) -> bool {
-        self.active() && type_url::waits_for_warming(type_url)
+    pub(crate) fn holds(&self, type_url: &TypeUrl) -> bool {
+        self.active() && type_url.waits_for_warming()
     }
 
     /// Ends the wait when `feedback` is an EDS ACK after which the proxy holds every awaited

@@ -18,11 +18,12 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt;
+use xds_core::type_url;
 use xds_server::{
     api::{AppState, router},
     model::Mesh,
     status::{ProxyStatus, SyncState, TypeStatus, Variant},
-    translate::{Resources, Selection, translate, type_url},
+    translate::{Resources, Selection, translate},
 };
 
 // === helpers ===

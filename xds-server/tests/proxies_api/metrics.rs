@@ -2,10 +2,10 @@
 //! and OpenAPI coverage of the operations routes.
 
 use axum::http::{StatusCode, header};
+use xds_core::type_url;
 use xds_server::{
     api::{AppState, router},
     status::{SyncState, Variant},
-    translate::type_url,
 };
 
 use super::{get_text, proxy, state, type_status};

@@ -7,11 +7,14 @@ use prost::Message;
 use prost_reflect::{DeserializeOptions, DynamicMessage, ReflectMessage, Value as PValue};
 use serde_json::json;
 
-use super::{edge_node, full_example, resources_for, tcp_grpc, with_raw};
-use crate::{
-    model::{ENVOY_DESCRIPTORS, Endpoints},
-    translate::{any_to_json, canonical_bytes, endpoint, type_url},
+use xds_core::{
+    descriptors,
+    json::{any_to_json, canonical_bytes},
+    type_url,
 };
+
+use super::{edge_node, full_example, resources_for, tcp_grpc, with_raw};
+use crate::{model::Endpoints, translate::endpoint};
 
 #[test]
 fn canonical_bytes_order_map_entries() {
@@ -57,9 +60,7 @@ fn every_generated_resource_decodes_without_unknown_fields() {
                     &encoded.name,
                 );
                 // What the config API shows is valid proto3 JSON input again.
-                let desc = ENVOY_DESCRIPTORS
-                    .get_message_by_name(encoded.resource.type_url.rsplit('/').next().unwrap())
-                    .unwrap();
+                let desc = descriptors::message(&encoded.resource.type_url).unwrap();
                 let json = any_to_json(&encoded.resource).unwrap();
                 let opts = DeserializeOptions::new().deny_unknown_fields(true);
                 DynamicMessage::deserialize_with_options(desc, json, &opts).unwrap();
@@ -72,9 +73,8 @@ fn every_generated_resource_decodes_without_unknown_fields() {
 /// unknown fields and no enum numbers outside the enum anywhere.
 fn check_any(type_url: &str, bytes: &[u8], at: &str) {
     let full_name = type_url.rsplit('/').next().unwrap();
-    let desc = ENVOY_DESCRIPTORS
-        .get_message_by_name(full_name)
-        .unwrap_or_else(|| panic!("{at}: unknown type {type_url}"));
+    let desc =
+        descriptors::message(type_url).unwrap_or_else(|| panic!("{at}: unknown type {type_url}"));
     let message = DynamicMessage::decode(desc, bytes)
         .unwrap_or_else(|e| panic!("{at}: not a {full_name}: {e}"));
     check_message(&message, at);

@@ -11,6 +11,8 @@ use envoy_types::pb::{
     google::rpc::Status,
 };
 
+use xds_core::TypeUrl;
+
 use super::Delta;
 use crate::{
     translate::{Resources, content_version},
@@ -74,9 +76,9 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(only: Option<&'static str>, resources: Arc<Resources>) -> Self {
+    fn new(only: Option<&str>, resources: Arc<Resources>) -> Self {
         let last_nonce = 0;
-        let delta = Delta::new(only, resources);
+        let delta = Delta::new(only.map(TypeUrl::from), resources);
         Self { delta, last_nonce }
     }
 
@@ -346,7 +348,13 @@ fn per_type_service_sends_updates_and_removals_together() {
 
     let err = h.delta.on_request(&req(LDS, &[], &[], "")).unwrap_err();
     let got = LDS.to_string();
-    assert_eq!(err, Error::WrongType { expected: CDS, got });
+    assert_eq!(
+        err,
+        Error::WrongType {
+            expected: TypeUrl::Cluster,
+            got
+        }
+    );
     let mut ads = Harness::new(None, clusters("a:1"));
     let err = ads.delta.on_request(&req("foo", &[], &[], "")).unwrap_err();
     assert_eq!(err, Error::BadTypeUrl("foo".to_string()));

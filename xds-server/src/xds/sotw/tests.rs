@@ -11,6 +11,8 @@ use envoy_types::pb::{
     google::rpc::Status,
 };
 
+use xds_core::TypeUrl;
+
 use super::Sotw;
 use crate::xds::Step;
 use crate::{
@@ -21,7 +23,7 @@ use crate::{
 // === helpers ===
 
 /// Well-formed but not produced by the translator.
-const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+const SECRET: &str = xds_core::type_url::SECRET;
 /// Sorts before every ADS type, so ordering by type URL would put it first.
 const EXTRA: &str = "type.googleapis.com/aaa.Extra";
 
@@ -93,9 +95,9 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(only: Option<&'static str>, resources: Arc<Resources>) -> Self {
+    fn new(only: Option<&str>, resources: Arc<Resources>) -> Self {
         let last_nonce = 0;
-        let sotw = Sotw::new(only, resources);
+        let sotw = Sotw::new(only.map(TypeUrl::from), resources);
         Self { sotw, last_nonce }
     }
 
@@ -408,7 +410,13 @@ fn per_type_service_resolves_empty_type_and_rejects_others() {
     assert_eq!(sent(&step), ["CDS:a"]);
     let err = h.sotw.on_request(&req(LDS, &[], "", "")).unwrap_err();
     let got = LDS.to_string();
-    assert_eq!(err, Error::WrongType { expected: CDS, got });
+    assert_eq!(
+        err,
+        Error::WrongType {
+            expected: TypeUrl::Cluster,
+            got
+        }
+    );
 }
 
 #[test]
