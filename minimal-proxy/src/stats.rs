@@ -40,7 +40,9 @@ impl Gauge {
         // Saturating: a gauge never wraps below zero.
         let _ = self
             .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(1))
+            });
     }
     pub fn set(&self, v: u64) {
         self.0.store(v, Ordering::Relaxed);
@@ -53,8 +55,8 @@ impl Gauge {
 /// Envoy's histogram buckets (milliseconds), so `histogram_quantile` dashboards built for
 /// Envoy read ours the same way.
 pub const BUCKETS_MS: [f64; 19] = [
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
-    30000.0, 60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
 ];
 
 /// A latency histogram in milliseconds with [`BUCKETS_MS`].
@@ -92,42 +94,124 @@ impl Histogram {
     }
 }
 
+/// Per-status-code counters for 100..=599 in plain atomics (no lock per response).
+#[derive(Debug)]
+pub struct CodeCounters(Box<[AtomicU64]>);
+
+impl Default for CodeCounters {
+    fn default() -> Self {
+        CodeCounters((100..600).map(|_| AtomicU64::new(0)).collect())
+    }
+}
+
+impl CodeCounters {
+    /// Counts one response with `code`; codes outside 100..=599 are not counted.
+    pub fn inc(&self, code: u16) {
+        if let Some(c) = code
+            .checked_sub(100)
+            .and_then(|i| self.0.get(usize::from(i)))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    pub fn get(&self, code: u16) -> u64 {
+        code.checked_sub(100)
+            .and_then(|i| self.0.get(usize::from(i)))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+    /// The codes seen at least once, ascending (Envoy creates `upstream_rq_<code>` on first use).
+    pub fn snapshot(&self) -> Vec<(u16, u64)> {
+        (100u16..600)
+            .zip(self.0.iter())
+            .map(|(code, c)| (code, c.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
 /// `cluster.<name>.*` in Envoy.
 #[derive(Debug, Default)]
 pub struct ClusterStats {
     pub upstream_rq_total: Counter,
     /// By status class: index 1..=5 for 1xx..5xx (index 0 unused).
     pub upstream_rq_xx: [Counter; 6],
-    /// By exact status code, created on first use.
-    pub upstream_rq_code: Mutex<BTreeMap<u16, u64>>,
+    /// By exact status code (`upstream_rq_<code>`); charge through
+    /// [`ClusterStats::charge_upstream_code`], which also counts the class and completion.
+    pub upstream_rq_code: CodeCounters,
+    /// Responses (or local replies standing for one: 503 on reset, 504 on timeout) charged.
+    pub upstream_rq_completed: Counter,
     pub upstream_rq_time: Histogram,
     pub upstream_rq_active: Gauge,
+    pub upstream_rq_pending_total: Counter,
     pub upstream_rq_pending_active: Gauge,
     pub upstream_rq_timeout: Counter,
     pub upstream_rq_per_try_timeout: Counter,
     pub upstream_rq_retry: Counter,
     pub upstream_rq_retry_success: Counter,
     pub upstream_rq_retry_overflow: Counter,
+    /// Requests refused by the `max_requests` or `max_pending_requests` breaker (Envoy counts
+    /// both here).
     pub upstream_rq_pending_overflow: Counter,
     pub upstream_rq_rx_reset: Counter,
     pub upstream_cx_total: Counter,
     pub upstream_cx_active: Gauge,
+    pub upstream_cx_http1_total: Counter,
+    pub upstream_cx_http2_total: Counter,
+    pub upstream_cx_destroy: Counter,
     pub upstream_cx_connect_fail: Counter,
     pub upstream_cx_connect_timeout: Counter,
     pub upstream_cx_overflow: Counter,
     pub upstream_cx_none_healthy: Counter,
+    /// `circuit_breakers.default.*_open`: 1 while that breaker is at its limit.
+    pub circuit_breakers_cx_open: Gauge,
+    pub circuit_breakers_rq_open: Gauge,
+    pub circuit_breakers_rq_pending_open: Gauge,
+    pub circuit_breakers_rq_retry_open: Gauge,
+    /// Picks made from every host because too few were healthy (Envoy's panic mode).
+    pub lb_healthy_panic: Counter,
+    pub lb_subsets_active: Gauge,
+    pub lb_subsets_created: Counter,
+    pub lb_subsets_removed: Counter,
+    pub lb_subsets_selected: Counter,
+    pub lb_subsets_fallback: Counter,
+    pub membership_change: Counter,
     pub membership_total: Gauge,
     pub membership_healthy: Gauge,
     pub membership_degraded: Gauge,
+    pub membership_excluded: Gauge,
     pub outlier_detection_ejections_active: Gauge,
     pub outlier_detection_ejections_enforced_total: Counter,
+    pub outlier_detection_ejections_enforced_consecutive_5xx: Counter,
+    pub outlier_detection_ejections_detected_consecutive_5xx: Counter,
+    /// Deprecated in Envoy but still printed: ejections decided (enforced or not).
+    pub outlier_detection_ejections_total: Counter,
+    /// Deprecated in Envoy but still printed: consecutive-5xx detections.
+    pub outlier_detection_ejections_consecutive_5xx: Counter,
     pub outlier_detection_ejections_overflow: Counter,
     pub health_check_attempt: Counter,
     pub health_check_success: Counter,
     pub health_check_failure: Counter,
+    pub health_check_network_failure: Counter,
     pub health_check_healthy: Gauge,
+    /// EDS (or DNS) updates of this cluster's endpoints.
+    pub update_attempt: Counter,
     pub update_success: Counter,
     pub update_rejected: Counter,
+    pub update_failure: Counter,
+    pub update_empty: Counter,
+}
+
+impl ClusterStats {
+    /// Charges one upstream response code as Envoy's router does: `upstream_rq_<code>`,
+    /// `upstream_rq_<class>xx` and `upstream_rq_completed`. Local replies that stand for an
+    /// upstream failure are charged too (503 for a reset or connect failure, 504 for a timeout).
+    pub fn charge_upstream_code(&self, code: u16) {
+        self.upstream_rq_code.inc(code);
+        if let Some(class) = self.upstream_rq_xx.get(usize::from(code / 100)) {
+            class.inc();
+        }
+        self.upstream_rq_completed.inc();
+    }
 }
 
 /// `http.<stat_prefix>.*` in Envoy: one HTTP connection manager's downstream side.
