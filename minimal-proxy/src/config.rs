@@ -5,6 +5,7 @@
 //! naming the resource and the field, which becomes the NACK's `error_detail`. Everything past
 //! this module (listeners, HTTP, upstreams) sees only these types, already validated.
 
+mod check;
 mod cluster;
 mod endpoint;
 mod listener;
@@ -63,7 +64,20 @@ pub enum Discovery {
     StrictDns {
         assignment: LoadAssignment,
         refresh: Duration,
+        /// Which address family a name resolves to (Envoy's `dns_lookup_family`).
+        family: DnsFamily,
     },
+}
+
+/// Envoy's `dns_lookup_family` values that the proxy implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsFamily {
+    /// Envoy's default: IPv6 addresses first, IPv4 when there are none.
+    Auto,
+    /// IPv4 addresses only.
+    V4Only,
+    /// IPv4 addresses first, IPv6 when there are none.
+    V4Preferred,
 }
 
 #[derive(Debug, Clone, PartialEq)]
