@@ -1,0 +1,381 @@
+//! The figures of one run and their Markdown tables: one row per target (the upstream alone,
+//! Envoy, minimal-proxy) per step, then the comparison with the aims.
+
+use std::fmt::Write;
+
+use super::load::Outcome;
+
+/// Column indexes: the floor, then the proxies in the order they were started.
+const FLOOR: usize = 0;
+const ENVOY: usize = 1;
+const MINIMAL: usize = 2;
+
+/// One run against one target, or why there is none.
+pub type Cell = Result<Measured, String>;
+
+pub struct Measured {
+    pub outcome: Outcome,
+    /// CPU time (user + system, all threads) the measured process used during the run.
+    pub cpu_seconds: f64,
+    /// Wall time of the run, seconds.
+    pub wall: f64,
+    /// Largest resident size sampled during the run.
+    pub rss_max_kib: u64,
+}
+
+impl Measured {
+    /// CPU time over wall time: 1.0 is one core busy all along.
+    pub fn cpu_share(&self) -> f64 {
+        self.cpu_seconds / self.wall
+    }
+
+    fn cpu_per_1k(&self) -> Option<f64> {
+        (self.outcome.requests > 0)
+            .then(|| self.cpu_seconds / self.outcome.requests as f64 * 1000.0)
+    }
+}
+
+#[derive(Default)]
+pub struct Report {
+    duration: u64,
+    command: String,
+    machine: Vec<(String, String)>,
+    pub names: Vec<&'static str>,
+    pub rss_idle: Vec<Option<u64>>,
+    /// Per connection count, one cell per target.
+    pub closed: Vec<(usize, Vec<Cell>)>,
+    /// Per share of the slower peak: the rate offered and one cell per target.
+    pub open: Vec<(u64, u64, Vec<Cell>)>,
+    pub h2: Vec<(&'static str, Vec<Cell>)>,
+    pub rss_after: Vec<Option<u64>>,
+    pub large_count: usize,
+    pub rss_large: Vec<Option<u64>>,
+    /// Targets that failed, and why.
+    pub failures: Vec<(&'static str, String)>,
+}
+
+impl Report {
+    pub fn new(duration: u64, args: &[String], machine: Vec<(String, String)>) -> Report {
+        let mut command = "cargo bench -p minimal-proxy --bench versus_envoy".to_string();
+        if !args.is_empty() {
+            command += " -- ";
+            command += &args.join(" ");
+        }
+        Report {
+            duration,
+            command,
+            machine,
+            ..Report::default()
+        }
+    }
+
+    /// Adds the load average at the end of the run to the machine's description.
+    pub fn finish_machine(&mut self) {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        self.machine
+            .push(("load average at end".into(), load.join(" ")));
+    }
+
+    /// The best closed-loop req/s of target `i`.
+    pub fn peak(&self, i: usize) -> Option<f64> {
+        self.closed
+            .iter()
+            .filter_map(|(_, row)| row.get(i)?.as_ref().ok())
+            .map(|m| m.outcome.rps)
+            .reduce(f64::max)
+    }
+
+    /// The largest resident size sampled during the closed-loop runs of target `i`.
+    fn rss_peak(&self, i: usize) -> Option<u64> {
+        self.closed
+            .iter()
+            .filter_map(|(_, row)| row.get(i)?.as_ref().ok())
+            .map(|m| m.rss_max_kib)
+            .max()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.render_header(&mut out);
+        self.render_closed(&mut out);
+        self.render_open(&mut out);
+        self.render_h2(&mut out);
+        self.render_memory(&mut out);
+        self.render_aims(&mut out);
+        if !self.failures.is_empty() {
+            let _ = writeln!(out, "\nFailures:");
+            for (name, why) in &self.failures {
+                let _ = writeln!(out, "- {name}: {why}");
+            }
+        }
+        out
+    }
+
+    fn render_header(&self, out: &mut String) {
+        let _ = writeln!(out, "\n## minimal-proxy vs Envoy, one worker each\n");
+        let _ = writeln!(out, "```sh\n{}\n```\n", self.command);
+        let machine: Vec<String> = self
+            .machine
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        let _ = writeln!(out, "{}.\n", machine.join("; "));
+        let _ = writeln!(
+            out,
+            "Each measured run lasts {} s. Proxies (and nothing else) on CPU 1; load tools, \
+             upstream and xds-server on CPU 0. CPU and memory are of the whole process; for \
+             the floor, of the upstream.",
+            self.duration
+        );
+    }
+
+    fn render_closed(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### Closed loop: HTTP/1.1 keep-alive (wrk), requests/s\n\n\
+             p50/p99 here are wrk's (closed loop: not corrected for coordinated omission).\n\n\
+             | connections | target | req/s | vs Envoy | p50 | p99 | CPU used | CPU s / 1k req | RSS max | errors |\n\
+             |---|---|---|---|---|---|---|---|---|---|"
+        );
+        for (connections, row) in &self.closed {
+            for (i, cell) in row.iter().enumerate() {
+                let cols = match cell {
+                    Ok(m) => [
+                        format!("{:.0}", m.outcome.rps),
+                        self.vs_envoy(row, i),
+                        ms(m.outcome.p50),
+                        ms(m.outcome.p99),
+                        format!("{:.0} %", m.cpu_share() * 100.0),
+                        seconds(m.cpu_per_1k()),
+                        mib(Some(m.rss_max_kib)),
+                        m.outcome.errors.to_string(),
+                    ]
+                    .join(" | "),
+                    Err(_) => failed(8),
+                };
+                let _ = writeln!(out, "| {connections} | {} | {cols} |", self.names[i]);
+            }
+        }
+    }
+
+    fn render_open(&self, out: &mut String) {
+        if self.open.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n### Open loop: HTTP/1.1 at a fixed rate (oha -q, --latency-correction, 64 connections)\n\n\
+             Rates are shares of the slower proxy's closed-loop peak; \"added\" is the proxy's \
+             percentile minus the floor's at the same rate.\n\n\
+             | offered req/s | target | achieved req/s | p50 | p99 | p99.9 | added p50 | added p99 | added p99.9 | CPU s / 1k req | errors |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for (share, rate, row) in &self.open {
+            let floor = row[FLOOR].as_ref().ok().map(|m| &m.outcome);
+            for (i, cell) in row.iter().enumerate() {
+                let cols = match cell {
+                    Ok(m) => {
+                        let o = &m.outcome;
+                        let added = |p: fn(&Outcome) -> Option<f64>| match (i, floor) {
+                            (FLOOR, _) | (_, None) => "".to_string(),
+                            (_, Some(f)) => ms(p(o).zip(p(f)).map(|(a, b)| a - b)),
+                        };
+                        [
+                            format!("{:.0}", o.rps),
+                            ms(o.p50),
+                            ms(o.p99),
+                            ms(o.p999),
+                            added(|o| o.p50),
+                            added(|o| o.p99),
+                            added(|o| o.p999),
+                            seconds(m.cpu_per_1k()),
+                            o.errors.to_string(),
+                        ]
+                        .join(" | ")
+                    }
+                    Err(_) => failed(9),
+                };
+                let _ = writeln!(out, "| {rate} ({share} %) | {} | {cols} |", self.names[i]);
+            }
+        }
+    }
+
+    fn render_h2(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### HTTP/2 and gRPC unary (h2load, 16 connections × 16 streams, h2c)\n\n\
+             | protocol | target | req/s | vs Envoy | mean latency | CPU used | CPU s / 1k req | RSS max | errors |\n\
+             |---|---|---|---|---|---|---|---|---|"
+        );
+        for (protocol, row) in &self.h2 {
+            for (i, cell) in row.iter().enumerate() {
+                let cols = match cell {
+                    Ok(m) => [
+                        format!("{:.0}", m.outcome.rps),
+                        self.vs_envoy(row, i),
+                        ms(m.outcome.mean),
+                        format!("{:.0} %", m.cpu_share() * 100.0),
+                        seconds(m.cpu_per_1k()),
+                        mib(Some(m.rss_max_kib)),
+                        m.outcome.errors.to_string(),
+                    ]
+                    .join(" | "),
+                    Err(_) => failed(7),
+                };
+                let _ = writeln!(out, "| {protocol} | {} | {cols} |", self.names[i]);
+            }
+        }
+    }
+
+    fn render_memory(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### Resident memory (VmRSS)\n\n\
+             | target | idle | at peak (max in closed loop) | 5 s after the load | with {n} more clusters and {n} more routes |\n\
+             |---|---|---|---|---|",
+            n = self.large_count
+        );
+        for (i, name) in self.names.iter().enumerate() {
+            let large = if i == FLOOR {
+                "".to_string()
+            } else {
+                mib(self.rss_large.get(i).copied().flatten())
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {large} |",
+                mib(self.rss_idle.get(i).copied().flatten()),
+                mib(self.rss_peak(i)),
+                mib(self.rss_after.get(i).copied().flatten()),
+            );
+        }
+    }
+
+    fn render_aims(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### Against the aims (minimal-proxy ÷ Envoy)\n\n\
+             | measure | Envoy | minimal-proxy | ratio | aim | orion, measured the same way |\n\
+             |---|---|---|---|---|---|"
+        );
+        let mut row = |what: &str,
+                       e: Option<f64>,
+                       m: Option<f64>,
+                       fmt: fn(f64) -> String,
+                       aim: &str,
+                       orion: &str| {
+            let ratio = e
+                .zip(m)
+                .map(|(e, m)| format!("{:.2}", m / e))
+                .unwrap_or_else(|| "—".into());
+            let show = |v: Option<f64>| v.map(fmt).unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                out,
+                "| {what} | {} | {} | {ratio} | {aim} | {orion} |",
+                show(e),
+                show(m)
+            );
+        };
+        let rps = |v: f64| format!("{v:.0} req/s");
+        let msf = |v: f64| format!("{:.3} ms", v * 1e3);
+        let mibf = |v: f64| format!("{:.1} MiB", v / 1024.0);
+        let cpuf = |v: f64| format!("{v:.3} s");
+        row(
+            "peak req/s (best closed-loop row)",
+            self.peak(ENVOY),
+            self.peak(MINIMAL),
+            rps,
+            "≥ 2",
+            "≈ 1.9",
+        );
+        for (share, rate, cells) in &self.open {
+            let p99 = |i: usize| cells.get(i)?.as_ref().ok()?.outcome.p99;
+            row(
+                &format!("p99 at {rate} req/s ({share} %)"),
+                p99(ENVOY),
+                p99(MINIMAL),
+                msf,
+                "≤ 0.5",
+                "0.35–0.46",
+            );
+        }
+        for (share, rate, cells) in &self.open {
+            let cpu = |i: usize| cells.get(i)?.as_ref().ok()?.cpu_per_1k();
+            row(
+                &format!("CPU s per 1k req at {rate} req/s ({share} %)"),
+                cpu(ENVOY),
+                cpu(MINIMAL),
+                cpuf,
+                "",
+                "",
+            );
+        }
+        let kib = |v: &[Option<u64>], i: usize| v.get(i).copied().flatten().map(|k| k as f64);
+        row(
+            "RSS idle",
+            kib(&self.rss_idle, ENVOY),
+            kib(&self.rss_idle, MINIMAL),
+            mibf,
+            "< 0.25",
+            "≈ 0.9",
+        );
+        let peak = |i| self.rss_peak(i).map(|k| k as f64);
+        row(
+            "RSS at peak",
+            peak(ENVOY),
+            peak(MINIMAL),
+            mibf,
+            "< 0.25",
+            "≈ 0.9",
+        );
+        row(
+            "RSS after the load",
+            kib(&self.rss_after, ENVOY),
+            kib(&self.rss_after, MINIMAL),
+            mibf,
+            "< 0.25",
+            "≈ 0.9",
+        );
+        row(
+            &format!("RSS with {n} clusters + {n} routes", n = self.large_count),
+            kib(&self.rss_large, ENVOY),
+            kib(&self.rss_large, MINIMAL),
+            mibf,
+            "< 0.25",
+            "≈ 0.9",
+        );
+    }
+
+    /// `req/s ÷ Envoy's req/s` in the same row.
+    fn vs_envoy(&self, row: &[Cell], i: usize) -> String {
+        match (row.get(ENVOY), row.get(i)) {
+            (Some(Ok(e)), Some(Ok(m))) if e.outcome.rps > 0.0 => {
+                format!("{:.2}×", m.outcome.rps / e.outcome.rps)
+            }
+            _ => "".into(),
+        }
+    }
+}
+
+fn failed(columns: usize) -> String {
+    let mut cols = vec!["—"; columns];
+    cols[0] = "failed (below)";
+    cols.join(" | ")
+}
+
+fn ms(seconds: Option<f64>) -> String {
+    match seconds {
+        Some(s) => format!("{:.3} ms", s * 1e3),
+        None => "".into(),
+    }
+}
+
+fn seconds(s: Option<f64>) -> String {
+    s.map(|s| format!("{s:.3}")).unwrap_or_default()
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "—".into())
+}
