@@ -1,1 +1,260 @@
-//! (being written)
+//! The xDS client: ADS or per-type streams (CDS, EDS, LDS, RDS), State-of-the-World or Delta,
+//! to the management server named by the bootstrap.
+//!
+//! - [`subscription`]: one type's protocol state (names, versions, nonces) and its requests.
+//! - [`handlers`]: one handler per type: convert with `config::*_from_proto`, record, and
+//!   return what was rejected (the NACK names each resource and why).
+//! - [`store`]: what the proxy holds: active, warming and failed versions, raw resources kept
+//!   for `/config_dump`.
+//! - [`warming`]: clusters wait for their assignments, listeners for their routes; the
+//!   initialisation `/ready` waits for.
+//! - [`engine`]: the state machine tying them together; pure, unit-tested rule by rule.
+//! - `client`: the glue: streams, applying to the runtime and the listener manager, then ACK.
+//! - `stream`: one gRPC stream with reconnects; [`backoff`]: jittered exponential.
+
+pub mod backoff;
+mod client;
+pub mod engine;
+pub mod handlers;
+pub mod store;
+mod stream;
+pub mod subscription;
+pub mod warming;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use envoy_types::pb::{
+    envoy::{
+        config::core::v3::{Locality, Node, node::UserAgentVersionType},
+        service::discovery::v3::{
+            DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+        },
+    },
+    google::protobuf::Any,
+};
+use xds_core::TypeUrl;
+
+pub use client::run;
+
+use crate::{
+    bootstrap::{self, Channel, Dynamic},
+    config::{ListenerConfig, Rejection},
+};
+
+/// What the proxy calls the listener manager: takes the whole set of active listeners and
+/// returns those it could not start (a port in use, ...). A trait so the xDS client does not
+/// depend on the listener module (and tests can stand in for it).
+pub trait ListenerSink: Send + Sync + 'static {
+    fn apply(&self, listeners: Vec<ListenerConfig>) -> impl Future<Output = Vec<Rejection>> + Send;
+}
+
+/// One response from the server, whichever variant it came as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub type_url: TypeUrl,
+    /// SotW `version_info`; Delta `system_version_info`.
+    pub version: String,
+    pub nonce: String,
+    pub resources: Vec<Received>,
+    /// Delta `removed_resources`.
+    pub removed: Vec<String>,
+    /// SotW for CDS and LDS: the response holds every resource, so the absent ones are gone.
+    pub state_of_the_world: bool,
+}
+
+/// One resource of a response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// Delta names each resource; SotW's name is inside it.
+    pub name: Option<String>,
+    /// SotW: the response's version; Delta: the resource's.
+    pub version: String,
+    pub resource: Option<Any>,
+}
+
+impl Update {
+    pub fn from_sotw(r: DiscoveryResponse) -> Update {
+        let type_url = TypeUrl::from(r.type_url);
+        let version = r.version_info;
+        Update {
+            state_of_the_world: type_url.wildcard_capable(),
+            resources: r
+                .resources
+                .into_iter()
+                .map(|any| Received {
+                    name: None,
+                    version: version.clone(),
+                    resource: Some(any),
+                })
+                .collect(),
+            type_url,
+            version,
+            nonce: r.nonce,
+            removed: Vec::new(),
+        }
+    }
+
+    pub fn from_delta(r: DeltaDiscoveryResponse) -> Update {
+        Update {
+            type_url: TypeUrl::from(r.type_url),
+            version: r.system_version_info,
+            nonce: r.nonce,
+            resources: r
+                .resources
+                .into_iter()
+                .map(|res| Received {
+                    name: Some(res.name),
+                    version: res.version,
+                    resource: res.resource,
+                })
+                .collect(),
+            removed: r.removed_resources,
+            state_of_the_world: false,
+        }
+    }
+}
+
+/// A request to send, in the stream's variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Sotw(DiscoveryRequest),
+    Delta(DeltaDiscoveryRequest),
+}
+
+impl Outgoing {
+    pub fn type_url(&self) -> TypeUrl {
+        match self {
+            Outgoing::Sotw(r) => TypeUrl::from(r.type_url.as_str()),
+            Outgoing::Delta(r) => TypeUrl::from(r.type_url.as_str()),
+        }
+    }
+
+    /// Whether this is a NACK.
+    pub fn is_nack(&self) -> bool {
+        match self {
+            Outgoing::Sotw(r) => r.error_detail.is_some(),
+            Outgoing::Delta(r) => r.error_detail.is_some(),
+        }
+    }
+
+    /// Whether this answers a response (ACK or NACK), rather than subscribing.
+    pub fn is_answer(&self) -> bool {
+        match self {
+            Outgoing::Sotw(r) => !r.response_nonce.is_empty(),
+            Outgoing::Delta(r) => !r.response_nonce.is_empty(),
+        }
+    }
+
+    fn set_node(&mut self, node: Node) {
+        match self {
+            Outgoing::Sotw(r) => r.node = Some(node),
+            Outgoing::Delta(r) => r.node = Some(node),
+        }
+    }
+}
+
+/// Which gRPC stream carries a type: the one ADS stream, or the type's own service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreamKey {
+    Ads,
+    Type(TypeUrl),
+}
+
+/// Every configured type with the stream and channel carrying it: clusters and their
+/// assignments over CDS's source, listeners and their routes over LDS's.
+pub fn routing(dynamic: &Dynamic) -> Vec<(TypeUrl, StreamKey, Channel)> {
+    let mut out = Vec::new();
+    let sources = [
+        (&dynamic.cds, [TypeUrl::Cluster, TypeUrl::Endpoint]),
+        (&dynamic.lds, [TypeUrl::Listener, TypeUrl::Route]),
+    ];
+    for (source, types) in sources {
+        let Some(source) = source else { continue };
+        for t in types {
+            let key = if source.channel.aggregated {
+                StreamKey::Ads
+            } else {
+                StreamKey::Type(t.clone())
+            };
+            out.push((t, key, source.channel.clone()));
+        }
+    }
+    out
+}
+
+/// The node as sent to the control plane: the bootstrap's, with this proxy as user agent.
+pub fn node_proto(node: &bootstrap::Node) -> Node {
+    Node {
+        id: node.id.clone(),
+        cluster: node.cluster.clone(),
+        metadata: xds_core::node::json_to_struct(&serde_json::Value::Object(node.metadata.clone())),
+        locality: node.locality.as_ref().map(|l| Locality {
+            region: l.region.clone(),
+            zone: l.zone.clone(),
+            sub_zone: l.sub_zone.clone(),
+        }),
+        user_agent_name: "minimal-proxy".to_string(),
+        user_agent_version_type: Some(UserAgentVersionType::UserAgentVersion(
+            env!("CARGO_PKG_VERSION").to_string(),
+        )),
+        ..Default::default()
+    }
+}
+
+/// The engine shared between the client task and the admin API (config dump, readiness).
+/// Locked briefly by each event; never held across an await.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    engine: Arc<Mutex<engine::Engine>>,
+}
+
+impl Handle {
+    pub fn new(engine: engine::Engine) -> Handle {
+        Handle {
+            engine: Arc::new(Mutex::new(engine)),
+        }
+    }
+
+    /// The engine, for a short look (the admin API) or one step (the client).
+    pub fn lock(&self) -> MutexGuard<'_, engine::Engine> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Initialised: `/ready` answers `LIVE`.
+    pub fn ready(&self) -> bool {
+        self.lock().ready()
+    }
+}
+
+/// Why a stream to the management server failed (logged; the stream is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot connect to the xDS server {target} (cluster '{cluster}'): {source}; is it running and reachable?"
+    )]
+    Connect {
+        target: String,
+        cluster: String,
+        source: tonic::transport::Error,
+    },
+    #[error("the xDS server {target} refused the stream: {status}")]
+    Open {
+        target: String,
+        status: tonic::Status,
+    },
+    #[error("the xDS stream to {target} ended: {status}")]
+    Stream {
+        target: String,
+        status: tonic::Status,
+    },
+    #[error("the xDS server {target} closed the stream")]
+    Closed { target: String },
+    #[error("'{0}' is not a valid xDS server address: {1}")]
+    Address(String, tonic::transport::Error),
+}

@@ -1,0 +1,1 @@
+//! Unit tests of the xDS client state machine, rule by rule.
