@@ -1,0 +1,150 @@
+//! Responses the proxy makes itself, with Envoy's status codes, bodies and response flags, so a
+//! client sees the same failure from either data plane.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
+
+use super::{body::ResponseBody, headers::X_ENVOY_OVERLOADED};
+use crate::{access_log::ResponseFlags, upstream::Error};
+
+/// Why the proxy answers a forwarded request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No virtual host or route: 404, empty (`no_route`).
+    NoRoute,
+    /// The route's cluster is not in the snapshot: 503, empty (`no_cluster`).
+    NoCluster,
+    NoHealthyUpstream,
+    ConnectFailure,
+    ConnectTimeout,
+    /// The upstream closed or reset before the response headers.
+    Reset,
+    /// A circuit breaker refused the request.
+    Overflow,
+    /// The route timeout or the last per-try timeout passed.
+    Timeout,
+}
+
+impl Failure {
+    /// The failure an upstream error stands for.
+    pub fn from_error(error: &Error) -> Failure {
+        match error {
+            Error::NoHealthyUpstream => Failure::NoHealthyUpstream,
+            Error::ConnectFailure(_) => Failure::ConnectFailure,
+            Error::ConnectTimeout => Failure::ConnectTimeout,
+            Error::Reset(_) => Failure::Reset,
+            Error::Overflow(_) => Failure::Overflow,
+        }
+    }
+
+    pub fn flags(self) -> ResponseFlags {
+        match self {
+            Failure::NoRoute => ResponseFlags::NO_ROUTE,
+            Failure::NoCluster => ResponseFlags::NO_CLUSTER,
+            Failure::NoHealthyUpstream => ResponseFlags::NO_HEALTHY_UPSTREAM,
+            Failure::ConnectFailure | Failure::ConnectTimeout => {
+                ResponseFlags::UPSTREAM_CONNECT_FAILURE
+            }
+            Failure::Reset => ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
+            Failure::Overflow => ResponseFlags::UPSTREAM_OVERFLOW,
+            Failure::Timeout => ResponseFlags::UPSTREAM_TIMEOUT,
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Failure::NoRoute => StatusCode::NOT_FOUND,
+            Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Envoy's body for this failure; `retried` says whether earlier attempts were made.
+    fn body(self, retried: bool) -> &'static str {
+        match (self, retried) {
+            (Failure::NoRoute | Failure::NoCluster, _) => "",
+            (Failure::NoHealthyUpstream, _) => "no healthy upstream",
+            (Failure::Timeout, _) => "upstream request timeout",
+            (Failure::ConnectFailure, false) => bodies::CONNECT,
+            (Failure::ConnectFailure, true) => bodies::CONNECT_RETRIED,
+            (Failure::ConnectTimeout, false) => bodies::TIMEOUT,
+            (Failure::ConnectTimeout, true) => bodies::TIMEOUT_RETRIED,
+            (Failure::Reset, false) => bodies::RESET,
+            (Failure::Reset, true) => bodies::RESET_RETRIED,
+            (Failure::Overflow, _) => bodies::OVERFLOW,
+        }
+    }
+
+    /// The local reply for this failure.
+    pub fn reply(self, retried: bool) -> Response<ResponseBody> {
+        let mut response = text(self.status(), self.body(retried));
+        if self == Failure::Overflow {
+            response
+                .headers_mut()
+                .insert(X_ENVOY_OVERLOADED.clone(), HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
+/// Envoy's bodies, spelled out (Envoy 1.40 wording).
+mod bodies {
+    pub const CONNECT: &str = "upstream connect error or disconnect/reset before headers. \
+                               reset reason: remote connection failure";
+    pub const CONNECT_RETRIED: &str = "upstream connect error or disconnect/reset before \
+                                       headers. retried and the latest reset reason: remote \
+                                       connection failure";
+    pub const TIMEOUT: &str = "upstream connect error or disconnect/reset before headers. \
+                               reset reason: connection timeout";
+    pub const TIMEOUT_RETRIED: &str = "upstream connect error or disconnect/reset before \
+                                       headers. retried and the latest reset reason: \
+                                       connection timeout";
+    pub const RESET: &str = "upstream connect error or disconnect/reset before headers. \
+                             reset reason: connection termination";
+    pub const RESET_RETRIED: &str = "upstream connect error or disconnect/reset before \
+                                     headers. retried and the latest reset reason: connection \
+                                     termination";
+    pub const OVERFLOW: &str = "upstream connect error or disconnect/reset before headers. \
+                                reset reason: overflow";
+}
+
+/// A response with a `text/plain` body (none when empty), as Envoy's local replies.
+pub fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    if !body.is_empty() {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_envoys() {
+        assert_eq!(
+            Failure::ConnectFailure.body(false),
+            "upstream connect error or disconnect/reset before headers. reset reason: remote \
+             connection failure"
+        );
+        assert_eq!(
+            Failure::Reset.body(true),
+            "upstream connect error or disconnect/reset before headers. retried and the latest \
+             reset reason: connection termination"
+        );
+        assert_eq!(Failure::ConnectFailure.body(false).len(), 98);
+        assert_eq!(Failure::ConnectFailure.body(true).len(), 121);
+        assert_eq!(Failure::Reset.body(false).len(), 95);
+        assert_eq!(Failure::Reset.body(true).len(), 118);
+        let overloaded = Failure::Overflow.reply(false);
+        assert_eq!(overloaded.status(), 503);
+        assert_eq!(overloaded.headers()[X_ENVOY_OVERLOADED.clone()], "true");
+        let no_route = Failure::NoRoute.reply(false);
+        assert_eq!(no_route.status(), 404);
+        assert!(no_route.headers().get(CONTENT_TYPE).is_none());
+    }
+}

@@ -1,0 +1,385 @@
+//! The router: sends a routed request to its cluster and returns the upstream's response, as
+//! Envoy's router filter does: picks the weighted cluster, rewrites the path, mutates headers,
+//! picks a host (hash policy, subset), and retries under the route's policy within the route
+//! timeout; failures become Envoy's local replies.
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, atomic::AtomicU64},
+    time::{Duration, Instant},
+};
+
+use http::{
+    HeaderMap, HeaderValue, Method, Request, Response, Uri, Version,
+    uri::{Authority, PathAndQuery, Scheme},
+};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use tokio::time::Sleep;
+
+use super::{
+    Downstream,
+    body::{Counted, Replay, ResponseBody},
+    hash, headers,
+    local_reply::Failure,
+    retry::{Outcome, Retries},
+    route_table::{CompiledRoute, ForwardAction, Target},
+};
+use crate::{
+    access_log::ResponseFlags,
+    runtime::Snapshot,
+    stats::HttpStats,
+    upstream::{self, BoxError, Cluster, LbContext},
+};
+
+/// Bytes of request body kept for replay on retry (Envoy's default buffer limit, 1 MiB);
+/// a longer body is streamed once and not retried.
+const REPLAY_LIMIT: usize = 1024 * 1024;
+
+/// What the router leaves for the access log.
+#[derive(Debug, Default)]
+pub struct Exchange {
+    /// Whether the listener logs (the fields below are filled only then).
+    pub logging: bool,
+    pub flags: ResponseFlags,
+    pub upstream_host: Option<SocketAddr>,
+    pub upstream_cluster: Option<String>,
+}
+
+/// The request as the router sends it: its head, kept to build every attempt.
+struct Head {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+/// Forwards one request under `route`; every outcome is a response.
+#[allow(clippy::too_many_arguments)]
+pub async fn forward(
+    stats: &HttpStats,
+    downstream: &Downstream,
+    route: &CompiledRoute,
+    action: &ForwardAction,
+    request: Request<Incoming>,
+    snapshot: &Snapshot,
+    start: Instant,
+    exchange: &mut Exchange,
+    received: Option<Arc<AtomicU64>>,
+) -> Response<ResponseBody> {
+    let target = action.targets.pick(rand::random());
+    let Some(cluster) = snapshot.clusters.get(&target.cluster) else {
+        stats.no_cluster.inc();
+        exchange.flags.insert(ResponseFlags::NO_CLUSTER);
+        return Failure::NoCluster.reply(false);
+    };
+    if exchange.logging {
+        exchange.upstream_cluster = Some(target.cluster.clone());
+    }
+    let (parts, body) = request.into_parts();
+    let downstream_version = parts.version;
+    let head = upstream_head(parts, route, action, target);
+    let lb = LbContext {
+        hash: hash::compute(&action.hash_policy, &head.headers, downstream.peer),
+        metadata_match: target.metadata_match.clone(),
+        previous: Vec::new(),
+    };
+    let body = if body.is_end_stream() {
+        RequestBody::Empty
+    } else {
+        let body = match received {
+            Some(count) => upstream::Body::new(Counted { inner: body, count }),
+            None => upstream::Body::new(body.map_err(BoxError::from)),
+        };
+        match action.retry {
+            Some(_) => RequestBody::Replay(Replay::new(body, REPLAY_LIMIT)),
+            None => RequestBody::Once(Some(body)),
+        }
+    };
+    let deadline = action
+        .timeout
+        .map(|t| Box::pin(tokio::time::sleep_until((start + t).into())));
+    let mut call = Call {
+        cluster,
+        route,
+        action,
+        target,
+        head,
+        body,
+        lb,
+        deadline,
+        retries: Retries::new(action.retry.as_ref()),
+        exchange,
+    };
+    let mut response = call.run(start).await;
+    *response.version_mut() = downstream_version;
+    response
+}
+
+/// The request body as attempts get it.
+enum RequestBody {
+    /// No body: every attempt sends none.
+    Empty,
+    /// No retry policy: the one attempt streams it.
+    Once(Option<upstream::Body>),
+    /// Kept for replay.
+    Replay(Replay),
+}
+
+/// One forwarded request in flight.
+struct Call<'a> {
+    cluster: &'a Arc<Cluster>,
+    route: &'a CompiledRoute,
+    action: &'a ForwardAction,
+    target: &'a Target,
+    head: Head,
+    body: RequestBody,
+    lb: LbContext,
+    /// The route timeout, across attempts and the response body.
+    deadline: Option<Pin<Box<Sleep>>>,
+    retries: Retries<'a>,
+    exchange: &'a mut Exchange,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Done(Result<Response<Incoming>, upstream::Error>),
+    PerTryTimeout,
+    RouteTimeout,
+}
+
+impl Call<'_> {
+    async fn run(&mut self, start: Instant) -> Response<ResponseBody> {
+        let per_try = self.action.retry.as_ref().and_then(|p| p.per_try_timeout);
+        let stats = self.cluster.stats().clone();
+        // Held for the duration of a retry attempt: the cluster's retry budget.
+        let mut _retry_permit = None;
+        loop {
+            let host = match self.cluster.select(&self.lb) {
+                Ok(host) => host,
+                Err(e) => return self.fail(Failure::from_error(&e)),
+            };
+            if self.exchange.logging {
+                self.exchange.upstream_host = Some(host.address);
+            }
+            let mut request = self.attempt_request();
+            let remaining = self
+                .action
+                .timeout
+                .map(|t| t.saturating_sub(start.elapsed()));
+            if let Some(expected) = min_some(remaining, per_try) {
+                headers::set_expected_timeout(request.headers_mut(), expected);
+            }
+            let sent_at = Instant::now();
+            let mut per_try_sleep = per_try.map(|t| Box::pin(tokio::time::sleep(t)));
+            let attempt = tokio::select! {
+                biased;
+                r = self.cluster.send(&host, request) => Attempt::Done(r),
+                _ = until(&mut self.deadline) => Attempt::RouteTimeout,
+                _ = until(&mut per_try_sleep) => Attempt::PerTryTimeout,
+            };
+            let (outcome, result) = match attempt {
+                Attempt::RouteTimeout => {
+                    stats.upstream_rq_timeout.inc();
+                    return self.fail(Failure::Timeout);
+                }
+                Attempt::PerTryTimeout => {
+                    stats.upstream_rq_per_try_timeout.inc();
+                    (Outcome::PerTryTimeout, None)
+                }
+                Attempt::Done(Ok(response)) => (
+                    Outcome::Status(response.status().as_u16()),
+                    Some(Ok(response)),
+                ),
+                Attempt::Done(Err(e)) => (outcome_of(&e), Some(Err(e))),
+            };
+            let covered = self.retries.covers(outcome);
+            let replayable = match &self.body {
+                RequestBody::Empty => true,
+                RequestBody::Once(_) => false,
+                RequestBody::Replay(r) => r.can_replay(),
+            };
+            let permit = if covered && self.retries.remaining() && replayable {
+                let permit = retry_permit(self.cluster);
+                if permit.is_none() {
+                    stats.upstream_rq_retry_overflow.inc();
+                }
+                permit
+            } else {
+                None
+            };
+            let Some(permit) = permit else {
+                if covered && !self.retries.remaining() && self.retries.done() > 0 {
+                    self.exchange
+                        .flags
+                        .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+                }
+                return match result {
+                    Some(Ok(response)) => {
+                        if self.retries.done() > 0 && !covered {
+                            stats.upstream_rq_retry_success.inc();
+                        }
+                        self.respond(response, sent_at)
+                    }
+                    Some(Err(e)) => self.fail(Failure::from_error(&e)),
+                    None => self.fail(Failure::Timeout),
+                };
+            };
+            // Retry: drop this attempt's response, wait the backoff (within the deadline).
+            drop(result);
+            stats.upstream_rq_retry.inc();
+            self.lb.previous.push(host.address);
+            let backoff = self.retries.next_backoff();
+            tokio::select! {
+                biased;
+                _ = until(&mut self.deadline) => {
+                    stats.upstream_rq_timeout.inc();
+                    return self.fail(Failure::Timeout);
+                }
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            _retry_permit = Some(permit);
+        }
+    }
+
+    /// This attempt's request: the head (moved for a single attempt, copied when a retry may
+    /// follow) and its body.
+    fn attempt_request(&mut self) -> Request<upstream::Body> {
+        let body = match &mut self.body {
+            RequestBody::Empty => upstream::Body::default(),
+            RequestBody::Once(body) => body.take().unwrap_or_default(),
+            RequestBody::Replay(replay) => replay.attempt(),
+        };
+        let mut request = Request::new(body);
+        if self.action.retry.is_some() {
+            *request.method_mut() = self.head.method.clone();
+            *request.uri_mut() = self.head.uri.clone();
+            *request.headers_mut() = self.head.headers.clone();
+        } else {
+            *request.method_mut() = std::mem::take(&mut self.head.method);
+            *request.uri_mut() = std::mem::take(&mut self.head.uri);
+            *request.headers_mut() = std::mem::take(&mut self.head.headers);
+        }
+        *request.version_mut() = Version::HTTP_11;
+        request
+    }
+
+    /// The local reply for a failure, with its flag.
+    fn fail(&mut self, failure: Failure) -> Response<ResponseBody> {
+        self.exchange.flags.insert(failure.flags());
+        let mut response = failure.reply(self.retries.done() > 0);
+        headers::apply(&self.target.response_headers, response.headers_mut());
+        headers::apply(&self.route.response_headers, response.headers_mut());
+        response
+    }
+
+    /// The upstream's response on its way downstream.
+    fn respond(
+        &mut self,
+        response: Response<Incoming>,
+        sent_at: Instant,
+    ) -> Response<ResponseBody> {
+        let (mut parts, body) = response.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        parts.headers.insert(
+            headers::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
+            HeaderValue::from(sent_at.elapsed().as_millis() as u64),
+        );
+        headers::apply(&self.target.response_headers, &mut parts.headers);
+        headers::apply(&self.route.response_headers, &mut parts.headers);
+        let deadline = self
+            .deadline
+            .take()
+            .map(|sleep| (sleep, self.cluster.stats().clone()));
+        Response::from_parts(parts, ResponseBody::upstream(body, deadline))
+    }
+}
+
+/// The request head sent upstream: absolute URI (`http://<authority><path>`, the path
+/// rewritten), hop-by-hop headers dropped, Envoy's headers added, then the weighted cluster's
+/// and the route's mutations.
+fn upstream_head(
+    parts: http::request::Parts,
+    route: &CompiledRoute,
+    action: &ForwardAction,
+    target: &Target,
+) -> Head {
+    let http::request::Parts {
+        method,
+        uri,
+        mut headers,
+        ..
+    } = parts;
+    let mut uri = uri.into_parts();
+    let authority = match uri.authority.take() {
+        Some(a) => Some(a),
+        None => headers
+            .get(http::header::HOST)
+            .and_then(|h| Authority::try_from(h.as_bytes()).ok()),
+    };
+    headers::strip_hop_by_hop(&mut headers);
+    if let Some((len, replacement)) = &action.prefix_rewrite {
+        let original = uri
+            .path_and_query
+            .as_ref()
+            .map_or("/", PathAndQuery::as_str);
+        if let Some(rest) = original.get(*len..) {
+            let rewritten = format!("{replacement}{rest}");
+            if let Ok(value) = HeaderValue::from_str(original) {
+                headers.insert(headers::X_ENVOY_ORIGINAL_PATH.clone(), value);
+            }
+            uri.path_and_query = PathAndQuery::try_from(rewritten)
+                .ok()
+                .or(uri.path_and_query);
+        }
+    }
+    headers::add_request_headers(
+        &mut headers,
+        "http",
+        authority.as_ref().map_or("", Authority::as_str),
+    );
+    headers::apply(&target.request_headers, &mut headers);
+    headers::apply(&route.request_headers, &mut headers);
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = authority.or_else(|| Some(Authority::from_static("localhost")));
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    Head {
+        method,
+        uri: Uri::from_parts(uri).unwrap_or_default(),
+        headers,
+    }
+}
+
+/// How an upstream error counts for retries.
+fn outcome_of(error: &upstream::Error) -> Outcome {
+    match error {
+        upstream::Error::ConnectFailure(_) | upstream::Error::ConnectTimeout => {
+            Outcome::ConnectFailure
+        }
+        upstream::Error::Reset(_) => Outcome::Reset,
+        upstream::Error::Overflow(_) | upstream::Error::NoHealthyUpstream => Outcome::Overflow,
+    }
+}
+
+/// The cluster's retry budget (`max_retries` circuit breaker): `None` when it is exhausted.
+/// Until the upstream module offers a budget, every retry is allowed.
+fn retry_permit(_cluster: &Cluster) -> Option<()> {
+    Some(())
+}
+
+/// Waits for an optional sleep; never resolves without one.
+async fn until(sleep: &mut Option<Pin<Box<Sleep>>>) {
+    match sleep {
+        Some(s) => s.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn min_some(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

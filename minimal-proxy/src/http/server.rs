@@ -1,0 +1,222 @@
+//! One downstream HTTP connection: hyper serves it (HTTP/1.1 or HTTP/2 by the listener's
+//! codec) until it closes or the listener drains (then HTTP/1 answers in-flight requests with
+//! `Connection: close` and HTTP/2 sends GOAWAY); each request is routed, forwarded or
+//! answered locally, counted, and logged when its response body ends.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use xds_core::drain;
+
+use super::{
+    ConnectionManager, Downstream,
+    body::{Completion, ResponseBody},
+    headers,
+    local_reply::{self, Failure},
+    route_table::{Action, CompiledRoute, RequestView},
+    router::{self, Exchange},
+};
+use crate::{access_log::Record, stats::HttpStats};
+
+impl ConnectionManager {
+    /// Serves one accepted connection to its end, or until `drain` fires and in-flight
+    /// requests finish.
+    pub async fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut drain: drain::Watch,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let downstream = Arc::new(Downstream {
+            peer,
+            local: stream.local_addr().ok(),
+            counted: AtomicBool::new(false),
+        });
+        let stats = self.stats.clone();
+        stats.downstream_cx_total.inc();
+        stats.downstream_cx_active.inc();
+        let manager = self.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let manager = manager.clone();
+            let downstream = downstream.clone();
+            async move { Ok::<_, Infallible>(manager.handle(&downstream, request).await) }
+        });
+        let connection = self.builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            _ = drain.signaled() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
+        }
+        stats.downstream_cx_active.dec();
+        stats.downstream_cx_destroy.inc();
+    }
+
+    /// One request, start to response headers; the response body closes its books.
+    async fn handle(
+        &self,
+        downstream: &Downstream,
+        request: Request<Incoming>,
+    ) -> Response<ResponseBody> {
+        let start = Instant::now();
+        let stats = &self.stats;
+        stats.downstream_rq_total.inc();
+        stats.downstream_rq_active.inc();
+        count_protocol(downstream, request.version(), stats);
+        let snapshot = self.runtime.load();
+        let table = self.route_table(&snapshot);
+        let mut exchange = Exchange {
+            logging: self.logs.is_some(),
+            ..Exchange::default()
+        };
+        let (matched, mut record) = {
+            let view = view(&request);
+            let record = self.logs.as_ref().map(|logs| {
+                let mut record = Box::new(Record::new(downstream.peer, downstream.local));
+                record.protocol = Some(protocol(request.version()));
+                record.request_headers = logs.capture_request(&view);
+                record
+            });
+            (table.as_deref().and_then(|t| t.route(&view)), record)
+        };
+        let received = record.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
+        let mut response = match matched {
+            None => {
+                stats.no_route.inc();
+                exchange.flags.insert(Failure::NoRoute.flags());
+                Failure::NoRoute.reply(false)
+            }
+            Some((_, route)) => match &route.action {
+                Action::Direct { status, body } => {
+                    stats.rq_direct_response.inc();
+                    direct(route, *status, body.clone(), &request)
+                }
+                Action::Forward(action) => {
+                    router::forward(
+                        stats,
+                        downstream,
+                        route,
+                        action,
+                        request,
+                        &snapshot,
+                        start,
+                        &mut exchange,
+                        received.clone(),
+                    )
+                    .await
+                }
+            },
+        };
+        headers::set_server(response.headers_mut());
+        let status = response.status().as_u16();
+        if let Some(class) = stats.downstream_rq_xx.get(usize::from(status / 100)) {
+            class.inc();
+        }
+        let log = match (&self.logs, record.take()) {
+            (Some(logs), Some(mut record)) => {
+                record.response_code = Some(status);
+                record.response_headers = logs.capture_response(status, response.headers());
+                record.flags = exchange.flags;
+                record.upstream_host = exchange.upstream_host;
+                record.upstream_cluster = exchange.upstream_cluster.take();
+                Some((logs.clone(), record, received))
+            }
+            _ => None,
+        };
+        response.body_mut().set_completion(Completion {
+            start,
+            stats: stats.clone(),
+            log,
+        });
+        response
+    }
+}
+
+/// The parts of a request routing and logging read.
+fn view(request: &Request<Incoming>) -> RequestView<'_> {
+    let authority = match request.uri().authority() {
+        Some(a) => a.as_str(),
+        None => request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
+    };
+    RequestView {
+        authority,
+        method: request.method(),
+        path_and_query: request.uri().path_and_query().map_or("/", |p| p.as_str()),
+        scheme: "http",
+        headers: request.headers(),
+    }
+}
+
+/// A route's direct response, with the route's response headers. A 201 carries a `location`
+/// naming the request's URL, as Envoy's direct responses do.
+fn direct(
+    route: &CompiledRoute,
+    status: StatusCode,
+    body: Option<Bytes>,
+    request: &Request<Incoming>,
+) -> Response<ResponseBody> {
+    let mut response = match body {
+        Some(body) => {
+            let mut r = local_reply::text(status, "");
+            *r.body_mut() = ResponseBody::full(body);
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            r
+        }
+        None => local_reply::text(status, ""),
+    };
+    if status == StatusCode::CREATED {
+        let view = view(request);
+        let location = format!("http://{}{}", view.authority, view.path_and_query);
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    headers::apply(&route.response_headers, response.headers_mut());
+    response
+}
+
+/// Counts the connection as HTTP/1 or HTTP/2 on its first request.
+fn count_protocol(downstream: &Downstream, version: Version, stats: &HttpStats) {
+    if !downstream.counted.load(Ordering::Relaxed)
+        && !downstream.counted.swap(true, Ordering::Relaxed)
+    {
+        if version == Version::HTTP_2 {
+            stats.downstream_cx_http2_total.inc();
+        } else {
+            stats.downstream_cx_http1_total.inc();
+        }
+    }
+}
+
+/// `%PROTOCOL%` as Envoy prints it.
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}

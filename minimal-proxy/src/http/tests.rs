@@ -1,0 +1,1 @@
+//! End-to-end tests of the connection manager and router against real upstream servers.
