@@ -8,8 +8,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::{
-    envoy::{POLL, free_port, local_client},
     mesh::Variant,
+    net::{POLL, free_port, local_client},
     server::Server,
 };
 
@@ -157,7 +157,7 @@ impl ControlPlane {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// The bootstrap for one Envoy, from `GET /api/v1/bootstrap`.
+    /// The bootstrap for one proxy, from `GET /api/v1/bootstrap`.
     pub async fn bootstrap(&self, node_id: &str, variant: Variant, admin_port: u16) -> String {
         let path = format!(
             "/api/v1/bootstrap?node_id={node_id}&cluster=mesh-test&delta={}&ads={}&admin_port={admin_port}",

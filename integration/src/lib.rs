@@ -1,21 +1,30 @@
-//! The end-to-end harness: real processes on 127.0.0.1.
+//! The end-to-end harness: real processes on 127.0.0.1, one conformance suite for two data
+//! planes.
 //!
+//! - [`net`]: free ports, HTTP clients, one request through a proxy read back as a `Reply`.
 //! - [`postgres`]: the test PostgreSQL server (started by `scripts/test.sh`) and fresh
 //!   databases on it; skips loudly without one, fails under `CI=true`.
 //! - [`server`]: the real `xds-server` binary as a child process.
-//! - [`envoy`]: the real Envoy binary (`ENVOY_BIN`) and its admin API; skips loudly without
-//!   it, fails under `CI=true`.
-//! - [`upstream`]: small HTTP servers that echo what reached them.
+//! - [`proxy`]: the data plane under test, Envoy (`ENVOY_BIN`; skips loudly without it, fails
+//!   under `CI=true`) or minimal-proxy, started the same way and read through the same admin
+//!   API.
+//! - [`upstream`]: real upstreams that echo what reached them and misbehave on request:
+//!   HTTP/1.1 + h2c, gRPC, TCP.
 //! - [`control_plane`]: the server on a fixed xDS port, restartable in place, and its REST API.
-//! - [`mesh`]: the xDS stage: server + Envoy bootstrapped from it, driven over REST, for each
-//!   ADS variant and store backend.
+//! - [`mesh`]: the xDS stage: server + one proxy bootstrapped from it, driven over REST.
+//! - [`conformance`]: the macros that run each scenario for every data plane × xDS variant ×
+//!   store backend it applies to.
 
+pub mod conformance;
 pub mod control_plane;
-pub mod envoy;
 pub mod mesh;
+pub mod net;
 pub mod postgres;
+pub mod proxy;
 pub mod server;
 pub mod upstream;
+
+use std::path::PathBuf;
 
 /// Writes straight to the terminal: libtest captures `eprintln!`, and a skip must be seen.
 pub fn announce_skip(what: &str, why: &str) {
@@ -27,4 +36,25 @@ pub fn announce_skip(what: &str, why: &str) {
 /// True under `CI=true`, where a missing dependency fails instead of skipping.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A workspace binary cargo built beside this test executable (`cargo test --workspace`
+/// builds every one).
+///
+/// # Panics
+/// When it is missing, saying how to build it.
+pub fn target_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p {name}` (cargo test --workspace does)",
+        path.display()
+    );
+    path
 }

@@ -1,9 +1,10 @@
 //! The xDS end-to-end stage: the real `xds-server` (on a fixed xDS port, so it can be restarted
-//! in place) driven over its REST API, one real Envoy bootstrapped from
-//! `GET /api/v1/bootstrap`, and requests sent through Envoy's listener.
+//! in place) driven over its REST API, one data plane ([`DataPlane`]: Envoy or minimal-proxy)
+//! bootstrapped from `GET /api/v1/bootstrap`, and requests sent through its listener.
 //!
-//! Scenarios take a [`Variant`] (State-of-the-World or Delta ADS) and a [`Backend`] (SQLite
-//! file or Postgres); [`crate::each_variant_and_backend!`] writes one test per combination.
+//! Scenarios take a [`DataPlane`], a [`Variant`] (State-of-the-World or Delta) and a
+//! [`Backend`] (SQLite file or Postgres); the macros of [`crate::conformance`] write one test
+//! per combination.
 
 use std::{
     sync::atomic::{AtomicU32, Ordering},
@@ -12,20 +13,18 @@ use std::{
 
 use reqwest::Client;
 use serde_json::{Value, json};
+use xds_core::TypeUrl;
 
 pub use crate::control_plane::{Backend, ControlPlane};
-use crate::envoy::{self, Envoy, POLL, free_port, local_client};
+pub use crate::net::Reply;
+pub use crate::proxy::DataPlane;
+use crate::{
+    net::{self, POLL, free_port, local_client},
+    proxy::Proxy,
+    upstream::Upstream,
+};
 
-/// The xDS type URLs, as keys of a proxy's `types` in `GET /api/v1/proxies/{node_id}`.
-pub mod type_url {
-    pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-    pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
-    pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
-    pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-    pub const ALL: [&str; 4] = [CLUSTER, ENDPOINT, LISTENER, ROUTE];
-}
-
-/// Which ADS flavour Envoy speaks.
+/// Which xDS flavour the proxy speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
     Sotw,
@@ -52,75 +51,79 @@ impl Variant {
     }
 }
 
-/// One answer through Envoy: the status, and what the upstream echoed (when it was reached).
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    /// The upstream's name, `None` when Envoy answered itself (e.g. 503, 404).
-    pub upstream: Option<String>,
-    /// The path the upstream saw.
-    pub path: Option<String>,
-    /// The headers the upstream saw.
-    pub headers: Value,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn from(&self, upstream: &str) -> bool {
-        self.status == 200 && self.upstream.as_deref() == Some(upstream)
-    }
-}
-
-/// The server, one Envoy for one node id, and a listener port for that Envoy.
+/// The server, one proxy for one node id, and a listener port for that proxy.
 pub struct Stage {
     pub cp: ControlPlane,
+    pub plane: DataPlane,
     pub variant: Variant,
     pub node_id: String,
     /// Where the `ingress` listener (see [`Stage::listener`]) listens, on 127.0.0.1.
     pub listener_port: u16,
-    envoy: Option<Envoy>,
+    proxy: Option<Proxy>,
     client: Client,
 }
 
 impl Stage {
-    /// The server on `backend`; `None` (skip announced) without Envoy or Postgres.
-    pub async fn new(variant: Variant, backend: Backend) -> Option<Stage> {
-        envoy::envoy_bin()?;
+    /// The server on `backend`; `None` (skip announced) without the data plane's binary
+    /// (Envoy only) or Postgres.
+    pub async fn new(plane: DataPlane, variant: Variant, backend: Backend) -> Option<Stage> {
+        plane.binary()?;
         let cp = ControlPlane::start(backend).await?;
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let node_id = format!(
-            "envoy-{}-{}",
+            "{}-{}-{}",
+            plane.as_str(),
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         Some(Stage {
             cp,
+            plane,
             variant,
             node_id,
             listener_port: free_port(),
-            envoy: None,
+            proxy: None,
             client: local_client(),
         })
     }
 
-    /// A service with one endpoint per `(upstream, labels)`.
-    pub async fn service(&self, name: &str, endpoints: &[(&crate::upstream::Upstream, Value)]) {
-        self.cp
-            .put(
-                &format!("/api/v1/services/{name}"),
-                json!({ "protocol": "http", "connect_timeout": "1s" }),
-            )
-            .await;
-        self.endpoints(name, endpoints).await;
+    /// An HTTP service with one endpoint per `(upstream, labels)`.
+    pub async fn service(&self, name: &str, endpoints: &[(&Upstream, Value)]) {
+        let spec = json!({ "protocol": "http", "connect_timeout": "1s" });
+        self.service_with(name, spec, endpoints).await;
+    }
+
+    /// A service described by `spec` (the REST body), with one endpoint per
+    /// `(upstream, labels)`.
+    pub async fn service_with(&self, name: &str, spec: Value, endpoints: &[(&Upstream, Value)]) {
+        let ports: Vec<(u16, Value)> = endpoints
+            .iter()
+            .map(|(u, labels)| (u.port(), labels.clone()))
+            .collect();
+        self.service_on_ports(name, spec, &ports).await;
+    }
+
+    /// A service described by `spec`, with one endpoint per `(port on 127.0.0.1, labels)`
+    /// (for upstreams other than [`Upstream`]: TCP, gRPC).
+    pub async fn service_on_ports(&self, name: &str, spec: Value, endpoints: &[(u16, Value)]) {
+        self.cp.put(&format!("/api/v1/services/{name}"), spec).await;
+        self.endpoints_on_ports(name, endpoints).await;
     }
 
     /// Replaces the service's endpoints.
-    pub async fn endpoints(&self, name: &str, endpoints: &[(&crate::upstream::Upstream, Value)]) {
+    pub async fn endpoints(&self, name: &str, endpoints: &[(&Upstream, Value)]) {
+        let ports: Vec<(u16, Value)> = endpoints
+            .iter()
+            .map(|(u, labels)| (u.port(), labels.clone()))
+            .collect();
+        self.endpoints_on_ports(name, &ports).await;
+    }
+
+    /// Replaces the service's endpoints, given as ports on 127.0.0.1.
+    pub async fn endpoints_on_ports(&self, name: &str, endpoints: &[(u16, Value)]) {
         let list: Vec<Value> = endpoints
             .iter()
-            .map(
-                |(u, labels)| json!({ "address": "127.0.0.1", "port": u.port(), "labels": labels }),
-            )
+            .map(|(port, labels)| json!({ "address": "127.0.0.1", "port": port, "labels": labels }))
             .collect();
         self.cp
             .put(
@@ -162,24 +165,61 @@ impl Stage {
             .await;
     }
 
-    /// Starts Envoy from the server's bootstrap and waits until it is LIVE.
-    pub async fn start_envoy(&mut self) {
-        let bootstrap = self
-            .cp
+    /// The bootstrap this stage's proxy gets from the server.
+    pub async fn bootstrap(&self) -> String {
+        self.cp
             .bootstrap(&self.node_id, self.variant, free_port())
+            .await
+    }
+
+    /// Starts the proxy from the server's bootstrap and waits until it is LIVE.
+    pub async fn start_proxy(&mut self) {
+        self.launch_proxy().await;
+        self.proxy().wait_ready(Duration::from_secs(30)).await;
+    }
+
+    /// Starts the proxy from the server's bootstrap without waiting for anything.
+    pub async fn launch_proxy(&mut self) {
+        let bootstrap = self.bootstrap().await;
+        self.proxy = Some(Proxy::start(self.plane, &bootstrap));
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        self.proxy.as_ref().expect("start_proxy first")
+    }
+
+    /// `service` on `upstream`, routed by `main` behind the `ingress` listener, with the
+    /// proxy started, answering from it, and every type SYNCED.
+    pub async fn serve(&mut self, service: &str, upstream: &Upstream) {
+        let wait = Duration::from_secs(30);
+        self.service(service, &[(upstream, json!({}))]).await;
+        self.route_to("main", service).await;
+        self.listener(&["main"]).await;
+        self.start_proxy().await;
+        let what = format!("a reply from {}", upstream.name());
+        self.wait_reply(&what, "/", &[], wait, |r| r.from(upstream.name()))
             .await;
-        let envoy = Envoy::start(&bootstrap);
-        envoy.wait_ready(Duration::from_secs(30)).await;
-        self.envoy = Some(envoy);
+        self.wait_synced(wait).await;
     }
 
-    pub fn envoy(&self) -> &Envoy {
-        self.envoy.as_ref().expect("start_envoy first")
+    /// Sends `count` requests; every one must be a `200` from `upstream`.
+    pub async fn all_from(&self, upstream: &str, count: usize, what: &str) {
+        for i in 0..count {
+            let reply = self
+                .send(&format!("/{what}/{i}"), &[])
+                .await
+                .unwrap_or_else(|e| self.proxy().fail(&format!("{what}: request {i}: {e}")));
+            if !reply.from(upstream) {
+                self.proxy().fail(&format!(
+                    "{what}: request {i} should come from {upstream}: {reply:?}"
+                ));
+            }
+        }
     }
 
-    /// One GET through Envoy's listener; `Err` when no HTTP answer came back.
+    /// One GET through the proxy's listener; `Err` when no HTTP answer came back.
     pub async fn send(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
-        send(&self.client, self.listener_port, path, headers).await
+        net::send(&self.client, self.listener_port, path, headers).await
     }
 
     /// Sends requests until one's reply satisfies `accept` (at most 2000, within `timeout`).
@@ -204,7 +244,7 @@ impl Stage {
             }
             tokio::time::sleep(POLL).await;
         }
-        self.envoy().fail(&format!(
+        self.proxy().fail(&format!(
             "never got {what} from GET {path} (last reply: {last})"
         ))
     }
@@ -226,10 +266,8 @@ impl Stage {
                 last = status;
             }
             if Instant::now() > deadline {
-                panic!(
-                    "proxy status never showed {what}; last: {last:#}\nEnvoy log tail:\n{}",
-                    self.envoy().log_tail()
-                );
+                self.proxy()
+                    .fail(&format!("proxy status never showed {what}; last: {last:#}"));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -237,69 +275,14 @@ impl Stage {
 
     /// Waits until the proxy status shows all four types SYNCED.
     pub async fn wait_synced(&self, timeout: Duration) -> Value {
-        self.wait_proxy("every type SYNCED", timeout, |p| {
-            type_url::ALL
-                .iter()
-                .all(|t| p["types"][*t]["status"] == "SYNCED")
-        })
-        .await
+        self.wait_proxy("every type SYNCED", timeout, all_synced)
+            .await
     }
 }
 
-/// One GET to `127.0.0.1:port`; `Err` when no HTTP answer came back.
-pub async fn send(
-    client: &Client,
-    port: u16,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Result<Reply, String> {
-    let mut req = client.get(format!("http://127.0.0.1:{port}{path}"));
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = resp.status().as_u16();
-    let body = resp.text().await.map_err(|e| format!("body failed: {e}"))?;
-    let echo: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    Ok(Reply {
-        status,
-        upstream: echo["upstream"].as_str().map(str::to_string),
-        path: echo["path"].as_str().map(str::to_string),
-        headers: echo["headers"].clone(),
-        body,
-    })
-}
-
-/// Writes one `#[tokio::test]` per ADS variant and store backend for each scenario
-/// `async fn name(Variant, Backend)`, as `name::sotw_sqlite`, `name::delta_postgres`, ….
-#[macro_export]
-macro_rules! each_variant_and_backend {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use $crate::mesh::{Backend, Variant};
-
-            #[tokio::test(flavor = "multi_thread")]
-            async fn sotw_sqlite() {
-                super::$scenario(Variant::Sotw, Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread")]
-            async fn delta_sqlite() {
-                super::$scenario(Variant::Delta, Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread")]
-            async fn sotw_postgres() {
-                super::$scenario(Variant::Sotw, Backend::Postgres).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread")]
-            async fn delta_postgres() {
-                super::$scenario(Variant::Delta, Backend::Postgres).await;
-            }
-        }
-    )*};
+/// True when a proxy status shows CDS, EDS, LDS and RDS all SYNCED.
+pub fn all_synced(status: &Value) -> bool {
+    TypeUrl::ADS_ORDER
+        .iter()
+        .all(|t| status["types"][t.as_str()]["status"] == "SYNCED")
 }

@@ -10,19 +10,7 @@ use std::{
 
 /// The binary cargo built beside this test executable (`cargo test --workspace` builds it).
 pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current test executable");
-    // target/<profile>/deps/<test> -> target/<profile>/xds-server
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executable lives in target/<profile>/deps")
-        .join("xds-server");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p xds-server` (cargo test --workspace does)",
-        path.display()
-    );
-    path
+    crate::target_binary("xds-server")
 }
 
 /// A running server. Killed on drop; [`Server::stop`] stops it the way an operator would.

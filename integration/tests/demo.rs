@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, process::Command};
 
-use integration::{envoy::free_port, server::Server};
+use integration::{net::free_port, server::Server};
 use serde_json::Value;
 
 fn repo() -> PathBuf {

@@ -1,19 +1,22 @@
-//! Two xds-server replicas on one Postgres database, one real Envoy on replica B (ADS SotW and
-//! Delta). The replicas poll the database an hour apart, so only Postgres NOTIFY tells one of
-//! the other's writes: a mesh written through replica A reaches Envoy through B, and a route
+//! Two xds-server replicas on one Postgres database, one proxy on replica B (both data
+//! planes, ADS SotW and Delta). The replicas poll the database an hour apart, so only Postgres NOTIFY tells one of
+//! the other's writes: a mesh written through replica A reaches the proxy through B, and a route
 //! change written through B is seen by A (its revision and its REST API agree with B's) and
 //! reaches Envoy. Postgres only: skipped without it, failing under `CI=true`.
 
 use std::time::{Duration, Instant};
 
 use integration::{
-    envoy::{self, Envoy, POLL, free_port, local_client},
-    mesh::{self, ControlPlane, Reply, Variant, type_url},
+    conformance_case,
+    mesh::{Backend, ControlPlane, DataPlane, Reply, Variant, all_synced},
+    net::{self, POLL, free_port, local_client},
     postgres,
+    proxy::Proxy,
     upstream::Upstream,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use xds_core::type_url;
 
 // === helpers ===
 
@@ -22,9 +25,10 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Longer than any test: a replica learns of the other's writes by NOTIFY or not at all.
 const NO_POLL: &str = "1h";
 
-/// Replicas A and B on one fresh database; `None` (skip announced) without Envoy or Postgres.
-async fn replicas() -> Option<(ControlPlane, ControlPlane)> {
-    envoy::envoy_bin()?;
+/// Replicas A and B on one fresh database; `None` (skip announced) without the data plane or
+/// Postgres.
+async fn replicas(plane: DataPlane) -> Option<(ControlPlane, ControlPlane)> {
+    plane.binary()?;
     let server = postgres::server()?;
     let url = postgres::fresh_database(&server).await;
     // One after the other: A migrates the empty database, B finds it migrated.
@@ -99,13 +103,13 @@ async fn route_to(cp: &ControlPlane, service: &str) -> Value {
     .await
 }
 
-/// Sends requests through Envoy's listener until one comes back from `upstream`.
-async fn wait_reply_from(envoy: &Envoy, port: u16, upstream: &str) -> Reply {
+/// Sends requests through the proxy's listener until one comes back from `upstream`.
+async fn wait_reply_from(proxy: &Proxy, port: u16, upstream: &str) -> Reply {
     let client = local_client();
     let deadline = Instant::now() + WAIT;
     let mut last = String::from("nothing sent");
     for i in 0..2000 {
-        match mesh::send(&client, port, &format!("/replicas/{i}"), &[]).await {
+        match net::send(&client, port, &format!("/replicas/{i}"), &[]).await {
             Ok(reply) if reply.from(upstream) => return reply,
             Ok(reply) => last = format!("{} {}", reply.status, reply.body),
             Err(e) => last = e,
@@ -115,7 +119,7 @@ async fn wait_reply_from(envoy: &Envoy, port: u16, upstream: &str) -> Reply {
         }
         tokio::time::sleep(POLL).await;
     }
-    envoy.fail(&format!(
+    proxy.fail(&format!(
         "never got a reply from {upstream} through 127.0.0.1:{port} (last: {last})"
     ))
 }
@@ -123,7 +127,7 @@ async fn wait_reply_from(envoy: &Envoy, port: u16, upstream: &str) -> Reply {
 /// Polls `GET /api/v1/proxies/{node_id}` on `cp` until `accept` holds.
 async fn wait_proxy(
     cp: &ControlPlane,
-    envoy: &Envoy,
+    proxy: &Proxy,
     node_id: &str,
     what: &str,
     accept: impl Fn(&Value) -> bool,
@@ -138,7 +142,7 @@ async fn wait_proxy(
             last = status;
         }
         if Instant::now() > deadline {
-            envoy.fail(&format!("proxy status never showed {what}; last: {last:#}"));
+            proxy.fail(&format!("proxy status never showed {what}; last: {last:#}"));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -146,34 +150,69 @@ async fn wait_proxy(
 
 // === replicas ===
 
-#[tokio::test(flavor = "multi_thread")]
-async fn replicas_converge_sotw() {
-    a_write_to_either_replica_reaches_envoy(Variant::Sotw).await;
+mod a_write_to_either_replica_reaches_the_proxy {
+    use super::conformance_case;
+
+    conformance_case!(
+        a_write_to_either_replica_reaches_the_proxy,
+        envoy_sotw,
+        Envoy,
+        Sotw,
+        Postgres
+    );
+    conformance_case!(
+        a_write_to_either_replica_reaches_the_proxy,
+        envoy_delta,
+        Envoy,
+        Delta,
+        Postgres
+    );
+    conformance_case!(
+        a_write_to_either_replica_reaches_the_proxy,
+        minimal_sotw,
+        Minimal,
+        Sotw,
+        Postgres
+    );
+    conformance_case!(
+        a_write_to_either_replica_reaches_the_proxy,
+        minimal_delta,
+        Minimal,
+        Delta,
+        Postgres
+    );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn replicas_converge_delta() {
-    a_write_to_either_replica_reaches_envoy(Variant::Delta).await;
-}
-
-async fn a_write_to_either_replica_reaches_envoy(variant: Variant) {
-    let Some((a, b)) = replicas().await else {
+async fn a_write_to_either_replica_reaches_the_proxy(
+    plane: DataPlane,
+    variant: Variant,
+    _postgres: Backend,
+) {
+    let Some((a, b)) = replicas(plane).await else {
         return;
     };
     let http = local_client();
-    let node_id = format!("envoy-replicas-{}-{}", std::process::id(), variant.as_str());
+    let node_id = format!(
+        "{}-replicas-{}-{}",
+        plane.as_str(),
+        std::process::id(),
+        variant.as_str()
+    );
     let listener_port = free_port();
     let up_a = Upstream::start("a");
     let up_b = Upstream::start("b");
 
-    // Envoy on B, before there is any mesh.
+    // The proxy on B, before there is any mesh.
     let bootstrap = b.bootstrap(&node_id, variant, free_port()).await;
-    let envoy = Envoy::start(&bootstrap);
-    wait_proxy(&b, &envoy, &node_id, "the proxy on B", |p| {
+    let proxy = Proxy::start(plane, &bootstrap);
+    wait_proxy(&b, &proxy, &node_id, "the proxy on B", |p| {
         p["variant"] == variant.as_str()
     })
     .await;
-    assert!(a.proxy(&node_id).await.is_none(), "Envoy talks to B only");
+    assert!(
+        a.proxy(&node_id).await.is_none(),
+        "the proxy talks to B only"
+    );
 
     // The whole mesh, written through A.
     service(&a, "svc-a", &up_a).await;
@@ -188,14 +227,9 @@ async fn a_write_to_either_replica_reaches_envoy(variant: Variant) {
     let written_by_a = database_revision(&a).await;
     assert_eq!(known_revision(&http, &a).await, written_by_a);
     wait_known(&http, &b, "B", written_by_a).await;
-    wait_reply_from(&envoy, listener_port, "a").await;
-    envoy.wait_ready(WAIT).await;
-    wait_proxy(&b, &envoy, &node_id, "every type SYNCED on B", |p| {
-        type_url::ALL
-            .iter()
-            .all(|t| p["types"][*t]["status"] == "SYNCED")
-    })
-    .await;
+    wait_reply_from(&proxy, listener_port, "a").await;
+    proxy.wait_ready(WAIT).await;
+    wait_proxy(&b, &proxy, &node_id, "every type SYNCED on B", all_synced).await;
 
     // The route moves to svc-b, written through B.
     let changed = route_to(&b, "svc-b").await;
@@ -212,38 +246,47 @@ async fn a_write_to_either_replica_reaches_envoy(variant: Variant) {
     assert_eq!(on_a, on_b, "both replicas read the same route");
     assert_eq!(on_a["rules"][0]["destinations"][0]["service"], "svc-b");
 
-    wait_reply_from(&envoy, listener_port, "b").await;
+    wait_reply_from(&proxy, listener_port, "b").await;
     let client = local_client();
     for i in 0..10 {
-        let reply = mesh::send(&client, listener_port, &format!("/after/{i}"), &[])
+        let reply = net::send(&client, listener_port, &format!("/after/{i}"), &[])
             .await
-            .unwrap_or_else(|e| envoy.fail(&format!("request {i} after the change: {e}")));
+            .unwrap_or_else(|e| proxy.fail(&format!("request {i} after the change: {e}")));
         assert!(reply.from("b"), "request {i} after the change: {reply:?}");
     }
-    assert!(envoy.is_running());
+    assert!(proxy.is_running());
 }
 
 // === start-up before any mesh exists ===
 
-/// How long Envoy may take to become LIVE when there is nothing to configure: well under its
+/// How long a proxy may take to become LIVE when there is nothing to configure: well under the
 /// default `initial_fetch_timeout` (15 s per type), so a server that leaves the first
 /// wildcard CDS/LDS request unanswered shows here.
 const READY_EMPTY: Duration = Duration::from_secs(5);
 
-/// Envoy bootstrapped from B while the database is empty: the first wildcard CDS and LDS
-/// requests must be answered (with nothing), or Envoy waits out its initial fetch timeout
+/// A proxy bootstrapped from B while the database is empty: the first wildcard CDS and LDS
+/// requests must be answered (with nothing), or the proxy waits out its initial fetch timeout
 /// for each before it is LIVE.
-async fn envoy_on_an_empty_mesh_is_ready_at_once(variant: Variant) {
-    let Some((_a, b)) = replicas().await else {
+async fn proxy_on_an_empty_mesh_is_ready_at_once(
+    plane: DataPlane,
+    variant: Variant,
+    _postgres: Backend,
+) {
+    let Some((_a, b)) = replicas(plane).await else {
         return;
     };
-    let node_id = format!("envoy-empty-{}-{}", std::process::id(), variant.as_str());
+    let node_id = format!(
+        "{}-empty-{}-{}",
+        plane.as_str(),
+        std::process::id(),
+        variant.as_str()
+    );
     let bootstrap = b.bootstrap(&node_id, variant, free_port()).await;
-    let envoy = Envoy::start(&bootstrap);
+    let proxy = Proxy::start(plane, &bootstrap);
     let start = Instant::now();
-    envoy.wait_ready(READY_EMPTY).await;
+    proxy.wait_ready(READY_EMPTY).await;
     assert!(start.elapsed() < READY_EMPTY);
-    let status = wait_proxy(&b, &envoy, &node_id, "CDS and LDS SYNCED", |p| {
+    let status = wait_proxy(&b, &proxy, &node_id, "CDS and LDS SYNCED", |p| {
         [type_url::CLUSTER, type_url::LISTENER]
             .iter()
             .all(|t| p["types"][*t]["status"] == "SYNCED")
@@ -254,12 +297,35 @@ async fn envoy_on_an_empty_mesh_is_ready_at_once(variant: Variant) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn empty_mesh_ready_at_once_sotw() {
-    envoy_on_an_empty_mesh_is_ready_at_once(Variant::Sotw).await;
-}
+mod proxy_on_an_empty_mesh_is_ready_at_once {
+    use super::conformance_case;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn empty_mesh_ready_at_once_delta() {
-    envoy_on_an_empty_mesh_is_ready_at_once(Variant::Delta).await;
+    conformance_case!(
+        proxy_on_an_empty_mesh_is_ready_at_once,
+        envoy_sotw,
+        Envoy,
+        Sotw,
+        Postgres
+    );
+    conformance_case!(
+        proxy_on_an_empty_mesh_is_ready_at_once,
+        envoy_delta,
+        Envoy,
+        Delta,
+        Postgres
+    );
+    conformance_case!(
+        proxy_on_an_empty_mesh_is_ready_at_once,
+        minimal_sotw,
+        Minimal,
+        Sotw,
+        Postgres
+    );
+    conformance_case!(
+        proxy_on_an_empty_mesh_is_ready_at_once,
+        minimal_delta,
+        Minimal,
+        Delta,
+        Postgres
+    );
 }

@@ -1,40 +1,41 @@
-//! Real Envoy configured by the real xds-server over ADS (SotW and Delta, SQLite and
-//! Postgres): a request reaches its route's upstream and every type is SYNCED; an 80/20
-//! subset split holds over 1000 requests; header matches and prefix rewrites behave.
+//! Routing, on both data planes (Envoy and minimal-proxy) configured by the real xds-server
+//! over ADS (SotW and Delta): a request reaches its route's upstream and every type is SYNCED;
+//! an 80/20 subset split holds over 1000 requests; header matches and prefix rewrites behave.
 
 use std::time::Duration;
 
 use integration::{
-    each_variant_and_backend,
-    mesh::{Backend, Stage, Variant, type_url},
+    conformance,
+    mesh::{Backend, DataPlane, Stage, Variant},
     upstream::Upstream,
 };
 use serde_json::json;
+use xds_core::TypeUrl;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 type Headers<'a> = &'a [(&'a str, &'a str)];
 
-each_variant_and_backend!(
+conformance!(
     request_reaches_its_upstream,
     weighted_split_holds,
     header_match_and_prefix_rewrite
 );
 
-/// (a) A service, its endpoint, a route and a listener, created before Envoy starts: the
+/// (a) A service, its endpoint, a route and a listener, created before the proxy starts: the
 /// first request reaches the upstream, and the proxy status shows every type SYNCED.
-async fn request_reaches_its_upstream(variant: Variant, backend: Backend) {
-    let Some(mut stage) = Stage::new(variant, backend).await else {
+async fn request_reaches_its_upstream(plane: DataPlane, variant: Variant, backend: Backend) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
     };
     let a = Upstream::start("a");
     stage.service("svc-a", &[(&a, json!({}))]).await;
     stage.route_to("main", "svc-a").await;
     stage.listener(&["main"]).await;
-    stage.start_envoy().await;
+    stage.start_proxy().await;
 
     stage
-        .envoy()
+        .proxy()
         .listener_port_ready(stage.listener_port, WAIT)
         .await;
     let first = stage
@@ -55,7 +56,8 @@ async fn request_reaches_its_upstream(variant: Variant, backend: Backend) {
         variant.as_str(),
         "the bootstrap's delta flag picks the variant"
     );
-    for t in type_url::ALL {
+    for t in TypeUrl::ADS_ORDER {
+        let t = t.as_str();
         let ty = &status["types"][t];
         assert_eq!(
             ty["version_sent"], ty["version_acked"],
@@ -70,8 +72,8 @@ async fn request_reaches_its_upstream(variant: Variant, backend: Backend) {
 
 /// (b) An 80/20 split between two subsets of one service (labels version=v1/v2): over 1000
 /// requests v1's share lies in 0.75..0.85 (more than 3.5 standard deviations either side).
-async fn weighted_split_holds(variant: Variant, backend: Backend) {
-    let Some(mut stage) = Stage::new(variant, backend).await else {
+async fn weighted_split_holds(plane: DataPlane, variant: Variant, backend: Backend) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
     };
     let v1 = Upstream::start("v1");
@@ -96,7 +98,7 @@ async fn weighted_split_holds(variant: Variant, backend: Backend) {
         )
         .await;
     stage.listener(&["web"]).await;
-    stage.start_envoy().await;
+    stage.start_proxy().await;
     stage
         .wait_reply("a reply from v1 or v2", "/", &[], WAIT, |r| {
             r.from("v1") || r.from("v2")
@@ -132,8 +134,8 @@ async fn weighted_split_holds(variant: Variant, backend: Backend) {
 
 /// (g) `x-canary: 1` goes to b, everything else to a; `/api/` is rewritten to `/` on its
 /// way to a; request headers are set and removed as configured.
-async fn header_match_and_prefix_rewrite(variant: Variant, backend: Backend) {
-    let Some(mut stage) = Stage::new(variant, backend).await else {
+async fn header_match_and_prefix_rewrite(plane: DataPlane, variant: Variant, backend: Backend) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
     };
     let a = Upstream::start("a");
@@ -157,7 +159,7 @@ async fn header_match_and_prefix_rewrite(variant: Variant, backend: Backend) {
         )
         .await;
     stage.listener(&["main"]).await;
-    stage.start_envoy().await;
+    stage.start_proxy().await;
     stage
         .wait_reply("a reply from a", "/", &[], WAIT, |r| r.from("a"))
         .await;

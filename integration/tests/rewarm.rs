@@ -1,19 +1,20 @@
-//! A changed cluster re-warms in Envoy and waits for its assignment again, even though the
+//! A changed cluster re-warms in the proxy and waits for its assignment again, even though the
 //! endpoints did not change. That wait must end at once: the new cluster has to become active
-//! well before Envoy's 15 s initial fetch timeout, on ADS and on separate streams, SotW and
-//! Delta. (Envoy 1.40 can also end it from its own cache of assignments; the server re-sends
+//! well before the 15 s initial fetch timeout, on ADS and on separate streams, SotW and Delta,
+//! on both data planes. (Envoy 1.40 can also end it from its own cache of assignments; the server re-sends
 //! assignments after every cluster push for clients that cannot, see the state machine tests.)
 
 use std::time::Duration;
 
 use integration::{
-    mesh::{Backend, Stage, Variant},
+    conformance_case,
+    mesh::{Backend, DataPlane, Stage, Variant},
     upstream::Upstream,
 };
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
-/// Well under Envoy's 15 s initial fetch timeout, which would otherwise end the wait.
+/// Well under the 15 s initial fetch timeout, which would otherwise end the wait.
 const REWARM: Duration = Duration::from_secs(8);
 
 /// The active and warming clusters named `name` in a config dump.
@@ -47,15 +48,15 @@ fn cluster_states<'a>(dump: &'a Value, name: &str) -> (Vec<&'a Value>, usize) {
     )
 }
 
-async fn changed_cluster_rewarms_at_once(variant: Variant) {
-    let Some(mut stage) = Stage::new(variant, Backend::Sqlite).await else {
+async fn changed_cluster_rewarms_at_once(plane: DataPlane, variant: Variant, backend: Backend) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
     };
     let a = Upstream::start("a");
     stage.service("svc", &[(&a, json!({}))]).await;
     stage.route_to("main", "svc").await;
     stage.listener(&["main"]).await;
-    stage.start_envoy().await;
+    stage.start_proxy().await;
     stage
         .wait_reply("a reply from a", "/", &[], WAIT, |r| r.from("a"))
         .await;
@@ -69,7 +70,7 @@ async fn changed_cluster_rewarms_at_once(variant: Variant) {
         )
         .await;
     stage
-        .envoy()
+        .proxy()
         .wait_for("the changed cluster active, none warming", REWARM, |dump| {
             let (active, warming) = cluster_states(dump, "svc");
             warming == 0 && active.iter().any(|c| c["connect_timeout"] == "3s")
@@ -79,22 +80,63 @@ async fn changed_cluster_rewarms_at_once(variant: Variant) {
     assert!(reply.from("a"), "{reply:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sotw_ads() {
-    changed_cluster_rewarms_at_once(Variant::Sotw).await;
-}
+mod changed_cluster_rewarms_at_once {
+    use super::conformance_case;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn delta_ads() {
-    changed_cluster_rewarms_at_once(Variant::Delta).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sotw_separate_streams() {
-    changed_cluster_rewarms_at_once(Variant::SotwSeparate).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn delta_separate_streams() {
-    changed_cluster_rewarms_at_once(Variant::DeltaSeparate).await;
+    conformance_case!(
+        changed_cluster_rewarms_at_once,
+        envoy_sotw_ads,
+        Envoy,
+        Sotw,
+        Sqlite
+    );
+    conformance_case!(
+        changed_cluster_rewarms_at_once,
+        envoy_delta_ads,
+        Envoy,
+        Delta,
+        Sqlite
+    );
+    conformance_case!(
+        changed_cluster_rewarms_at_once,
+        envoy_sotw_separate,
+        Envoy,
+        SotwSeparate,
+        Sqlite
+    );
+    conformance_case!(
+        changed_cluster_rewarms_at_once,
+        envoy_delta_separate,
+        Envoy,
+        DeltaSeparate,
+        Sqlite
+    );
+    conformance_case!(
+        changed_cluster_rewarms_at_once,
+        minimal_sotw_ads,
+        Minimal,
+        Sotw,
+        Sqlite
+    );
+    conformance_case!(
+        changed_cluster_rewarms_at_once,
+        minimal_delta_ads,
+        Minimal,
+        Delta,
+        Sqlite
+    );
+    conformance_case!(
+        changed_cluster_rewarms_at_once,
+        minimal_sotw_separate,
+        Minimal,
+        SotwSeparate,
+        Sqlite
+    );
+    conformance_case!(
+        changed_cluster_rewarms_at_once,
+        minimal_delta_separate,
+        Minimal,
+        DeltaSeparate,
+        Sqlite
+    );
 }

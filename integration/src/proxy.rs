@@ -1,8 +1,9 @@
-//! The real Envoy binary (`ENVOY_BIN`, which `scripts/test.sh` exports) as a child process,
-//! and its admin API. Every wait polls a condition until a deadline and, on timeout, panics
-//! with the tail of Envoy's log.
+//! The data plane under test as a child process: real Envoy (`ENVOY_BIN`, which
+//! `scripts/test.sh` exports) or minimal-proxy (built by cargo beside the tests), started with
+//! the same command line and the same bootstrap, and read through the same admin API
+//! (`/ready`, `/config_dump`, `/stats?format=json`). Every wait polls a condition until a
+//! deadline and, on timeout, panics with the tail of the proxy's log.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::{
     fs::File,
     net::TcpStream,
@@ -16,15 +17,45 @@ use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// Pause between two polls of a condition.
-pub const POLL: Duration = Duration::from_millis(50);
+use crate::net::{POLL, local_client};
 
-/// How many lines of Envoy's log a failure message shows.
+/// How many lines of the proxy's log a failure message shows.
 const LOG_TAIL: usize = 60;
+
+/// Which data plane a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPlane {
+    /// The real Envoy binary.
+    Envoy,
+    /// This workspace's `minimal-proxy` binary.
+    Minimal,
+}
+
+impl DataPlane {
+    /// As in test names and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataPlane::Envoy => "envoy",
+            DataPlane::Minimal => "minimal-proxy",
+        }
+    }
+
+    /// The binary, or `None` after announcing the skip (Envoy only: `ENVOY_BIN` unset).
+    ///
+    /// # Panics
+    /// Under `CI=true` without Envoy; whenever the minimal-proxy binary is missing (cargo
+    /// builds it with the tests: there is nothing to install, so nothing to skip).
+    pub fn binary(self) -> Option<PathBuf> {
+        match self {
+            DataPlane::Envoy => envoy_bin(),
+            DataPlane::Minimal => Some(crate::target_binary("minimal-proxy")),
+        }
+    }
+}
 
 /// The Envoy binary from `ENVOY_BIN`, or `None` after announcing the skip. Panics under
 /// `CI=true`, where a missing Envoy is a failure.
-pub fn envoy_bin() -> Option<PathBuf> {
+fn envoy_bin() -> Option<PathBuf> {
     let bin = std::env::var_os("ENVOY_BIN")
         .map(PathBuf::from)
         .filter(|p| p.is_file());
@@ -41,59 +72,36 @@ pub fn envoy_bin() -> Option<PathBuf> {
     bin
 }
 
-/// A port that was free a moment ago on 127.0.0.1 (bound, read, released), for addresses
-/// that must be known before the process that listens on them starts.
-pub fn free_port() -> u16 {
-    // Ports handed out here are picked now and bound later by another process (Envoy, the
-    // server). Taking them below the kernel's ephemeral range (32768+) means no socket bound
-    // to port 0 meanwhile can take them; a per-process start spreads concurrent test runs.
-    const LOW: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(97) % SPAN;
-    for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (LOW + (start + n) % SPAN) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {LOW}..{}", LOW + SPAN);
-}
-
-/// A plain HTTP client for 127.0.0.1: no proxy from the environment, bounded requests.
-pub fn local_client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("build an HTTP client")
-}
-
-/// A running Envoy; killed on drop.
-pub struct Envoy {
+/// A running data plane; killed on drop.
+pub struct Proxy {
+    plane: DataPlane,
     child: Mutex<Child>,
     dir: TempDir,
     admin: OnceLock<String>,
     http: Client,
 }
 
-impl Envoy {
-    /// Writes `bootstrap` (YAML or JSON) to a temporary file and starts Envoy on it.
+impl Proxy {
+    /// Writes `bootstrap` (YAML or JSON) to a temporary file and starts `plane` on it, with
+    /// Envoy's command line for both:
+    /// `-c <file> --admin-address-path <file> --disable-hot-restart --use-dynamic-base-id
+    /// --log-level warn --concurrency 1 --drain-time-s 1`.
     ///
-    /// The admin address is read from the file Envoy writes once its admin listener is up
-    /// (`--admin-address-path`), so any admin port works, including 0. Hot restart is off and
-    /// the base id is dynamic, so instances never share memory or sockets.
+    /// The admin address is read from the file the proxy writes once its admin listener is up,
+    /// so any admin port works, including 0.
     ///
     /// # Panics
-    /// Without `ENVOY_BIN` (call [`envoy_bin`] first to skip instead), or if Envoy cannot start.
-    pub fn start(bootstrap: &str) -> Envoy {
-        let bin = std::env::var_os("ENVOY_BIN").expect("ENVOY_BIN is not set: see envoy_bin()");
-        let dir = tempfile::tempdir().expect("a temporary directory for Envoy");
+    /// When [`DataPlane::binary`] has none (call it first to skip instead), or the proxy
+    /// cannot be spawned.
+    pub fn start(plane: DataPlane, bootstrap: &str) -> Proxy {
+        let bin = plane
+            .binary()
+            .unwrap_or_else(|| panic!("no {} binary: see DataPlane::binary", plane.as_str()));
+        let dir = tempfile::tempdir().expect("a temporary directory for the proxy");
         let config = dir.path().join("bootstrap.yaml");
-        std::fs::write(&config, bootstrap).expect("write the Envoy bootstrap");
-        let log = File::create(dir.path().join("envoy.log")).expect("create the Envoy log");
-        let child = Command::new(bin)
+        std::fs::write(&config, bootstrap).expect("write the bootstrap");
+        let log = File::create(dir.path().join("proxy.log")).expect("create the proxy log");
+        let child = Command::new(&bin)
             .arg("-c")
             .arg(&config)
             .arg("--admin-address-path")
@@ -112,8 +120,9 @@ impl Envoy {
             .stdout(log.try_clone().expect("clone the log file handle"))
             .stderr(log)
             .spawn()
-            .expect("spawn envoy");
-        Envoy {
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        Proxy {
+            plane,
             child: Mutex::new(child),
             dir,
             admin: OnceLock::new(),
@@ -121,7 +130,10 @@ impl Envoy {
         }
     }
 
-    /// Envoy's process id.
+    pub fn plane(&self) -> DataPlane {
+        self.plane
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.lock().unwrap().id()
     }
@@ -131,7 +143,21 @@ impl Envoy {
         matches!(self.child.lock().unwrap().try_wait(), Ok(None))
     }
 
-    /// Everything Envoy has logged so far.
+    /// Waits up to `timeout` for the process to exit by itself; its status, if it did.
+    pub async fn wait_exit(&self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Everything the proxy has logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
@@ -144,23 +170,24 @@ impl Envoy {
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("envoy.log")
+        self.dir.path().join("proxy.log")
     }
 
-    /// Panics with the log tail, saying whether Envoy is still running.
+    /// Panics with the log tail, saying which data plane and whether it is still running.
     pub fn fail(&self, what: &str) -> ! {
+        let name = self.plane.as_str();
         let state = match self.child.lock().unwrap().try_wait() {
-            Ok(Some(status)) => format!("Envoy exited ({status})"),
-            _ => "Envoy is running".to_string(),
+            Ok(Some(status)) => format!("{name} exited ({status})"),
+            _ => format!("{name} is running"),
         };
         panic!(
-            "{what}; {state}; last lines of its log ({}):\n{}",
+            "[{name}] {what}; {state}; last lines of its log ({}):\n{}",
             self.log_path().display(),
             self.log_tail()
         );
     }
 
-    /// `http://<admin address>` once Envoy has written it (waits up to 30 s).
+    /// `http://<admin address>` once the proxy has written it (waits up to 30 s).
     pub async fn admin_url(&self) -> &str {
         if let Some(url) = self.admin.get() {
             return url;
@@ -174,12 +201,7 @@ impl Envoy {
                 let addr = addr.replace("0.0.0.0", "127.0.0.1");
                 return self.admin.get_or_init(|| format!("http://{addr}"));
             }
-            if !self.is_running() {
-                self.fail("Envoy exited before its admin listener came up");
-            }
-            if Instant::now() > deadline {
-                self.fail("Envoy did not write its admin address within 30 s");
-            }
+            self.check_alive_before(deadline, "the admin address file was never written");
             tokio::time::sleep(POLL).await;
         }
     }
@@ -192,7 +214,7 @@ impl Envoy {
         Some((status, resp.text().await.ok()?))
     }
 
-    /// Polls the admin `GET /ready` until it answers `200 LIVE` (Envoy has its initial
+    /// Polls the admin `GET /ready` until it answers `200 LIVE` (the proxy has its initial
     /// configuration: with xDS, its first clusters and listeners).
     pub async fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -204,7 +226,7 @@ impl Envoy {
                 }
                 last = format!("{status} {}", body.trim());
             }
-            self.check_alive_before(deadline, &format!("Envoy not ready (last: {last})"));
+            self.check_alive_before(deadline, &format!("not ready (last: {last})"));
             tokio::time::sleep(POLL).await;
         }
     }
@@ -260,7 +282,7 @@ impl Envoy {
         }
     }
 
-    /// One counter or gauge from [`Envoy::stats`].
+    /// One counter or gauge from [`Proxy::stats`], by Envoy's name.
     pub async fn stat(&self, name: &str) -> Option<u64> {
         let stats = self.stats().await;
         stats["stats"]
@@ -268,6 +290,19 @@ impl Envoy {
             .iter()
             .find(|s| s["name"] == name)
             .and_then(|s| s["value"].as_u64())
+    }
+
+    /// Polls [`Proxy::stat`] until `accept` holds for its value (absent reads as 0).
+    pub async fn wait_stat(&self, name: &str, timeout: Duration, accept: impl Fn(u64) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self.stat(name).await.unwrap_or(0);
+            if accept(value) {
+                return;
+            }
+            self.check_alive_before(deadline, &format!("stat {name} stayed at {value}"));
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// `name: value` lines of the stats whose names contain one of `parts` and are not zero,
@@ -292,14 +327,14 @@ impl Envoy {
         let _ = child.wait();
     }
 
-    /// The bootstrap file Envoy was started with.
+    /// The bootstrap file the proxy was started with.
     pub fn bootstrap_path(&self) -> PathBuf {
         self.dir.path().join("bootstrap.yaml")
     }
 
     fn check_alive_before(&self, deadline: Instant, what: &str) {
         if !self.is_running() {
-            self.fail(&format!("{what}: Envoy exited"));
+            self.fail(&format!("{what}: the process exited"));
         }
         if Instant::now() > deadline {
             self.fail(&format!("timed out: {what}"));
@@ -307,7 +342,7 @@ impl Envoy {
     }
 }
 
-impl Drop for Envoy {
+impl Drop for Proxy {
     fn drop(&mut self) {
         self.kill();
     }

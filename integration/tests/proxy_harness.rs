@@ -1,12 +1,13 @@
-//! The Envoy harness against the real Envoy binary, with no control plane: a static bootstrap
+//! The proxy harness against both data planes, with no control plane: a static bootstrap
 //! routes a listener to an upstream; every request must get there, and the admin helpers
-//! (ready, config_dump, stats, logs) must see what Envoy runs.
+//! (ready, config_dump, stats, logs) must see what the proxy runs. A bootstrap the proxy
+//! refuses fails with the proxy's own words.
 
 use std::time::Duration;
 
 use integration::{
-    envoy::{self, Envoy, free_port, local_client},
-    mesh,
+    net::{self, free_port, local_client},
+    proxy::{self, DataPlane, Proxy},
     upstream::Upstream,
 };
 use serde_json::{Value, json};
@@ -58,32 +59,41 @@ fn static_bootstrap(listen_port: u16, upstream_port: u16) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn requests_through_a_static_envoy_reach_the_upstream() {
-    if envoy::envoy_bin().is_none() {
+async fn proxy_serves_a_static_bootstrap() {
+    requests_through_a_static_proxy_reach_the_upstream(DataPlane::Envoy).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn minimal_serves_a_static_bootstrap() {
+    requests_through_a_static_proxy_reach_the_upstream(DataPlane::Minimal).await;
+}
+
+async fn requests_through_a_static_proxy_reach_the_upstream(plane: DataPlane) {
+    if plane.binary().is_none() {
         return;
     }
     let upstream = Upstream::start("static-a");
     let port = free_port();
-    let envoy = Envoy::start(&static_bootstrap(port, upstream.port()));
-    envoy.wait_ready(Duration::from_secs(30)).await;
-    envoy
+    let proxy = Proxy::start(plane, &static_bootstrap(port, upstream.port()));
+    proxy.wait_ready(Duration::from_secs(30)).await;
+    proxy
         .listener_port_ready(port, Duration::from_secs(10))
         .await;
 
-    let dump = envoy
+    let dump = proxy
         .wait_for("the static listener", Duration::from_secs(10), |dump| {
-            envoy::dump_section(dump, "ListenersConfigDump")
+            proxy::dump_section(dump, "ListenersConfigDump")
                 .is_some_and(|l| l.to_string().contains("\"ingress\""))
         })
         .await;
-    assert!(envoy::dump_section(&dump, "ClustersConfigDump").is_some());
+    assert!(proxy::dump_section(&dump, "ClustersConfigDump").is_some());
 
     let client = local_client();
     for i in 0..20 {
         let path = format!("/hello/{i}");
-        let reply = mesh::send(&client, port, &path, &[("x-test", "Harness")])
+        let reply = net::send(&client, port, &path, &[("x-test", "Harness")])
             .await
-            .unwrap_or_else(|e| envoy.fail(&format!("request {i}: {e}")));
+            .unwrap_or_else(|e| proxy.fail(&format!("request {i}: {e}")));
         assert_eq!(reply.status, 200, "request {i}: {}", reply.body);
         assert_eq!(reply.upstream.as_deref(), Some("static-a"));
         assert_eq!(reply.path.as_deref(), Some(path.as_str()));
@@ -93,7 +103,7 @@ async fn requests_through_a_static_envoy_reach_the_upstream() {
         );
         assert!(
             reply.headers["x-request-id"].is_string(),
-            "Envoy adds its request id: {}",
+            "the proxy adds its request id (x-request-id), as Envoy does: {}",
             reply.headers
         );
     }
@@ -103,35 +113,47 @@ async fn requests_through_a_static_envoy_reach_the_upstream() {
         "every request reached the upstream once"
     );
 
-    let stats: Value = envoy.stats().await;
+    let stats: Value = proxy.stats().await;
     assert!(stats["stats"].as_array().is_some_and(|s| !s.is_empty()));
     assert_eq!(
-        envoy.stat("cluster.upstream.upstream_rq_200").await,
+        proxy.stat("cluster.upstream.upstream_rq_200").await,
         Some(20)
     );
-    assert!(envoy.is_running());
-    envoy.kill();
-    assert!(!envoy.is_running(), "kill() stops Envoy");
+    assert!(proxy.is_running());
+    proxy.kill();
+    assert!(!proxy.is_running(), "kill() stops the proxy");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_bad_bootstrap_fails_with_envoys_log() {
-    if envoy::envoy_bin().is_none() {
+async fn proxy_refuses_a_bad_bootstrap() {
+    a_bad_bootstrap_fails_with_the_proxys_log(DataPlane::Envoy).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn minimal_refuses_a_bad_bootstrap() {
+    a_bad_bootstrap_fails_with_the_proxys_log(DataPlane::Minimal).await;
+}
+
+async fn a_bad_bootstrap_fails_with_the_proxys_log(plane: DataPlane) {
+    if plane.binary().is_none() {
         return;
     }
-    let envoy = Envoy::start("static_resources: { clusters: [ { name: x, type: NOPE } ] }\n");
+    let proxy = Proxy::start(
+        plane,
+        "static_resources: { clusters: [ { name: x, type: NOPE } ] }\n",
+    );
     let waited = tokio::spawn(async move {
-        envoy.wait_ready(Duration::from_secs(20)).await;
+        proxy.wait_ready(Duration::from_secs(20)).await;
     })
     .await;
-    let panic = waited.expect_err("a bootstrap Envoy refuses never becomes ready");
+    let panic = waited.expect_err("a refused bootstrap never becomes ready");
     let message = panic
         .into_panic()
         .downcast::<String>()
         .map(|s| *s)
         .unwrap_or_default();
     assert!(
-        message.contains("Envoy exited") && message.contains("NOPE"),
-        "the failure says Envoy exited and shows its log: {message}"
+        message.contains("the process exited") && message.contains("NOPE"),
+        "the failure says the proxy exited and shows its log naming the bad value: {message}"
     );
 }

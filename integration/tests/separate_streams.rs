@@ -1,4 +1,4 @@
-//! Real Envoy configured over separate CDS, EDS, LDS and RDS streams (no ADS), SotW and
+//! Both data planes configured over separate CDS, EDS, LDS and RDS streams (no ADS), SotW and
 //! Delta: the server points clusters and listeners at the per-type services instead of ADS,
 //! traffic flows, an endpoint change arrives over EDS, and the proxy status merges the four
 //! streams into one SYNCED view.
@@ -6,15 +6,16 @@
 use std::time::Duration;
 
 use integration::{
-    mesh::{Backend, Stage, Variant, type_url},
+    conformance_case,
+    mesh::{Backend, DataPlane, Stage, Variant, all_synced},
     upstream::Upstream,
 };
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn traffic_flows_over_separate_streams(variant: Variant) {
-    let Some(mut stage) = Stage::new(variant, Backend::Sqlite).await else {
+async fn traffic_flows_over_separate_streams(plane: DataPlane, variant: Variant, backend: Backend) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
     };
     let a = Upstream::start("a");
@@ -22,7 +23,7 @@ async fn traffic_flows_over_separate_streams(variant: Variant) {
     stage.service("svc", &[(&a, json!({}))]).await;
     stage.route_to("main", "svc").await;
     stage.listener(&["main"]).await;
-    stage.start_envoy().await;
+    stage.start_proxy().await;
     stage
         .wait_reply("a reply from a", "/", &[], WAIT, |r| r.from("a"))
         .await;
@@ -35,22 +36,42 @@ async fn traffic_flows_over_separate_streams(variant: Variant) {
 
     let status = stage
         .wait_proxy("four streams, every type SYNCED", WAIT, |p| {
-            p["streams"] == 4
-                && type_url::ALL
-                    .iter()
-                    .all(|t| p["types"][*t]["status"] == "SYNCED")
+            p["streams"] == 4 && all_synced(p)
         })
         .await;
     assert_eq!(status["variant"], variant.as_str());
     assert_ne!(status["service"], "ads", "{status:#}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sotw_over_separate_streams() {
-    traffic_flows_over_separate_streams(Variant::SotwSeparate).await;
-}
+mod traffic_flows_over_separate_streams {
+    use super::conformance_case;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn delta_over_separate_streams() {
-    traffic_flows_over_separate_streams(Variant::DeltaSeparate).await;
+    conformance_case!(
+        traffic_flows_over_separate_streams,
+        envoy_sotw,
+        Envoy,
+        SotwSeparate,
+        Sqlite
+    );
+    conformance_case!(
+        traffic_flows_over_separate_streams,
+        envoy_delta,
+        Envoy,
+        DeltaSeparate,
+        Sqlite
+    );
+    conformance_case!(
+        traffic_flows_over_separate_streams,
+        minimal_sotw,
+        Minimal,
+        SotwSeparate,
+        Sqlite
+    );
+    conformance_case!(
+        traffic_flows_over_separate_streams,
+        minimal_delta,
+        Minimal,
+        DeltaSeparate,
+        Sqlite
+    );
 }

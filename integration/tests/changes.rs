@@ -1,6 +1,7 @@
-//! Changes made over REST reach a running Envoy without restarting it (ADS SotW and Delta,
-//! SQLite and Postgres): an added endpoint gets traffic and a removed one stops getting it;
-//! a route's destination changes under a steady stream of requests with none failing.
+//! Changes made over REST reach a running proxy without restarting it (both data planes, ADS
+//! SotW and Delta; the route change also on Postgres): an added endpoint gets traffic and a
+//! removed one stops getting it; a route's destination changes under a steady stream of
+//! requests with none failing.
 
 use std::{
     sync::{
@@ -11,9 +12,10 @@ use std::{
 };
 
 use integration::{
-    each_variant_and_backend,
-    envoy::{Envoy, POLL, local_client},
-    mesh::{self, Backend, Stage, Variant},
+    conformance, conformance_with_postgres,
+    mesh::{Backend, DataPlane, Stage, Variant},
+    net::{self, POLL, local_client},
+    proxy::Proxy,
     upstream::Upstream,
 };
 use serde_json::json;
@@ -21,12 +23,13 @@ use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-each_variant_and_backend!(endpoints_follow_rest, route_change_under_load_drops_nothing);
+conformance!(endpoints_follow_rest);
+conformance_with_postgres!(route_change_under_load_drops_nothing);
 
 /// (c) Endpoints [a] → [a, b]: b starts getting requests. → [b]: a stops getting them. All in
-/// the same Envoy process.
-async fn endpoints_follow_rest(variant: Variant, backend: Backend) {
-    let Some(mut stage) = Stage::new(variant, backend).await else {
+/// the same proxy process.
+async fn endpoints_follow_rest(plane: DataPlane, variant: Variant, backend: Backend) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
     };
     let a = Upstream::start("a");
@@ -34,8 +37,8 @@ async fn endpoints_follow_rest(variant: Variant, backend: Backend) {
     stage.service("web", &[(&a, json!({}))]).await;
     stage.route_to("main", "web").await;
     stage.listener(&["main"]).await;
-    stage.start_envoy().await;
-    let pid = stage.envoy().pid();
+    stage.start_proxy().await;
+    let pid = stage.proxy().pid();
     stage
         .wait_reply("a reply from a", "/", &[], WAIT, |r| r.from("a"))
         .await;
@@ -71,7 +74,7 @@ async fn endpoints_follow_rest(variant: Variant, backend: Backend) {
         in_a_row = if reply.from("b") { in_a_row + 1 } else { 0 };
         if Instant::now() > deadline {
             stage
-                .envoy()
+                .proxy()
                 .fail("a kept getting requests after its removal");
         }
     }
@@ -82,13 +85,13 @@ async fn endpoints_follow_rest(variant: Variant, backend: Backend) {
     }
     assert_eq!(a.hits(), a_hits, "the removed endpoint gets nothing");
 
-    let envoy = stage.envoy();
-    assert!(envoy.is_running(), "Envoy was not restarted");
-    assert_eq!(envoy.pid(), pid);
+    let proxy = stage.proxy();
+    assert!(proxy.is_running(), "the proxy was not restarted");
+    assert_eq!(proxy.pid(), pid);
     assert_eq!(
-        envoy.stat("cluster.web.membership_total").await,
+        proxy.stat("cluster.web.membership_total").await,
         Some(1),
-        "Envoy's cluster holds b alone"
+        "the proxy's cluster holds b alone"
     );
 }
 
@@ -103,8 +106,12 @@ struct Tally {
 
 /// (d) Requests run back to back (at most 2000, for at most 20 s) while the route's
 /// destination moves from a to b: b starts answering, and not one request fails.
-async fn route_change_under_load_drops_nothing(variant: Variant, backend: Backend) {
-    let Some(mut stage) = Stage::new(variant, backend).await else {
+async fn route_change_under_load_drops_nothing(
+    plane: DataPlane,
+    variant: Variant,
+    backend: Backend,
+) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
     };
     let a = Upstream::start("a");
@@ -113,7 +120,7 @@ async fn route_change_under_load_drops_nothing(variant: Variant, backend: Backen
     stage.service("svc-b", &[(&b, json!({}))]).await;
     stage.route_to("main", "svc-a").await;
     stage.listener(&["main"]).await;
-    stage.start_envoy().await;
+    stage.start_proxy().await;
     stage
         .wait_reply("a reply from a", "/", &[], WAIT, |r| r.from("a"))
         .await;
@@ -129,7 +136,7 @@ async fn route_change_under_load_drops_nothing(variant: Variant, backend: Backen
             let mut sent = 0u32;
             while sent < 2000 && Instant::now() < until && !stop.load(Ordering::SeqCst) {
                 sent += 1;
-                match mesh::send(&client, port, &format!("/load/{sent}"), &[]).await {
+                match net::send(&client, port, &format!("/load/{sent}"), &[]).await {
                     Ok(r) if r.from("a") => tally.from_a.fetch_add(1, Ordering::SeqCst),
                     Ok(r) if r.from("b") => tally.from_b.fetch_add(1, Ordering::SeqCst),
                     outcome => {
@@ -143,11 +150,11 @@ async fn route_change_under_load_drops_nothing(variant: Variant, backend: Backen
         }
     });
     let from_a = || tally.from_a.load(Ordering::SeqCst) >= 20;
-    wait_until("20 replies from a", &looping, stage.envoy(), from_a).await;
+    wait_until("20 replies from a", &looping, stage.proxy(), from_a).await;
 
     stage.route_to("main", "svc-b").await;
     let from_b = || tally.from_b.load(Ordering::SeqCst) >= 50;
-    wait_until("50 replies from b", &looping, stage.envoy(), from_b).await;
+    wait_until("50 replies from b", &looping, stage.proxy(), from_b).await;
     stop.store(true, Ordering::SeqCst);
     let sent = looping.await.expect("the request loop panicked");
 
@@ -158,7 +165,7 @@ async fn route_change_under_load_drops_nothing(variant: Variant, backend: Backen
     let failures = tally.failures.lock().unwrap().clone();
     if !failures.is_empty() {
         let stats = stage
-            .envoy()
+            .proxy()
             .stats_matching(&[
                 "no_cluster",
                 "no_route",
@@ -170,7 +177,7 @@ async fn route_change_under_load_drops_nothing(variant: Variant, backend: Backen
             .await;
         panic!(
             "{} of {sent} requests failed during the route change (a: {from_a}, b: {from_b}); \
-             first: {:#?}\nEnvoy stats:\n{stats}",
+             first: {:#?}\nproxy stats:\n{stats}",
             failures.len(),
             &failures[..failures.len().min(5)]
         );
@@ -182,14 +189,14 @@ async fn route_change_under_load_drops_nothing(variant: Variant, backend: Backen
 }
 
 /// Polls `done` for up to 20 s, failing early if the request loop has ended.
-async fn wait_until(what: &str, looping: &JoinHandle<u32>, envoy: &Envoy, done: impl Fn() -> bool) {
+async fn wait_until(what: &str, looping: &JoinHandle<u32>, proxy: &Proxy, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !done() {
         if looping.is_finished() {
-            envoy.fail(&format!("the request loop ended before {what}"));
+            proxy.fail(&format!("the request loop ended before {what}"));
         }
         if Instant::now() > deadline {
-            envoy.fail(&format!("timed out waiting for {what}"));
+            proxy.fail(&format!("timed out waiting for {what}"));
         }
         tokio::time::sleep(POLL).await;
     }
