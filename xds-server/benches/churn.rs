@@ -13,18 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use envoy_types::pb::envoy::{
-    config::core::v3::Node,
-    service::discovery::v3::{
-        DeltaDiscoveryRequest,
-        aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
-    },
-};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use xds_core::type_url;
+use xds_core::{
+    TypeUrl,
+    testing::{AdsClient, node},
+};
 use xds_server::{
     model::{Kind, Reference},
     store::{SqliteStore, Store, Write},
@@ -121,32 +116,15 @@ async fn wait_count(rx: &mut mpsc::UnboundedReceiver<usize>, n: usize, what: &st
 
 /// A delta ADS stream that subscribes to LDS and reports each listener update.
 async fn stream(channel: Channel, i: usize, seen: mpsc::UnboundedSender<usize>) {
-    let (tx, rx) = mpsc::channel(16);
-    let node = Node {
-        id: format!("n{}", i % GROUPS),
-        ..Node::default()
-    };
-    let first = DeltaDiscoveryRequest {
-        node: Some(node),
-        type_url: type_url::LISTENER.into(),
-        ..DeltaDiscoveryRequest::default()
-    };
-    tx.send(first).await.unwrap();
-    let mut client = AggregatedDiscoveryServiceClient::new(channel);
-    let Ok(resp) = client
-        .delta_aggregated_resources(ReceiverStream::new(rx))
-        .await
-    else {
+    let opened = AdsClient::delta(node(&format!("n{}", i % GROUPS), ""))
+        .wildcard(TypeUrl::Listener)
+        .timeout(Duration::from_secs(600))
+        .open(channel)
+        .await;
+    let Ok(mut proxy) = opened else {
         return;
     };
-    let mut inbound = resp.into_inner();
-    while let Ok(Some(r)) = inbound.message().await {
-        let ack = DeltaDiscoveryRequest {
-            type_url: r.type_url.clone(),
-            response_nonce: r.nonce.clone(),
-            ..DeltaDiscoveryRequest::default()
-        };
-        let _ = tx.send(ack).await;
+    while let Ok(r) = proxy.next().await {
         if !r.resources.is_empty() {
             let _ = seen.send(i);
         }

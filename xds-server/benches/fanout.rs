@@ -13,18 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use envoy_types::pb::envoy::{
-    config::core::v3::Node,
-    service::discovery::v3::{
-        DeltaDiscoveryRequest, DiscoveryRequest,
-        aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
-    },
-};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use xds_core::type_url;
+use xds_core::{
+    TypeUrl,
+    testing::{AdsClient, Variant, node},
+};
 use xds_server::{
     model::{Kind, Reference},
     store::{SqliteStore, Store, Write},
@@ -41,7 +36,10 @@ async fn main() {
         .collect();
     let streams: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let changes: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
-    let delta = args.get(2).is_none_or(|a| a != "sotw");
+    let variant = match args.get(2).map(String::as_str) {
+        Some("sotw") => Variant::Sotw,
+        _ => Variant::Delta,
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
@@ -69,12 +67,7 @@ async fn main() {
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
     for i in 0..streams {
         let channel = channels[i % CHANNELS].clone();
-        let seen = seen_tx.clone();
-        if delta {
-            tokio::spawn(delta_stream(channel, i, seen));
-        } else {
-            tokio::spawn(sotw_stream(channel, i, seen));
-        }
+        tokio::spawn(stream(channel, variant, i, seen_tx.clone()));
     }
     // Wait until every stream has its first assignment.
     let mut ready = vec![false; streams];
@@ -119,7 +112,10 @@ async fn main() {
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     println!(
         "fanout: {streams} {} ADS streams, {changes} endpoint changes: p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms; translations per change {:.2}",
-        if delta { "delta" } else { "sotw" },
+        match variant {
+            Variant::Sotw => "sotw",
+            Variant::Delta => "delta",
+        },
         pct(0.5).as_secs_f64() * 1e3,
         pct(0.9).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3,
@@ -170,97 +166,23 @@ fn endpoints(port: u32) -> Write {
     }
 }
 
-fn node(i: usize) -> Option<Node> {
-    Some(Node {
-        id: format!("bench-{i}"),
-        cluster: "bench".into(),
-        ..Node::default()
-    })
-}
-
-/// Behaves like Envoy on delta ADS: wildcard CDS, EDS for each cluster, ACK everything.
-async fn delta_stream(channel: Channel, i: usize, seen: mpsc::UnboundedSender<(usize, Instant)>) {
-    let (tx, rx) = mpsc::channel(16);
-    let req = |type_url: &str, subscribe: Vec<String>, nonce: String| DeltaDiscoveryRequest {
-        type_url: type_url.into(),
-        resource_names_subscribe: subscribe,
-        response_nonce: nonce,
-        ..DeltaDiscoveryRequest::default()
-    };
-    tx.send(DeltaDiscoveryRequest {
-        node: node(i),
-        ..req(type_url::CLUSTER, vec![], String::new())
-    })
-    .await
-    .unwrap();
-    let mut client = AggregatedDiscoveryServiceClient::new(channel);
-    let mut inbound = client
-        .delta_aggregated_resources(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    while let Ok(Some(resp)) = inbound.message().await {
-        let _ = tx
-            .send(req(&resp.type_url, vec![], resp.nonce.clone()))
-            .await;
-        if resp.type_url == type_url::CLUSTER {
-            let names = resp.resources.iter().map(|r| r.name.clone()).collect();
-            let _ = tx.send(req(type_url::ENDPOINT, names, String::new())).await;
-        } else if resp.type_url == type_url::ENDPOINT && !resp.resources.is_empty() {
-            let _ = seen.send((i, Instant::now()));
-        }
-    }
-}
-
-/// Behaves like Envoy on SotW ADS.
-async fn sotw_stream(channel: Channel, i: usize, seen: mpsc::UnboundedSender<(usize, Instant)>) {
-    let (tx, rx) = mpsc::channel(16);
-    let req =
-        |type_url: &str, names: Vec<String>, version: String, nonce: String| DiscoveryRequest {
-            type_url: type_url.into(),
-            resource_names: names,
-            version_info: version,
-            response_nonce: nonce,
-            ..DiscoveryRequest::default()
-        };
-    tx.send(DiscoveryRequest {
-        node: node(i),
-        ..req(type_url::CLUSTER, vec![], String::new(), String::new())
-    })
-    .await
-    .unwrap();
-    let mut client = AggregatedDiscoveryServiceClient::new(channel);
-    let mut inbound = client
-        .stream_aggregated_resources(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut eds_names = vec!["web".to_string()];
-    while let Ok(Some(resp)) = inbound.message().await {
-        let names = if resp.type_url == type_url::ENDPOINT {
-            eds_names.clone()
-        } else {
-            vec![]
-        };
-        let _ = tx
-            .send(req(
-                &resp.type_url,
-                names,
-                resp.version_info.clone(),
-                resp.nonce.clone(),
-            ))
-            .await;
-        if resp.type_url == type_url::CLUSTER && resp.nonce == "1" {
-            eds_names = vec!["web".to_string()];
-            let _ = tx
-                .send(req(
-                    type_url::ENDPOINT,
-                    eds_names.clone(),
-                    String::new(),
-                    String::new(),
-                ))
-                .await;
-        } else if resp.type_url == type_url::ENDPOINT && !resp.resources.is_empty() {
+/// Behaves like Envoy on ADS: wildcard CDS, EDS for each cluster, ACK everything; reports
+/// every non-empty assignment response.
+async fn stream(
+    channel: Channel,
+    variant: Variant,
+    i: usize,
+    seen: mpsc::UnboundedSender<(usize, Instant)>,
+) {
+    let opened = AdsClient::builder(variant, node(&format!("bench-{i}"), "bench"))
+        .wildcard(TypeUrl::Cluster)
+        .follow_references()
+        .timeout(Duration::from_secs(600))
+        .open(channel)
+        .await;
+    let mut proxy = opened.expect("the xDS server accepts the stream");
+    while let Ok(r) = proxy.next().await {
+        if r.type_url == TypeUrl::Endpoint && !r.resources.is_empty() {
             let _ = seen.send((i, Instant::now()));
         }
     }

@@ -12,27 +12,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use envoy_types::pb::{
-    envoy::{
-        config::{
-            core::v3::{Node, address, socket_address::PortSpecifier},
-            listener::v3::Listener,
-        },
-        service::discovery::v3::{
-            DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-            aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
-        },
-    },
-    google::protobuf::Any,
+use envoy_types::pb::envoy::config::{
+    core::v3::{address, socket_address::PortSpecifier},
+    listener::v3::Listener,
 };
 use futures::future::join_all;
 use prost::Message;
 use serde_json::json;
 use tempfile::TempDir;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Streaming, transport::Channel};
-use xds_core::type_url;
+use tonic::transport::Channel;
+use xds_core::{
+    TypeUrl,
+    testing::{self, AdsClient},
+};
 use xds_server::{
     model::{Kind, Reference},
     status::{Registry, Variant},
@@ -192,92 +184,45 @@ async fn seed(store: &dyn Store) {
         .unwrap();
 }
 
-fn node(id: &str) -> Option<Node> {
-    Some(Node {
-        id: id.into(),
-        cluster: "churn".into(),
-        ..Node::default()
-    })
-}
-
-/// An open stream: dropping it drops both directions, as a proxy going away does.
-#[allow(dead_code)] // held only to be dropped
-enum Open {
-    Delta(
-        mpsc::Sender<DeltaDiscoveryRequest>,
-        Streaming<DeltaDiscoveryResponse>,
-    ),
-    Sotw(mpsc::Sender<DiscoveryRequest>, Streaming<DiscoveryResponse>),
-}
-
 /// Opens an ADS stream of `variant` for node `id` asking for every listener (wildcard LDS);
-/// returns it with the listeners of its first response, by name, with their ports.
-async fn open(channel: Channel, variant: Variant, id: String) -> (Open, BTreeMap<String, u32>) {
-    let mut client = AggregatedDiscoveryServiceClient::new(channel);
-    let (open, resources) = match variant {
-        Variant::Delta => {
-            let (tx, rx) = mpsc::channel(4);
-            tx.send(DeltaDiscoveryRequest {
-                node: node(&id),
-                type_url: type_url::LISTENER.into(),
-                ..DeltaDiscoveryRequest::default()
-            })
-            .await
-            .unwrap();
-            let mut inbound = client
-                .delta_aggregated_resources(ReceiverStream::new(rx))
-                .await
-                .unwrap_or_else(|e| panic!("{id}: delta stream refused: {e}"))
-                .into_inner();
-            let first = inbound.message().await;
-            let first = first
-                .unwrap_or_else(|e| panic!("{id}: delta stream failed: {e}"))
-                .unwrap_or_else(|| panic!("{id}: delta stream ended without a response"));
-            assert_eq!(first.type_url, type_url::LISTENER, "{id}");
-            let resources: Vec<Any> = first
-                .resources
-                .into_iter()
-                .map(|r| r.resource.expect("a resource body"))
-                .collect();
-            (Open::Delta(tx, inbound), resources)
-        }
-        Variant::Sotw => {
-            let (tx, rx) = mpsc::channel(4);
-            tx.send(DiscoveryRequest {
-                node: node(&id),
-                type_url: type_url::LISTENER.into(),
-                ..DiscoveryRequest::default()
-            })
-            .await
-            .unwrap();
-            let mut inbound = client
-                .stream_aggregated_resources(ReceiverStream::new(rx))
-                .await
-                .unwrap_or_else(|e| panic!("{id}: SotW stream refused: {e}"))
-                .into_inner();
-            let first = inbound.message().await;
-            let first = first
-                .unwrap_or_else(|e| panic!("{id}: SotW stream failed: {e}"))
-                .unwrap_or_else(|| panic!("{id}: SotW stream ended without a response"));
-            assert_eq!(first.type_url, type_url::LISTENER, "{id}");
-            (Open::Sotw(tx, inbound), first.resources)
-        }
+/// returns it with the listeners of its first response, by name, with their ports. Dropping
+/// the client closes the stream, as a proxy going away does.
+async fn open(
+    channel: Channel,
+    variant: Variant,
+    id: String,
+) -> (AdsClient, BTreeMap<String, u32>) {
+    let variant = match variant {
+        Variant::Delta => testing::Variant::Delta,
+        Variant::Sotw => testing::Variant::Sotw,
     };
-    let listeners = resources
+    let mut proxy = AdsClient::builder(variant, testing::node(&id, "churn"))
+        .wildcard(TypeUrl::Listener)
+        .timeout(WAIT)
+        .open(channel)
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {variant:?} stream refused: {e}"));
+    let first = proxy
+        .next()
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {variant:?} stream gave no first response: {e}"));
+    assert_eq!(first.type_url, TypeUrl::Listener, "{id}");
+    let listeners = first
+        .resources
         .iter()
-        .map(|any| {
+        .map(|(name, any)| {
             let l = Listener::decode(any.value.as_slice()).expect("a Listener");
             let port = match l.address.and_then(|a| a.address) {
                 Some(address::Address::SocketAddress(s)) => match s.port_specifier {
                     Some(PortSpecifier::PortValue(p)) => p,
-                    other => panic!("{id}: listener {} has port {other:?}", l.name),
+                    other => panic!("{id}: listener {name} has port {other:?}"),
                 },
-                other => panic!("{id}: listener {} has address {other:?}", l.name),
+                other => panic!("{id}: listener {name} has address {other:?}"),
             };
-            (l.name, port)
+            (name.clone(), port)
         })
         .collect();
-    (open, listeners)
+    (proxy, listeners)
 }
 
 /// Opens one stream per `(variant, node id)`, all at once, spread over `channels`; each has
@@ -285,7 +230,7 @@ async fn open(channel: Channel, variant: Variant, id: String) -> (Open, BTreeMap
 async fn open_all(
     channels: &[Channel],
     streams: Vec<(Variant, String)>,
-) -> Vec<(String, Open, BTreeMap<String, u32>)> {
+) -> Vec<(String, AdsClient, BTreeMap<String, u32>)> {
     let opening = streams.into_iter().enumerate().map(|(k, (variant, id))| {
         let channel = channels[k % channels.len()].clone();
         async move {

@@ -10,16 +10,17 @@ use envoy_types::pb::envoy::{
     config::core::v3::Node,
     service::{
         cluster::v3::cluster_discovery_service_client::ClusterDiscoveryServiceClient,
-        discovery::v3::{
-            DeltaDiscoveryRequest, DiscoveryRequest,
-            aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
-        },
+        discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest},
     },
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, transport::Channel};
-use xds_core::type_url;
+use xds_core::{
+    TypeUrl,
+    testing::{AdsClient, Builder, Error},
+    type_url,
+};
 use xds_server::xds::embedded::Embedded;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -37,37 +38,33 @@ async fn server() -> (Embedded, Channel, tempfile::TempDir) {
     (server, channel, dir)
 }
 
+const NO_NAMES: [&str; 0] = [];
+
 fn node() -> Option<Node> {
-    Some(Node {
-        id: "grpc-test".into(),
-        ..Node::default()
-    })
+    Some(xds_core::testing::node("grpc-test", ""))
 }
 
-/// Opens an ADS SotW stream with `first` and returns the first thing it yields.
-async fn first_answer(channel: &Channel, first: DiscoveryRequest) -> Result<String, tonic::Status> {
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(first).await.unwrap();
-    let mut client = AggregatedDiscoveryServiceClient::new(channel.clone());
-    let call = client.stream_aggregated_resources(ReceiverStream::new(rx));
-    let mut inbound = tokio::time::timeout(WAIT, call)
-        .await
-        .expect("answered")?
-        .into_inner();
-    let msg = tokio::time::timeout(WAIT, inbound.message())
-        .await
-        .expect("answered")?;
-    Ok(msg.expect("a response, not the end of the stream").type_url)
+/// A SotW ADS stream for the test node.
+fn proxy() -> Builder {
+    AdsClient::sotw(xds_core::testing::node("grpc-test", "")).timeout(WAIT)
+}
+
+/// Opens `proxy`'s stream and returns the type of the first response, or the gRPC status the
+/// server ended the stream with.
+async fn first_answer(channel: &Channel, proxy: Builder) -> Result<TypeUrl, tonic::Status> {
+    let status = |e: Error| match e {
+        Error::Status(status) => *status,
+        other => panic!("expected a response or a gRPC status, got: {other}"),
+    };
+    let mut proxy = proxy.open(channel.clone()).await.map_err(status)?;
+    Ok(proxy.next().await.map_err(status)?.type_url)
 }
 
 #[tokio::test]
 async fn a_stream_without_a_node_is_invalid_argument() {
     let (_server, channel, _dir) = server().await;
-    let req = DiscoveryRequest {
-        type_url: type_url::CLUSTER.into(),
-        ..DiscoveryRequest::default()
-    };
-    let err = first_answer(&channel, req).await.unwrap_err();
+    let proxy = proxy().without_node().wildcard(TypeUrl::Cluster);
+    let err = first_answer(&channel, proxy).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("node"), "{}", err.message());
 }
@@ -81,24 +78,15 @@ async fn malformed_type_urls_are_invalid_argument_and_the_server_keeps_serving()
         "type.googleapis.com/",
         "type.googleapis.com/a b",
     ] {
-        let req = DiscoveryRequest {
-            node: node(),
-            type_url: bad.into(),
-            ..DiscoveryRequest::default()
-        };
-        let err = first_answer(&channel, req).await.unwrap_err();
+        let proxy = proxy().subscribe(bad, NO_NAMES);
+        let err = first_answer(&channel, proxy).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "type URL {bad:?}");
         assert!(err.message().contains("type URL"), "{}", err.message());
     }
     // A well-formed but unknown type is answered (with nothing), and CDS still works.
-    let unknown = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
-    for t in [unknown, type_url::CLUSTER] {
-        let req = DiscoveryRequest {
-            node: node(),
-            type_url: t.into(),
-            ..DiscoveryRequest::default()
-        };
-        assert_eq!(first_answer(&channel, req).await.unwrap(), t);
+    for t in [TypeUrl::Secret, TypeUrl::Cluster] {
+        let proxy = proxy().subscribe(t.clone(), NO_NAMES);
+        assert_eq!(first_answer(&channel, proxy).await.unwrap(), t);
     }
 }
 
@@ -139,15 +127,9 @@ async fn a_per_type_service_refuses_other_types_and_fetch() {
 #[tokio::test]
 async fn too_many_names_is_invalid_argument() {
     let (_server, channel, _dir) = server().await;
-    let req = DiscoveryRequest {
-        node: node(),
-        type_url: type_url::ENDPOINT.into(),
-        resource_names: (0..=xds_server::xds::MAX_NAMES)
-            .map(|i| format!("c{i}"))
-            .collect(),
-        ..DiscoveryRequest::default()
-    };
-    let err = first_answer(&channel, req).await.unwrap_err();
+    let names = (0..=xds_server::xds::MAX_NAMES).map(|i| format!("c{i}"));
+    let proxy = proxy().subscribe(TypeUrl::Endpoint, names);
+    let err = first_answer(&channel, proxy).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("at most"), "{}", err.message());
 }
