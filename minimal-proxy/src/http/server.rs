@@ -45,9 +45,7 @@ impl ConnectionManager {
             local: stream.local_addr().ok(),
             counted: AtomicBool::new(false),
         });
-        let stats = self.stats.clone();
-        stats.downstream_cx_total.inc();
-        stats.downstream_cx_active.inc();
+        let _guard = ConnectionGuard::new(self.stats.clone());
         let manager = self.clone();
         let service = hyper::service::service_fn(move |request| {
             let manager = manager.clone();
@@ -66,8 +64,6 @@ impl ConnectionManager {
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
         }
-        stats.downstream_cx_active.dec();
-        stats.downstream_cx_destroy.inc();
     }
 
     /// One request, start to response headers; the response body closes its books.
@@ -147,6 +143,25 @@ impl ConnectionManager {
             log,
         });
         response
+    }
+}
+
+/// Counts a downstream connection as active until dropped (also when the drain cuts it).
+#[derive(Debug)]
+struct ConnectionGuard(Arc<HttpStats>);
+
+impl ConnectionGuard {
+    fn new(stats: Arc<HttpStats>) -> ConnectionGuard {
+        stats.downstream_cx_total.inc();
+        stats.downstream_cx_active.inc();
+        ConnectionGuard(stats)
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.downstream_cx_active.dec();
+        self.0.downstream_cx_destroy.inc();
     }
 }
 

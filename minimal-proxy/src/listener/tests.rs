@@ -1,0 +1,1 @@
+//! Listener changes, removals and drains against real connections.

@@ -1,0 +1,1 @@
+//! The TCP proxy against real echo servers.
