@@ -10,6 +10,8 @@ mod limits;
 mod protocol;
 mod subset;
 
+pub(super) use protocol::{http1_defaults, http2_defaults};
+
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::{

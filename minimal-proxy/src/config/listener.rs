@@ -1,15 +1,199 @@
-//! LDS `Listener` → [`ListenerConfig`].
+//! LDS `Listener` → [`ListenerConfig`]: a TCP address and exactly one filter chain (no match,
+//! no TLS) holding one network filter, an HTTP connection manager or a TCP proxy.
 
-use envoy_types::pb::envoy::config::listener::v3::Listener;
+mod access_log;
+mod hcm;
+mod tcp_proxy;
 
-use super::{ListenerConfig, Rejection};
+use envoy_types::pb::envoy::{
+    config::listener::v3::{Filter, FilterChain, FilterChainMatch, Listener, filter::ConfigType},
+    extensions::filters::network::{
+        http_connection_manager::v3::HttpConnectionManager as EnvoyHcm,
+        tcp_proxy::v3::TcpProxy as EnvoyTcpProxy,
+    },
+};
+use prost::Name;
+
+use super::{
+    ListenerConfig, ListenerFilter, Rejection,
+    check::{self, Refusal, Result, not_supported, required, socket_address, unset},
+};
 
 /// Converts a listener: one filter chain holding an HTTP connection manager (router filter
 /// only) or a TCP proxy.
-pub fn listener_from_proto(listener: &Listener) -> Result<ListenerConfig, Rejection> {
-    Err(Rejection {
-        resource: format!("listener '{}'", listener.name),
-        field: String::new(),
-        reason: "not implemented yet".into(),
+pub fn listener_from_proto(listener: &Listener) -> std::result::Result<ListenerConfig, Rejection> {
+    convert(listener).map_err(|r| r.into_rejection(format!("listener '{}'", listener.name)))
+}
+
+#[allow(deprecated)] // Deprecated fields are named so that they are refused.
+fn convert(l: &Listener) -> Result<ListenerConfig> {
+    let Listener {
+        name,
+        address,
+        additional_addresses,
+        // Inert: only renames the listener's stats.
+        stat_prefix: _,
+        stats_matcher,
+        filter_chains,
+        fcds_config,
+        filter_chain_matcher,
+        use_original_dst,
+        default_filter_chain,
+        per_connection_buffer_limit_bytes,
+        per_connection_buffer_high_watermark_timeout,
+        // Inert: read by no feature the proxy accepts.
+        metadata: _,
+        deprecated_v1,
+        drain_type,
+        listener_filters,
+        listener_filters_timeout,
+        continue_on_listener_filters_timeout,
+        transparent,
+        freebind,
+        socket_options,
+        tcp_fast_open_queue_length,
+        // Inert: read only by tracing and original-destination features, both refused.
+        traffic_direction: _,
+        udp_listener_config,
+        api_listener,
+        connection_balance_config,
+        reuse_port,
+        enable_reuse_port,
+        access_log,
+        tcp_backlog_size,
+        max_connections_to_accept_per_socket_event,
+        bind_to_port,
+        enable_mptcp,
+        ignore_global_conn_limit,
+        bypass_overload_manager,
+        tcp_keepalive,
+        listener_specifier,
+    } = l;
+    if name.is_empty() {
+        return Err(required("name"));
+    }
+    unset!(
+        additional_addresses,
+        stats_matcher,
+        fcds_config,
+        filter_chain_matcher,
+        default_filter_chain,
+        per_connection_buffer_limit_bytes,
+        per_connection_buffer_high_watermark_timeout,
+        deprecated_v1,
+        drain_type,
+        listener_filters,
+        listener_filters_timeout,
+        continue_on_listener_filters_timeout,
+        socket_options,
+        tcp_fast_open_queue_length,
+        udp_listener_config,
+        api_listener,
+        connection_balance_config,
+        reuse_port,
+        enable_reuse_port,
+        access_log,
+        tcp_backlog_size,
+        max_connections_to_accept_per_socket_event,
+        enable_mptcp,
+        ignore_global_conn_limit,
+        bypass_overload_manager,
+        tcp_keepalive,
+        listener_specifier,
+    );
+    // Explicit defaults change nothing.
+    check::bool_default("use_original_dst", use_original_dst, false)?;
+    check::bool_default("transparent", transparent, false)?;
+    check::bool_default("freebind", freebind, false)?;
+    check::bool_default("bind_to_port", bind_to_port, true)?;
+    let address = match address {
+        Some(a) => socket_address(a).map_err(|e| e.under("address"))?,
+        None => return Err(required("address")),
+    };
+    let filter = match filter_chains.as_slice() {
+        [chain] => filter_chain(chain).map_err(|e| e.under("filter_chains[0]"))?,
+        [] => return Err(required("filter_chains")),
+        _ => {
+            return Err(Refusal::new(
+                "filter_chains",
+                format!(
+                    "only one filter chain is supported by minimal-proxy, got {}",
+                    filter_chains.len()
+                ),
+            ));
+        }
+    };
+    Ok(ListenerConfig {
+        name: name.clone(),
+        address,
+        filter,
     })
+}
+
+#[allow(deprecated)] // Deprecated fields are named so that they are refused.
+fn filter_chain(c: &FilterChain) -> Result<ListenerFilter> {
+    let FilterChain {
+        filter_chain_match,
+        filters,
+        use_proxy_proto,
+        // Inert: read by no feature the proxy accepts.
+        metadata: _,
+        transport_socket,
+        transport_socket_connect_timeout,
+        // Inert: a display name.
+        name: _,
+    } = c;
+    // An empty match matches every connection, like no match.
+    if filter_chain_match
+        .as_ref()
+        .is_some_and(|m| *m != FilterChainMatch::default())
+    {
+        return Err(not_supported("filter_chain_match"));
+    }
+    unset!(transport_socket, transport_socket_connect_timeout);
+    check::bool_default("use_proxy_proto", use_proxy_proto, false)?;
+    match filters.as_slice() {
+        [f] => filter(f).map_err(|e| e.under("filters[0]")),
+        [] => Err(required("filters")),
+        _ => Err(Refusal::new(
+            "filters",
+            format!(
+                "only one network filter (an HTTP connection manager or a TCP proxy) is \
+                 supported by minimal-proxy, got {}",
+                filters.len()
+            ),
+        )),
+    }
+}
+
+/// The network filter, found by its config's type as Envoy does.
+fn filter(f: &Filter) -> Result<ListenerFilter> {
+    let Filter {
+        // Inert: Envoy finds the filter by its config's type.
+        name: _,
+        config_type,
+    } = f;
+    let any = match config_type {
+        Some(ConfigType::TypedConfig(any)) => any,
+        Some(ConfigType::ConfigDiscovery(_)) => return Err(not_supported("config_discovery")),
+        None => return Err(required("typed_config")),
+    };
+    let under = |e: Refusal| e.under("typed_config");
+    if check::is::<EnvoyHcm>(any) {
+        let hcm: EnvoyHcm = check::decode("", any).map_err(under)?;
+        return hcm::http_connection_manager(&hcm)
+            .map(ListenerFilter::Http)
+            .map_err(under);
+    }
+    if check::is::<EnvoyTcpProxy>(any) {
+        let tcp: EnvoyTcpProxy = check::decode("", any).map_err(under)?;
+        return tcp_proxy::tcp_proxy(&tcp)
+            .map(ListenerFilter::Tcp)
+            .map_err(under);
+    }
+    Err(under(check::unsupported_value(
+        "",
+        check::type_name(any),
+        &format!("{}, {}", EnvoyHcm::full_name(), EnvoyTcpProxy::full_name()),
+    )))
 }

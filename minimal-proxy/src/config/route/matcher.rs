@@ -1,8 +1,9 @@
 //! `RouteMatch` → [`RouteMatch`]: path (prefix, exact, anchored regex), header matchers and
 //! case sensitivity. Query, cookie, gRPC, TLS, metadata and runtime matches are refused.
 //!
-//! Regexes are stored compiled and anchored (`^(?:…)$`): Envoy's `safe_regex` must match the
-//! whole path (without the query) or the whole header value, so `is_match` is the check.
+//! Regexes are stored compiled as written; Envoy's `safe_regex` must match the whole path
+//! (without the query) or the whole header value, so the route table anchors them. An
+//! `ignore_case` string match becomes a case-insensitive regex that anchors itself.
 
 use envoy_types::pb::envoy::{
     config::route::v3::{
@@ -144,7 +145,7 @@ fn string_match(s: &StringMatcher) -> Result<HeaderMatchKind> {
     }
 }
 
-/// An Envoy `safe_regex` (RE2 syntax), anchored; what the `regex` crate refuses is refused.
+/// An Envoy `safe_regex` (RE2 syntax); what the `regex` crate refuses is refused.
 #[allow(deprecated)] // `google_re2` is named to be refused when tuned.
 pub(super) fn regex(r: &RegexMatcher) -> Result<regex::Regex> {
     let RegexMatcher { regex, engine_type } = r;
@@ -159,10 +160,13 @@ pub(super) fn regex(r: &RegexMatcher) -> Result<regex::Regex> {
             .map_err(|e| e.under("google_re2"))?;
         }
     }
-    regex::Regex::new(&format!("^(?:{regex})$")).map_err(|e| {
+    let refuse = |e: regex::Error| {
         Refusal::new(
             "regex",
             format!("'{regex}' is not supported by minimal-proxy's regex engine: {e}"),
         )
-    })
+    };
+    // Anchored, the way the route table uses it, so that what is accepted compiles there.
+    regex::Regex::new(&format!("^(?:{regex})$")).map_err(refuse)?;
+    regex::Regex::new(regex).map_err(refuse)
 }
