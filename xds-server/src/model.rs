@@ -27,7 +27,7 @@ pub use duration::Duration;
 pub use endpoints::{Endpoint, EndpointHealth, Endpoints};
 pub use envoy_resource::{EnvoyResource, envoy_type_urls};
 pub use listener::{Listener, ListenerProtocol};
-pub use mesh::{Mesh, MeshError};
+pub use mesh::Mesh;
 pub use name::validate_name;
 pub use route::{
     Backoff, Destination, HeaderChanges, HeaderMatch, PathMatch, Retries, Rewrite, Route,
