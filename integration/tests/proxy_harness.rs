@@ -59,7 +59,7 @@ fn static_bootstrap(listen_port: u16, upstream_port: u16) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn proxy_serves_a_static_bootstrap() {
+async fn envoy_serves_a_static_bootstrap() {
     requests_through_a_static_proxy_reach_the_upstream(DataPlane::Envoy).await;
 }
 
@@ -125,7 +125,7 @@ async fn requests_through_a_static_proxy_reach_the_upstream(plane: DataPlane) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn proxy_refuses_a_bad_bootstrap() {
+async fn envoy_refuses_a_bad_bootstrap() {
     a_bad_bootstrap_fails_with_the_proxys_log(DataPlane::Envoy).await;
 }
 

@@ -1,0 +1,303 @@
+//! What a route and a cluster do with a misbehaving upstream, on both data planes (ADS SotW and
+//! Delta): retries (an upstream failing the first attempt, then every attempt), the route
+//! timeout and the per-try timeout (504), and circuit breaking (503 past the limit).
+//!
+//! The upstream misbehaves on request (see `integration::upstream`): `x-test-key` numbers the
+//! attempts of one request, `x-fail-attempts` fails the first ones with 503, `x-delay-ms`
+//! delays them, `x-hold` holds them until the test releases them.
+
+use std::time::{Duration, Instant};
+
+use integration::{
+    conformance,
+    mesh::{Backend, DataPlane, Reply, Stage, Variant},
+    net::{self, POLL, local_client},
+    upstream::Upstream,
+};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+conformance!(
+    retries_hide_a_failed_attempt,
+    timeouts_answer_504,
+    circuit_breaker_rejects_past_the_limit
+);
+
+/// `svc-a` on `a`, routed by `main` with `rules`, the proxy serving `/` from a.
+async fn serve_rules(stage: &mut Stage, a: &Upstream, spec: Value, rules: Value) {
+    stage.service_with("svc-a", spec, &[(a, json!({}))]).await;
+    stage.route("main", rules).await;
+    stage.listener(&["main"]).await;
+    stage.start_proxy().await;
+    stage
+        .wait_reply("a reply from a", "/", &[], WAIT, |r| r.from("a"))
+        .await;
+}
+
+fn http_service() -> Value {
+    json!({ "protocol": "http", "connect_timeout": "1s" })
+}
+
+/// One request that must get an HTTP answer.
+async fn must_send(stage: &Stage, path: &str, headers: &[(&str, &str)]) -> Reply {
+    stage
+        .send(path, headers)
+        .await
+        .unwrap_or_else(|e| stage.proxy().fail(&format!("GET {path}: {e}")))
+}
+
+/// Under `/retry/` up to 2 retries on 5xx; elsewhere none. A request whose first attempt fails
+/// gets the second attempt's 200; one whose every attempt fails gets the third attempt's 503
+/// (the upstream's own answer, passed through); without a retry policy the first 503 is final.
+async fn retries_hide_a_failed_attempt(plane: DataPlane, variant: Variant, backend: Backend) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
+        return;
+    };
+    let a = Upstream::start("a");
+    let rules = json!([
+        { "match": { "path": { "prefix": "/retry/" } },
+          "destinations": [{ "service": "svc-a" }],
+          "timeout": "5s",
+          "retries": { "attempts": 2, "retry_on": ["5xx"],
+                       "backoff": { "base_interval": "10ms", "max_interval": "50ms" } } },
+        { "match": { "path": { "prefix": "/" } },
+          "destinations": [{ "service": "svc-a" }],
+          "timeout": "5s" }
+    ]);
+    serve_rules(&mut stage, &a, http_service(), rules).await;
+
+    let once = must_send(
+        &stage,
+        "/retry/once",
+        &[("x-test-key", "once"), ("x-fail-attempts", "1")],
+    )
+    .await;
+    assert!(once.from("a"), "the retry answers: {once:?}");
+    assert_eq!(
+        once.attempt,
+        Some(2),
+        "the second attempt answered: {once:?}"
+    );
+
+    let hits = a.hits();
+    let always = must_send(
+        &stage,
+        "/retry/always",
+        &[("x-test-key", "always"), ("x-fail-attempts", "10")],
+    )
+    .await;
+    assert_eq!(always.status, 503, "{always:?}");
+    assert_eq!(
+        (always.upstream.as_deref(), always.attempt),
+        (Some("a"), Some(3)),
+        "1 try + 2 retries, the last upstream answer passed through: {always:?}"
+    );
+    assert_eq!(
+        a.hits() - hits,
+        3,
+        "the upstream saw exactly three attempts"
+    );
+
+    let plain = must_send(
+        &stage,
+        "/plain",
+        &[("x-test-key", "plain"), ("x-fail-attempts", "1")],
+    )
+    .await;
+    assert_eq!(
+        (plain.status, plain.attempt),
+        (503, Some(1)),
+        "no retry policy, no retry: {plain:?}"
+    );
+
+    let proxy = stage.proxy();
+    let retries = proxy.stat("cluster.svc-a.upstream_rq_retry").await;
+    assert_eq!(
+        retries,
+        Some(3),
+        "cluster.svc-a.upstream_rq_retry counts 1 + 2 retries"
+    );
+    let succeeded = proxy.stat("cluster.svc-a.upstream_rq_retry_success").await;
+    assert_eq!(
+        succeeded,
+        Some(1),
+        "cluster.svc-a.upstream_rq_retry_success"
+    );
+}
+
+/// Sends one request and returns the reply with how long it took.
+async fn timed(stage: &Stage, path: &str, headers: &[(&str, &str)]) -> (Reply, Duration) {
+    let start = Instant::now();
+    let reply = must_send(stage, path, headers).await;
+    (reply, start.elapsed())
+}
+
+/// The route timeout (500 ms) cuts a 3 s answer short with the proxy's own 504. A per-try
+/// timeout (300 ms, one retry, route timeout 5 s) retries a slow first attempt and the fast
+/// second one answers; when every attempt is slow the answer is a 504 after two tries, long
+/// before the route timeout.
+async fn timeouts_answer_504(plane: DataPlane, variant: Variant, backend: Backend) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
+        return;
+    };
+    let a = Upstream::start("a");
+    let rules = json!([
+        { "match": { "path": { "prefix": "/route-timeout/" } },
+          "destinations": [{ "service": "svc-a" }],
+          "timeout": "500ms" },
+        { "match": { "path": { "prefix": "/per-try/" } },
+          "destinations": [{ "service": "svc-a" }],
+          "timeout": "5s",
+          "retries": { "attempts": 1, "per_try_timeout": "300ms", "retry_on": ["5xx"] } },
+        { "match": { "path": { "prefix": "/" } },
+          "destinations": [{ "service": "svc-a" }],
+          "timeout": "5s" }
+    ]);
+    serve_rules(&mut stage, &a, http_service(), rules).await;
+    let slow = [("x-delay-ms", "3000")];
+
+    let (reply, took) = timed(&stage, "/route-timeout/x", &slow).await;
+    assert_eq!(reply.status, 504, "route timeout: {reply:?}");
+    assert_eq!(reply.upstream, None, "the proxy answers itself: {reply:?}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(2500),
+        "a 500 ms route timeout answered after {took:?}"
+    );
+
+    let first_slow = [
+        ("x-test-key", "first-slow"),
+        ("x-delay-ms", "3000"),
+        ("x-delay-attempts", "1"),
+    ];
+    let (reply, took) = timed(&stage, "/per-try/first-slow", &first_slow).await;
+    assert!(
+        reply.from("a"),
+        "the retry after the per-try timeout answers: {reply:?}"
+    );
+    assert_eq!(reply.attempt, Some(2), "{reply:?}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "answered after {took:?}"
+    );
+
+    let all_slow = [("x-test-key", "all-slow"), ("x-delay-ms", "3000")];
+    let (reply, took) = timed(&stage, "/per-try/all-slow", &all_slow).await;
+    assert_eq!(reply.status, 504, "every try timed out: {reply:?}");
+    assert!(
+        took >= Duration::from_millis(550) && took < Duration::from_millis(2500),
+        "two 300 ms tries answered after {took:?} (the route allows 5 s)"
+    );
+
+    let proxy = stage.proxy();
+    let route = proxy.stat("cluster.svc-a.upstream_rq_timeout").await;
+    assert!(
+        route.is_some_and(|n| n >= 1),
+        "cluster.svc-a.upstream_rq_timeout counts the route timeout: {route:?}"
+    );
+    let per_try = proxy
+        .stat("cluster.svc-a.upstream_rq_per_try_timeout")
+        .await;
+    assert_eq!(
+        per_try,
+        Some(3),
+        "cluster.svc-a.upstream_rq_per_try_timeout: one, then two"
+    );
+}
+
+/// A cluster allowing one connection, one pending request and one request at a time. With one
+/// request held at the upstream, five more sent at once: the proxy fails at least four at once
+/// with 503 (overflow) while the held one is still in flight, and the upstream never sees more
+/// than one request at a time. Released, the held one (and a pending one, if the proxy queued
+/// it) answer 200.
+async fn circuit_breaker_rejects_past_the_limit(
+    plane: DataPlane,
+    variant: Variant,
+    backend: Backend,
+) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
+        return;
+    };
+    let a = Upstream::start("a");
+    let spec = json!({ "protocol": "http", "connect_timeout": "1s",
+                       "circuit_breaker": { "max_connections": 1, "max_pending_requests": 1,
+                                            "max_requests": 1, "max_retries": 0 } });
+    let rules = json!([{ "match": { "path": { "prefix": "/" } },
+                         "destinations": [{ "service": "svc-a" }],
+                         "timeout": "20s" }]);
+    serve_rules(&mut stage, &a, spec, rules).await;
+    let port = stage.listener_port;
+
+    let held =
+        tokio::spawn(
+            async move { net::send(&local_client(), port, "/held", &[("x-hold", "1")]).await },
+        );
+    let deadline = Instant::now() + WAIT;
+    while a.held() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the first request never reached a"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let more: Vec<_> = (0..5)
+        .map(|i| {
+            tokio::spawn(async move {
+                let path = format!("/more/{i}");
+                net::send(&local_client(), port, &path, &[]).await
+            })
+        })
+        .collect();
+    // While the first is held, at least four of the five must be refused.
+    let deadline = Instant::now() + WAIT;
+    while more.iter().filter(|t| t.is_finished()).count() < 4 {
+        if Instant::now() > deadline {
+            stage
+                .proxy()
+                .fail("the proxy never refused requests past the limit");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(a.held(), 1, "the upstream holds only the first request");
+    a.release_held();
+
+    let first = held.await.expect("the held request's task");
+    assert!(
+        first.as_ref().is_ok_and(|r| r.from("a")),
+        "the request within the limit succeeds: {first:?}"
+    );
+    let mut refused = 0;
+    let mut answered = 0;
+    for task in more {
+        let reply = task.await.expect("a request task").expect("an HTTP answer");
+        match reply.status {
+            503 => {
+                assert_eq!(
+                    reply.upstream, None,
+                    "the proxy refuses by itself: {reply:?}"
+                );
+                refused += 1;
+            }
+            200 => answered += 1,
+            _ => panic!("only 503 (overflow) or 200 (queued): {reply:?}"),
+        }
+    }
+    assert!(
+        refused >= 4 && refused + answered == 5,
+        "refused {refused}, answered {answered} of 5 past the limit"
+    );
+    assert_eq!(
+        a.max_in_flight(),
+        1,
+        "the upstream never saw two requests at once"
+    );
+    let overflow = stage
+        .proxy()
+        .stat("cluster.svc-a.upstream_rq_pending_overflow")
+        .await;
+    assert_eq!(
+        overflow,
+        Some(refused),
+        "cluster.svc-a.upstream_rq_pending_overflow counts the refusals"
+    );
+}
