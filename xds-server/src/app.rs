@@ -2,8 +2,8 @@
 
 use std::{future::Future, io, path::PathBuf, sync::Arc};
 
-use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::net::TcpListener;
+use xds_core::drain;
 
 use crate::{
     api::{self, AppState},
@@ -11,7 +11,7 @@ use crate::{
     metrics::Metrics,
     status::Registry,
     store::{self, PostgresStore, SqliteStore, Store},
-    xds::{Context, cache::Cache, server::XdsServer},
+    xds::{Context, cache::Cache, server},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -120,22 +120,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "admin API listening on http://{admin_addr}"
     );
 
-    let (drain_tx, drain_rx) = watch::channel(false);
+    let (drain, watch) = drain::channel();
     let draining = move || {
-        let mut rx = drain_rx.clone();
-        async move {
-            let _ = rx.wait_for(|draining| *draining).await;
-        }
+        let mut watch = watch.clone();
+        async move { watch.signaled().await }
     };
-    let xds = XdsServer::new(Context {
+    let ctx = Context {
         cache,
         registry,
         metrics,
-    });
-    let xds_server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .add_routes(xds.routes())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), draining());
+    };
+    let xds_server = server::serve(ctx, xds_listener, draining());
     let admin_server = axum::serve(admin_listener, api::router(state))
         .with_graceful_shutdown(draining())
         .into_future();
@@ -158,7 +153,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     // Ending the mesh watch ends every xDS stream; proxies keep their config and reconnect.
     mesh_task.abort();
-    let _ = drain_tx.send(true);
+    drain.start_drain();
     match tokio::time::timeout(grace, servers).await {
         Ok(result) => result?,
         Err(_) => tracing::warn!("grace period over: closing remaining connections"),

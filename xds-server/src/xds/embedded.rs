@@ -4,9 +4,8 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
-use super::{Context, cache::Cache, server::XdsServer};
+use super::{Context, cache::Cache, server};
 use crate::{metrics::Metrics, status::Registry, store::Store};
 
 /// A running xDS server; stops when dropped.
@@ -42,10 +41,8 @@ impl Embedded {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
-            let serve = tonic::transport::Server::builder()
-                .add_routes(XdsServer::new(ctx).routes())
-                .serve_with_incoming(TcpListenerStream::new(listener));
-            if let Err(e) = serve.await {
+            // Stopped by aborting the task when dropped, so no shutdown signal.
+            if let Err(e) = server::serve(ctx, listener, std::future::pending()).await {
                 tracing::error!(error = %e, "embedded xDS server failed");
             }
         });

@@ -1,5 +1,9 @@
 //! The tonic services: ADS and the per-type CDS, EDS, LDS and RDS, each in SotW and delta.
 //! All of them run the same stream machinery; a per-type service only serves its own type.
+//! [`serve`] is the one place the gRPC server is built, for the binary and the embedded
+//! server alike, so their transport settings cannot drift apart.
+
+use std::{future::Future, time::Duration};
 
 use envoy_types::pb::envoy::service::{
     cluster::v3::cluster_discovery_service_server::{
@@ -21,7 +25,8 @@ use envoy_types::pb::envoy::service::{
         RouteDiscoveryService, RouteDiscoveryServiceServer,
     },
 };
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming, service::Routes};
 
 use super::{
@@ -30,6 +35,24 @@ use super::{
     stream::{self, Context},
 };
 use xds_core::TypeUrl;
+
+/// How often an idle connection is pinged (HTTP/2 PING), so a proxy that vanished without
+/// closing its connection (host gone, network cut) is noticed and its streams and status end.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Serves every xDS service on `listener` until `shutdown` resolves, then stops accepting and
+/// lets open streams end.
+pub async fn serve(
+    ctx: Context,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .add_routes(XdsServer::new(ctx).routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
 
 type SotwStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
 type DeltaStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
