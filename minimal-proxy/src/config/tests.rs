@@ -2,6 +2,7 @@
 //! named by its exact path, and everything xds-server emits today accepted.
 
 mod cluster;
+mod cluster_parts;
 mod endpoint;
 mod listener;
 mod route;
