@@ -3,20 +3,50 @@
 //!
 //! A [`Cluster`] is the runtime object for one `ClusterConfig`: created when CDS delivers the
 //! cluster, its endpoints replaced in place by EDS, dropped when the cluster goes away (which
-//! stops its health checks). Requests pick a [`Host`] with [`Cluster::select`] and send
-//! through [`Cluster::send`], which applies the circuit breakers and pools connections.
+//! stops its health checks, outlier sweeps and DNS refreshes). Requests pick a [`Host`] with
+//! [`Cluster::select`] and send through [`Cluster::send`], which applies the circuit breakers,
+//! pools connections and keeps Envoy's stats.
+//!
+//! # Layout
+//!
+//! - `membership`: the cluster's shared core: hosts by address with their kept state, the
+//!   published [`host_set`] (rebuilt on every change), readiness.
+//! - `host`: a host and its live state; `host_set`: health tiers, panic, locality weights;
+//!   `subset`: label subsets; `lb`: the balancers (round robin, least request, random, ring
+//!   hash, maglev).
+//! - `request`: one request's way (breakers, pool, books); `pool`: per-host connections;
+//!   `circuit_breaker`: the thresholds and their guards.
+//! - `health`: active health checks; `outlier`: consecutive-5xx ejection; `dns`: STRICT_DNS.
 
-// OWNER: the upstream helper fills this module; the signatures below are the contract the
-// HTTP router, the TCP proxy, the xDS client and the admin API are written against.
+mod circuit_breaker;
+mod dns;
+mod health;
+mod host;
+mod host_set;
+mod lb;
+mod membership;
+mod outlier;
+mod pool;
+mod request;
+mod subset;
+#[cfg(test)]
+mod tests;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 
 use crate::{
-    config::{ClusterConfig, LoadAssignment},
+    config::{ClusterConfig, Discovery, LoadAssignment},
     stats::ClusterStats,
 };
+
+pub use circuit_breaker::{ConnectionGuard, RetryGuard};
+pub use host::{Host, HostStatus};
+/// XXH64 as Envoy computes it, for the router's hash policies (so a header value hashes to
+/// the same ring position as behind Envoy).
+pub use lb::xxhash::xxh64;
+use membership::{AbortOnDrop, Shared};
 
 /// Any error a body may carry.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -30,9 +60,12 @@ pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 pub struct LbContext {
     /// From the route's hash policy (ring hash, maglev); `None` picks at random.
     pub hash: Option<u64>,
-    /// The subset the route asks for (`envoy.lb` labels); empty for none.
+    /// The subset the route asks for (`envoy.lb` labels); empty for none. With subsets
+    /// configured, an empty match gets the cluster's fallback policy, as in Envoy.
     pub metadata_match: BTreeMap<String, String>,
-    /// Hosts already tried by earlier attempts of this request, avoided when possible.
+    /// Hosts already tried by earlier attempts of this request: a pick that lands on one is
+    /// tried once more (Envoy's `previous_hosts` retry predicate; leave it empty when the
+    /// route does not ask for that predicate, as Envoy then may pick the same host again).
     pub previous: Vec<SocketAddr>,
 }
 
@@ -41,77 +74,162 @@ pub struct LbContext {
 pub enum Error {
     #[error("no healthy upstream")]
     NoHealthyUpstream,
-    #[error("upstream connect error or disconnect/reset before headers. reset reason: connection failure: {0}")]
+    #[error(
+        "upstream connect error or disconnect/reset before headers. reset reason: connection failure: {0}"
+    )]
     ConnectFailure(String),
-    #[error("upstream connect error or disconnect/reset before headers. reset reason: connection timeout")]
+    #[error(
+        "upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
+    )]
     ConnectTimeout,
     #[error("upstream reset before response headers: {0}")]
     Reset(String),
-    /// A circuit breaker is open; `what` names it (`max_requests`, `max_pending_requests`, …).
+    /// A circuit breaker is open; `what` names it (`max_requests`, `max_pending_requests`,
+    /// `max_connections`).
     #[error("upstream overflow: circuit breaker {0} reached")]
     Overflow(&'static str),
-}
-
-/// One endpoint of a cluster, with its live state (health, outlier ejection, active requests).
-#[derive(Debug)]
-pub struct Host {
-    pub address: SocketAddr,
 }
 
 /// The runtime object for one cluster.
 #[derive(Debug)]
 pub struct Cluster {
-    config: Arc<ClusterConfig>,
-    stats: Arc<ClusterStats>,
+    shared: Arc<Shared>,
+    /// Outlier sweeps and DNS refreshes, stopped with the cluster (health checks stop with
+    /// their hosts, held in `shared`).
+    _tasks: Vec<AbortOnDrop>,
 }
 
 impl Cluster {
-    /// Starts the cluster (and its health checks, if any). Endpoints come from
-    /// [`Cluster::set_assignment`] (EDS) or from the config (static clusters).
+    /// Starts the cluster: static endpoints at once, STRICT_DNS resolution, outlier sweeps, and
+    /// health checks for each host as it arrives. EDS endpoints come from
+    /// [`Cluster::set_assignment`]. Background work needs a Tokio runtime (without one it is
+    /// skipped with a warning).
     pub fn new(config: Arc<ClusterConfig>, stats: Arc<ClusterStats>) -> Arc<Cluster> {
-        Arc::new(Cluster { config, stats })
+        let shared = Arc::new(Shared::new(config.clone(), stats));
+        let mut tasks = Vec::new();
+        if let Some(outlier) = config.outlier_detection {
+            let weak = Arc::downgrade(&shared);
+            tasks.extend(membership::spawn("outlier detection", async move {
+                loop {
+                    tokio::time::sleep(outlier.interval).await;
+                    let Some(shared) = weak.upgrade() else { return };
+                    shared.outlier_sweep();
+                }
+            }));
+        }
+        match &config.discovery {
+            Discovery::Static(assignment) => shared.apply_assignment(assignment),
+            Discovery::StrictDns {
+                assignment,
+                refresh,
+                family,
+            } => tasks.extend(membership::spawn(
+                "DNS resolution",
+                dns::run(
+                    Arc::downgrade(&shared),
+                    assignment.clone(),
+                    *refresh,
+                    *family,
+                ),
+            )),
+            Discovery::Eds { .. } => {}
+        }
+        Arc::new(Cluster {
+            shared,
+            _tasks: tasks,
+        })
     }
 
     pub fn name(&self) -> &str {
-        &self.config.name
+        &self.shared.config.name
     }
 
     pub fn config(&self) -> &Arc<ClusterConfig> {
-        &self.config
+        &self.shared.config
     }
 
     pub fn stats(&self) -> &Arc<ClusterStats> {
-        &self.stats
+        &self.shared.stats
     }
 
     /// Replaces the endpoints; hosts that stay keep their health, outlier state and pools.
-    pub fn set_assignment(&self, _assignment: &LoadAssignment) {}
+    /// (EDS update counters are the xDS client's to keep.)
+    pub fn set_assignment(&self, assignment: &LoadAssignment) {
+        self.shared.apply_assignment(assignment);
+    }
 
-    /// Picks a host for one request.
-    pub fn select(&self, _ctx: &LbContext) -> Result<Arc<Host>, Error> {
-        Err(Error::NoHealthyUpstream)
+    /// Resolves once the cluster has its endpoints (static, first DNS answer, or first
+    /// [`Cluster::set_assignment`]) and every host has had its first health check: Envoy
+    /// holds a cluster warming until then.
+    pub async fn ready(&self) {
+        self.shared.ready().await;
+    }
+
+    /// Picks a host for one request. Lock-free: one atomic load of the current host set.
+    /// `Error::NoHealthyUpstream` (counted in `upstream_cx_none_healthy`) when there is none.
+    pub fn select(&self, ctx: &LbContext) -> Result<Arc<Host>, Error> {
+        let stats = &self.shared.stats;
+        self.shared
+            .host_set
+            .load()
+            .select(ctx, stats)
+            .ok_or_else(|| {
+                stats.upstream_cx_none_healthy.inc();
+                Error::NoHealthyUpstream
+            })
     }
 
     /// Sends one request to `host` through the cluster's pool; counts it, applies the circuit
-    /// breakers, and feeds outlier detection with the outcome.
+    /// breakers, and feeds outlier detection with the outcome (a connect failure or reset
+    /// counts as a 503).
+    ///
+    /// The request may carry an origin-form or absolute URI; the caller keeps the downstream
+    /// `Host` header (HTTP/1) or `:authority` (the URI's authority, HTTP/2) as Envoy forwards
+    /// it. The connection always goes to `host.address`; for an HTTP/1.1 cluster the target is
+    /// sent in origin form with that `Host` (the URI's authority or the host's address when
+    /// there is none); for an HTTP/2 cluster `:authority` is the URI's authority, else the
+    /// `Host` header (removed), else the host's address. Hop-by-hop headers are the caller's
+    /// to strip.
+    ///
+    /// Stats: `upstream_rq_total` and `_active` (HTTP/1.1: active until the response body is
+    /// read; HTTP/2: until the response head), `upstream_rq_<code>`/`_<class>xx`/`_completed`
+    /// (a reset, connect failure or overflow is charged as 503), `upstream_rq_time` (to the
+    /// response head), the pending and connection counters, and the host's counters. Dropping
+    /// the future (a timeout) drops the request; then call [`Cluster::report_timeout`].
     pub async fn send(
         &self,
-        _host: &Arc<Host>,
-        _request: http::Request<Body>,
+        host: &Arc<Host>,
+        request: http::Request<Body>,
     ) -> Result<http::Response<hyper::body::Incoming>, Error> {
-        Err(Error::NoHealthyUpstream)
+        request::send(&self.shared, host, request).await
     }
 
     /// A TCP connection to `host` (TCP proxy), within the connect timeout and the
     /// `max_connections` breaker; the guard keeps the connection counted until dropped.
     pub async fn connect(
         &self,
-        _host: &Arc<Host>,
+        host: &Arc<Host>,
     ) -> Result<(tokio::net::TcpStream, ConnectionGuard), Error> {
-        Err(Error::NoHealthyUpstream)
+        request::connect(&self.shared, host).await
+    }
+
+    /// A retry slot under `max_retries`, held for the retry's duration; `None` when the
+    /// breaker is open (counted in `upstream_rq_retry_overflow`). `upstream_rq_retry` and
+    /// `_retry_success` are the router's to count.
+    pub fn try_retry(&self) -> Option<RetryGuard> {
+        self.shared.breakers.try_retry()
+    }
+
+    /// The router gave up waiting for `host` (route or per-try timeout): charged as Envoy
+    /// does, a 504 for the cluster's code stats, the host's `rq_timeout` and `rq_error`, and
+    /// outlier detection. (`upstream_rq_timeout` / `_per_try_timeout` are the router's.)
+    pub fn report_timeout(&self, host: &Arc<Host>) {
+        host.state.stats.rq_timeout.inc();
+        request::charge(&self.shared, host, 504, true);
+    }
+
+    /// Every host with its health and counters, for the admin `/clusters` page.
+    pub fn host_statuses(&self) -> Vec<HostStatus> {
+        self.shared.host_statuses()
     }
 }
-
-/// Counts an open upstream connection against `max_connections` until dropped.
-#[derive(Debug)]
-pub struct ConnectionGuard {}

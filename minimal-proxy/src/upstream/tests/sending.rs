@@ -1,0 +1,243 @@
+//! Sending through the pools: keep-alive, HTTP/2, the Host header, connect errors and
+//! timeouts, circuit breakers, and the stats they keep.
+
+use super::*;
+use crate::{config::UpstreamProtocol, upstream::Error};
+
+fn one_host(upstream: SocketAddr) -> ClusterConfig {
+    config(
+        LbPolicy::RoundRobin,
+        assignment(vec![endpoint(upstream, 1)]),
+    )
+}
+
+#[tokio::test]
+async fn http1_reuses_a_kept_alive_connection_and_counts() {
+    let up = Upstream::start("a").await;
+    let c = cluster(one_host(up.address));
+    let host = host_at(&c, up.address);
+    for _ in 0..5 {
+        assert_eq!(send(&c, &host).await.unwrap(), (200, "a".to_string()));
+    }
+    assert_eq!(up.connections.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        *up.last_authority.lock().unwrap(),
+        "web.test",
+        "downstream Host kept"
+    );
+    let s = c.stats();
+    assert_eq!(s.upstream_rq_total.get(), 5);
+    assert_eq!(s.upstream_rq_code.get(200), 5);
+    assert_eq!(s.upstream_rq_xx[2].get(), 5);
+    assert_eq!(s.upstream_rq_completed.get(), 5);
+    assert_eq!(
+        (s.upstream_cx_total.get(), s.upstream_cx_http1_total.get()),
+        (1, 1)
+    );
+    eventually(Duration::from_secs(5), || s.upstream_rq_active.get() == 0).await;
+    let status = &c.host_statuses()[0];
+    assert_eq!(
+        (status.rq_total, status.rq_success, status.cx_active),
+        (5, 5, 1)
+    );
+}
+
+#[tokio::test]
+async fn without_a_host_header_the_hosts_address_is_sent() {
+    let up = Upstream::start("a").await;
+    let c = cluster(one_host(up.address));
+    let host = host_at(&c, up.address);
+    let request = Request::get("/x")
+        .body(BoxBody::new(Empty::new().map_err(|e| match e {})))
+        .unwrap();
+    let response = c.send(&host, request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(*up.last_authority.lock().unwrap(), up.address.to_string());
+}
+
+#[tokio::test]
+async fn http2_multiplexes_on_one_connection_with_the_downstream_authority() {
+    let up = Upstream::start("h2").await;
+    let mut config = one_host(up.address);
+    config.protocol = UpstreamProtocol::Http2;
+    let c = cluster(config);
+    let host = host_at(&c, up.address);
+    let sends = (0..10).map(|_| send(&c, &host));
+    for result in futures::future::join_all(sends).await {
+        assert_eq!(result.unwrap(), (200, "h2".to_string()));
+    }
+    assert_eq!(up.connections.load(Ordering::Relaxed), 1);
+    assert_eq!(*up.last_authority.lock().unwrap(), "web.test");
+    assert_eq!(c.stats().upstream_cx_http2_total.get(), 1);
+    assert_eq!(c.stats().upstream_rq_total.get(), 10);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_connect_failure_charged_as_503() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let c = cluster(one_host(closed));
+    let host = host_at(&c, closed);
+    assert!(matches!(
+        send(&c, &host).await,
+        Err(Error::ConnectFailure(_))
+    ));
+    let s = c.stats();
+    assert_eq!(
+        (s.upstream_cx_connect_fail.get(), s.upstream_cx_active.get()),
+        (1, 0)
+    );
+    assert_eq!(s.upstream_rq_code.get(503), 1);
+    assert_eq!(
+        s.upstream_rq_total.get(),
+        0,
+        "no request reached a connection"
+    );
+    let status = &c.host_statuses()[0];
+    assert_eq!((status.cx_connect_fail, status.rq_error), (1, 1));
+}
+
+#[tokio::test]
+async fn an_unanswered_connect_times_out() {
+    // A listener whose accept queue is full: further handshakes get no answer.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(addr(0)).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(100),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let mut config = one_host(address);
+    config.connect_timeout = Duration::from_millis(200);
+    let c = cluster(config);
+    let host = host_at(&c, address);
+    let started = std::time::Instant::now();
+    assert!(matches!(send(&c, &host).await, Err(Error::ConnectTimeout)));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(c.stats().upstream_cx_connect_timeout.get(), 1);
+    assert_eq!(c.stats().upstream_cx_connect_fail.get(), 1);
+}
+
+#[tokio::test]
+async fn max_requests_refuses_beyond_the_active_limit() {
+    let hold = Arc::new(Semaphore::new(0));
+    let up = Upstream::holding("slow", hold.clone()).await;
+    let mut config = one_host(up.address);
+    config.circuit_breakers.max_requests = 1;
+    let c = cluster(config);
+    let host = host_at(&c, up.address);
+    let first = {
+        let (c, h) = (c.clone(), host.clone());
+        tokio::spawn(async move { send(&c, &h).await })
+    };
+    eventually(Duration::from_secs(5), || up.requests() == 1).await;
+    assert!(matches!(
+        send(&c, &host).await,
+        Err(Error::Overflow("max_requests"))
+    ));
+    let s = c.stats();
+    assert_eq!(s.upstream_rq_pending_overflow.get(), 1);
+    assert_eq!(s.circuit_breakers_rq_open.get(), 1);
+    hold.add_permits(1);
+    assert_eq!(first.await.unwrap().unwrap().0, 200);
+    eventually(Duration::from_secs(5), || {
+        s.circuit_breakers_rq_open.get() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn max_connections_queues_and_max_pending_refuses() {
+    let hold = Arc::new(Semaphore::new(0));
+    let up = Upstream::holding("slow", hold.clone()).await;
+    let mut config = one_host(up.address);
+    config.circuit_breakers.max_connections = 1;
+    config.circuit_breakers.max_pending_requests = 1;
+    let c = cluster(config);
+    let host = host_at(&c, up.address);
+    let spawn = || {
+        let (c, h) = (c.clone(), host.clone());
+        tokio::spawn(async move { send(&c, &h).await })
+    };
+    let first = spawn();
+    eventually(Duration::from_secs(5), || up.requests() == 1).await;
+    // No connection free and none may be opened: the second waits, pending.
+    let second = spawn();
+    let s = c.stats();
+    eventually(Duration::from_secs(5), || {
+        s.upstream_rq_pending_active.get() == 1
+    })
+    .await;
+    assert!(s.upstream_cx_overflow.get() >= 1);
+    // The pending queue is full.
+    assert!(matches!(
+        send(&c, &host).await,
+        Err(Error::Overflow("max_pending_requests"))
+    ));
+    hold.add_permits(2);
+    assert_eq!(first.await.unwrap().unwrap().0, 200);
+    assert_eq!(second.await.unwrap().unwrap().0, 200);
+    assert_eq!(
+        up.connections.load(Ordering::Relaxed),
+        1,
+        "the second reused the first's"
+    );
+    assert_eq!(s.upstream_rq_pending_overflow.get(), 1);
+}
+
+#[tokio::test]
+async fn tcp_connections_count_against_max_connections() {
+    let up = Upstream::start("tcp").await;
+    let mut config = one_host(up.address);
+    config.circuit_breakers.max_connections = 1;
+    let c = cluster(config);
+    let host = host_at(&c, up.address);
+    let (_stream, guard) = c.connect(&host).await.unwrap();
+    assert!(matches!(
+        c.connect(&host).await,
+        Err(Error::Overflow("max_connections"))
+    ));
+    let s = c.stats();
+    assert_eq!(
+        (s.upstream_cx_overflow.get(), s.upstream_cx_active.get()),
+        (1, 1)
+    );
+    assert_eq!(s.circuit_breakers_cx_open.get(), 1);
+    drop(guard);
+    assert_eq!(s.upstream_cx_active.get(), 0);
+    assert!(c.connect(&host).await.is_ok());
+    assert_eq!(s.upstream_cx_total.get(), 2);
+}
+
+#[test]
+fn max_retries_hands_out_slots_until_they_come_back() {
+    let mut config = one_host(addr(1));
+    config.circuit_breakers.max_retries = 1;
+    let c = cluster(config);
+    let retry = c.try_retry().expect("one slot");
+    assert!(c.try_retry().is_none());
+    assert_eq!(c.stats().upstream_rq_retry_overflow.get(), 1);
+    assert_eq!(c.stats().circuit_breakers_rq_retry_open.get(), 1);
+    drop(retry);
+    assert!(c.try_retry().is_some());
+}
+
+#[test]
+fn a_timeout_is_charged_as_504() {
+    let c = cluster(one_host(addr(1)));
+    let host = host_at(&c, addr(1));
+    c.report_timeout(&host);
+    assert_eq!(c.stats().upstream_rq_code.get(504), 1);
+    let status = &c.host_statuses()[0];
+    assert_eq!((status.rq_timeout, status.rq_error), (1, 1));
+}
