@@ -6,6 +6,7 @@ mod cluster_parts;
 mod endpoint;
 mod listener;
 mod route;
+mod route_action;
 mod xds_server;
 
 use std::fmt::Debug;
