@@ -136,17 +136,9 @@ impl Listeners {
 }
 
 impl ListenerSink for Listeners {
-    fn apply(
-        &self,
-        listeners: Vec<ListenerConfig>,
-    ) -> impl std::future::Future<Output = Vec<Rejection>> + Send {
-        async move {
-            let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
-            tracing::warn!(
-                ?names,
-                "listener manager not built yet: listeners not started"
-            );
-            Vec::new()
-        }
+    async fn apply(&self, listeners: Vec<ListenerConfig>) -> Vec<Rejection> {
+        let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+        tracing::warn!(?names, "listener manager not built yet: listeners not started");
+        Vec::new()
     }
 }

@@ -151,6 +151,17 @@ impl Outgoing {
         }
     }
 
+    /// Folds a subscription change of the same type into this answer: SotW answers already
+    /// list the current names; Delta's carry the (un)subscriptions.
+    fn absorb(&mut self, other: &Outgoing) {
+        if let (Outgoing::Delta(mine), Outgoing::Delta(theirs)) = (self, other) {
+            mine.resource_names_subscribe
+                .extend(theirs.resource_names_subscribe.iter().cloned());
+            mine.resource_names_unsubscribe
+                .extend(theirs.resource_names_unsubscribe.iter().cloned());
+        }
+    }
+
     fn set_node(&mut self, node: Node) {
         match self {
             Outgoing::Sotw(r) => r.node = Some(node),

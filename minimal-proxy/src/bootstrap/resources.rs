@@ -117,11 +117,29 @@ fn decode_with_descriptors<M: Message + Default>(
         .ok_or_else(|| Error::field(path, format!("no descriptor for {type_url}")))?;
     let mut track = serde_path_to_error::Track::new();
     let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
-    let message = descriptor
-        .deserialize(deserializer)
-        .map_err(|e| Error::field(join(path, &track.path().to_string()), e.to_string()))?;
+    let message = descriptor.deserialize(deserializer).map_err(|e| {
+        let at = join(path, &track.path().to_string());
+        let message = e.to_string();
+        match message
+            .strip_prefix("unrecognized field name '")
+            .and_then(|rest| rest.split_once('\''))
+        {
+            Some((field, _)) => Error::field(
+                join(&at, field),
+                format!(
+                    "not a field of Envoy's {} (check the spelling)",
+                    descriptor_name(type_url)
+                ),
+            ),
+            None => Error::field(at, message),
+        }
+    })?;
     M::decode(message.encode_to_vec().as_slice())
         .map_err(|e| Error::field(path, format!("does not decode as {type_url}: {e}")))
+}
+
+fn descriptor_name(type_url: &str) -> &str {
+    type_url.rsplit('/').next().unwrap_or(type_url)
 }
 
 /// The typed fast path: `None` when the cluster has more than [`raw::XdsCluster`] covers.

@@ -222,6 +222,15 @@ impl Engine {
         let refused = self.restore(refused);
         let mut out = self.refresh_names();
         if let Some(p) = self.pending.take() {
+            // A change of this type's names rides on its answer (one request, fresh nonce).
+            let mut riders = Vec::new();
+            out.retain(|o| {
+                let same = o.type_url() == p.type_url;
+                if same {
+                    riders.push(o.clone());
+                }
+                !same
+            });
             let mut rejected = p.outcome.rejected;
             if p.type_url == TypeUrl::Listener {
                 rejected.extend(refused);
@@ -230,13 +239,15 @@ impl Engine {
             }
             if let Some(sub) = self.subs.get_mut(&p.type_url) {
                 let (accepted, removed) = (&p.outcome.accepted, &p.outcome.removed);
-                out.push(if rejected.is_empty() {
+                let mut answer = if rejected.is_empty() {
                     sub.ack(&p.nonce, &p.version, accepted, removed)
                 } else {
                     let message = describe(&rejected);
                     tracing::warn!(type_url = %p.type_url, %message, "rejecting xDS update");
                     sub.nack(&p.nonce, &message, accepted, removed)
-                });
+                };
+                riders.iter().for_each(|r| answer.absorb(r));
+                out.push(answer);
             }
         } else if !refused.is_empty() {
             tracing::warn!(refused = %describe(&refused), "listeners refused by the listener manager");
