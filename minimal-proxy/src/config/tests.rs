@@ -5,6 +5,7 @@ mod cluster;
 mod cluster_parts;
 mod endpoint;
 mod listener;
+mod listener_parts;
 mod route;
 mod route_action;
 mod xds_server;
