@@ -22,7 +22,7 @@ pub mod route_table;
 mod router;
 mod server;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::{net::SocketAddr, sync::Arc, sync::atomic::AtomicBool};
 

@@ -84,7 +84,7 @@ impl Manager {
                 state
                     .draining
                     .push(active.generation.drain(self.drain_time));
-                spare.insert(active.config.address, active.socket);
+                spare.insert(active.local_addr, active.socket);
             }
         }
 
@@ -113,7 +113,11 @@ impl Manager {
             };
             let old = state.active.remove(&config.name);
             let socket = match &old {
-                Some(old) if old.config.address == config.address => Ok(old.socket.clone()),
+                Some(old)
+                    if old.config.address == config.address || old.local_addr == config.address =>
+                {
+                    Ok(old.socket.clone())
+                }
                 _ => match spare.remove(&config.address) {
                     Some(socket) => Ok(socket),
                     None => TcpListener::bind(config.address).await.map(Arc::new),

@@ -49,8 +49,17 @@ enum Kind {
 pub struct Completion {
     pub start: Instant,
     pub stats: Arc<HttpStats>,
-    /// With the record to complete, when the listener writes access logs.
-    pub log: Option<(Arc<AccessLogs>, Box<Record>, Option<Arc<AtomicU64>>)>,
+    /// When the listener writes access logs.
+    pub log: Option<PendingLog>,
+}
+
+/// A request's access log record, completed when the response ends.
+#[derive(Debug)]
+pub struct PendingLog {
+    pub logs: Arc<AccessLogs>,
+    pub record: Box<Record>,
+    /// The request body's byte count, when it was streamed upstream.
+    pub received: Option<Arc<AtomicU64>>,
 }
 
 impl ResponseBody {
@@ -87,7 +96,12 @@ impl ResponseBody {
         let elapsed = c.start.elapsed();
         c.stats.downstream_rq_time.observe(elapsed);
         c.stats.downstream_rq_active.dec();
-        if let Some((logs, mut record, received)) = c.log {
+        if let Some(PendingLog {
+            logs,
+            mut record,
+            received,
+        }) = c.log
+        {
             record.duration = elapsed;
             record.bytes_sent = self.bytes_sent;
             record.flags.insert(flags);

@@ -6,37 +6,21 @@ use std::net::SocketAddr;
 
 use http::{HeaderMap, header::COOKIE};
 
-use crate::config::{HashPolicy, HashPolicyKind};
+use crate::{
+    config::{HashPolicy, HashPolicyKind},
+    upstream::xxh64,
+};
 
 /// The hash of a request under `policies`; `None` when no policy yields a value (the load
-/// balancer then picks at random, as Envoy does).
+/// balancer then picks at random, as Envoy does). Values hash with XXH64 exactly as Envoy's
+/// do, so a key lands on the same ring position behind either proxy.
 pub fn compute(policies: &[HashPolicy], headers: &HeaderMap, peer: SocketAddr) -> Option<u64> {
     let mut hash: Option<u64> = None;
     for policy in policies {
         let value = match &policy.kind {
-            HashPolicyKind::Header(name) => {
-                let mut values = headers.get_all(name.as_str()).iter().peekable();
-                values.peek().is_some().then(|| {
-                    let mut h = Fnv::default();
-                    for v in values {
-                        h.write(v.as_bytes());
-                    }
-                    h.finish()
-                })
-            }
-            HashPolicyKind::Cookie(name) => cookie(headers, name).map(|v| {
-                let mut h = Fnv::default();
-                h.write(v.as_bytes());
-                h.finish()
-            }),
-            HashPolicyKind::SourceIp => {
-                let mut h = Fnv::default();
-                match peer.ip() {
-                    std::net::IpAddr::V4(ip) => h.write(&ip.octets()),
-                    std::net::IpAddr::V6(ip) => h.write(&ip.octets()),
-                }
-                Some(h.finish())
-            }
+            HashPolicyKind::Header(name) => header(headers, name),
+            HashPolicyKind::Cookie(name) => cookie(headers, name).map(|v| xxh64(v.as_bytes(), 0)),
+            HashPolicyKind::SourceIp => Some(xxh64(peer.ip().to_string().as_bytes(), 0)),
         };
         if let Some(value) = value {
             hash = Some(hash.map_or(value, |prev| prev.rotate_left(1) ^ value));
@@ -46,6 +30,23 @@ pub fn compute(policies: &[HashPolicy], headers: &HeaderMap, peer: SocketAddr) -
         }
     }
     hash
+}
+
+/// Envoy's header hash: the values sorted (so their order does not matter), each hashed with
+/// the previous hash as seed.
+fn header(headers: &HeaderMap, name: &str) -> Option<u64> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(xxh64(first.as_bytes(), 0));
+    };
+    let mut all: Vec<&[u8]> = [first, second]
+        .into_iter()
+        .chain(values)
+        .map(|v| v.as_bytes())
+        .collect();
+    all.sort_unstable();
+    Some(all.iter().fold(0, |seed, v| xxh64(v, seed)))
 }
 
 /// The value of cookie `name` in the request's `cookie` headers.
@@ -58,33 +59,6 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"'))
-}
-
-/// FNV-1a 64 with a final avalanche (splitmix64), stable across processes so every replica
-/// of the proxy hashes a request alike.
-#[derive(Debug)]
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        let mut z = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 #[cfg(test)]
@@ -115,6 +89,19 @@ mod tests {
         let c = compute(&cookie, &h, peer).unwrap();
         assert_eq!(compute(&cookie, &h2, peer), Some(c));
         assert_eq!(compute(&ip, &h, peer), compute(&ip, &h2, other_port));
+        // Envoy's values: XXH64 of the value; the order of repeated headers does not matter.
+        assert_eq!(a, xxh64(b"alice", 0));
+        assert_eq!(compute(&ip, &h, peer), Some(xxh64(b"127.0.0.1", 0)));
+        let mut twice = HeaderMap::new();
+        twice.append("x-user", HeaderValue::from_static("b"));
+        twice.append("x-user", HeaderValue::from_static("a"));
+        let mut reversed = HeaderMap::new();
+        reversed.append("x-user", HeaderValue::from_static("a"));
+        reversed.append("x-user", HeaderValue::from_static("b"));
+        assert_eq!(
+            compute(&header, &twice, peer),
+            compute(&header, &reversed, peer)
+        );
         // Nothing to hash: no hash at all.
         let missing = [policy(HashPolicyKind::Header("x-none".into()), true)];
         assert_eq!(compute(&missing, &h, peer), None);

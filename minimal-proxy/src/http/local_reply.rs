@@ -9,7 +9,7 @@ use crate::{access_log::ResponseFlags, upstream::Error};
 
 /// Why the proxy answers a forwarded request itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
+pub enum LocalReply {
     /// No virtual host or route: 404, empty (`no_route`).
     NoRoute,
     /// The route's cluster is not in the snapshot: 503, empty (`no_cluster`).
@@ -25,36 +25,36 @@ pub enum Failure {
     Timeout,
 }
 
-impl Failure {
+impl LocalReply {
     /// The failure an upstream error stands for.
-    pub fn from_error(error: &Error) -> Failure {
+    pub fn from_error(error: &Error) -> LocalReply {
         match error {
-            Error::NoHealthyUpstream => Failure::NoHealthyUpstream,
-            Error::ConnectFailure(_) => Failure::ConnectFailure,
-            Error::ConnectTimeout => Failure::ConnectTimeout,
-            Error::Reset(_) => Failure::Reset,
-            Error::Overflow(_) => Failure::Overflow,
+            Error::NoHealthyUpstream => LocalReply::NoHealthyUpstream,
+            Error::ConnectFailure(_) => LocalReply::ConnectFailure,
+            Error::ConnectTimeout => LocalReply::ConnectTimeout,
+            Error::Reset(_) => LocalReply::Reset,
+            Error::Overflow(_) => LocalReply::Overflow,
         }
     }
 
     pub fn flags(self) -> ResponseFlags {
         match self {
-            Failure::NoRoute => ResponseFlags::NO_ROUTE,
-            Failure::NoCluster => ResponseFlags::NO_CLUSTER,
-            Failure::NoHealthyUpstream => ResponseFlags::NO_HEALTHY_UPSTREAM,
-            Failure::ConnectFailure | Failure::ConnectTimeout => {
+            LocalReply::NoRoute => ResponseFlags::NO_ROUTE,
+            LocalReply::NoCluster => ResponseFlags::NO_CLUSTER,
+            LocalReply::NoHealthyUpstream => ResponseFlags::NO_HEALTHY_UPSTREAM,
+            LocalReply::ConnectFailure | LocalReply::ConnectTimeout => {
                 ResponseFlags::UPSTREAM_CONNECT_FAILURE
             }
-            Failure::Reset => ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
-            Failure::Overflow => ResponseFlags::UPSTREAM_OVERFLOW,
-            Failure::Timeout => ResponseFlags::UPSTREAM_TIMEOUT,
+            LocalReply::Reset => ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
+            LocalReply::Overflow => ResponseFlags::UPSTREAM_OVERFLOW,
+            LocalReply::Timeout => ResponseFlags::UPSTREAM_TIMEOUT,
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
-            Failure::NoRoute => StatusCode::NOT_FOUND,
-            Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            LocalReply::NoRoute => StatusCode::NOT_FOUND,
+            LocalReply::Timeout => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -62,23 +62,23 @@ impl Failure {
     /// Envoy's body for this failure; `retried` says whether earlier attempts were made.
     fn body(self, retried: bool) -> &'static str {
         match (self, retried) {
-            (Failure::NoRoute | Failure::NoCluster, _) => "",
-            (Failure::NoHealthyUpstream, _) => "no healthy upstream",
-            (Failure::Timeout, _) => "upstream request timeout",
-            (Failure::ConnectFailure, false) => bodies::CONNECT,
-            (Failure::ConnectFailure, true) => bodies::CONNECT_RETRIED,
-            (Failure::ConnectTimeout, false) => bodies::TIMEOUT,
-            (Failure::ConnectTimeout, true) => bodies::TIMEOUT_RETRIED,
-            (Failure::Reset, false) => bodies::RESET,
-            (Failure::Reset, true) => bodies::RESET_RETRIED,
-            (Failure::Overflow, _) => bodies::OVERFLOW,
+            (LocalReply::NoRoute | LocalReply::NoCluster, _) => "",
+            (LocalReply::NoHealthyUpstream, _) => "no healthy upstream",
+            (LocalReply::Timeout, _) => "upstream request timeout",
+            (LocalReply::ConnectFailure, false) => bodies::CONNECT,
+            (LocalReply::ConnectFailure, true) => bodies::CONNECT_RETRIED,
+            (LocalReply::ConnectTimeout, false) => bodies::TIMEOUT,
+            (LocalReply::ConnectTimeout, true) => bodies::TIMEOUT_RETRIED,
+            (LocalReply::Reset, false) => bodies::RESET,
+            (LocalReply::Reset, true) => bodies::RESET_RETRIED,
+            (LocalReply::Overflow, _) => bodies::OVERFLOW,
         }
     }
 
     /// The local reply for this failure.
-    pub fn reply(self, retried: bool) -> Response<ResponseBody> {
+    pub fn response(self, retried: bool) -> Response<ResponseBody> {
         let mut response = text(self.status(), self.body(retried));
-        if self == Failure::Overflow {
+        if self == LocalReply::Overflow {
             response
                 .headers_mut()
                 .insert(X_ENVOY_OVERLOADED.clone(), HeaderValue::from_static("true"));
@@ -127,23 +127,23 @@ mod tests {
     #[test]
     fn bodies_are_envoys() {
         assert_eq!(
-            Failure::ConnectFailure.body(false),
+            LocalReply::ConnectFailure.body(false),
             "upstream connect error or disconnect/reset before headers. reset reason: remote \
              connection failure"
         );
         assert_eq!(
-            Failure::Reset.body(true),
+            LocalReply::Reset.body(true),
             "upstream connect error or disconnect/reset before headers. retried and the latest \
              reset reason: connection termination"
         );
-        assert_eq!(Failure::ConnectFailure.body(false).len(), 98);
-        assert_eq!(Failure::ConnectFailure.body(true).len(), 121);
-        assert_eq!(Failure::Reset.body(false).len(), 95);
-        assert_eq!(Failure::Reset.body(true).len(), 118);
-        let overloaded = Failure::Overflow.reply(false);
+        assert_eq!(LocalReply::ConnectFailure.body(false).len(), 98);
+        assert_eq!(LocalReply::ConnectFailure.body(true).len(), 121);
+        assert_eq!(LocalReply::Reset.body(false).len(), 95);
+        assert_eq!(LocalReply::Reset.body(true).len(), 118);
+        let overloaded = LocalReply::Overflow.response(false);
         assert_eq!(overloaded.status(), 503);
         assert_eq!(overloaded.headers()[X_ENVOY_OVERLOADED.clone()], "true");
-        let no_route = Failure::NoRoute.reply(false);
+        let no_route = LocalReply::NoRoute.response(false);
         assert_eq!(no_route.status(), 404);
         assert!(no_route.headers().get(CONTENT_TYPE).is_none());
     }

@@ -95,7 +95,7 @@ enum HeaderTarget {
 /// What a matched route does.
 #[derive(Debug)]
 pub enum Action {
-    Forward(ForwardAction),
+    Forward(Box<ForwardAction>),
     /// Answered by the proxy.
     Direct {
         status: StatusCode,
@@ -262,7 +262,7 @@ impl CompiledRoute {
                     PathMatch::Prefix(p) | PathMatch::Exact(p) => p.len(),
                     PathMatch::Regex(_) => 0,
                 };
-                Action::Forward(ForwardAction {
+                Action::Forward(Box::new(ForwardAction {
                     targets: Targets::new(&forward.target),
                     prefix_rewrite: forward
                         .prefix_rewrite
@@ -271,7 +271,7 @@ impl CompiledRoute {
                     timeout: forward.timeout,
                     retry: forward.retry.clone(),
                     hash_policy: forward.hash_policy.clone(),
-                })
+                }))
             }
         };
         CompiledRoute {

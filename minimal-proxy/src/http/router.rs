@@ -22,7 +22,7 @@ use super::{
     Downstream,
     body::{Counted, Replay, ResponseBody},
     hash, headers,
-    local_reply::Failure,
+    local_reply::LocalReply,
     retry::{Outcome, Retries},
     route_table::{CompiledRoute, ForwardAction, Target},
 };
@@ -71,7 +71,7 @@ pub async fn forward(
     let Some(cluster) = snapshot.clusters.get(&target.cluster) else {
         stats.no_cluster.inc();
         exchange.flags.insert(ResponseFlags::NO_CLUSTER);
-        return Failure::NoCluster.reply(false);
+        return LocalReply::NoCluster.response(false);
     };
     if exchange.logging {
         exchange.upstream_cluster = Some(target.cluster.clone());
@@ -157,16 +157,21 @@ impl Call<'_> {
         loop {
             let host = match self.cluster.select(&self.lb) {
                 Ok(host) => host,
-                Err(e) => return self.fail(Failure::from_error(&e)),
+                Err(e) => return self.fail(LocalReply::from_error(&e)),
             };
             if self.exchange.logging {
                 self.exchange.upstream_host = Some(host.address);
             }
             let mut request = self.attempt_request();
-            let remaining = self
-                .action
-                .timeout
-                .map(|t| t.saturating_sub(start.elapsed()));
+            // Envoy announces the whole route timeout on the first attempt, what is left of it
+            // on retries.
+            let remaining = match self.retries.done() {
+                0 => self.action.timeout,
+                _ => self
+                    .action
+                    .timeout
+                    .map(|t| t.saturating_sub(start.elapsed())),
+            };
             if let Some(expected) = min_some(remaining, per_try) {
                 headers::set_expected_timeout(request.headers_mut(), expected);
             }
@@ -181,10 +186,12 @@ impl Call<'_> {
             let (outcome, result) = match attempt {
                 Attempt::RouteTimeout => {
                     stats.upstream_rq_timeout.inc();
-                    return self.fail(Failure::Timeout);
+                    self.cluster.report_timeout(&host);
+                    return self.fail(LocalReply::Timeout);
                 }
                 Attempt::PerTryTimeout => {
                     stats.upstream_rq_per_try_timeout.inc();
+                    self.cluster.report_timeout(&host);
                     (Outcome::PerTryTimeout, None)
                 }
                 Attempt::Done(Ok(response)) => (
@@ -199,12 +206,9 @@ impl Call<'_> {
                 RequestBody::Once(_) => false,
                 RequestBody::Replay(r) => r.can_replay(),
             };
+            // The cluster's retry budget (`max_retries`); it counts its own overflow.
             let permit = if covered && self.retries.remaining() && replayable {
-                let permit = retry_permit(self.cluster);
-                if permit.is_none() {
-                    stats.upstream_rq_retry_overflow.inc();
-                }
-                permit
+                self.cluster.try_retry()
             } else {
                 None
             };
@@ -221,20 +225,19 @@ impl Call<'_> {
                         }
                         self.respond(response, sent_at)
                     }
-                    Some(Err(e)) => self.fail(Failure::from_error(&e)),
-                    None => self.fail(Failure::Timeout),
+                    Some(Err(e)) => self.fail(LocalReply::from_error(&e)),
+                    None => self.fail(LocalReply::Timeout),
                 };
             };
             // Retry: drop this attempt's response, wait the backoff (within the deadline).
             drop(result);
             stats.upstream_rq_retry.inc();
-            self.lb.previous.push(host.address);
             let backoff = self.retries.next_backoff();
             tokio::select! {
                 biased;
                 _ = until(&mut self.deadline) => {
                     stats.upstream_rq_timeout.inc();
-                    return self.fail(Failure::Timeout);
+                    return self.fail(LocalReply::Timeout);
                 }
                 _ = tokio::time::sleep(backoff) => {}
             }
@@ -265,9 +268,9 @@ impl Call<'_> {
     }
 
     /// The local reply for a failure, with its flag.
-    fn fail(&mut self, failure: Failure) -> Response<ResponseBody> {
-        self.exchange.flags.insert(failure.flags());
-        let mut response = failure.reply(self.retries.done() > 0);
+    fn fail(&mut self, reply: LocalReply) -> Response<ResponseBody> {
+        self.exchange.flags.insert(reply.flags());
+        let mut response = reply.response(self.retries.done() > 0);
         headers::apply(&self.target.response_headers, response.headers_mut());
         headers::apply(&self.route.response_headers, response.headers_mut());
         response
@@ -361,12 +364,6 @@ fn outcome_of(error: &upstream::Error) -> Outcome {
         upstream::Error::Reset(_) => Outcome::Reset,
         upstream::Error::Overflow(_) | upstream::Error::NoHealthyUpstream => Outcome::Overflow,
     }
-}
-
-/// The cluster's retry budget (`max_retries` circuit breaker): `None` when it is exhausted.
-/// Until the upstream module offers a budget, every retry is allowed.
-fn retry_permit(_cluster: &Cluster) -> Option<()> {
-    Some(())
 }
 
 /// Waits for an optional sleep; never resolves without one.

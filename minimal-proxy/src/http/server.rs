@@ -22,9 +22,9 @@ use xds_core::drain;
 
 use super::{
     ConnectionManager, Downstream,
-    body::{Completion, ResponseBody},
+    body::{Completion, PendingLog, ResponseBody},
     headers,
-    local_reply::{self, Failure},
+    local_reply::{self, LocalReply},
     route_table::{Action, CompiledRoute, RequestView},
     router::{self, Exchange},
 };
@@ -70,7 +70,7 @@ impl ConnectionManager {
     async fn handle(
         &self,
         downstream: &Downstream,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
     ) -> Response<ResponseBody> {
         let start = Instant::now();
         let stats = &self.stats;
@@ -83,6 +83,13 @@ impl ConnectionManager {
             logging: self.logs.is_some(),
             ..Exchange::default()
         };
+        if self.logs.is_some() && !request.headers().contains_key(&headers::X_REQUEST_ID) {
+            // Envoy's connection manager gives every request an id before anything logs it.
+            let id = headers::request_id();
+            request
+                .headers_mut()
+                .insert(headers::X_REQUEST_ID.clone(), id);
+        }
         let (matched, mut record) = {
             let view = view(&request);
             let record = self.logs.as_ref().map(|logs| {
@@ -97,8 +104,8 @@ impl ConnectionManager {
         let mut response = match matched {
             None => {
                 stats.no_route.inc();
-                exchange.flags.insert(Failure::NoRoute.flags());
-                Failure::NoRoute.reply(false)
+                exchange.flags.insert(LocalReply::NoRoute.flags());
+                LocalReply::NoRoute.response(false)
             }
             Some((_, route)) => match &route.action {
                 Action::Direct { status, body } => {
@@ -133,7 +140,11 @@ impl ConnectionManager {
                 record.flags = exchange.flags;
                 record.upstream_host = exchange.upstream_host;
                 record.upstream_cluster = exchange.upstream_cluster.take();
-                Some((logs.clone(), record, received))
+                Some(PendingLog {
+                    logs: logs.clone(),
+                    record,
+                    received,
+                })
             }
             _ => None,
         };
