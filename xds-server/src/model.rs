@@ -10,12 +10,14 @@
 mod duration;
 mod endpoints;
 mod envoy_resource;
+mod hash_policy;
 mod listener;
 mod mesh;
 mod name;
 mod route;
 mod selector;
 mod service;
+mod syntax;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +28,7 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use duration::Duration;
 pub use endpoints::{Endpoint, EndpointHealth, Endpoints};
 pub use envoy_resource::{EnvoyResource, envoy_type_urls};
+pub use hash_policy::{HashOn, HashPolicy, MAX_HASH_POLICIES};
 pub use listener::{Listener, ListenerProtocol};
 pub use mesh::Mesh;
 pub use name::validate_name;

@@ -214,7 +214,8 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
                         }
                     }
                 }
-                let config = route::route_configuration(name, &routes, &mut out.warnings);
+                let config =
+                    route::route_configuration(name, &routes, &mesh.services, &mut out.warnings);
                 out.add(name, &config);
             }
         }

@@ -95,7 +95,8 @@ fn specs(kind: &str, name: &str) -> (Value, Value) {
         ),
         "routes" => (
             json!({ "hosts": [format!("{name}.example.com")],
-                    "rules": [{ "match": {}, "destinations": [{ "service": "shared", "weight": 1 }] }] }),
+                    "rules": [{ "match": {}, "destinations": [{ "service": "shared", "weight": 1 }],
+                                "hash_policy": [{ "header": "x-user", "terminal": true }] }] }),
             json!({ "hosts": ["*"], "rules": [{ "match": { "path": { "prefix": "/api/" } },
                     "destinations": [{ "service": "shared", "weight": 5 }], "timeout": "5s" }] }),
         ),
@@ -466,6 +467,15 @@ async fn openapi_describes_every_route_and_every_ref_resolves() {
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in ["Service", "Route", "Listener", "EnvoyResource", "Endpoints"] {
         assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+    let hash_policy = &schemas["Rule"]["properties"]["hash_policy"];
+    assert_eq!(
+        hash_policy["items"]["$ref"],
+        "#/components/schemas/HashPolicy"
+    );
+    let inputs = schemas["HashPolicy"]["properties"].as_object().unwrap();
+    for key in ["header", "cookie", "ttl", "source_ip", "terminal"] {
+        assert!(inputs.contains_key(key), "HashPolicy.{key} missing");
     }
     let mut all = Vec::new();
     refs(&doc, &mut all);

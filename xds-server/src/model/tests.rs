@@ -1,5 +1,7 @@
 //! Unit tests for the mesh model's parsing and validation rules (names, durations, and each kind).
 
+mod hash_policy;
+
 use serde_json::{Value, json};
 
 use super::*;
@@ -316,7 +318,8 @@ fn design_route() -> Value {
                        "backoff": { "base_interval": "25ms", "max_interval": "250ms" } },
           "rewrite": { "prefix": "/" },
           "request_headers": { "set": { "x-from": "mesh" }, "remove": ["x-debug"] },
-          "response_headers": { "set": {}, "remove": [] } },
+          "response_headers": { "set": {}, "remove": [] },
+          "hash_policy": [ { "header": "x-user", "terminal": true }, { "source_ip": true } ] },
         { "destinations": [ { "service": "fallback" } ] } ] })
 }
 

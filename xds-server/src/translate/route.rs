@@ -7,9 +7,16 @@ use envoy_types::pb::envoy::{
         core::v3::{HeaderValue, HeaderValueOption, header_value_option::HeaderAppendAction},
         route::v3::{
             HeaderMatcher, RetryPolicy, Route as EnvoyRoute, RouteAction, RouteConfiguration,
-            RouteMatch, VirtualHost, WeightedCluster, header_matcher::HeaderMatchSpecifier,
-            retry_policy::RetryBackOff, route::Action, route_action::ClusterSpecifier,
-            route_match::PathSpecifier, weighted_cluster::ClusterWeight,
+            RouteMatch, VirtualHost, WeightedCluster,
+            header_matcher::HeaderMatchSpecifier,
+            retry_policy::RetryBackOff,
+            route::Action,
+            route_action::{
+                ClusterSpecifier, HashPolicy as EnvoyHashPolicy,
+                hash_policy::{ConnectionProperties, Cookie, Header, PolicySpecifier},
+            },
+            route_match::PathSpecifier,
+            weighted_cluster::ClusterWeight,
         },
     },
     r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher::MatchPattern},
@@ -20,8 +27,8 @@ use super::{
     endpoint::lb_metadata,
 };
 use crate::model::{
-    Destination, HeaderChanges, HeaderMatch, PathMatch, Retries, Route, RouteMatch as ModelMatch,
-    Rule,
+    Destination, HashOn, HashPolicy, HeaderChanges, HeaderMatch, LbPolicy, PathMatch, Retries,
+    Route, RouteMatch as ModelMatch, Rule, Service,
 };
 
 /// What Envoy retries on when a rule asks for retries without saying on what.
@@ -30,10 +37,12 @@ const DEFAULT_RETRY_ON: &str = "5xx,connect-failure,reset";
 /// The route configuration `name` (the listener's own name) serving `routes` in the
 /// listener's order. Envoy rejects a configuration in which two virtual hosts share a domain,
 /// so a domain stays with the first route that claims it and later routes lose it (with a
-/// warning) instead of the whole listener failing.
+/// warning) instead of the whole listener failing. `services` is only read to warn about hash
+/// policies that no destination can use.
 pub(super) fn route_configuration(
     name: &str,
     routes: &[(&str, &Route)],
+    services: &BTreeMap<String, Service>,
     warnings: &mut Vec<String>,
 ) -> RouteConfiguration {
     let mut claimed: HashSet<&str> = HashSet::new();
@@ -55,6 +64,13 @@ pub(super) fn route_configuration(
                 "listener '{name}': route '{route_name}' has no host left; left out"
             ));
             continue;
+        }
+        for (i, rule) in route.rules.iter().enumerate() {
+            if let Some(why) = unused_hash_policy(rule, services) {
+                warnings.push(format!(
+                    "listener '{name}': route '{route_name}': rules[{i}].hash_policy {why}"
+                ));
+            }
         }
         virtual_hosts.push(VirtualHost {
             name: route_name.to_string(),
@@ -86,6 +102,7 @@ fn rule(rule: &Rule) -> EnvoyRoute {
                 .as_ref()
                 .map(|r| r.prefix.clone())
                 .unwrap_or_default(),
+            hash_policy: rule.hash_policy.iter().filter_map(hash_policy).collect(),
             ..RouteAction::default()
         })),
         request_headers_to_add,
@@ -172,6 +189,42 @@ fn cluster_specifier(destinations: &[Destination]) -> ClusterSpecifier {
             .collect(),
         ..WeightedCluster::default()
     })
+}
+
+/// Validation guarantees each entry names one input; one that does not is left out.
+fn hash_policy(h: &HashPolicy) -> Option<EnvoyHashPolicy> {
+    let specifier = match h.hash_on()? {
+        HashOn::Header(name) => PolicySpecifier::Header(Header {
+            header_name: name.to_string(),
+            regex_rewrite: None,
+        }),
+        HashOn::Cookie { name, ttl } => PolicySpecifier::Cookie(Cookie {
+            name: name.to_string(),
+            ttl: ttl.map(duration),
+            ..Cookie::default()
+        }),
+        HashOn::SourceIp => {
+            PolicySpecifier::ConnectionProperties(ConnectionProperties { source_ip: true })
+        }
+    };
+    Some(EnvoyHashPolicy {
+        policy_specifier: Some(specifier),
+        terminal: h.terminal,
+    })
+}
+
+/// Envoy ignores a hash policy unless the cluster balances by consistent hash: why a rule's
+/// policy does nothing, if it does nothing, so the operator is told instead of wondering why
+/// requests do not stick.
+fn unused_hash_policy(rule: &Rule, services: &BTreeMap<String, Service>) -> Option<&'static str> {
+    let hashing = |d: &Destination| {
+        let lb = services.get(&d.service).and_then(|s| s.lb_policy);
+        matches!(lb, Some(LbPolicy::RingHash | LbPolicy::Maglev))
+    };
+    let unused = !rule.hash_policy.is_empty() && !rule.destinations.iter().any(hashing);
+    unused.then_some(
+        "has no effect: none of its destination services has lb_policy ring_hash or maglev",
+    )
 }
 
 fn retry_policy(r: &Retries) -> RetryPolicy {

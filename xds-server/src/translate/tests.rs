@@ -12,6 +12,7 @@ use super::*;
 use crate::model::{Endpoints, Spec};
 
 mod encoding;
+mod hash_policy;
 
 // === helpers ===
 

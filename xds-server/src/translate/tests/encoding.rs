@@ -50,6 +50,7 @@ fn every_generated_resource_decodes_without_unknown_fields() {
         (full_example(), edge_node()),
         (tcp_grpc(), edge_node()),
         (with_raw(), edge_node()),
+        (super::hash_policy::sticky(), edge_node()),
     ];
     for (m, n) in cases {
         for resources in resources_for(&m, &n).by_type.values() {
