@@ -86,6 +86,7 @@ impl HostPool {
         host: &Arc<HostState>,
         connect_timeout: Duration,
     ) -> Result<http1::SendRequest<Body>, Error> {
+        let mut yielded = false;
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
@@ -93,6 +94,14 @@ impl HostPool {
             freed.as_mut().enable();
             if let Some(sender) = self.take_idle() {
                 return Ok(sender);
+            }
+            if !yielded {
+                // A response just read to the end frees its connection in a task that may
+                // not have run yet (a client sending back to back): let it, then look again,
+                // rather than open a connection too many.
+                yielded = true;
+                tokio::task::yield_now().await;
+                continue;
             }
             if breakers.may_connect(host) {
                 let (stream, guard) =

@@ -99,12 +99,15 @@ fn consistent_hashing_is_stable(policy: LbPolicy, max_moved_others: usize) {
 }
 
 #[test]
-fn ring_hash_moves_only_the_removed_hosts_share() {
+fn ring_hash_moves_mostly_the_removed_hosts_share() {
     let policy = LbPolicy::RingHash {
         min_ring_size: 1024,
         max_ring_size: 8 * 1024 * 1024,
     };
-    consistent_hashing_is_stable(policy, 0);
+    // As in Envoy, each remaining host gets more ring points when one leaves (the ring keeps
+    // at least `min_ring_size` points): keys move onto those new points, up to roughly
+    // (342 - 256) / 342 of each remaining host's share here.
+    consistent_hashing_is_stable(policy, 150);
 }
 
 #[test]
