@@ -11,7 +11,8 @@
 //! - [`model`]: the validated mesh model: services, endpoints, routes, listeners, raw Envoy
 //!   resources; [`model::Mesh`] is all of them at one revision.
 //! - [`store`]: one `Store` trait; SQLite (embedded default) and Postgres backends.
-//! - [`watch`]: store revisions → coalesced, immutable mesh snapshots.
+//! - [`watch`]: store revisions → coalesced, immutable mesh snapshots (stored records are
+//!   parsed into the model here, so the model does not know the store).
 //! - [`translate`]: pure: a mesh and a proxy's selection → encoded Envoy resources.
 //! - [`xds`]: the SotW and delta state machines, the per-group cache, the tonic services.
 //! - [`status`]: what every connected proxy was sent and accepted.

@@ -6,7 +6,8 @@
 //!   shared by every stream in the group.
 //! - `warming`: make-before-break for new clusters, shared by both state machines.
 //! - `stream`: the glue running one state machine against one gRPC stream.
-//! - [`server`]: the tonic services (ADS, CDS, EDS, LDS, RDS; SotW and delta).
+//! - [`server`]: the tonic services (ADS, CDS, EDS, LDS, RDS; SotW and delta) and
+//!   [`server::serve`], the one place the gRPC server and its transport settings are built.
 //! - [`embedded`]: the xDS server alone in this process, for tests and benchmarks.
 
 pub mod cache;
