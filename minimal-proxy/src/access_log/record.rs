@@ -1,0 +1,193 @@
+//! What a request or connection leaves for its log line: the [`Record`], its
+//! [`ResponseFlags`], and the headers formats ask for, captured by [`HeaderKey`].
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    time::{Duration, SystemTime},
+};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::http::route_table::RequestView;
+
+/// Envoy's response flags, as far as the proxy tracks them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponseFlags(u16);
+
+impl ResponseFlags {
+    /// UH: no healthy upstream host.
+    pub const NO_HEALTHY_UPSTREAM: ResponseFlags = ResponseFlags(1);
+    /// UT: upstream request timeout.
+    pub const UPSTREAM_TIMEOUT: ResponseFlags = ResponseFlags(1 << 1);
+    /// UR: upstream remote reset.
+    pub const UPSTREAM_REMOTE_RESET: ResponseFlags = ResponseFlags(1 << 2);
+    /// UF: upstream connection failure.
+    pub const UPSTREAM_CONNECT_FAILURE: ResponseFlags = ResponseFlags(1 << 3);
+    /// UC: upstream connection termination.
+    pub const UPSTREAM_CONNECTION_TERMINATION: ResponseFlags = ResponseFlags(1 << 4);
+    /// UO: upstream overflow (circuit breaker).
+    pub const UPSTREAM_OVERFLOW: ResponseFlags = ResponseFlags(1 << 5);
+    /// NR: no route.
+    pub const NO_ROUTE: ResponseFlags = ResponseFlags(1 << 6);
+    /// DC: downstream connection termination.
+    pub const DOWNSTREAM_CONNECTION_TERMINATION: ResponseFlags = ResponseFlags(1 << 7);
+    /// URX: upstream retry limit exceeded.
+    pub const UPSTREAM_RETRY_LIMIT_EXCEEDED: ResponseFlags = ResponseFlags(1 << 8);
+    /// NC: no cluster.
+    pub const NO_CLUSTER: ResponseFlags = ResponseFlags(1 << 9);
+
+    /// In Envoy's print order.
+    const NAMES: [(ResponseFlags, &'static str); 10] = [
+        (Self::NO_HEALTHY_UPSTREAM, "UH"),
+        (Self::UPSTREAM_TIMEOUT, "UT"),
+        (Self::UPSTREAM_REMOTE_RESET, "UR"),
+        (Self::UPSTREAM_CONNECT_FAILURE, "UF"),
+        (Self::UPSTREAM_CONNECTION_TERMINATION, "UC"),
+        (Self::UPSTREAM_OVERFLOW, "UO"),
+        (Self::NO_ROUTE, "NR"),
+        (Self::DOWNSTREAM_CONNECTION_TERMINATION, "DC"),
+        (Self::UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX"),
+        (Self::NO_CLUSTER, "NC"),
+    ];
+
+    pub fn insert(&mut self, other: ResponseFlags) {
+        self.0 |= other.0;
+    }
+
+    pub fn contains(self, other: ResponseFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for ResponseFlags {
+    /// `-` when none, else the short names joined with `,` as Envoy prints them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("-");
+        }
+        let mut first = true;
+        for (flag, name) in Self::NAMES {
+            if self.contains(flag) {
+                if !first {
+                    f.write_str(",")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one request (or TCP connection) leaves for its access log line.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub start: SystemTime,
+    /// `HTTP/1.1`, `HTTP/2`; `None` for TCP.
+    pub protocol: Option<&'static str>,
+    /// `None` for TCP (rendered as 0, as Envoy does).
+    pub response_code: Option<u16>,
+    pub flags: ResponseFlags,
+    pub duration: Duration,
+    pub upstream_host: Option<SocketAddr>,
+    pub upstream_cluster: Option<String>,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub downstream_remote: SocketAddr,
+    pub downstream_local: Option<SocketAddr>,
+    pub route_name: Option<String>,
+    /// Values of [`AccessLogs`]' request header keys, in order.
+    pub request_headers: Vec<Option<HeaderValue>>,
+    /// Values of [`AccessLogs`]' response header keys, in order.
+    pub response_headers: Vec<Option<HeaderValue>>,
+}
+
+impl Record {
+    /// A record of a connection or request that starts now.
+    pub fn new(downstream_remote: SocketAddr, downstream_local: Option<SocketAddr>) -> Record {
+        Record {
+            start: SystemTime::now(),
+            protocol: None,
+            response_code: None,
+            flags: ResponseFlags::default(),
+            duration: Duration::ZERO,
+            upstream_host: None,
+            upstream_cluster: None,
+            bytes_received: 0,
+            bytes_sent: 0,
+            downstream_remote,
+            downstream_local,
+            route_name: None,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+        }
+    }
+}
+
+/// A header an operator reads: `REQ(X?Y)` reads `X`, or `Y` when `X` is absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderKey {
+    pub(super) primary: HeaderSource,
+    pub(super) alternative: Option<HeaderSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum HeaderSource {
+    Method,
+    Path,
+    Authority,
+    Scheme,
+    Status,
+    Name(HeaderName),
+}
+
+impl HeaderKey {
+    pub(super) fn new(primary: &str, alternative: Option<&str>) -> Option<HeaderKey> {
+        Some(HeaderKey {
+            primary: HeaderSource::new(primary)?,
+            alternative: match alternative {
+                Some(a) => Some(HeaderSource::new(a)?),
+                None => None,
+            },
+        })
+    }
+}
+
+impl HeaderSource {
+    fn new(name: &str) -> Option<HeaderSource> {
+        let lower = name.to_ascii_lowercase();
+        Some(match lower.as_str() {
+            ":method" => HeaderSource::Method,
+            ":path" => HeaderSource::Path,
+            ":authority" | "host" => HeaderSource::Authority,
+            ":scheme" => HeaderSource::Scheme,
+            ":status" => HeaderSource::Status,
+            _ => HeaderSource::Name(HeaderName::from_bytes(lower.as_bytes()).ok()?),
+        })
+    }
+
+    pub(super) fn request_value(&self, req: &RequestView<'_>) -> Option<HeaderValue> {
+        let text = match self {
+            HeaderSource::Method => req.method.as_str(),
+            HeaderSource::Path => req.path_and_query,
+            HeaderSource::Authority => req.authority,
+            HeaderSource::Scheme => req.scheme,
+            HeaderSource::Status => return None,
+            HeaderSource::Name(name) => return req.headers.get(name).cloned(),
+        };
+        HeaderValue::from_str(text).ok()
+    }
+
+    pub(super) fn response_value(&self, status: u16, headers: &HeaderMap) -> Option<HeaderValue> {
+        match self {
+            HeaderSource::Status => Some(HeaderValue::from(status)),
+            HeaderSource::Name(name) => headers.get(name).cloned(),
+            _ => None,
+        }
+    }
+}
