@@ -4,6 +4,10 @@
 //! (`envoy_cluster_upstream_rq_total{envoy_cluster_name="web"}`), and as Envoy's
 //! `/stats?format=json`.
 
+mod render;
+#[cfg(test)]
+mod tests;
+
 use std::{
     collections::BTreeMap,
     sync::{
@@ -298,5 +302,19 @@ impl Registry {
     }
     pub fn xds(&self, short_type: &str) -> Arc<XdsStats> {
         get_or_create(&self.xds, short_type)
+    }
+
+    /// Envoy's `/stats/prometheus`: `# TYPE` lines, Envoy's metric names and labels
+    /// (`envoy_cluster_upstream_rq{envoy_response_code="200",envoy_cluster_name="web"} 3`),
+    /// histograms with Envoy's buckets in milliseconds.
+    pub fn render_prometheus(&self) -> String {
+        render::prometheus(self)
+    }
+
+    /// Envoy's `/stats?format=json`: `{"stats":[{"name":"cluster.web.upstream_rq_total",
+    /// "value":3},…,{"histograms":{"supported_quantiles":[…],"computed_quantiles":[…]}}]}`
+    /// (quantiles interpolated within buckets; `interval` values are not kept, so null).
+    pub fn render_json(&self) -> serde_json::Value {
+        render::json(self)
     }
 }
