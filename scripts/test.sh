@@ -103,5 +103,9 @@ if [ "$ci" = true ]; then
   say "cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
+# The end-to-end tests start the workspace's binaries (xds-server, minimal-proxy) from
+# target/debug: build them first, so a filtered run (`scripts/test.sh routing`) has them fresh.
+say "cargo build --bins (xds-server, minimal-proxy)"
+cargo build --workspace --bins --locked
 say "cargo test"
 cargo test --workspace --locked "$@"
