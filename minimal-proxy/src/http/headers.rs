@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{
     HeaderMap, HeaderName, HeaderValue,
-    header::{CONNECTION, HOST, SERVER, TE, TRANSFER_ENCODING, UPGRADE},
+    header::{CONNECTION, SERVER, TE, TRANSFER_ENCODING, UPGRADE},
 };
 
 use crate::config::HeaderMutation;
@@ -70,19 +70,13 @@ pub fn apply(mutation: &HeaderMutation, headers: &mut HeaderMap) {
 }
 
 /// The request headers Envoy adds before forwarding: `x-forwarded-proto` when absent and an
-/// `x-request-id` (a random UUID v4) when absent; `host` set from the authority so an
-/// HTTP/2 request reaches an HTTP/1 upstream with one.
-pub fn add_request_headers(headers: &mut HeaderMap, scheme: &'static str, authority: &str) {
+/// `x-request-id` (a random UUID v4) when absent.
+pub fn add_request_headers(headers: &mut HeaderMap, scheme: &'static str) {
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
     }
     if !headers.contains_key(&X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID.clone(), request_id());
-    }
-    if !headers.contains_key(HOST)
-        && let Ok(value) = HeaderValue::from_str(authority)
-    {
-        headers.insert(HOST, value);
     }
 }
 

@@ -10,10 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use http::{
-    HeaderMap, HeaderValue, Method, Request, Response, Uri, Version,
-    uri::{Authority, PathAndQuery, Scheme},
-};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, uri::PathAndQuery};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Sleep;
@@ -24,7 +21,7 @@ use super::{
     hash, headers,
     local_reply::LocalReply,
     retry::{Outcome, Retries},
-    route_table::{CompiledRoute, ForwardAction, Target},
+    route_table::{CompiledRoute, ForwardAction, Target, Targets},
 };
 use crate::{
     access_log::ResponseFlags,
@@ -67,7 +64,10 @@ pub async fn forward(
     exchange: &mut Exchange,
     received: Option<Arc<AtomicU64>>,
 ) -> Response<ResponseBody> {
-    let target = action.targets.pick(rand::random());
+    let target = match &action.targets {
+        Targets::Single(target) => target,
+        weighted => weighted.pick(rand::random()),
+    };
     let Some(cluster) = snapshot.clusters.get(&target.cluster) else {
         stats.no_cluster.inc();
         exchange.flags.insert(ResponseFlags::NO_CLUSTER);
@@ -298,9 +298,9 @@ impl Call<'_> {
     }
 }
 
-/// The request head sent upstream: absolute URI (`http://<authority><path>`, the path
-/// rewritten), hop-by-hop headers dropped, Envoy's headers added, then the weighted cluster's
-/// and the route's mutations.
+/// The request head sent upstream: the downstream URI (the upstream module puts it in the
+/// form its protocol needs) with the path rewritten, hop-by-hop headers dropped, Envoy's
+/// headers added, then the weighted cluster's and the route's mutations.
 fn upstream_head(
     parts: http::request::Parts,
     route: &CompiledRoute,
@@ -309,50 +309,40 @@ fn upstream_head(
 ) -> Head {
     let http::request::Parts {
         method,
-        uri,
+        mut uri,
         mut headers,
         ..
     } = parts;
-    let mut uri = uri.into_parts();
-    let authority = match uri.authority.take() {
-        Some(a) => Some(a),
-        None => headers
-            .get(http::header::HOST)
-            .and_then(|h| Authority::try_from(h.as_bytes()).ok()),
-    };
     headers::strip_hop_by_hop(&mut headers);
     if let Some((len, replacement)) = &action.prefix_rewrite {
-        let original = uri
-            .path_and_query
-            .as_ref()
-            .map_or("/", PathAndQuery::as_str);
-        if let Some(rest) = original.get(*len..) {
-            let rewritten = format!("{replacement}{rest}");
-            if let Ok(value) = HeaderValue::from_str(original) {
-                headers.insert(headers::X_ENVOY_ORIGINAL_PATH.clone(), value);
-            }
-            uri.path_and_query = PathAndQuery::try_from(rewritten)
-                .ok()
-                .or(uri.path_and_query);
-        }
+        uri = rewrite(uri, *len, replacement, &mut headers);
     }
-    headers::add_request_headers(
-        &mut headers,
-        "http",
-        authority.as_ref().map_or("", Authority::as_str),
-    );
+    headers::add_request_headers(&mut headers, "http");
     headers::apply(&target.request_headers, &mut headers);
     headers::apply(&route.request_headers, &mut headers);
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = authority.or_else(|| Some(Authority::from_static("localhost")));
-    if uri.path_and_query.is_none() {
-        uri.path_and_query = Some(PathAndQuery::from_static("/"));
-    }
     Head {
         method,
-        uri: Uri::from_parts(uri).unwrap_or_default(),
+        uri,
         headers,
     }
+}
+
+/// Replaces the first `len` bytes of the path (the matched prefix) with `replacement`, and
+/// keeps the original in `x-envoy-original-path`, as Envoy does.
+fn rewrite(uri: Uri, len: usize, replacement: &str, headers: &mut HeaderMap) -> Uri {
+    let original = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let Some(rest) = original.get(len..) else {
+        return uri;
+    };
+    let Ok(rewritten) = PathAndQuery::try_from(format!("{replacement}{rest}")) else {
+        return uri;
+    };
+    if let Ok(value) = HeaderValue::from_str(original) {
+        headers.insert(headers::X_ENVOY_ORIGINAL_PATH.clone(), value);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(rewritten);
+    Uri::from_parts(parts).unwrap_or(uri)
 }
 
 /// How an upstream error counts for retries.
