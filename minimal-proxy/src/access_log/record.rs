@@ -11,52 +11,62 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::http::route_table::RequestView;
 
-/// Envoy's response flags, as far as the proxy tracks them.
+/// Envoy's response flags, as far as the proxy tracks them, in the order they were set:
+/// Envoy prints them so (`URX,UF`: the retry limit is noted before the failure that ends the
+/// request). Each flag is a 4-bit code; up to 16 fit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ResponseFlags(u16);
+pub struct ResponseFlags(u64);
 
 impl ResponseFlags {
     /// UH: no healthy upstream host.
     pub const NO_HEALTHY_UPSTREAM: ResponseFlags = ResponseFlags(1);
     /// UT: upstream request timeout.
-    pub const UPSTREAM_TIMEOUT: ResponseFlags = ResponseFlags(1 << 1);
+    pub const UPSTREAM_TIMEOUT: ResponseFlags = ResponseFlags(2);
     /// UR: upstream remote reset.
-    pub const UPSTREAM_REMOTE_RESET: ResponseFlags = ResponseFlags(1 << 2);
+    pub const UPSTREAM_REMOTE_RESET: ResponseFlags = ResponseFlags(3);
     /// UF: upstream connection failure.
-    pub const UPSTREAM_CONNECT_FAILURE: ResponseFlags = ResponseFlags(1 << 3);
+    pub const UPSTREAM_CONNECT_FAILURE: ResponseFlags = ResponseFlags(4);
     /// UC: upstream connection termination.
-    pub const UPSTREAM_CONNECTION_TERMINATION: ResponseFlags = ResponseFlags(1 << 4);
+    pub const UPSTREAM_CONNECTION_TERMINATION: ResponseFlags = ResponseFlags(5);
     /// UO: upstream overflow (circuit breaker).
-    pub const UPSTREAM_OVERFLOW: ResponseFlags = ResponseFlags(1 << 5);
+    pub const UPSTREAM_OVERFLOW: ResponseFlags = ResponseFlags(6);
     /// NR: no route.
-    pub const NO_ROUTE: ResponseFlags = ResponseFlags(1 << 6);
+    pub const NO_ROUTE: ResponseFlags = ResponseFlags(7);
     /// DC: downstream connection termination.
-    pub const DOWNSTREAM_CONNECTION_TERMINATION: ResponseFlags = ResponseFlags(1 << 7);
+    pub const DOWNSTREAM_CONNECTION_TERMINATION: ResponseFlags = ResponseFlags(8);
     /// URX: upstream retry limit exceeded.
-    pub const UPSTREAM_RETRY_LIMIT_EXCEEDED: ResponseFlags = ResponseFlags(1 << 8);
+    pub const UPSTREAM_RETRY_LIMIT_EXCEEDED: ResponseFlags = ResponseFlags(9);
     /// NC: no cluster.
-    pub const NO_CLUSTER: ResponseFlags = ResponseFlags(1 << 9);
+    pub const NO_CLUSTER: ResponseFlags = ResponseFlags(10);
 
-    /// In Envoy's print order.
-    const NAMES: [(ResponseFlags, &'static str); 10] = [
-        (Self::NO_HEALTHY_UPSTREAM, "UH"),
-        (Self::UPSTREAM_TIMEOUT, "UT"),
-        (Self::UPSTREAM_REMOTE_RESET, "UR"),
-        (Self::UPSTREAM_CONNECT_FAILURE, "UF"),
-        (Self::UPSTREAM_CONNECTION_TERMINATION, "UC"),
-        (Self::UPSTREAM_OVERFLOW, "UO"),
-        (Self::NO_ROUTE, "NR"),
-        (Self::DOWNSTREAM_CONNECTION_TERMINATION, "DC"),
-        (Self::UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX"),
-        (Self::NO_CLUSTER, "NC"),
+    /// Short names by code (index 0 unused).
+    const NAMES: [&'static str; 11] = [
+        "", "UH", "UT", "UR", "UF", "UC", "UO", "NR", "DC", "URX", "NC",
     ];
 
-    pub fn insert(&mut self, other: ResponseFlags) {
-        self.0 |= other.0;
+    /// The codes set, oldest first.
+    fn codes(self) -> impl Iterator<Item = u64> {
+        (0..16)
+            .map(move |i| (self.0 >> (4 * i)) & 0xF)
+            .take_while(|code| *code != 0)
     }
 
+    /// Adds the flags of `other` not set yet, after those already set.
+    pub fn insert(&mut self, other: ResponseFlags) {
+        for code in other.codes() {
+            if self.codes().any(|c| c == code) {
+                continue;
+            }
+            let len = self.codes().count();
+            if len < 16 {
+                self.0 |= code << (4 * len);
+            }
+        }
+    }
+
+    /// Whether every flag of `other` is set.
     pub fn contains(self, other: ResponseFlags) -> bool {
-        self.0 & other.0 == other.0
+        other.codes().all(|code| self.codes().any(|c| c == code))
     }
 
     pub fn is_empty(self) -> bool {
@@ -65,20 +75,16 @@ impl ResponseFlags {
 }
 
 impl fmt::Display for ResponseFlags {
-    /// `-` when none, else the short names joined with `,` as Envoy prints them.
+    /// `-` when none, else the short names joined with `,` in the order they were set.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
             return f.write_str("-");
         }
-        let mut first = true;
-        for (flag, name) in Self::NAMES {
-            if self.contains(flag) {
-                if !first {
-                    f.write_str(",")?;
-                }
-                f.write_str(name)?;
-                first = false;
+        for (i, code) in self.codes().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
             }
+            f.write_str(Self::NAMES[code as usize])?;
         }
         Ok(())
     }

@@ -113,12 +113,18 @@ fn values_keep_envoys_types() {
 }
 
 #[test]
-fn flags_print_in_envoys_order() {
+fn flags_print_in_the_order_they_were_set_as_envoy_prints_them() {
     let mut flags = ResponseFlags::default();
     assert_eq!(flags.to_string(), "-");
     flags.insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
     flags.insert(ResponseFlags::UPSTREAM_CONNECT_FAILURE);
-    assert_eq!(flags.to_string(), "UF,URX");
+    flags.insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+    assert_eq!(flags.to_string(), "URX,UF");
+    assert!(flags.contains(ResponseFlags::UPSTREAM_CONNECT_FAILURE));
+    assert!(!flags.contains(ResponseFlags::NO_ROUTE));
+    let mut more = ResponseFlags::NO_ROUTE;
+    more.insert(flags);
+    assert_eq!(more.to_string(), "NR,URX,UF");
 }
 
 #[test]
