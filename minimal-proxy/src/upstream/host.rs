@@ -34,6 +34,9 @@ pub struct Host {
     pub(crate) labels: BTreeMap<String, String>,
     /// What the control plane says of the endpoint's health.
     pub(crate) eds_health: EndpointHealth,
+    /// Gone from the assignment but kept while it passes active health checks (Envoy's
+    /// `pending_dynamic_removal`).
+    pub(crate) pending_removal: bool,
     pub(crate) state: Arc<HostState>,
 }
 
@@ -56,6 +59,21 @@ impl Host {
 
     pub fn labels(&self) -> &BTreeMap<String, String> {
         &self.labels
+    }
+
+    /// The same host, flagged as gone from the assignment.
+    pub(crate) fn pending_removal(&self) -> Host {
+        Host {
+            address: self.address,
+            zone: self.zone.clone(),
+            locality: self.locality,
+            locality_weight: self.locality_weight,
+            weight: self.weight,
+            labels: self.labels.clone(),
+            eds_health: self.eds_health,
+            pending_removal: true,
+            state: self.state.clone(),
+        }
     }
 
     /// Unhealthy when the control plane says so (or drains it), when active health checks
@@ -96,6 +114,7 @@ impl Host {
             eds_health: self.eds_health,
             failed_active_health_check: self.state.failed_active_hc.load(Ordering::Relaxed),
             outlier_ejected: self.state.outlier.is_ejected(),
+            pending_dynamic_removal: self.pending_removal,
             rq_active: s.rq_active.get(),
             rq_total: s.rq_total.get(),
             rq_error: s.rq_error.get(),
@@ -152,6 +171,8 @@ pub struct HostStatus {
     pub eds_health: EndpointHealth,
     pub failed_active_health_check: bool,
     pub outlier_ejected: bool,
+    /// Gone from the assignment, kept while it passes active health checks.
+    pub pending_dynamic_removal: bool,
     pub rq_active: u64,
     pub rq_total: u64,
     pub rq_error: u64,
@@ -176,8 +197,13 @@ impl HostStatus {
         match self.eds_health {
             EndpointHealth::Unhealthy => flags.push_str("/failed_eds_health"),
             EndpointHealth::Degraded => flags.push_str("/degraded_eds_health"),
-            EndpointHealth::Draining => flags.push_str("/eds_status_draining"),
-            EndpointHealth::Healthy => {}
+            EndpointHealth::Draining | EndpointHealth::Healthy => {}
+        }
+        if self.pending_dynamic_removal {
+            flags.push_str("/pending_dynamic_removal");
+        }
+        if self.eds_health == EndpointHealth::Draining {
+            flags.push_str("/eds_status_draining");
         }
         if flags.is_empty() {
             flags.push_str("healthy");

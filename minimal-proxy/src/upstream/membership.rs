@@ -124,16 +124,27 @@ impl Shared {
                     weight: e.weight.max(1),
                     labels: e.labels.clone(),
                     eds_health: e.health,
+                    pending_removal: false,
                     state: member.state.clone(),
                 }));
             }
         }
-        // What is left in `old` was removed.
-        for address in old.keys() {
-            m.awaiting_first_check.remove(address);
+        // What is left in `old` is gone from the assignment. As in Envoy, a host still
+        // passing active health checks stays, flagged, until it fails one.
+        let health_checked = !self.config.health_checks.is_empty();
+        for (address, member) in old {
+            let passing = health_checked && !member.state.failed_active_hc.load(Ordering::Relaxed);
+            match m.hosts.iter().find(|h| h.address == address) {
+                Some(previous) if passing => {
+                    hosts.push(Arc::new(previous.pending_removal()));
+                    members.insert(address, member);
+                }
+                _ => {
+                    m.awaiting_first_check.remove(&address);
+                }
+            }
         }
-        let membership_changed = !old.is_empty()
-            || hosts.len() != m.hosts.len()
+        let membership_changed = hosts.len() != m.hosts.len()
             || hosts
                 .iter()
                 .zip(&m.hosts)
@@ -225,6 +236,18 @@ impl Shared {
             return;
         }
         m.awaiting_first_check.remove(&address);
+        let failed = state.failed_active_hc.load(Ordering::Relaxed);
+        if changed
+            && failed
+            && m.hosts
+                .iter()
+                .any(|h| h.address == address && h.pending_removal)
+        {
+            // Gone from the assignment and now failing: removed at last.
+            m.hosts.retain(|h| h.address != address);
+            m.members.remove(&address);
+            self.stats.membership_change.inc();
+        }
         // A passing active check returns a host that outlier detection ejected (Envoy's
         // `successful_active_health_check_uneject_host`, true by default).
         let unejected = passed && outlier::uneject(&state.outlier);

@@ -44,7 +44,6 @@ pub(super) struct Upstream {
     pub status: Arc<AtomicU16>,
     pub requests: Arc<AtomicU64>,
     pub connections: Arc<AtomicU64>,
-    pub hold: Option<Arc<Semaphore>>,
     /// The last request's `Host` header or `:authority`.
     pub last_authority: Arc<std::sync::Mutex<String>>,
     _task: super::membership::AbortOnDrop,
@@ -124,7 +123,6 @@ impl Upstream {
             status,
             requests,
             connections,
-            hold,
             last_authority,
             _task: super::membership::AbortOnDrop(task.abort_handle()),
         }

@@ -209,3 +209,27 @@ async fn connect_failures_count_as_5xx_and_the_percentage_caps_ejections() {
         "/failed_outlier_check"
     );
 }
+
+#[tokio::test]
+async fn a_removed_host_stays_while_it_passes_checks() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let mut config = config(
+        LbPolicy::RoundRobin,
+        assignment(vec![endpoint(a.address, 1), endpoint(b.address, 1)]),
+    );
+    config.health_checks = vec![http_check(30)];
+    let c = busy_cluster(config);
+    tokio::time::timeout(Duration::from_secs(5), c.ready())
+        .await
+        .unwrap();
+
+    c.set_assignment(&assignment(vec![endpoint(a.address, 1)]));
+    let statuses = c.host_statuses();
+    assert_eq!(statuses.len(), 2, "b passes its checks: kept");
+    assert_eq!(statuses[1].health_flags(), "/pending_dynamic_removal");
+    assert_eq!(picks(&c, &LbContext::default(), 10).len(), 2);
+
+    b.set_status(503);
+    eventually(Duration::from_secs(5), || c.host_statuses().len() == 1).await;
+    assert_eq!(c.host_statuses()[0].address, a.address);
+}

@@ -241,3 +241,30 @@ fn a_timeout_is_charged_as_504() {
     let status = &c.host_statuses()[0];
     assert_eq!((status.rq_timeout, status.rq_error), (1, 1));
 }
+
+#[tokio::test]
+async fn strict_dns_resolves_names_into_hosts() {
+    use crate::config::{Discovery, DnsFamily, EndpointAddress};
+    let up = Upstream::start("dns").await;
+    let mut endpoint = endpoint(up.address, 1);
+    endpoint.address = EndpointAddress::Dns {
+        host: "localhost".into(),
+        port: up.address.port(),
+    };
+    let mut config = one_host(up.address);
+    config.discovery = Discovery::StrictDns {
+        assignment: assignment(vec![endpoint]),
+        refresh: Duration::from_secs(60),
+        family: DnsFamily::V4Only,
+    };
+    let c = cluster(config);
+    tokio::time::timeout(Duration::from_secs(5), c.ready())
+        .await
+        .unwrap();
+    let statuses = c.host_statuses();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].address, up.address);
+    let host = host_at(&c, up.address);
+    assert_eq!(send(&c, &host).await.unwrap().0, 200);
+    assert_eq!(c.stats().update_success.get(), 1);
+}

@@ -1,6 +1,6 @@
 //! Subset load balancing: selection by labels and both fallback policies.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::*;
 use crate::{
@@ -118,5 +118,4 @@ fn subsets_follow_assignment_changes() {
     assert!(c.select(&matching(&[("version", "v1")])).is_err());
     assert_eq!(c.stats().lb_subsets_active.get(), 1);
     assert_eq!(c.stats().lb_subsets_removed.get(), 5);
-    let _ = BTreeMap::<u8, u8>::new();
 }
