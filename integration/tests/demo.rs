@@ -1,6 +1,6 @@
 //! The demo stays runnable: the compose file follows the Compose Specification, its Envoy
 //! bootstrap is what the server generates and what Envoy accepts, and the Docker-free demo
-//! really routes traffic.
+//! really routes traffic, through Envoy and through minimal-proxy.
 
 use std::{path::PathBuf, process::Command};
 
@@ -97,11 +97,26 @@ fn local_demo_routes_traffic_through_envoy() {
     let Some(envoy) = tool("ENVOY_BIN") else {
         return;
     };
+    local_demo_check(&[], &[("ENVOY_BIN", envoy)]);
+}
+
+#[test]
+fn local_demo_routes_traffic_through_minimal_proxy() {
+    let proxy = integration::target_binary("minimal-proxy");
+    let proxy = proxy.display().to_string();
+    local_demo_check(&["--proxy", "minimal"], &[("DEMO_PROXY_BIN", proxy)]);
+}
+
+/// `demo/run-local.sh --check <args>` on free ports must print `demo check passed`.
+fn local_demo_check(args: &[&str], env: &[(&str, String)]) {
     let mut cmd = Command::new("bash");
     cmd.arg(repo().join("demo/run-local.sh"))
         .arg("--check")
-        .env("ENVOY_BIN", envoy)
+        .args(args)
         .env("DEMO_SERVER_BIN", integration::server::binary());
+    for (var, value) in env {
+        cmd.env(var, value);
+    }
     for var in [
         "DEMO_ADMIN_PORT",
         "DEMO_XDS_PORT",
@@ -116,7 +131,7 @@ fn local_demo_routes_traffic_through_envoy() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("demo check passed"),
-        "demo/run-local.sh --check failed:\n{stdout}\n{}",
+        "demo/run-local.sh --check {args:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
