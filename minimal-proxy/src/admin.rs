@@ -105,18 +105,10 @@ pub fn route(state: &State, method: &Method, path: &str, query: &str) -> Respons
     }
 }
 
-/// Envoy's server state name.
-fn server_state(state: &State) -> &'static str {
-    if state.xds.ready() {
-        "LIVE"
-    } else {
-        "INITIALIZING"
-    }
-}
-
-/// `200 LIVE` once the first configuration warmed, `503 INITIALIZING` before (as Envoy).
+/// `200 LIVE` once the first configuration warmed; before, `503` with Envoy's state name
+/// (`PRE_INITIALIZING` while clusters initialise, `INITIALIZING` while listeners do).
 fn ready(state: &State) -> Response<Full<Bytes>> {
-    match server_state(state) {
+    match state.xds.server_state() {
         "LIVE" => text(StatusCode::OK, "LIVE\n"),
         other => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{other}\n")),
     }
@@ -127,7 +119,7 @@ fn server_info(state: &State) -> Response<Full<Bytes>> {
     let node = &state.bootstrap.node;
     let body = serde_json::json!({
         "version": concat!("minimal-proxy/", env!("CARGO_PKG_VERSION")),
-        "state": server_state(state),
+        "state": state.xds.server_state(),
         "uptime_current_epoch": format!("{}s", state.started.elapsed().as_secs()),
         "node": { "id": node.id, "cluster": node.cluster },
         "command_line_options": {},

@@ -11,6 +11,7 @@ use crate::{
     admin,
     bootstrap::Bootstrap,
     config::{ListenerConfig, Rejection},
+    listener,
     runtime::Runtime,
     xds::{self, ListenerSink, engine::Engine},
 };
@@ -48,7 +49,7 @@ pub enum Error {
 pub async fn run(options: Options) -> Result<(), Error> {
     let bootstrap = Arc::new(options.bootstrap);
     let runtime = Runtime::new();
-    let listeners = Arc::new(Listeners::new(runtime.clone(), options.drain_time));
+    let listeners = Arc::new(listener::Manager::new(runtime.clone(), options.drain_time));
     let handle = xds::Handle::new(Engine::new(&bootstrap, std::time::Instant::now()));
     let quit = Arc::new(Notify::new());
     let (admin_drain, admin_watch) = drain::channel();
@@ -118,27 +119,8 @@ async fn wait_for_shutdown(quit: &Notify) -> Result<(), Error> {
 
 // === the listener manager, as the xDS client sees it ===
 
-/// TEMPORARY stand-in until `listener::Manager` (helper C) lands: it logs the listener set and
-/// starts nothing. Replaced by `listener::Manager` behind the same [`ListenerSink`].
-#[derive(Debug)]
-struct Listeners {
-    drain_time: Duration,
-}
-
-impl Listeners {
-    fn new(_runtime: Runtime, drain_time: Duration) -> Listeners {
-        Listeners { drain_time }
-    }
-
-    async fn drain_all(&self, deadline: Duration) {
-        let _ = (self.drain_time, deadline);
-    }
-}
-
-impl ListenerSink for Listeners {
+impl ListenerSink for listener::Manager {
     async fn apply(&self, listeners: Vec<ListenerConfig>) -> Vec<Rejection> {
-        let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
-        tracing::warn!(?names, "listener manager not built yet: listeners not started");
-        Vec::new()
+        listener::Manager::apply(self, listeners).await
     }
 }

@@ -9,6 +9,7 @@
 //! - [`warming`]: clusters wait for their assignments, listeners for their routes; the
 //!   initialisation `/ready` waits for.
 //! - [`engine`]: the state machine tying them together; pure, unit-tested rule by rule.
+//! - [`live`]: the cluster objects and route tables published to the runtime.
 //! - `client`: the glue: streams, applying to the runtime and the listener manager, then ACK.
 //! - `stream`: one gRPC stream with reconnects; [`backoff`]: jittered exponential.
 
@@ -16,13 +17,14 @@ pub mod backoff;
 mod client;
 pub mod engine;
 pub mod handlers;
+pub mod live;
 pub mod store;
 mod stream;
 pub mod subscription;
 pub mod warming;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::{
     future::Future,
@@ -240,6 +242,16 @@ impl Handle {
     /// Initialised: `/ready` answers `LIVE`.
     pub fn ready(&self) -> bool {
         self.lock().ready()
+    }
+
+    /// Envoy's name for where start-up is: `PRE_INITIALIZING` while clusters initialise,
+    /// `INITIALIZING` while listeners do, then `LIVE`.
+    pub fn server_state(&self) -> &'static str {
+        match self.lock().phase() {
+            warming::Phase::Clusters => "PRE_INITIALIZING",
+            warming::Phase::Listeners => "INITIALIZING",
+            warming::Phase::Done => "LIVE",
+        }
     }
 }
 

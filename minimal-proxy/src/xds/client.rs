@@ -12,21 +12,13 @@ use xds_core::TypeUrl;
 use super::{
     Handle, ListenerSink, Outgoing, StreamKey,
     engine::{Effects, Engine},
+    live::Live,
     stream::{self, Event},
 };
 use crate::{
     bootstrap::{Bootstrap, Channel},
-    config::{ClusterConfig, LoadAssignment},
-    runtime::{Runtime, Snapshot},
-    upstream::Cluster,
+    runtime::Runtime,
 };
-
-/// A cluster running in the runtime, with what it was built from (to rebuild only on change).
-struct LiveCluster {
-    config: Arc<ClusterConfig>,
-    cluster: Arc<Cluster>,
-    assignment: Option<Arc<LoadAssignment>>,
-}
 
 /// An open stream generation.
 struct Open {
@@ -45,7 +37,7 @@ struct Client<S> {
     tasks: HashMap<StreamKey, JoinHandle<()>>,
     open: HashMap<StreamKey, Open>,
     events_tx: mpsc::Sender<Event>,
-    live: HashMap<String, LiveCluster>,
+    live: Live,
 }
 
 impl<S> Drop for Client<S> {
@@ -78,7 +70,7 @@ pub async fn run<S: ListenerSink>(
         tasks: HashMap::new(),
         open: HashMap::new(),
         events_tx,
-        live: HashMap::new(),
+        live: Live::default(),
     };
     client.step(|e, now| e.start(now)).await;
     loop {
@@ -217,42 +209,10 @@ impl<S: ListenerSink> Client<S> {
         requests
     }
 
-    /// Rebuilds the runtime snapshot from the active clusters and routes, keeping the cluster
-    /// objects (their hosts, health and pools) of clusters that did not change.
+    /// Publishes the runtime snapshot of the store's active clusters and routes.
     fn publish(&mut self) {
         let engine = self.handle.lock();
-        let store = engine.store();
-        let mut live = HashMap::new();
-        let mut clusters = HashMap::new();
-        for (config, assignment) in store.active_clusters() {
-            let mut entry = match self.live.remove(&config.name) {
-                Some(l) if Arc::ptr_eq(&l.config, config) => l,
-                _ => LiveCluster {
-                    config: config.clone(),
-                    cluster: Cluster::new(config.clone(), self.runtime.stats.cluster(&config.name)),
-                    assignment: None,
-                },
-            };
-            let same = match (&entry.assignment, assignment) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if !same && let Some(a) = assignment {
-                entry.cluster.set_assignment(a);
-                entry.assignment = Some(a.clone());
-            }
-            clusters.insert(config.name.clone(), entry.cluster.clone());
-            live.insert(config.name.clone(), entry);
-        }
-        let routes = store
-            .routes
-            .iter()
-            .map(|(name, e)| (name.clone(), e.config.clone()))
-            .collect();
-        drop(engine);
-        self.live = live;
-        self.runtime.publish(Snapshot { routes, clusters });
+        self.live.publish(engine.store(), &self.runtime);
     }
 
     /// Sends each request on its type's open stream, with the node on a generation's first

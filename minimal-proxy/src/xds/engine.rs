@@ -219,7 +219,7 @@ impl Engine {
     /// manager's rejections of the listeners just applied; each is put back to its previous
     /// version and, when the response being answered is LDS, named in its NACK.
     pub fn complete(&mut self, refused: Vec<Rejection>, now: Instant) -> Vec<Outgoing> {
-        let refused = self.restore(refused);
+        let mut refused = self.restore(refused);
         let mut out = self.refresh_names();
         if let Some(p) = self.pending.take() {
             // A change of this type's names rides on its answer (one request, fresh nonce).
@@ -233,9 +233,7 @@ impl Engine {
             });
             let mut rejected = p.outcome.rejected;
             if p.type_url == TypeUrl::Listener {
-                rejected.extend(refused);
-            } else if !refused.is_empty() {
-                tracing::warn!(refused = %describe(&refused), "listeners refused by the listener manager");
+                rejected.append(&mut refused);
             }
             if let Some(sub) = self.subs.get_mut(&p.type_url) {
                 let (accepted, removed) = (&p.outcome.accepted, &p.outcome.removed);
@@ -249,8 +247,16 @@ impl Engine {
                 riders.iter().for_each(|r| answer.absorb(r));
                 out.push(answer);
             }
-        } else if !refused.is_empty() {
-            tracing::warn!(refused = %describe(&refused), "listeners refused by the listener manager");
+        }
+        if !refused.is_empty() {
+            // Found after LDS was accepted (a listener that warmed, then could not bind):
+            // rejected again on LDS's last nonce, so the server shows it as Envoy's bind
+            // failure is shown.
+            let message = describe(&refused);
+            tracing::warn!(%message, "listeners refused by the listener manager");
+            if let Some(lds) = self.subs.get_mut(&TypeUrl::Listener) {
+                out.extend(lds.nack_last(&message));
+            }
         }
         if self.init.advance(&self.store, now)
             && let Some(lds) = self.subs.get_mut(&TypeUrl::Listener)

@@ -206,6 +206,16 @@ impl Subscription {
         }
     }
 
+    /// Rejects the last response again (on its nonce) for a failure found after it was
+    /// accepted; `None` when there is no live response to answer.
+    pub fn nack_last(&mut self, message: &str) -> Option<Outgoing> {
+        if !self.connected || self.nonce.is_empty() {
+            return None;
+        }
+        let nonce = self.nonce.clone();
+        Some(self.nack(&nonce, message, &[], &[]))
+    }
+
     fn record(&mut self, accepted: &[(String, String)], removed: &[String]) {
         if self.protocol != Protocol::Delta {
             return;

@@ -33,7 +33,7 @@ use crate::bootstrap::{Bootstrap, Channel, Dynamic, Node, Protocol, Source, Targ
 // === fixtures ===
 
 /// A resource from its proto3 JSON.
-fn any(type_url: &str, json: Value) -> Any {
+pub(crate) fn any(type_url: &str, json: Value) -> Any {
     let descriptor = xds_core::descriptors::message(type_url).expect("known type");
     let message = descriptor.deserialize(json).expect("valid proto3 JSON");
     Any {
@@ -43,7 +43,7 @@ fn any(type_url: &str, json: Value) -> Any {
 }
 
 /// An EDS cluster fetched over ADS; `service` names its assignment (empty: its own name).
-fn eds_cluster(name: &str, service: &str) -> Any {
+pub(crate) fn eds_cluster(name: &str, service: &str) -> Any {
     let mut eds = json!({ "eds_config": { "ads": {}, "resource_api_version": "V3" } });
     if !service.is_empty() {
         eds["service_name"] = service.into();
@@ -55,7 +55,7 @@ fn eds_cluster(name: &str, service: &str) -> Any {
 }
 
 /// A cluster the proxy refuses (Envoy's `CLUSTER_PROVIDED` balancer).
-fn bad_cluster(name: &str) -> Any {
+pub(crate) fn bad_cluster(name: &str) -> Any {
     any(
         type_url::CLUSTER,
         json!({ "name": name, "type": "EDS", "lb_policy": "CLUSTER_PROVIDED",
@@ -63,7 +63,7 @@ fn bad_cluster(name: &str) -> Any {
     )
 }
 
-fn assignment(name: &str, port: u16) -> Any {
+pub(crate) fn assignment(name: &str, port: u16) -> Any {
     let endpoint = json!({ "endpoint": { "address": { "socket_address": {
         "address": "127.0.0.1", "port_value": port } } } });
     any(
@@ -73,7 +73,7 @@ fn assignment(name: &str, port: u16) -> Any {
 }
 
 /// An HTTP listener on `port` whose routes come over RDS as `route`.
-fn listener(name: &str, port: u16, route: &str) -> Any {
+pub(crate) fn listener(name: &str, port: u16, route: &str) -> Any {
     let hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": name,
@@ -90,7 +90,7 @@ fn listener(name: &str, port: u16, route: &str) -> Any {
     )
 }
 
-fn route(name: &str, cluster: &str) -> Any {
+pub(crate) fn route(name: &str, cluster: &str) -> Any {
     any(
         type_url::ROUTE,
         json!({ "name": name, "virtual_hosts": [{ "name": "all", "domains": ["*"],

@@ -237,3 +237,37 @@ fn a_static_cluster_cannot_be_replaced_over_cds() {
     );
     assert_eq!(h.active_clusters(), ["web"]);
 }
+
+#[test]
+fn a_listener_refused_once_its_routes_arrive_is_nacked_again_on_lds() {
+    let mut h = initialised();
+    h.sotw(
+        LISTENER,
+        "l2",
+        vec![
+            listener("ingress", 10000, "ingress"),
+            listener("admin", 9000, "admin"),
+        ],
+    );
+    let update = Update::from_sotw(DiscoveryResponse {
+        version_info: "r2".into(),
+        resources: vec![route("admin", "web")],
+        type_url: ROUTE.into(),
+        nonce: "6".into(),
+        ..Default::default()
+    });
+    let refused = vec![crate::config::Rejection {
+        resource: "listener 'admin'".into(),
+        field: "address".into(),
+        reason: "cannot bind".into(),
+    }];
+    let (_, out) = h.step(update, refused);
+    assert_eq!(
+        out,
+        [
+            "RDS v=r2 n=6 [admin,ingress]",
+            "LDS v=l2 n=5 [] NACK listener 'admin': address: cannot bind"
+        ]
+    );
+    assert_eq!(h.active_listeners(), ["ingress"]);
+}
