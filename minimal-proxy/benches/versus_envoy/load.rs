@@ -5,14 +5,14 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use super::procs::which;
+use super::procs::{ended, pinned, started, which};
 
 /// What one run of a load tool measured.
 #[derive(Debug, Clone, Default)]
@@ -157,9 +157,7 @@ impl Tools {
     }
 
     fn pinned(&self, tool: &Path) -> Command {
-        let mut command = Command::new("taskset");
-        command.arg("-c").arg(self.cpu.to_string()).arg(tool);
-        command
+        pinned(self.cpu, tool)
     }
 }
 
@@ -172,7 +170,6 @@ fn run(mut command: Command, seconds: u64) -> anyhow::Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .context("start the load tool")?;
-    let deadline = Instant::now() + Duration::from_secs(seconds + 30);
     // Output is read on threads so a full pipe never blocks the tool.
     let mut stdout = child.stdout.take().context("tool stdout")?;
     let mut stderr = child.stderr.take().context("tool stderr")?;
@@ -186,17 +183,10 @@ fn run(mut command: Command, seconds: u64) -> anyhow::Result<String> {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
         s
     });
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the load tool ran 30 s past its duration and was stopped");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    started(child.id());
+    let status = wait_bounded(&mut child, seconds);
+    ended(child.id());
+    let status = status?;
     let (out, err) = (
         out.join().unwrap_or_default(),
         err.join().unwrap_or_default(),
@@ -205,6 +195,21 @@ fn run(mut command: Command, seconds: u64) -> anyhow::Result<String> {
         bail!("the load tool failed ({status}):\n{err}\n{out}");
     }
     Ok(out)
+}
+
+fn wait_bounded(child: &mut Child, seconds: u64) -> anyhow::Result<ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(seconds + 30);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the load tool ran 30 s past its duration and was stopped");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `1.23ms`, `456.00us`, `2.00s`, `1.5m` → seconds.
@@ -262,7 +267,13 @@ fn parse_oha(out: &str) -> Option<Outcome> {
         }
     }
     if let Some(errors) = json["errorDistribution"].as_object() {
-        outcome.errors += errors.values().filter_map(Value::as_u64).sum::<u64>();
+        // Requests still in flight when the duration ends are "aborted due to deadline":
+        // not failures.
+        outcome.errors += errors
+            .iter()
+            .filter(|(what, _)| !what.contains("deadline"))
+            .filter_map(|(_, n)| n.as_u64())
+            .sum::<u64>();
     }
     let total_seconds = json["summary"]["total"].as_f64()?;
     outcome.rps = outcome.requests as f64 / total_seconds;
