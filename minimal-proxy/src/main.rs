@@ -51,6 +51,10 @@ struct Cli {
     /// Accepted for Envoy's command line; a no-op (there is no hot restart here).
     #[arg(long = "use-dynamic-base-id")]
     use_dynamic_base_id: bool,
+
+    /// Accepted for Envoy's command line; a no-op (there is no shared memory to name).
+    #[arg(long = "base-id", value_name = "N")]
+    base_id: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,6 +62,8 @@ enum LogLevel {
     Trace,
     Debug,
     Info,
+    /// Envoy also accepts `warning`.
+    #[value(alias = "warning")]
     Warn,
     Error,
     Critical,
@@ -103,7 +109,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let _ = (cli.disable_hot_restart, cli.use_dynamic_base_id);
+    let _ = (
+        cli.disable_hot_restart,
+        cli.use_dynamic_base_id,
+        cli.base_id,
+    );
 
     let overrides = Overrides {
         node_id: cli.service_node,
