@@ -233,3 +233,25 @@ async fn a_removed_host_stays_while_it_passes_checks() {
     eventually(Duration::from_secs(5), || c.host_statuses().len() == 1).await;
     assert_eq!(c.host_statuses()[0].address, a.address);
 }
+
+#[tokio::test]
+async fn dropping_the_cluster_stops_its_checks() {
+    let a = Upstream::start("a").await;
+    let mut config = config(
+        LbPolicy::RoundRobin,
+        assignment(vec![endpoint(a.address, 1)]),
+    );
+    config.health_checks = vec![http_check(20)];
+    let c = busy_cluster(config);
+    eventually(Duration::from_secs(5), || a.requests() >= 3).await;
+    let weak = Arc::downgrade(&c);
+    drop(c);
+    assert!(weak.upgrade().is_none());
+    let after_drop = a.requests();
+    // Ten intervals: a running session would have checked again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        a.requests() <= after_drop + 1,
+        "checks went on after the drop"
+    );
+}
