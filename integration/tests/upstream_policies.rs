@@ -206,10 +206,10 @@ async fn timeouts_answer_504(plane: DataPlane, variant: Variant, backend: Backen
 }
 
 /// A cluster allowing one connection, one pending request and one request at a time. With one
-/// request held at the upstream, five more sent at once: the proxy fails at least four at once
-/// with 503 (overflow) while the held one is still in flight, and the upstream never sees more
-/// than one request at a time. Released, the held one (and a pending one, if the proxy queued
-/// it) answer 200.
+/// request held at the upstream, five more sent at once: the proxy queues one (the pending
+/// request) and fails the other four at once with its own 503 marked `x-envoy-overloaded`,
+/// while the held one is still in flight; the upstream never sees two requests at once.
+/// Released, the held one and then the queued one answer 200.
 async fn circuit_breaker_rejects_past_the_limit(
     plane: DataPlane,
     variant: Variant,
@@ -248,7 +248,7 @@ async fn circuit_breaker_rejects_past_the_limit(
             })
         })
         .collect();
-    // While the first is held, at least four of the five must be refused.
+    // While the first is held, four of the five must be refused.
     let deadline = Instant::now() + WAIT;
     while more.iter().filter(|t| t.is_finished()).count() < 4 {
         if Instant::now() > deadline {
@@ -276,15 +276,25 @@ async fn circuit_breaker_rejects_past_the_limit(
                     reply.upstream, None,
                     "the proxy refuses by itself: {reply:?}"
                 );
+                assert_eq!(
+                    reply
+                        .response_headers
+                        .get("x-envoy-overloaded")
+                        .map(|v| v.as_bytes()),
+                    Some(&b"true"[..]),
+                    "an overflow is marked x-envoy-overloaded: true, as Envoy marks it: {reply:?}"
+                );
                 refused += 1;
             }
             200 => answered += 1,
             _ => panic!("only 503 (overflow) or 200 (queued): {reply:?}"),
         }
     }
-    assert!(
-        refused >= 4 && refused + answered == 5,
-        "refused {refused}, answered {answered} of 5 past the limit"
+    assert_eq!(
+        (refused, answered),
+        (4, 1),
+        "of 5 requests past the limit, max_pending_requests 1 lets one wait for the connection \
+         (answered once it is free) and the other 4 are refused at once"
     );
     assert_eq!(
         a.max_in_flight(),
