@@ -259,12 +259,13 @@ impl Handle {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "cannot connect to the xDS server {target} (cluster '{cluster}'): {source}; is it running and reachable?"
+        "cannot connect to the xDS server {target} (cluster '{cluster}'): {reason}; is it running and reachable?"
     )]
     Connect {
         target: String,
         cluster: String,
-        source: tonic::transport::Error,
+        /// The transport error with its causes (tonic's own text says only "transport error").
+        reason: String,
     },
     #[error("the xDS server {target} refused the stream: {status}")]
     Open {
@@ -280,4 +281,40 @@ pub enum Error {
     Closed { target: String },
     #[error("'{0}' is not a valid xDS server address: {1}")]
     Address(String, tonic::transport::Error),
+}
+
+impl Error {
+    /// A connection failure, with every cause in the message.
+    fn connect(target: String, cluster: String, e: &tonic::transport::Error) -> Error {
+        let mut reason = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            reason.push_str(": ");
+            reason.push_str(&c.to_string());
+            cause = c.source();
+        }
+        Error::Connect {
+            target,
+            cluster,
+            reason,
+        }
+    }
+
+    /// Whether retrying soon cannot help: the server does not serve this service, or refuses
+    /// this proxy or its requests. Reconnects then wait the longest.
+    pub fn is_permanent(&self) -> bool {
+        use tonic::Code;
+        let status = match self {
+            Error::Open { status, .. } | Error::Stream { status, .. } => status,
+            Error::Address(..) => return true,
+            Error::Connect { .. } | Error::Closed { .. } => return false,
+        };
+        matches!(
+            status.code(),
+            Code::Unimplemented
+                | Code::InvalidArgument
+                | Code::PermissionDenied
+                | Code::Unauthenticated
+        )
+    }
 }

@@ -1,6 +1,6 @@
 //! Reconnect delays: jittered exponential backoff (500 ms doubling up to 30 s, each delay drawn
 //! from its upper half so many proxies do not reconnect in step), reset once a stream was
-//! healthy.
+//! healthy, and at the maximum at once after a refusal that retrying will not change.
 
 use std::time::Duration;
 
@@ -53,6 +53,12 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.attempts = 0;
     }
+
+    /// The server refused in a way retrying soon will not change (it does not serve this
+    /// service, or refuses this proxy): wait the longest from now on.
+    pub fn saturate(&mut self) {
+        self.attempts = self.attempts.max(31);
+    }
 }
 
 #[cfg(test)]
@@ -83,5 +89,7 @@ mod tests {
         );
         b.reset();
         assert_eq!(b.ceiling(), BASE);
+        b.saturate();
+        assert_eq!(b.ceiling(), MAX);
     }
 }

@@ -57,6 +57,9 @@ pub fn spawn(key: StreamKey, channel: Channel, events: mpsc::Sender<Event>) -> J
             if healthy {
                 backoff.reset();
             }
+            if error.is_permanent() {
+                backoff.saturate();
+            }
             let closed = Event::Closed {
                 key: key.clone(),
                 generation,
@@ -102,17 +105,7 @@ async fn attempt(
     };
     let conn = match endpoint.connect().await {
         Ok(c) => c,
-        Err(source) => {
-            let cluster = channel.cluster.clone();
-            return (
-                false,
-                Error::Connect {
-                    target,
-                    cluster,
-                    source,
-                },
-            );
-        }
+        Err(e) => return (false, Error::connect(target, channel.cluster.clone(), &e)),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let opened = Event::Opened {
