@@ -1,6 +1,7 @@
 //! What a route and a cluster do with a misbehaving upstream, on both data planes (ADS SotW and
-//! Delta): retries (an upstream failing the first attempt, then every attempt), the route
-//! timeout and the per-try timeout (504), and circuit breaking (503 past the limit).
+//! Delta): retries (an upstream failing the first attempt, then every attempt; a dead endpoint
+//! under connect-failure retries), the route timeout and the per-try timeout (504), and
+//! circuit breaking (503 past the limit).
 //!
 //! The upstream misbehaves on request (see `integration::upstream`): `x-test-key` numbers the
 //! attempts of one request, `x-fail-attempts` fails the first ones with 503, `x-delay-ms`
@@ -11,12 +12,20 @@ use std::time::{Duration, Instant};
 use integration::{
     conformance,
     mesh::{Backend, DataPlane, Reply, Stage, Variant},
-    net::{self, POLL, local_client},
+    net::{self, POLL, free_port, local_client},
     upstream::Upstream,
 };
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// How Envoy's local reply for a failed upstream connection starts.
+const CONNECT_FAILURE: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason:";
+
+/// Envoy's local reply when a circuit breaker refuses a request.
+const OVERFLOW: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: overflow";
 
 conformance!(
     retries_hide_a_failed_attempt,
@@ -124,6 +133,66 @@ async fn retries_hide_a_failed_attempt(plane: DataPlane, variant: Variant, backe
         Some(1),
         "cluster.svc-a.upstream_rq_retry_success"
     );
+
+    connect_failures_are_retried(&stage).await;
+}
+
+/// `flaky` balances over a port nothing listens on and b: under `/connect/`, connect failures
+/// are retried (every request answered by b); elsewhere, the requests sent to the dead port
+/// get the proxy's own 503 naming the connection failure.
+async fn connect_failures_are_retried(stage: &Stage) {
+    let b = Upstream::start("b");
+    let dead = free_port();
+    stage
+        .service_on_ports(
+            "flaky",
+            http_service(),
+            &[(dead, json!({})), (b.port(), json!({}))],
+        )
+        .await;
+    stage
+        .route(
+            "main",
+            json!([
+                { "match": { "path": { "prefix": "/connect/" } },
+                  "destinations": [{ "service": "flaky" }],
+                  "retries": { "attempts": 2, "retry_on": ["connect-failure"] } },
+                { "match": { "path": { "prefix": "/" } },
+                  "destinations": [{ "service": "flaky" }] }
+            ]),
+        )
+        .await;
+    stage
+        .wait_reply("flaky routed", "/connect/x", &[], WAIT, |r| r.from("b"))
+        .await;
+    for i in 0..10 {
+        let reply = must_send(stage, &format!("/connect/{i}"), &[]).await;
+        assert!(reply.from("b"), "connect failures are retried: {reply:?}");
+    }
+    let mut failed = 0;
+    for i in 0..10 {
+        let reply = must_send(stage, &format!("/no-retry/{i}"), &[]).await;
+        if reply.status == 503 {
+            assert!(
+                reply.body.starts_with(CONNECT_FAILURE)
+                    && reply.body.contains("connection failure"),
+                "the proxy's own answer names the connection failure: {reply:?}"
+            );
+            failed += 1;
+        } else {
+            assert!(reply.from("b"), "{reply:?}");
+        }
+    }
+    assert!(
+        failed > 0,
+        "without retries some requests meet the dead port"
+    );
+    let proxy = stage.proxy();
+    let connect_fail = proxy.stat("cluster.flaky.upstream_cx_connect_fail").await;
+    assert!(
+        connect_fail.is_some_and(|n| n >= failed),
+        "cluster.flaky.upstream_cx_connect_fail: {connect_fail:?}, {failed} failed"
+    );
 }
 
 /// Sends one request and returns the reply with how long it took.
@@ -158,7 +227,11 @@ async fn timeouts_answer_504(plane: DataPlane, variant: Variant, backend: Backen
     let slow = [("x-delay-ms", "3000")];
 
     let (reply, took) = timed(&stage, "/route-timeout/x", &slow).await;
-    assert_eq!(reply.status, 504, "route timeout: {reply:?}");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (504, "upstream request timeout"),
+        "route timeout: {reply:?}"
+    );
     assert_eq!(reply.upstream, None, "the proxy answers itself: {reply:?}");
     assert!(
         took >= Duration::from_millis(450) && took < Duration::from_millis(2500),
@@ -183,7 +256,11 @@ async fn timeouts_answer_504(plane: DataPlane, variant: Variant, backend: Backen
 
     let all_slow = [("x-test-key", "all-slow"), ("x-delay-ms", "3000")];
     let (reply, took) = timed(&stage, "/per-try/all-slow", &all_slow).await;
-    assert_eq!(reply.status, 504, "every try timed out: {reply:?}");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (504, "upstream request timeout"),
+        "every try timed out: {reply:?}"
+    );
     assert!(
         took >= Duration::from_millis(550) && took < Duration::from_millis(2500),
         "two 300 ms tries answered after {took:?} (the route allows 5 s)"
@@ -273,7 +350,7 @@ async fn circuit_breaker_rejects_past_the_limit(
         match reply.status {
             503 => {
                 assert_eq!(
-                    reply.upstream, None,
+                    reply.body, OVERFLOW,
                     "the proxy refuses by itself: {reply:?}"
                 );
                 assert_eq!(
