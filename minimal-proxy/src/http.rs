@@ -11,9 +11,11 @@
 //!   bookkeeping (stats, access log).
 //! - [`route_table`]: virtual hosts and routes compiled for matching.
 //! - `router`: cluster choice, header and path changes, attempts, retries, timeouts.
+//! - `books`: one request's stats and access log record, closed exactly once.
 //! - `retry`, `hash`, `headers`, `body`, `local_reply`: the router's parts.
 
 mod body;
+mod books;
 mod hash;
 mod headers;
 mod local_reply;

@@ -229,3 +229,56 @@ async fn a_listener_writes_one_line_per_request() {
     assert_eq!(default[0]["response_flags"], "NR");
     assert!(default[2]["upstream_service_time"].is_string());
 }
+
+#[tokio::test]
+async fn a_client_gone_before_the_response_is_logged_with_dc() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let hold = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = hold.clone();
+    let upstream = Upstream::start(move |_| {
+        let held = held.clone();
+        async move {
+            let _permit = held.acquire().await;
+            reply(200, "late")
+        }
+    })
+    .await;
+    let web = cluster(
+        "web",
+        &[upstream.address],
+        crate::config::UpstreamProtocol::Http1,
+    );
+    let runtime = runtime(vec![web], vec![]);
+    let r = routes("r", vec![route("/", RouteAction::Forward(forward("web")))]);
+    let mut config = hcm(RouteSource::Inline(Arc::new(r)));
+    config.access_log = vec![AccessLog {
+        path: path.to_string_lossy().into_owned(),
+        json_format: None,
+    }];
+    let listener = http_listener("l", "127.0.0.1:0".parse().unwrap(), config);
+    let (_manager, address) = serve(&runtime, listener).await;
+
+    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+    client
+        .write_all(b"GET /gone HTTP/1.1\r\nhost: web.test\r\n\r\n")
+        .await
+        .unwrap();
+    let requests = upstream.requests.clone();
+    eventually(Duration::from_secs(5), || {
+        requests.load(std::sync::atomic::Ordering::Relaxed) == 1
+    })
+    .await;
+    drop(client);
+
+    let line = &lines(&path, 1).await[0];
+    assert_eq!(line["response_code"], 0);
+    assert_eq!(line["response_flags"], "DC");
+    assert_eq!(line["path"], "/gone");
+    assert_eq!(line["upstream_cluster"], "web");
+    let stats = runtime.stats.http("ingress");
+    assert_eq!(stats.downstream_rq_active.get(), 0);
+    hold.add_permits(10);
+}

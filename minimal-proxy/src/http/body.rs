@@ -1,7 +1,7 @@
 //! Bodies: the response body the proxy answers with (a local reply or the upstream's,
-//! streamed, under the route's deadline), which also closes the request's books when it ends
-//! or is dropped (time, stats, access log); and the request body sent upstream, replayable for
-//! retries up to a limit.
+//! streamed, under the route's deadline), which closes the request's books when it ends or is
+//! dropped; and the request body sent upstream, counted, and replayable for retries up to a
+//! limit.
 
 use std::{
     pin::Pin,
@@ -10,7 +10,6 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
-    time::Instant,
 };
 
 use bytes::Bytes;
@@ -18,9 +17,10 @@ use http::HeaderMap;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
+use super::books::Completion;
 use crate::{
-    access_log::{AccessLogs, Record, ResponseFlags},
-    stats::{ClusterStats, HttpStats},
+    access_log::ResponseFlags,
+    stats::ClusterStats,
     upstream::{self, BoxError},
 };
 
@@ -42,24 +42,6 @@ pub struct ResponseBody {
 enum Kind {
     Full(Option<Bytes>),
     Upstream(Incoming),
-}
-
-/// What is left to do when the response is over.
-#[derive(Debug)]
-pub struct Completion {
-    pub start: Instant,
-    pub stats: Arc<HttpStats>,
-    /// When the listener writes access logs.
-    pub log: Option<PendingLog>,
-}
-
-/// A request's access log record, completed when the response ends.
-#[derive(Debug)]
-pub struct PendingLog {
-    pub logs: Arc<AccessLogs>,
-    pub record: Box<Record>,
-    /// The request body's byte count, when it was streamed upstream.
-    pub received: Option<Arc<AtomicU64>>,
 }
 
 impl ResponseBody {
@@ -90,25 +72,8 @@ impl ResponseBody {
     }
 
     fn finish(&mut self, flags: ResponseFlags) {
-        let Some(c) = self.completion.take() else {
-            return;
-        };
-        let elapsed = c.start.elapsed();
-        c.stats.downstream_rq_time.observe(elapsed);
-        c.stats.downstream_rq_active.dec();
-        if let Some(PendingLog {
-            logs,
-            mut record,
-            received,
-        }) = c.log
-        {
-            record.duration = elapsed;
-            record.bytes_sent = self.bytes_sent;
-            record.flags.insert(flags);
-            if let Some(received) = received {
-                record.bytes_received = received.load(Ordering::Relaxed);
-            }
-            logs.log(*record);
+        if let Some(mut completion) = self.completion.take() {
+            completion.close(self.bytes_sent, flags);
         }
     }
 }

@@ -4,7 +4,6 @@
 //! timeout; failures become Envoy's local replies.
 
 use std::{
-    net::SocketAddr,
     pin::Pin,
     sync::{Arc, atomic::AtomicU64},
     time::{Duration, Instant},
@@ -18,6 +17,7 @@ use tokio::time::Sleep;
 use super::{
     Downstream,
     body::{Counted, Replay, ResponseBody},
+    books::Exchange,
     hash, headers,
     local_reply::LocalReply,
     retry::{Outcome, Retries},
@@ -33,16 +33,6 @@ use crate::{
 /// Bytes of request body kept for replay on retry (Envoy's default buffer limit, 1 MiB);
 /// a longer body is streamed once and not retried.
 const REPLAY_LIMIT: usize = 1024 * 1024;
-
-/// What the router leaves for the access log.
-#[derive(Debug, Default)]
-pub struct Exchange {
-    /// Whether the listener logs (the fields below are filled only then).
-    pub logging: bool,
-    pub flags: ResponseFlags,
-    pub upstream_host: Option<SocketAddr>,
-    pub upstream_cluster: Option<String>,
-}
 
 /// The request as the router sends it: its head, kept to build every attempt.
 struct Head {

@@ -22,11 +22,12 @@ use xds_core::drain;
 
 use super::{
     ConnectionManager, Downstream,
-    body::{Completion, PendingLog, ResponseBody},
+    body::ResponseBody,
+    books::{Completion, PendingLog},
     headers,
     local_reply::{self, LocalReply},
     route_table::{Action, CompiledRoute, RequestView},
-    router::{self, Exchange},
+    router,
 };
 use crate::{access_log::Record, stats::HttpStats};
 
@@ -72,17 +73,8 @@ impl ConnectionManager {
         downstream: &Downstream,
         mut request: Request<Incoming>,
     ) -> Response<ResponseBody> {
-        let start = Instant::now();
         let stats = &self.stats;
-        stats.downstream_rq_total.inc();
-        stats.downstream_rq_active.inc();
         count_protocol(downstream, request.version(), stats);
-        let snapshot = self.runtime.load();
-        let table = self.route_table(&snapshot);
-        let mut exchange = Exchange {
-            logging: self.logs.is_some(),
-            ..Exchange::default()
-        };
         if self.logs.is_some() && !request.headers().contains_key(&headers::X_REQUEST_ID) {
             // Envoy's connection manager gives every request an id before anything logs it.
             let id = headers::request_id();
@@ -90,21 +82,27 @@ impl ConnectionManager {
                 .headers_mut()
                 .insert(headers::X_REQUEST_ID.clone(), id);
         }
-        let (matched, mut record) = {
+        let snapshot = self.runtime.load();
+        let table = self.route_table(&snapshot);
+        let (matched, log) = {
             let view = view(&request);
-            let record = self.logs.as_ref().map(|logs| {
+            let log = self.logs.as_ref().map(|logs| {
                 let mut record = Box::new(Record::new(downstream.peer, downstream.local));
                 record.protocol = Some(protocol(request.version()));
                 record.request_headers = logs.capture_request(&view);
-                record
+                PendingLog {
+                    logs: logs.clone(),
+                    record,
+                    received: Some(Arc::new(AtomicU64::new(0))),
+                }
             });
-            (table.as_deref().and_then(|t| t.route(&view)), record)
+            (table.as_deref().and_then(|t| t.route(&view)), log)
         };
-        let received = record.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
+        let mut books = Completion::open(Instant::now(), stats.clone(), log);
         let mut response = match matched {
             None => {
                 stats.no_route.inc();
-                exchange.flags.insert(LocalReply::NoRoute.flags());
+                books.exchange.flags.insert(LocalReply::NoRoute.flags());
                 LocalReply::NoRoute.response(false)
             }
             Some((_, route)) => match &route.action {
@@ -113,6 +111,8 @@ impl ConnectionManager {
                     direct(route, *status, body.clone(), &request)
                 }
                 Action::Forward(action) => {
+                    let received = books.log.as_ref().and_then(|l| l.received.clone());
+                    let start = books.start();
                     router::forward(
                         stats,
                         downstream,
@@ -121,8 +121,8 @@ impl ConnectionManager {
                         request,
                         &snapshot,
                         start,
-                        &mut exchange,
-                        received.clone(),
+                        &mut books.exchange,
+                        received,
                     )
                     .await
                 }
@@ -133,26 +133,11 @@ impl ConnectionManager {
         if let Some(class) = stats.downstream_rq_xx.get(usize::from(status / 100)) {
             class.inc();
         }
-        let log = match (&self.logs, record.take()) {
-            (Some(logs), Some(mut record)) => {
-                record.response_code = Some(status);
-                record.response_headers = logs.capture_response(status, response.headers());
-                record.flags = exchange.flags;
-                record.upstream_host = exchange.upstream_host;
-                record.upstream_cluster = exchange.upstream_cluster.take();
-                Some(PendingLog {
-                    logs: logs.clone(),
-                    record,
-                    received,
-                })
-            }
-            _ => None,
-        };
-        response.body_mut().set_completion(Completion {
-            start,
-            stats: stats.clone(),
-            log,
-        });
+        if let Some(log) = &mut books.log {
+            log.record.response_code = Some(status);
+            log.record.response_headers = log.logs.capture_response(status, response.headers());
+        }
+        response.body_mut().set_completion(books);
         response
     }
 }
