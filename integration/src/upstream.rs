@@ -54,6 +54,8 @@ struct Shared {
     /// Requests answered, health checks excluded.
     hits: AtomicU64,
     health_checks: AtomicU64,
+    /// The headers of the last health check, as JSON.
+    last_health_check: Mutex<Value>,
     in_flight: AtomicU64,
     /// The most requests in flight at once so far.
     max_in_flight: AtomicU64,
@@ -80,6 +82,7 @@ impl Upstream {
             name: name.to_string(),
             hits: AtomicU64::new(0),
             health_checks: AtomicU64::new(0),
+            last_health_check: Mutex::new(Value::Null),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             failing: AtomicBool::new(false),
@@ -127,6 +130,11 @@ impl Upstream {
     /// Health checks (`GET /healthz`) answered so far.
     pub fn health_checks(&self) -> u64 {
         self.state.health_checks.load(Ordering::SeqCst)
+    }
+
+    /// The headers (lowercased names) of the last health check, `Null` before the first.
+    pub fn last_health_check(&self) -> Value {
+        self.state.last_health_check.lock().unwrap().clone()
     }
 
     /// Requests being answered right now.
@@ -206,6 +214,7 @@ impl Drop for InFlight<'_> {
 
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     if request.uri().path() == "/healthz" {
+        *shared.last_health_check.lock().unwrap() = Value::Object(header_map(request.headers()));
         shared.health_checks.fetch_add(1, Ordering::SeqCst);
         let status = if shared.unhealthy.load(Ordering::SeqCst) {
             StatusCode::SERVICE_UNAVAILABLE

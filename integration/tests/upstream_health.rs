@@ -174,6 +174,12 @@ async fn health_checks_steer_traffic(plane: DataPlane, variant: Variant, backend
     serve_three(&mut stage, spec, [&a, &b, &c]).await;
     for u in [&a, &b, &c] {
         assert!(u.health_checks() > 0, "{} was health checked", u.name());
+        let seen = u.last_health_check();
+        assert_eq!(
+            (&seen["host"], &seen["user-agent"]),
+            (&json!("web"), &json!("Envoy/HC")),
+            "a health check names the cluster as host and says it is Envoy's: {seen}"
+        );
     }
 
     a.set_healthy(false);
