@@ -214,3 +214,17 @@ async fn drain_all_cuts_what_is_still_running_at_the_deadline() {
     let stats = runtime.stats.http("ingress");
     assert_eq!(stats.downstream_cx_active.get(), 0);
 }
+
+#[tokio::test]
+async fn a_renamed_listener_takes_over_the_socket_of_the_removed_one() {
+    let runtime = runtime(vec![], vec![]);
+    let (manager, address) = started(&runtime, "v1").await;
+    let mut renamed = versioned(address, "v2");
+    renamed.name = "renamed".into();
+    // Binding again would fail: the address is still bound by "l" when the update arrives.
+    let rejections = manager.apply(vec![renamed]).await;
+    assert!(rejections.is_empty(), "{rejections:?}");
+    assert_eq!(manager.local_addr("renamed").await, Some(address));
+    assert!(manager.local_addr("l").await.is_none());
+    assert_eq!(get(address, "/v").await.body, "v2");
+}
