@@ -345,3 +345,34 @@ fn malformed_documents_say_which_format_failed() {
         "dynamic_resources.cds_config.initial_fetch_timeout: '15' is not a duration",
     );
 }
+
+#[test]
+fn a_locality_is_taken_and_admin_extras_are_refused() {
+    let mut doc = minimal("GRPC");
+    doc["node"]["locality"] = json!({ "region": "eu", "zone": "eu-1a" });
+    let b = accepted(doc);
+    let locality = b.node.locality.expect("a locality");
+    assert_eq!(
+        (locality.region.as_str(), locality.zone.as_str()),
+        ("eu", "eu-1a")
+    );
+    let mut doc = minimal("GRPC");
+    doc["admin"] = json!({ "profile_path": "/tmp/p",
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 9901 } } });
+    assert_refused(doc, "admin.profile_path: not supported by minimal-proxy");
+}
+
+#[test]
+fn a_static_listener_is_refused_at_the_field_the_conversion_names() {
+    let mut doc = minimal("GRPC");
+    doc["static_resources"]["listeners"] = json!([{
+        "name": "redis", "address": { "socket_address": { "address": "127.0.0.1", "port_value": 6379 } },
+        "filter_chains": [{ "filters": [{ "name": "envoy.filters.network.redis_proxy", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy",
+            "stat_prefix": "redis" } }] }] }]);
+    let message = refused(doc);
+    assert!(
+        message.starts_with("static_resources.listeners[0].filter_chains[0].filters[0]"),
+        "{message}"
+    );
+}
