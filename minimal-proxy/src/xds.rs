@@ -12,6 +12,20 @@
 //! - [`live`]: the cluster objects and route tables published to the runtime.
 //! - `client`: the glue: streams, applying to the runtime and the listener manager, then ACK.
 //! - `stream`: one gRPC stream with reconnects; [`backoff`]: jittered exponential.
+//!
+//! Choices, each Envoy's unless said:
+//! - An ACK is sent once the response is applied: converted, the runtime snapshot published,
+//!   the listener set handed to the listener manager. A cluster or listener still warming is
+//!   accepted (ACKed) and shown in `dynamic_warming_clusters` / `warming_state`.
+//! - A partly bad response: the good resources are applied, the bad ones keep their previous
+//!   version, and the NACK names each (`cluster 'x': field: reason`, one per line).
+//! - EDS and RDS come over the channel of CDS and LDS respectively (what xds-server
+//!   configures); a cluster's own `eds_config` is not consulted.
+//! - Ours: a listener the listener manager refuses after it warmed (its routes arrived after
+//!   LDS was ACKed) is NACKed again on LDS's last nonce, so the server shows the failure as it
+//!   shows Envoy's bind errors.
+//! - Ours: a cluster or listener warms for its source's `initial_fetch_timeout` (CDS's for
+//!   clusters, LDS's for listeners), not the one of its own `eds_config` / `rds.config_source`.
 
 pub mod backoff;
 mod client;
