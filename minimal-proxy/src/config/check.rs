@@ -122,6 +122,12 @@ macro_rules! unset {
 }
 pub(super) use unset;
 
+/// Runs the checks of a nested message as one step, so that the caller can prefix their
+/// refusals with the message's field.
+pub(super) fn nested(checks: impl FnOnce() -> Result<()>) -> Result<()> {
+    checks()
+}
+
 /// A protobuf duration as a `Duration`; negative or malformed ones are refused (Envoy's
 /// validation refuses them too).
 pub(super) fn duration(field: &str, value: &Option<ProtoDuration>) -> Result<Option<Duration>> {

@@ -149,7 +149,7 @@ fn lb_endpoint(e: &LbEndpoint, allow_dns: bool) -> Result<Endpoint> {
         .ok_or_else(|| required("address"))
         .and_then(|a| endpoint_address(a, allow_dns).map_err(|r| r.under("address")))
         .map_err(in_endpoint)?;
-    (|| -> Result<()> {
+    check::nested(|| {
         // Envoy uses `hostname` for auto host rewrite and health-check hosts, neither
         // implemented.
         unset!(hostname, additional_addresses);
@@ -160,14 +160,14 @@ fn lb_endpoint(e: &LbEndpoint, allow_dns: bool) -> Result<Endpoint> {
                 address,
                 disable_active_health_check,
             } = hc;
-            (|| -> Result<()> {
+            check::nested(|| {
                 unset!(port_value, hostname, address, disable_active_health_check);
                 Ok(())
-            })()
+            })
             .map_err(|r| r.under("health_check_config"))?;
         }
         Ok(())
-    })()
+    })
     .map_err(in_endpoint)?;
     let weight = check::uint32(load_balancing_weight).unwrap_or(1);
     if weight == 0 {

@@ -2,13 +2,19 @@
 //! named by its exact path, and everything xds-server emits today accepted.
 
 mod cluster;
-mod cluster_parts;
+mod cluster_lb;
+mod cluster_limits;
+mod cluster_options;
 mod endpoint;
 mod listener;
 mod listener_parts;
+mod listener_refusals;
 mod route;
 mod route_action;
+mod route_response;
+mod route_retry;
 mod xds_server;
+mod xds_server_http;
 
 use std::fmt::Debug;
 

@@ -55,10 +55,10 @@ pub(in crate::config) fn endpoint_address(
         }
         Err(_) => return Err(under(super::unknown_enum("protocol", *protocol, "TCP"))),
     }
-    (|| -> Result<()> {
+    super::nested(|| {
         unset!(resolver_name, ipv4_compat, network_namespace_filepath);
         Ok(())
-    })()
+    })
     .map_err(under)?;
     let port = match port_specifier {
         Some(PortSpecifier::PortValue(p)) => u16::try_from(*p).map_err(|_| {

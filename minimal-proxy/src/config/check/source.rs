@@ -102,7 +102,7 @@ fn grpc_service(service: &GrpcService) -> Result<()> {
             if cluster_name.is_empty() {
                 return Err(under(required("cluster_name")));
             }
-            (|| -> Result<()> {
+            super::nested(|| {
                 unset!(
                     authority,
                     retry_policy,
@@ -110,7 +110,7 @@ fn grpc_service(service: &GrpcService) -> Result<()> {
                     skip_envoy_headers
                 );
                 Ok(())
-            })()
+            })
             .map_err(under)
         }
         Some(TargetSpecifier::GoogleGrpc(_)) => Err(not_supported("google_grpc")),

@@ -72,10 +72,10 @@ pub(super) fn health_check(hc: &EnvoyHealthCheck) -> Result<HealthCheck> {
                 receive,
                 proxy_protocol_config,
             } = tcp;
-            (|| -> Result<()> {
+            check::nested(|| {
                 unset!(send, receive, proxy_protocol_config);
                 Ok(())
-            })()
+            })
             .map_err(|r| r.under("tcp_health_check"))?;
             HealthCheckKind::Tcp
         }

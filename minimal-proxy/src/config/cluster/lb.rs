@@ -25,10 +25,11 @@ pub(super) fn lb_policy(policy: i32, config: &Option<LbConfig>) -> Result<LbPoli
         (EnvoyLb::RoundRobin, None) => LbPolicy::RoundRobin,
         (EnvoyLb::RoundRobin, Some(LbConfig::RoundRobinLbConfig(rr))) => {
             let RoundRobinLbConfig { slow_start_config } = rr;
-            unset_in("round_robin_lb_config", || {
+            check::nested(|| {
                 unset!(slow_start_config);
                 Ok(())
-            })?;
+            })
+            .map_err(|r| r.under("round_robin_lb_config"))?;
             LbPolicy::RoundRobin
         }
         (EnvoyLb::LeastRequest, None) => LbPolicy::LeastRequest {
@@ -85,10 +86,6 @@ fn config_name(config: &LbConfig) -> &'static str {
         LbConfig::LeastRequestLbConfig(_) => "least_request_lb_config",
         LbConfig::RoundRobinLbConfig(_) => "round_robin_lb_config",
     }
-}
-
-fn unset_in(prefix: &str, check: impl FnOnce() -> Result<()>) -> Result<()> {
-    check().map_err(|r| r.under(prefix))
 }
 
 fn least_request(lr: &LeastRequestLbConfig) -> Result<LbPolicy> {
@@ -169,5 +166,8 @@ fn maglev(m: &MaglevLbConfig) -> Result<LbPolicy> {
 
 /// Trial division: table sizes are at most about five million.
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }

@@ -75,10 +75,10 @@ fn header_option(
     else {
         return Err(required("header"));
     };
-    (|| -> Result<()> {
+    check::nested(|| {
         unset!(raw_value);
         Ok(())
-    })()
+    })
     .map_err(|r| r.under("header"))?;
     let name = header_name("header.key", key)?;
     let value = literal(value).map_err(|r| r.under("header"))?;

@@ -19,7 +19,7 @@ use envoy_types::pb::envoy::{
 
 use crate::config::{
     HeaderMatch, HeaderMatchKind, PathMatch, RouteMatch,
-    check::{Refusal, Result, not_supported, required, unset},
+    check::{self, Refusal, Result, not_supported, required, unset},
 };
 
 pub(super) fn route_match(m: &EnvoyMatch) -> Result<RouteMatch> {
@@ -153,10 +153,10 @@ pub(super) fn regex(r: &RegexMatcher) -> Result<regex::Regex> {
         None => {}
         Some(EngineType::GoogleRe2(re2)) => {
             let GoogleRe2 { max_program_size } = re2;
-            (|| -> Result<()> {
+            check::nested(|| {
                 unset!(max_program_size);
                 Ok(())
-            })()
+            })
             .map_err(|e| e.under("google_re2"))?;
         }
     }

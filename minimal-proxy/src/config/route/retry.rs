@@ -135,10 +135,10 @@ pub(super) fn hash_policy(h: &EnvoyHash) -> Result<HashPolicy> {
                 regex_rewrite,
             } = header;
             let under = |e: Refusal| e.under("header");
-            (|| -> Result<()> {
+            check::nested(|| {
                 unset!(regex_rewrite);
                 Ok(())
-            })()
+            })
             .map_err(under)?;
             if header_name.is_empty() {
                 return Err(under(required("header_name")));
@@ -154,10 +154,10 @@ pub(super) fn hash_policy(h: &EnvoyHash) -> Result<HashPolicy> {
             } = cookie;
             let under = |e: Refusal| e.under("cookie");
             // With a ttl Envoy generates the cookie when it is missing; not implemented.
-            (|| -> Result<()> {
+            check::nested(|| {
                 unset!(ttl, path, attributes);
                 Ok(())
-            })()
+            })
             .map_err(under)?;
             if name.is_empty() {
                 return Err(under(required("name")));

@@ -10,8 +10,6 @@ use envoy_types::pb::envoy::config::{
         Cluster,
         cluster::{
             ClusterDiscoveryType, CommonLbConfig, DiscoveryType, DnsLookupFamily, EdsClusterConfig,
-            LbConfig, LbPolicy as EnvoyLb, LeastRequestLbConfig, MaglevLbConfig, RingHashLbConfig,
-            ring_hash_lb_config::HashFunction,
         },
     },
     core::v3::{
@@ -24,7 +22,6 @@ use envoy_types::pb::envoy::config::{
         lb_endpoint::HostIdentifier,
     },
 };
-use envoy_types::pb::google::protobuf::UInt64Value;
 
 use super::{millis, refused, secs, u32v};
 use crate::config::{
@@ -32,7 +29,7 @@ use crate::config::{
     cluster_from_proto,
 };
 
-fn ads() -> ConfigSource {
+pub(super) fn ads() -> ConfigSource {
     ConfigSource {
         config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
         resource_api_version: 2, // V3
@@ -80,7 +77,7 @@ fn with_type(t: DiscoveryType, host: &str) -> Cluster {
     }
 }
 
-const WEB: &str = "cluster 'web'";
+pub(super) const WEB: &str = "cluster 'web'";
 
 #[test]
 fn eds_cluster_gets_envoy_defaults() {
@@ -249,162 +246,27 @@ fn other_discovery_types_are_refused() {
     ));
 }
 
-fn lb(policy: EnvoyLb, config: Option<LbConfig>) -> Cluster {
-    Cluster {
-        lb_policy: policy as i32,
-        lb_config: config,
-        ..eds("web")
-    }
-}
-
-#[test]
-fn lb_policies_with_defaults_and_configs() {
-    let cases = [
-        (lb(EnvoyLb::RoundRobin, None), LbPolicy::RoundRobin),
-        (lb(EnvoyLb::Random, None), LbPolicy::Random),
-        (
-            lb(EnvoyLb::LeastRequest, None),
-            LbPolicy::LeastRequest { choice_count: 2 },
-        ),
-        (
-            lb(
-                EnvoyLb::LeastRequest,
-                Some(LbConfig::LeastRequestLbConfig(LeastRequestLbConfig {
-                    choice_count: u32v(5),
-                    ..Default::default()
-                })),
-            ),
-            LbPolicy::LeastRequest { choice_count: 5 },
-        ),
-        (
-            lb(EnvoyLb::RingHash, None),
-            LbPolicy::RingHash {
-                min_ring_size: 1024,
-                max_ring_size: 8 * 1024 * 1024,
-            },
-        ),
-        (
-            lb(
-                EnvoyLb::RingHash,
-                Some(LbConfig::RingHashLbConfig(RingHashLbConfig {
-                    minimum_ring_size: Some(UInt64Value { value: 64 }),
-                    maximum_ring_size: Some(UInt64Value { value: 4096 }),
-                    ..Default::default()
-                })),
-            ),
-            LbPolicy::RingHash {
-                min_ring_size: 64,
-                max_ring_size: 4096,
-            },
-        ),
-        (
-            lb(EnvoyLb::Maglev, None),
-            LbPolicy::Maglev { table_size: 65537 },
-        ),
-        (
-            lb(
-                EnvoyLb::Maglev,
-                Some(LbConfig::MaglevLbConfig(MaglevLbConfig {
-                    table_size: Some(UInt64Value { value: 251 }),
-                })),
-            ),
-            LbPolicy::Maglev { table_size: 251 },
-        ),
-    ];
-    for (cluster, want) in cases {
-        assert_eq!(cluster_from_proto(&cluster).unwrap().lb_policy, want);
-    }
-}
-
-#[test]
-fn lb_refusals_name_the_field() {
-    refused(
-        cluster_from_proto(&lb(EnvoyLb::ClusterProvided, None)),
-        WEB,
-        "lb_policy",
-        "'CLUSTER_PROVIDED' is not supported by minimal-proxy; supported: ROUND_ROBIN",
-    );
-    refused(
-        cluster_from_proto(&lb(
-            EnvoyLb::RoundRobin,
-            Some(LbConfig::MaglevLbConfig(MaglevLbConfig::default())),
-        )),
-        WEB,
-        "maglev_lb_config",
-        "does not apply to lb_policy ROUND_ROBIN",
-    );
-    refused(
-        cluster_from_proto(&lb(
-            EnvoyLb::LeastRequest,
-            Some(LbConfig::LeastRequestLbConfig(LeastRequestLbConfig {
-                choice_count: u32v(1),
-                ..Default::default()
-            })),
-        )),
-        WEB,
-        "least_request_lb_config.choice_count",
-        "at least 2",
-    );
-    refused(
-        cluster_from_proto(&lb(
-            EnvoyLb::RingHash,
-            Some(LbConfig::RingHashLbConfig(RingHashLbConfig {
-                hash_function: HashFunction::MurmurHash2 as i32,
-                ..Default::default()
-            })),
-        )),
-        WEB,
-        "ring_hash_lb_config.hash_function",
-        "'MURMUR_HASH_2'",
-    );
-    refused(
-        cluster_from_proto(&lb(
-            EnvoyLb::RingHash,
-            Some(LbConfig::RingHashLbConfig(RingHashLbConfig {
-                minimum_ring_size: Some(UInt64Value { value: 10_000 }),
-                maximum_ring_size: Some(UInt64Value { value: 100 }),
-                ..Default::default()
-            })),
-        )),
-        WEB,
-        "ring_hash_lb_config.minimum_ring_size",
-        "greater than maximum_ring_size",
-    );
-    refused(
-        cluster_from_proto(&lb(
-            EnvoyLb::Maglev,
-            Some(LbConfig::MaglevLbConfig(MaglevLbConfig {
-                table_size: Some(UInt64Value { value: 1000 }),
-            })),
-        )),
-        WEB,
-        "maglev_lb_config.table_size",
-        "prime",
-    );
-}
+/// Sets one field of a cluster.
+type Set = fn(&mut Cluster);
 
 #[test]
 fn unimplemented_cluster_fields_are_refused_by_name() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Cluster)>)> = vec![
-        (
-            "per_connection_buffer_limit_bytes",
-            Box::new(|c| c.per_connection_buffer_limit_bytes = u32v(1)),
-        ),
-        (
-            "transport_socket",
-            Box::new(|c| c.transport_socket = Some(TransportSocket::default())),
-        ),
-        (
-            "common_lb_config",
-            Box::new(|c| c.common_lb_config = Some(CommonLbConfig::default())),
-        ),
-        ("respect_dns_ttl", Box::new(|c| c.respect_dns_ttl = true)),
-        (
-            "ignore_health_on_host_removal",
-            Box::new(|c| c.ignore_health_on_host_removal = true),
-        ),
-        ("lrs_server", Box::new(|c| c.lrs_server = Some(ads()))),
-        ("protocol_selection", Box::new(|c| c.protocol_selection = 1)),
+    let cases: [(&str, Set); 7] = [
+        ("per_connection_buffer_limit_bytes", |c| {
+            c.per_connection_buffer_limit_bytes = u32v(1)
+        }),
+        ("transport_socket", |c| {
+            c.transport_socket = Some(TransportSocket::default())
+        }),
+        ("common_lb_config", |c| {
+            c.common_lb_config = Some(CommonLbConfig::default())
+        }),
+        ("respect_dns_ttl", |c| c.respect_dns_ttl = true),
+        ("ignore_health_on_host_removal", |c| {
+            c.ignore_health_on_host_removal = true
+        }),
+        ("lrs_server", |c| c.lrs_server = Some(ads())),
+        ("protocol_selection", |c| c.protocol_selection = 1),
     ];
     for (field, set) in cases {
         let mut c = eds("web");

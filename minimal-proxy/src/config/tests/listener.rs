@@ -9,21 +9,17 @@ use envoy_types::pb::envoy::{
     config::{
         core::v3::{
             Address, AggregatedConfigSource, ConfigSource, Http2ProtocolOptions, SocketAddress,
-            TransportSocket, address, config_source::ConfigSourceSpecifier,
-            socket_address::PortSpecifier,
+            address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier,
         },
-        listener::v3::{Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter},
+        listener::v3::{Filter, FilterChain, Listener, filter},
         route::v3::{RouteConfiguration, VirtualHost},
     },
     extensions::filters::{
         http::router::v3::Router,
-        network::{
-            http_connection_manager::v3::{
-                HttpConnectionManager as EnvoyHcm, HttpFilter, Rds, ScopedRoutes,
-                http_connection_manager::{CodecType, RouteSpecifier, Tracing},
-                http_filter,
-            },
-            redis_proxy::v3::RedisProxy,
+        network::http_connection_manager::v3::{
+            HttpConnectionManager as EnvoyHcm, HttpFilter, Rds, ScopedRoutes,
+            http_connection_manager::{CodecType, RouteSpecifier, Tracing},
+            http_filter,
         },
     },
 };
@@ -34,7 +30,7 @@ use crate::config::{
     listener_from_proto,
 };
 
-const L: &str = "listener 'ingress'";
+pub(super) const L: &str = "listener 'ingress'";
 const HCM_AT: &str = "filter_chains[0].filters[0].typed_config";
 
 pub(super) fn socket(host: &str, port: u32) -> Option<Address> {
@@ -57,7 +53,7 @@ pub(super) fn router() -> HttpFilter {
     }
 }
 
-fn hcm() -> EnvoyHcm {
+pub(super) fn hcm() -> EnvoyHcm {
     EnvoyHcm {
         stat_prefix: "ingress".into(),
         codec_type: CodecType::Auto as i32,
@@ -319,110 +315,4 @@ fn connection_manager_refusals_name_the_field() {
     for (h, field, reason) in cases {
         refused(http(h), L, &format!("{HCM_AT}.{field}"), reason);
     }
-}
-
-#[test]
-fn listener_refusals_name_the_field() {
-    let base = || listener_with(any(&hcm()));
-    let cases: Vec<(Listener, &str, &str)> = vec![
-        (
-            Listener {
-                address: socket("ingress.local", 80),
-                ..base()
-            },
-            "address.socket_address.address",
-            "not an IP address",
-        ),
-        (
-            Listener {
-                address: None,
-                ..base()
-            },
-            "address",
-            "is required",
-        ),
-        (
-            Listener {
-                use_original_dst: boolv(true),
-                ..base()
-            },
-            "use_original_dst",
-            "supported: false",
-        ),
-        (
-            Listener {
-                listener_filters: vec![ListenerFilter::default()],
-                ..base()
-            },
-            "listener_filters",
-            "not supported",
-        ),
-        (
-            Listener {
-                per_connection_buffer_limit_bytes: super::u32v(1024),
-                ..base()
-            },
-            "per_connection_buffer_limit_bytes",
-            "not supported",
-        ),
-        (
-            Listener {
-                filter_chains: [base().filter_chains, base().filter_chains].concat(),
-                ..base()
-            },
-            "filter_chains",
-            "only one filter chain",
-        ),
-        (
-            Listener {
-                filter_chains: vec![],
-                ..base()
-            },
-            "filter_chains",
-            "is required",
-        ),
-    ];
-    for (l, field, reason) in cases {
-        refused(listener_from_proto(&l), L, field, reason);
-    }
-
-    let mut l = base();
-    l.filter_chains[0].filter_chain_match = Some(FilterChainMatch {
-        server_names: vec!["a".into()],
-        ..Default::default()
-    });
-    refused(
-        listener_from_proto(&l),
-        L,
-        "filter_chains[0].filter_chain_match",
-        "not supported",
-    );
-    l.filter_chains[0].filter_chain_match = Some(FilterChainMatch::default());
-    listener_from_proto(&l).expect("an empty match is no match");
-
-    let mut l = base();
-    l.filter_chains[0].transport_socket = Some(TransportSocket::default());
-    refused(
-        listener_from_proto(&l),
-        L,
-        "filter_chains[0].transport_socket",
-        "not supported",
-    );
-
-    let mut l = base();
-    let again = l.filter_chains[0].filters[0].clone();
-    l.filter_chains[0].filters.push(again);
-    refused(
-        listener_from_proto(&l),
-        L,
-        "filter_chains[0].filters",
-        "only one network filter",
-    );
-
-    refused(
-        listener_from_proto(&listener_with(any(&RedisProxy::default()))),
-        L,
-        "filter_chains[0].filters[0].typed_config",
-        "'envoy.extensions.filters.network.redis_proxy.v3.RedisProxy' is not supported by minimal-proxy; supported: envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-    );
 }
