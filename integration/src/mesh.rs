@@ -191,9 +191,27 @@ impl Stage {
     /// `service` on `upstream`, routed by `main` behind the `ingress` listener, with the
     /// proxy started, answering from it, and every type SYNCED.
     pub async fn serve(&mut self, service: &str, upstream: &Upstream) {
+        let spec = json!({ "protocol": "http", "connect_timeout": "1s" });
+        let rules = json!([{ "match": { "path": { "prefix": "/" } },
+                             "destinations": [{ "service": service }],
+                             "timeout": "5s" }]);
+        self.serve_with(service, spec, upstream, rules).await;
+    }
+
+    /// `service` (described by `spec`) on `upstream`, routed by `main` with `rules` (which
+    /// must send `/` to it) behind the `ingress` listener, with the proxy started, answering
+    /// from it, and every type SYNCED.
+    pub async fn serve_with(
+        &mut self,
+        service: &str,
+        spec: Value,
+        upstream: &Upstream,
+        rules: Value,
+    ) {
         let wait = Duration::from_secs(30);
-        self.service(service, &[(upstream, json!({}))]).await;
-        self.route_to("main", service).await;
+        self.service_with(service, spec, &[(upstream, json!({}))])
+            .await;
+        self.route("main", rules).await;
         self.listener(&["main"]).await;
         self.start_proxy().await;
         let what = format!("a reply from {}", upstream.name());

@@ -67,6 +67,8 @@ pub struct Reply {
     pub upstream_version: Option<String>,
     /// Which attempt of this request key the upstream answered (see `upstream.rs`).
     pub attempt: Option<u64>,
+    /// The request body the upstream got: its length and [`fnv1a`].
+    pub request_body: Option<(u64, String)>,
     /// The response headers the client got, lowercased names.
     pub response_headers: reqwest::header::HeaderMap,
     pub body: String,
@@ -86,7 +88,28 @@ pub async fn send(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<Reply, String> {
-    let mut req = client.get(format!("http://127.0.0.1:{port}{path}"));
+    let req = client.get(format!("http://127.0.0.1:{port}{path}"));
+    exchange(req, headers).await
+}
+
+/// One POST of `body` to `127.0.0.1:port` with `client`; `Err` when no HTTP answer came back.
+pub async fn post(
+    client: &Client,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<Reply, String> {
+    let req = client
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .body(body);
+    exchange(req, headers).await
+}
+
+async fn exchange(
+    mut req: reqwest::RequestBuilder,
+    headers: &[(&str, &str)],
+) -> Result<Reply, String> {
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
@@ -107,7 +130,18 @@ pub async fn send(
         headers: echo["headers"].clone(),
         upstream_version: echo["version"].as_str().map(str::to_string),
         attempt: echo["attempt"].as_u64(),
+        request_body: echo["body_len"]
+            .as_u64()
+            .zip(echo["body_fnv"].as_str().map(str::to_string)),
         response_headers,
         body,
     })
+}
+
+/// FNV-1a (64 bit) of `bytes` as 16 hex digits: how the upstream reports the body it got.
+pub fn fnv1a(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }

@@ -2,8 +2,9 @@
 //!
 //! [`Upstream`] answers HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on one port. Every
 //! request gets the header `x-upstream: <name>` and the JSON body
-//! `{"upstream", "path", "version", "headers", "attempt"}` (what reached it, and how), so a test
-//! sees where the proxy sent a request and what it looked like on arrival. `200` unless:
+//! `{"upstream", "path", "version", "headers", "attempt", "body_len", "body_fnv"}` (what
+//! reached it, and how), so a test sees where the proxy sent a request and what it looked like
+//! on arrival. `200` unless:
 //!
 //! - `GET /healthz` is the health check: `200`, or `503` after [`Upstream::set_healthy`]
 //!   `(false)`; counted apart ([`Upstream::health_checks`]), never in [`Upstream::hits`].
@@ -37,6 +38,9 @@ use axum::{
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::{oneshot, watch};
+
+/// The largest request body an upstream reads.
+const MAX_BODY: usize = 16 << 20;
 
 /// The longest a request with `x-hold` waits for [`Upstream::release_held`].
 const HOLD_LIMIT: Duration = Duration::from_secs(30);
@@ -224,7 +228,11 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return (status, shared.name.clone()).into_response();
     }
     let _in_flight = InFlight::enter(&shared);
-    let headers = request.headers();
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .unwrap_or_default();
+    let headers = &parts.headers;
     let attempt = match headers.get("x-test-key").and_then(|k| k.to_str().ok()) {
         Some(key) => {
             let mut attempts = shared.attempts.lock().unwrap();
@@ -250,11 +258,13 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         || header_number(headers, "x-fail-attempts").is_some_and(|n| attempt <= n);
     let body = json!({
         "upstream": &shared.name,
-        "path": request.uri().path(),
-        "version": format!("{:?}", request.version()),
+        "path": parts.uri.path(),
+        "version": format!("{:?}", parts.version),
         "headers": header_map(headers),
         "attempt": attempt,
         "failed": failed,
+        "body_len": body.len(),
+        "body_fnv": crate::net::fnv1a(&body),
     });
     shared.hits.fetch_add(1, Ordering::SeqCst);
     let status = if failed {

@@ -1,18 +1,17 @@
 //! What a route and a cluster do with a misbehaving upstream, on both data planes (ADS SotW and
 //! Delta): retries (an upstream failing the first attempt, then every attempt; a dead endpoint
-//! under connect-failure retries), the route timeout and the per-try timeout (504), and
-//! circuit breaking (503 past the limit).
+//! under connect-failure retries), the route timeout and the per-try timeout (504).
 //!
 //! The upstream misbehaves on request (see `integration::upstream`): `x-test-key` numbers the
 //! attempts of one request, `x-fail-attempts` fails the first ones with 503, `x-delay-ms`
-//! delays them, `x-hold` holds them until the test releases them.
+//! delays them.
 
 use std::time::{Duration, Instant};
 
 use integration::{
     conformance,
     mesh::{Backend, DataPlane, Reply, Stage, Variant},
-    net::{self, POLL, free_port, local_client},
+    net::{self, free_port, local_client},
     upstream::Upstream,
 };
 use serde_json::{Value, json};
@@ -23,26 +22,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const CONNECT_FAILURE: &str =
     "upstream connect error or disconnect/reset before headers. reset reason:";
 
-/// Envoy's local reply when a circuit breaker refuses a request.
-const OVERFLOW: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: overflow";
-
-conformance!(
-    retries_hide_a_failed_attempt,
-    timeouts_answer_504,
-    circuit_breaker_rejects_past_the_limit
-);
-
-/// `svc-a` on `a`, routed by `main` with `rules`, the proxy serving `/` from a.
-async fn serve_rules(stage: &mut Stage, a: &Upstream, spec: Value, rules: Value) {
-    stage.service_with("svc-a", spec, &[(a, json!({}))]).await;
-    stage.route("main", rules).await;
-    stage.listener(&["main"]).await;
-    stage.start_proxy().await;
-    stage
-        .wait_reply("a reply from a", "/", &[], WAIT, |r| r.from("a"))
-        .await;
-}
+conformance!(retries_hide_a_failed_attempt, timeouts_answer_504);
 
 fn http_service() -> Value {
     json!({ "protocol": "http", "connect_timeout": "1s" })
@@ -57,7 +37,8 @@ async fn must_send(stage: &Stage, path: &str, headers: &[(&str, &str)]) -> Reply
 }
 
 /// Under `/retry/` up to 2 retries on 5xx; elsewhere none. A request whose first attempt fails
-/// gets the second attempt's 200; one whose every attempt fails gets the third attempt's 503
+/// gets the second attempt's 200 (a POST's body replayed whole to it); one whose every attempt
+/// fails gets the third attempt's 503
 /// (the upstream's own answer, passed through); without a retry policy the first 503 is final.
 async fn retries_hide_a_failed_attempt(plane: DataPlane, variant: Variant, backend: Backend) {
     let Some(mut stage) = Stage::new(plane, variant, backend).await else {
@@ -74,7 +55,7 @@ async fn retries_hide_a_failed_attempt(plane: DataPlane, variant: Variant, backe
           "destinations": [{ "service": "svc-a" }],
           "timeout": "5s" }
     ]);
-    serve_rules(&mut stage, &a, http_service(), rules).await;
+    stage.serve_with("svc-a", http_service(), &a, rules).await;
 
     let once = must_send(
         &stage,
@@ -87,6 +68,20 @@ async fn retries_hide_a_failed_attempt(plane: DataPlane, variant: Variant, backe
         once.attempt,
         Some(2),
         "the second attempt answered: {once:?}"
+    );
+
+    // A request body is replayed whole to the retry.
+    let body: Vec<u8> = (0..256 * 1024).map(|i| (i % 253) as u8).collect();
+    let expected = (body.len() as u64, net::fnv1a(&body));
+    let headers = [("x-test-key", "body"), ("x-fail-attempts", "1")];
+    let port = stage.listener_port;
+    let posted = net::post(&local_client(), port, "/retry/body", &headers, body)
+        .await
+        .unwrap_or_else(|e| stage.proxy().fail(&format!("POST /retry/body: {e}")));
+    assert_eq!(
+        (posted.status, posted.attempt, posted.request_body.as_ref()),
+        (200, Some(2), Some(&expected)),
+        "the retried POST carried the whole body to the second attempt: {posted:?}"
     );
 
     let hits = a.hits();
@@ -124,13 +119,13 @@ async fn retries_hide_a_failed_attempt(plane: DataPlane, variant: Variant, backe
     let retries = proxy.stat("cluster.svc-a.upstream_rq_retry").await;
     assert_eq!(
         retries,
-        Some(3),
-        "cluster.svc-a.upstream_rq_retry counts 1 + 2 retries"
+        Some(4),
+        "cluster.svc-a.upstream_rq_retry counts 1 + 1 + 2 retries"
     );
     let succeeded = proxy.stat("cluster.svc-a.upstream_rq_retry_success").await;
     assert_eq!(
         succeeded,
-        Some(1),
+        Some(2),
         "cluster.svc-a.upstream_rq_retry_success"
     );
 
@@ -223,7 +218,7 @@ async fn timeouts_answer_504(plane: DataPlane, variant: Variant, backend: Backen
           "destinations": [{ "service": "svc-a" }],
           "timeout": "5s" }
     ]);
-    serve_rules(&mut stage, &a, http_service(), rules).await;
+    stage.serve_with("svc-a", http_service(), &a, rules).await;
     let slow = [("x-delay-ms", "3000")];
 
     let (reply, took) = timed(&stage, "/route-timeout/x", &slow).await;
@@ -279,112 +274,5 @@ async fn timeouts_answer_504(plane: DataPlane, variant: Variant, backend: Backen
         per_try,
         Some(3),
         "cluster.svc-a.upstream_rq_per_try_timeout: one, then two"
-    );
-}
-
-/// A cluster allowing one connection, one pending request and one request at a time. With one
-/// request held at the upstream, five more sent at once: the proxy queues one (the pending
-/// request) and fails the other four at once with its own 503 marked `x-envoy-overloaded`,
-/// while the held one is still in flight; the upstream never sees two requests at once.
-/// Released, the held one and then the queued one answer 200.
-async fn circuit_breaker_rejects_past_the_limit(
-    plane: DataPlane,
-    variant: Variant,
-    backend: Backend,
-) {
-    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
-        return;
-    };
-    let a = Upstream::start("a");
-    let spec = json!({ "protocol": "http", "connect_timeout": "1s",
-                       "circuit_breaker": { "max_connections": 1, "max_pending_requests": 1,
-                                            "max_requests": 1, "max_retries": 0 } });
-    let rules = json!([{ "match": { "path": { "prefix": "/" } },
-                         "destinations": [{ "service": "svc-a" }],
-                         "timeout": "20s" }]);
-    serve_rules(&mut stage, &a, spec, rules).await;
-    let port = stage.listener_port;
-
-    let held =
-        tokio::spawn(
-            async move { net::send(&local_client(), port, "/held", &[("x-hold", "1")]).await },
-        );
-    let deadline = Instant::now() + WAIT;
-    while a.held() < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the first request never reached a"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-    let more: Vec<_> = (0..5)
-        .map(|i| {
-            tokio::spawn(async move {
-                let path = format!("/more/{i}");
-                net::send(&local_client(), port, &path, &[]).await
-            })
-        })
-        .collect();
-    // While the first is held, four of the five must be refused.
-    let deadline = Instant::now() + WAIT;
-    while more.iter().filter(|t| t.is_finished()).count() < 4 {
-        if Instant::now() > deadline {
-            stage
-                .proxy()
-                .fail("the proxy never refused requests past the limit");
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    assert_eq!(a.held(), 1, "the upstream holds only the first request");
-    a.release_held();
-
-    let first = held.await.expect("the held request's task");
-    assert!(
-        first.as_ref().is_ok_and(|r| r.from("a")),
-        "the request within the limit succeeds: {first:?}"
-    );
-    let mut refused = 0;
-    let mut answered = 0;
-    for task in more {
-        let reply = task.await.expect("a request task").expect("an HTTP answer");
-        match reply.status {
-            503 => {
-                assert_eq!(
-                    reply.body, OVERFLOW,
-                    "the proxy refuses by itself: {reply:?}"
-                );
-                assert_eq!(
-                    reply
-                        .response_headers
-                        .get("x-envoy-overloaded")
-                        .map(|v| v.as_bytes()),
-                    Some(&b"true"[..]),
-                    "an overflow is marked x-envoy-overloaded: true, as Envoy marks it: {reply:?}"
-                );
-                refused += 1;
-            }
-            200 => answered += 1,
-            _ => panic!("only 503 (overflow) or 200 (queued): {reply:?}"),
-        }
-    }
-    assert_eq!(
-        (refused, answered),
-        (4, 1),
-        "of 5 requests past the limit, max_pending_requests 1 lets one wait for the connection \
-         (answered once it is free) and the other 4 are refused at once"
-    );
-    assert_eq!(
-        a.max_in_flight(),
-        1,
-        "the upstream never saw two requests at once"
-    );
-    let overflow = stage
-        .proxy()
-        .stat("cluster.svc-a.upstream_rq_pending_overflow")
-        .await;
-    assert_eq!(
-        overflow,
-        Some(refused),
-        "cluster.svc-a.upstream_rq_pending_overflow counts the refusals"
     );
 }
