@@ -36,7 +36,10 @@ pub(in crate::config) fn config_source(source: &ConfigSource) -> Result<()> {
             Err(not_supported("path_config_source"))
         }
         Some(ConfigSourceSpecifier::Self_(_)) => Err(not_supported("self")),
-        None => Err(required("ads")),
+        None => Err(Refusal::new(
+            "",
+            "must name where the resource comes from: ads or api_config_source",
+        )),
     }
 }
 

@@ -13,8 +13,11 @@ use envoy_types::pb::envoy::config::{
         },
     },
     core::v3::{
-        Address, AggregatedConfigSource, ConfigSource, PathConfigSource, SocketAddress,
-        TransportSocket, address, config_source::ConfigSourceSpecifier,
+        Address, AggregatedConfigSource, ApiConfigSource, ConfigSource, GrpcService,
+        PathConfigSource, SocketAddress, TransportSocket, address,
+        api_config_source::ApiType,
+        config_source::ConfigSourceSpecifier,
+        grpc_service::{GoogleGrpc, TargetSpecifier},
         socket_address::PortSpecifier,
     },
     endpoint::v3::{
@@ -154,6 +157,45 @@ fn eds_refusals_name_the_field() {
         cluster_from_proto(&c),
         WEB,
         "load_assignment",
+        "not supported",
+    );
+
+    let source = |specifier| {
+        let mut c = eds("web");
+        c.eds_cluster_config.as_mut().unwrap().eds_config = Some(ConfigSource {
+            config_source_specifier: specifier,
+            ..ConfigSource::default()
+        });
+        cluster_from_proto(&c)
+    };
+    refused(
+        source(None),
+        WEB,
+        "eds_cluster_config.eds_config",
+        "ads or api_config_source",
+    );
+    let rest = ApiConfigSource {
+        api_type: ApiType::Rest as i32,
+        ..ApiConfigSource::default()
+    };
+    refused(
+        source(Some(ConfigSourceSpecifier::ApiConfigSource(rest))),
+        WEB,
+        "eds_cluster_config.eds_config.api_config_source.api_type",
+        "'REST' is not supported by minimal-proxy; supported: GRPC, DELTA_GRPC",
+    );
+    let google = ApiConfigSource {
+        api_type: ApiType::Grpc as i32,
+        grpc_services: vec![GrpcService {
+            target_specifier: Some(TargetSpecifier::GoogleGrpc(GoogleGrpc::default())),
+            ..GrpcService::default()
+        }],
+        ..ApiConfigSource::default()
+    };
+    refused(
+        source(Some(ConfigSourceSpecifier::ApiConfigSource(google))),
+        WEB,
+        "eds_cluster_config.eds_config.api_config_source.grpc_services[0].google_grpc",
         "not supported",
     );
 }
