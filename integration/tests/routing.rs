@@ -1,13 +1,14 @@
 //! Routing, on both data planes (Envoy and minimal-proxy) configured by the real xds-server
 //! over ADS (SotW and Delta): a request reaches its route's upstream and every type is SYNCED;
-//! an 80/20 subset split holds over 1000 requests; header matches and prefix rewrites behave;
-//! the headers the proxy adds and the answers it gives by itself are Envoy's.
+//! an 80/20 subset split holds over 1000 requests; every kind of match, prefix rewrites and
+//! header changes behave; the headers the proxy adds and the answers it gives by itself are
+//! Envoy's.
 
 use std::time::Duration;
 
 use integration::{
     conformance,
-    mesh::{Backend, DataPlane, Stage, Variant},
+    mesh::{Backend, DataPlane, Reply, Stage, Variant},
     upstream::Upstream,
 };
 use serde_json::json;
@@ -21,6 +22,7 @@ conformance!(
     request_reaches_its_upstream,
     weighted_split_holds,
     header_match_and_prefix_rewrite,
+    every_match_kind,
     local_replies_and_proxy_headers
 );
 
@@ -154,7 +156,9 @@ async fn header_match_and_prefix_rewrite(plane: DataPlane, variant: Variant, bac
                 { "match": { "path": { "prefix": "/api/" } },
                   "destinations": [{ "service": "svc-a" }],
                   "rewrite": { "prefix": "/" },
-                  "request_headers": { "set": { "x-from": "mesh" }, "remove": ["x-debug"] } },
+                  "request_headers": { "set": { "x-from": "mesh" }, "remove": ["x-debug"] },
+                  "response_headers": { "set": { "x-served-by": "mesh" },
+                                        "remove": ["x-upstream"] } },
                 { "match": { "path": { "prefix": "/" } },
                   "destinations": [{ "service": "svc-a" }] }
             ]),
@@ -213,6 +217,88 @@ async fn header_match_and_prefix_rewrite(plane: DataPlane, variant: Variant, bac
         reply.headers
     );
     assert!(reply.headers.get("x-from").is_none(), "{}", reply.headers);
+    let served_by = |r: &Reply| {
+        let h = &r.response_headers;
+        (h.get("x-served-by").cloned(), h.get("x-upstream").cloned())
+    };
+    assert_eq!(
+        served_by(&reply),
+        (None, Some("a".parse().unwrap())),
+        "response headers untouched outside /api/: {reply:?}"
+    );
+    let reply = stage.send("/api/y", &[]).await.unwrap();
+    assert_eq!(
+        served_by(&reply),
+        (Some("mesh".parse().unwrap()), None),
+        "response header set and removed under /api/: {reply:?}"
+    );
+}
+
+/// Every kind of match, first match wins: an exact path, a regex over the whole path, a
+/// method, a header's presence and a header regex; anything else falls through to a.
+async fn every_match_kind(plane: DataPlane, variant: Variant, backend: Backend) {
+    let Some(mut stage) = Stage::new(plane, variant, backend).await else {
+        return;
+    };
+    let names = ["exact", "regex", "method", "present", "header-regex", "a"];
+    let ups: Vec<Upstream> = names.iter().map(|n| Upstream::start(n)).collect();
+    for u in &ups {
+        stage
+            .service(&format!("svc-{}", u.name()), &[(u, json!({}))])
+            .await;
+    }
+    let to = |name: &str| json!([{ "service": format!("svc-{name}") }]);
+    stage
+        .route(
+            "main",
+            json!([
+                { "match": { "path": { "exact": "/exact" } }, "destinations": to("exact") },
+                { "match": { "path": { "regex": "/v[0-9]+/items" } }, "destinations": to("regex") },
+                { "match": { "path": { "prefix": "/" }, "method": "DELETE" },
+                  "destinations": to("method") },
+                { "match": { "path": { "prefix": "/" },
+                             "headers": [{ "name": "x-flag", "present": true }] },
+                  "destinations": to("present") },
+                { "match": { "path": { "prefix": "/" },
+                             "headers": [{ "name": "x-version", "regex": "v[12]" }] },
+                  "destinations": to("header-regex") },
+                { "match": { "path": { "prefix": "/" } }, "destinations": to("a") }
+            ]),
+        )
+        .await;
+    stage.listener(&["main"]).await;
+    stage.start_proxy().await;
+    stage
+        .wait_reply("a reply from a", "/", &[], WAIT, |r| r.from("a"))
+        .await;
+
+    let cases: [(&str, Headers, &str); 10] = [
+        ("/exact", &[], "exact"),
+        ("/exact/more", &[], "a"),
+        ("/v2/items", &[], "regex"),
+        ("/v2/items/7", &[], "a"),
+        ("/x/v2/items", &[], "a"),
+        ("/anything", &[("x-flag", "")], "present"),
+        ("/anything", &[("x-version", "v2")], "header-regex"),
+        ("/anything", &[("x-version", "v3")], "a"),
+        ("/anything", &[("x-version", "v22")], "a"),
+        ("/exact", &[("x-flag", "1")], "exact"),
+    ];
+    for (path, headers, upstream) in cases {
+        let reply = stage.send(path, headers).await.unwrap();
+        assert!(
+            reply.from(upstream),
+            "GET {path} with {headers:?} should reach {upstream}: {reply:?}"
+        );
+    }
+    let client = integration::net::local_client();
+    let url = format!("http://127.0.0.1:{}/anything", stage.listener_port);
+    let deleted = client.delete(&url).send().await.expect("DELETE");
+    assert_eq!(
+        deleted.headers().get("x-upstream").map(|v| v.as_bytes()),
+        Some(&b"method"[..]),
+        "DELETE matches the method rule"
+    );
 }
 
 /// What the proxy adds and answers by itself, as Envoy does: the upstream sees
