@@ -2,7 +2,7 @@
 //! headers Envoy adds (`x-forwarded-proto`, `x-request-id`, `x-envoy-expected-rq-timeout-ms`,
 //! `x-envoy-upstream-service-time`, `server`), and the routes' header mutations.
 
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use http::{
     HeaderMap, HeaderName, HeaderValue,
@@ -80,12 +80,15 @@ pub fn add_request_headers(headers: &mut HeaderMap, scheme: &'static str) {
     }
 }
 
-/// `x-envoy-expected-rq-timeout-ms`: what the upstream has left to answer.
-pub fn set_expected_timeout(headers: &mut HeaderMap, timeout: Duration) {
-    headers.insert(
-        X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(),
-        HeaderValue::from(timeout.as_millis() as u64),
-    );
+/// A number of milliseconds as a header value; values under a second come from a table built
+/// once, so the common `x-envoy-upstream-service-time` costs no allocation.
+pub fn millis(ms: u64) -> HeaderValue {
+    static SMALL: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let small = SMALL.get_or_init(|| (0..1000u64).map(HeaderValue::from).collect());
+    match small.get(ms as usize) {
+        Some(value) => value.clone(),
+        None => HeaderValue::from(ms),
+    }
 }
 
 /// A random UUID v4, as Envoy generates for `x-request-id`.

@@ -70,6 +70,9 @@ pub struct ForwardAction {
     /// `(matched prefix length, replacement)`: the first `len` bytes of the path are replaced.
     pub prefix_rewrite: Option<(usize, String)>,
     pub timeout: Option<Duration>,
+    /// `x-envoy-expected-rq-timeout-ms` of the first attempt (the route timeout, or the
+    /// per-try timeout when shorter), built once.
+    pub expected_timeout: Option<http::HeaderValue>,
     pub retry: Option<RetryPolicy>,
     pub hash_policy: Vec<HashPolicy>,
 }
@@ -212,6 +215,11 @@ impl CompiledRoute {
                         .as_ref()
                         .map(|r| (prefix_len, r.clone())),
                     timeout: forward.timeout,
+                    expected_timeout: super::router::min_some(
+                        forward.timeout,
+                        forward.retry.as_ref().and_then(|r| r.per_try_timeout),
+                    )
+                    .map(|t| http::HeaderValue::from(t.as_millis() as u64)),
                     retry: forward.retry.clone(),
                     hash_policy: forward.hash_policy.clone(),
                 }))

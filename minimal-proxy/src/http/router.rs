@@ -153,17 +153,22 @@ impl Call<'_> {
                 self.exchange.upstream_host = Some(host.address);
             }
             let mut request = self.attempt_request();
-            // Envoy announces the whole route timeout on the first attempt, what is left of it
-            // on retries.
-            let remaining = match self.retries.done() {
-                0 => self.action.timeout,
-                _ => self
-                    .action
-                    .timeout
-                    .map(|t| t.saturating_sub(start.elapsed())),
+            // Envoy announces the whole route timeout (or the per-try timeout) on the first
+            // attempt, what is left on retries.
+            let expected = match self.retries.done() {
+                0 => self.action.expected_timeout.clone(),
+                _ => {
+                    let remaining = self
+                        .action
+                        .timeout
+                        .map(|t| t.saturating_sub(start.elapsed()));
+                    min_some(remaining, per_try).map(|t| headers::millis(t.as_millis() as u64))
+                }
             };
-            if let Some(expected) = min_some(remaining, per_try) {
-                headers::set_expected_timeout(request.headers_mut(), expected);
+            if let Some(expected) = expected {
+                request
+                    .headers_mut()
+                    .insert(headers::X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), expected);
             }
             let sent_at = Instant::now();
             let mut per_try_sleep = per_try.map(|t| Box::pin(tokio::time::sleep(t)));
@@ -276,7 +281,7 @@ impl Call<'_> {
         headers::strip_hop_by_hop(&mut parts.headers);
         parts.headers.insert(
             headers::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
-            HeaderValue::from(sent_at.elapsed().as_millis() as u64),
+            headers::millis(sent_at.elapsed().as_millis() as u64),
         );
         headers::apply(&self.target.response_headers, &mut parts.headers);
         headers::apply(&self.route.response_headers, &mut parts.headers);
@@ -354,7 +359,7 @@ async fn until(sleep: &mut Option<Pin<Box<Sleep>>>) {
     }
 }
 
-fn min_some(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+pub(super) fn min_some(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
