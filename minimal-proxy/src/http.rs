@@ -100,7 +100,12 @@ impl ConnectionManager {
             },
         };
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new());
+        // No header read timeout: hyper's would also close idle keep-alive connections after
+        // 30 s (Envoy keeps them for its 1 h idle timeout) and costs a timer per request.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(None);
         builder.http2().timer(TokioTimer::new());
         let builder = match config.codec {
             Codec::Auto => builder,
