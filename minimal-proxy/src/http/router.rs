@@ -61,7 +61,11 @@ pub async fn forward(
     let Some(cluster) = snapshot.clusters.get(&target.cluster) else {
         stats.no_cluster.inc();
         exchange.flags.insert(ResponseFlags::NO_CLUSTER);
-        return LocalReply::NoCluster.response(false);
+        // Envoy applies the route's response headers to its local replies too.
+        let mut response = LocalReply::NoCluster.response(false);
+        headers::apply(&target.response_headers, response.headers_mut());
+        headers::apply(&route.response_headers, response.headers_mut());
+        return response;
     };
     if exchange.logging {
         exchange.upstream_cluster = Some(target.cluster.clone());

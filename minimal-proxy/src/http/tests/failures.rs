@@ -25,10 +25,18 @@ async fn proxy(
 }
 
 #[tokio::test]
-async fn a_missing_cluster_is_a_503_with_no_body() {
-    let (runtime, _manager, address) = proxy(vec![], None).await;
+async fn a_missing_cluster_is_a_503_with_no_body_and_the_routes_response_headers() {
+    let mut web = route("/", RouteAction::Forward(forward("web")));
+    web.response_headers.add.push((
+        http::HeaderName::from_static("x-route"),
+        http::HeaderValue::from_static("web"),
+        false,
+    ));
+    let runtime = runtime(vec![], vec![]);
+    let (_manager, address) = serve(&runtime, inline_listener("l", routes("r", vec![web]))).await;
     let got = get(address, "/").await;
     assert_eq!((got.status.as_u16(), got.body.as_str()), (503, ""));
+    assert_eq!(got.headers["x-route"], "web");
     assert_eq!(runtime.stats.http("ingress").no_cluster.get(), 1);
 }
 
