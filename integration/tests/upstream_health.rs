@@ -14,9 +14,6 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Envoy's default `HealthCheck.no_traffic_interval`.
-const NO_TRAFFIC_INTERVAL: Duration = Duration::from_secs(60);
-
 conformance!(
     outlier_detection_ejects_and_returns,
     health_checks_steer_traffic
@@ -156,8 +153,9 @@ async fn outlier_detection_ejects_and_returns(
         .await;
 }
 
-/// a, b and c pass their health checks (`GET /healthz` every 200 ms, one failure or success
-/// flips them). a's check starts failing: traffic avoids a. It passes again: a gets traffic.
+/// a, b and c serve; health checks are turned on (`GET /healthz` every 200 ms, one failure or
+/// success flips them) and every endpoint passes them. a's check starts failing: traffic
+/// avoids a. It passes again: a gets traffic.
 async fn health_checks_steer_traffic(plane: DataPlane, variant: Variant, backend: Backend) {
     let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
@@ -167,13 +165,27 @@ async fn health_checks_steer_traffic(plane: DataPlane, variant: Variant, backend
         Upstream::start("b"),
         Upstream::start("c"),
     );
-    let spec = json!({ "protocol": "http", "connect_timeout": "1s",
-                       "health_check": { "path": "/healthz", "interval": "200ms",
-                                         "timeout": "1s", "healthy_threshold": 1,
-                                         "unhealthy_threshold": 1 } });
-    serve_three(&mut stage, spec, [&a, &b, &c]).await;
+    let plain = json!({ "protocol": "http", "connect_timeout": "1s" });
+    serve_three(&mut stage, plain, [&a, &b, &c]).await;
+    // Health checking turned on for a service that carries traffic. (A cluster that has never
+    // carried any is checked only every `no_traffic_interval`, 60 s unless set, which
+    // xds-server does not set: Envoy would see a failing check up to a minute late.)
+    let checked = json!({ "protocol": "http", "connect_timeout": "1s",
+                          "health_check": { "path": "/healthz", "interval": "200ms",
+                                            "timeout": "1s", "healthy_threshold": 1,
+                                            "unhealthy_threshold": 1 } });
+    stage.cp.put("/api/v1/services/web", checked).await;
+    let deadline = Instant::now() + WAIT;
+    while [&a, &b, &c].iter().any(|u| u.health_checks() < 2) {
+        if Instant::now() > deadline {
+            stage
+                .proxy()
+                .fail("the endpoints were never health checked twice");
+        }
+        stage.send("/checked", &[]).await.ok();
+        tokio::time::sleep(POLL).await;
+    }
     for u in [&a, &b, &c] {
-        assert!(u.health_checks() > 0, "{} was health checked", u.name());
         let seen = u.last_health_check();
         assert_eq!(
             (&seen["host"], &seen["user-agent"]),
@@ -183,11 +195,7 @@ async fn health_checks_steer_traffic(plane: DataPlane, variant: Variant, backend
     }
 
     a.set_healthy(false);
-    // Envoy checks a cluster that has never carried traffic only every `no_traffic_interval`
-    // (60 s unless set; xds-server does not set it): its first check ran at start, before any
-    // request, so the next one, the first to see a fail, runs up to 60 s later. From then on
-    // the cluster has traffic and the 200 ms interval holds.
-    until_avoided(&stage, &a, 30, "unhealthy", NO_TRAFFIC_INTERVAL + WAIT).await;
+    until_avoided(&stage, &a, 30, "unhealthy", WAIT).await;
     none_reach(&stage, &a, 30, "still-unhealthy").await;
     let proxy = stage.proxy();
     let failures = proxy.stat("cluster.web.health_check.failure").await;
