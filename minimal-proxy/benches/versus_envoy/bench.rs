@@ -272,10 +272,11 @@ pub fn measure(target: &mut Target, run: impl FnOnce(u16) -> anyhow::Result<Outc
         let rss_max_kib = sampler.finish();
         let wall = start.elapsed().as_secs_f64();
         proc.check_running()?;
-        let cpu_seconds = proc.cpu_seconds()? - cpu_before;
+        let cpu_after = proc.cpu_seconds()?;
         Ok(Measured {
             outcome: outcome?,
-            cpu_seconds,
+            cpu_user: cpu_after.0 - cpu_before.0,
+            cpu_system: cpu_after.1 - cpu_before.1,
             wall,
             rss_max_kib,
         })

@@ -85,8 +85,8 @@ impl Proc {
         rss_kib(self.pid())
     }
 
-    /// User plus system CPU time used so far by every thread, in seconds.
-    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+    /// CPU time used so far by every thread: (user, system) seconds.
+    pub fn cpu_seconds(&self) -> anyhow::Result<(f64, f64)> {
         cpu_seconds(self.pid())
     }
 
@@ -186,7 +186,7 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+fn cpu_seconds(pid: u32) -> anyhow::Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("read /proc/{pid}/stat"))?;
     // The command name may contain spaces; the fields after it start with the state (field 3),
@@ -199,7 +199,8 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
             .and_then(|f| f.parse().ok())
             .with_context(|| format!("malformed /proc/{pid}/stat"))
     };
-    Ok((ticks(11)? + ticks(12)?) as f64 / clock_ticks() as f64)
+    let hz = clock_ticks() as f64;
+    Ok((ticks(11)? as f64 / hz, ticks(12)? as f64 / hz))
 }
 
 /// `sysconf(_SC_CLK_TCK)`, asked of `getconf` once (100 on every Linux this runs on).

@@ -15,8 +15,10 @@ pub type Cell = Result<Measured, String>;
 
 pub struct Measured {
     pub outcome: Outcome,
-    /// CPU time (user + system, all threads) the measured process used during the run.
-    pub cpu_seconds: f64,
+    /// CPU time (all threads) the measured process used during the run, in user space and in
+    /// the kernel (where, on loopback, a sender also pays for its peer's receive path).
+    pub cpu_user: f64,
+    pub cpu_system: f64,
     /// Wall time of the run, seconds.
     pub wall: f64,
     /// Largest resident size sampled during the run.
@@ -26,12 +28,25 @@ pub struct Measured {
 impl Measured {
     /// CPU time over wall time: 1.0 is one core busy all along.
     pub fn cpu_share(&self) -> f64 {
-        self.cpu_seconds / self.wall
+        (self.cpu_user + self.cpu_system) / self.wall
     }
 
     fn cpu_per_1k(&self) -> Option<f64> {
         (self.outcome.requests > 0)
-            .then(|| self.cpu_seconds / self.outcome.requests as f64 * 1000.0)
+            .then(|| (self.cpu_user + self.cpu_system) / self.outcome.requests as f64 * 1000.0)
+    }
+
+    /// `total (user + system)` CPU seconds per 1,000 requests.
+    fn cpu_per_1k_split(&self) -> String {
+        let per_1k = |s: f64| s / self.outcome.requests as f64 * 1000.0;
+        match self.cpu_per_1k() {
+            Some(total) => format!(
+                "{total:.3} ({:.3} + {:.3})",
+                per_1k(self.cpu_user),
+                per_1k(self.cpu_system)
+            ),
+            None => String::new(),
+        }
     }
 }
 
@@ -135,7 +150,7 @@ impl Report {
             out,
             "\n### Closed loop: HTTP/1.1 keep-alive (wrk), requests/s\n\n\
              p50/p99 here are wrk's (closed loop: not corrected for coordinated omission).\n\n\
-             | connections | target | req/s | vs Envoy | p50 | p99 | CPU used | CPU s / 1k req | RSS max | errors |\n\
+             | connections | target | req/s | vs Envoy | p50 | p99 | CPU used | CPU s / 1k req (user + sys) | RSS max | errors |\n\
              |---|---|---|---|---|---|---|---|---|---|"
         );
         for (connections, row) in &self.closed {
@@ -147,7 +162,7 @@ impl Report {
                         ms(m.outcome.p50),
                         ms(m.outcome.p99),
                         format!("{:.0} %", m.cpu_share() * 100.0),
-                        seconds(m.cpu_per_1k()),
+                        m.cpu_per_1k_split(),
                         mib(Some(m.rss_max_kib)),
                         m.outcome.errors.to_string(),
                     ]
@@ -168,7 +183,7 @@ impl Report {
             "\n### Open loop: HTTP/1.1 at a fixed rate (oha -q, --latency-correction, 64 connections)\n\n\
              Rates are shares of the slower proxy's closed-loop peak; \"added\" is the proxy's \
              percentile minus the floor's at the same rate.\n\n\
-             | offered req/s | target | achieved req/s | p50 | p99 | p99.9 | added p50 | added p99 | added p99.9 | CPU s / 1k req | errors |\n\
+             | offered req/s | target | achieved req/s | p50 | p99 | p99.9 | added p50 | added p99 | added p99.9 | CPU s / 1k req (user + sys) | errors |\n\
              |---|---|---|---|---|---|---|---|---|---|---|"
         );
         for (share, rate, row) in &self.open {
@@ -189,7 +204,7 @@ impl Report {
                             added(|o| o.p50),
                             added(|o| o.p99),
                             added(|o| o.p999),
-                            seconds(m.cpu_per_1k()),
+                            m.cpu_per_1k_split(),
                             o.errors.to_string(),
                         ]
                         .join(" | ")
@@ -205,7 +220,7 @@ impl Report {
         let _ = writeln!(
             out,
             "\n### HTTP/2 and gRPC unary (h2load, 16 connections × 16 streams, h2c)\n\n\
-             | protocol | target | req/s | vs Envoy | mean latency | CPU used | CPU s / 1k req | RSS max | errors |\n\
+             | protocol | target | req/s | vs Envoy | mean latency | CPU used | CPU s / 1k req (user + sys) | RSS max | errors |\n\
              |---|---|---|---|---|---|---|---|---|"
         );
         for (protocol, row) in &self.h2 {
@@ -216,7 +231,7 @@ impl Report {
                         self.vs_envoy(row, i),
                         ms(m.outcome.mean),
                         format!("{:.0} %", m.cpu_share() * 100.0),
-                        seconds(m.cpu_per_1k()),
+                        m.cpu_per_1k_split(),
                         mib(Some(m.rss_max_kib)),
                         m.outcome.errors.to_string(),
                     ]
@@ -256,38 +271,39 @@ impl Report {
         let _ = writeln!(
             out,
             "\n### Against the aims (minimal-proxy ÷ Envoy)\n\n\
-             | measure | Envoy | minimal-proxy | ratio | aim | orion, measured the same way |\n\
-             |---|---|---|---|---|---|"
+             | measure | Envoy | minimal-proxy | ratio | aim | met | orion, measured the same way |\n\
+             |---|---|---|---|---|---|---|"
         );
-        let mut row = |what: &str,
-                       e: Option<f64>,
-                       m: Option<f64>,
-                       fmt: fn(f64) -> String,
-                       aim: &str,
-                       orion: &str| {
-            let ratio = e
-                .zip(m)
-                .map(|(e, m)| format!("{:.2}", m / e))
+        let mut row = |what: &str, e: Option<f64>, m: Option<f64>, unit: Unit, aim: Aim| {
+            let ratio = e.zip(m).map(|(e, m)| m / e);
+            let show = |v: Option<f64>| v.map(|v| unit.show(v)).unwrap_or_else(|| "—".into());
+            let (aim_text, met, orion) = match aim {
+                Aim::AtLeast(a, orion) => (format!("≥ {a}"), ratio.map(|r| r >= a), orion),
+                Aim::AtMost(a, orion) => (format!("≤ {a}"), ratio.map(|r| r <= a), orion),
+                Aim::Below(a, orion) => (format!("< {a}"), ratio.map(|r| r < a), orion),
+                Aim::None => (String::new(), None, ""),
+            };
+            let met = match met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            };
+            let ratio = ratio
+                .map(|r| format!("{r:.2}"))
                 .unwrap_or_else(|| "—".into());
-            let show = |v: Option<f64>| v.map(fmt).unwrap_or_else(|| "—".into());
             let _ = writeln!(
                 out,
-                "| {what} | {} | {} | {ratio} | {aim} | {orion} |",
+                "| {what} | {} | {} | {ratio} | {aim_text} | {met} | {orion} |",
                 show(e),
                 show(m)
             );
         };
-        let rps = |v: f64| format!("{v:.0} req/s");
-        let msf = |v: f64| format!("{:.3} ms", v * 1e3);
-        let mibf = |v: f64| format!("{:.1} MiB", v / 1024.0);
-        let cpuf = |v: f64| format!("{v:.3} s");
         row(
             "peak req/s (best closed-loop row)",
             self.peak(ENVOY),
             self.peak(MINIMAL),
-            rps,
-            "≥ 2",
-            "≈ 1.9",
+            Unit::Rps,
+            Aim::AtLeast(2.0, "≈ 1.9"),
         );
         for (share, rate, cells) in &self.open {
             let p99 = |i: usize| cells.get(i)?.as_ref().ok()?.outcome.p99;
@@ -295,9 +311,8 @@ impl Report {
                 &format!("p99 at {rate} req/s ({share} %)"),
                 p99(ENVOY),
                 p99(MINIMAL),
-                msf,
-                "≤ 0.5",
-                "0.35–0.46",
+                Unit::Seconds,
+                Aim::AtMost(0.5, "0.35–0.46"),
             );
         }
         for (share, rate, cells) in &self.open {
@@ -306,45 +321,43 @@ impl Report {
                 &format!("CPU s per 1k req at {rate} req/s ({share} %)"),
                 cpu(ENVOY),
                 cpu(MINIMAL),
-                cpuf,
-                "",
-                "",
+                Unit::CpuSeconds,
+                Aim::None,
+            );
+        }
+        for (protocol, cells) in &self.h2 {
+            let rps = |i: usize| Some(cells.get(i)?.as_ref().ok()?.outcome.rps);
+            row(
+                &format!("{protocol} req/s"),
+                rps(ENVOY),
+                rps(MINIMAL),
+                Unit::Rps,
+                Aim::None,
             );
         }
         let kib = |v: &[Option<u64>], i: usize| v.get(i).copied().flatten().map(|k| k as f64);
-        row(
-            "RSS idle",
-            kib(&self.rss_idle, ENVOY),
-            kib(&self.rss_idle, MINIMAL),
-            mibf,
-            "< 0.25",
-            "≈ 0.9",
-        );
         let peak = |i| self.rss_peak(i).map(|k| k as f64);
-        row(
-            "RSS at peak",
-            peak(ENVOY),
-            peak(MINIMAL),
-            mibf,
-            "< 0.25",
-            "≈ 0.9",
-        );
-        row(
-            "RSS after the load",
-            kib(&self.rss_after, ENVOY),
-            kib(&self.rss_after, MINIMAL),
-            mibf,
-            "< 0.25",
-            "≈ 0.9",
-        );
-        row(
-            &format!("RSS with {n} clusters + {n} routes", n = self.large_count),
-            kib(&self.rss_large, ENVOY),
-            kib(&self.rss_large, MINIMAL),
-            mibf,
-            "< 0.25",
-            "≈ 0.9",
-        );
+        let memory = [
+            (
+                "RSS idle",
+                kib(&self.rss_idle, ENVOY),
+                kib(&self.rss_idle, MINIMAL),
+            ),
+            ("RSS at peak", peak(ENVOY), peak(MINIMAL)),
+            (
+                "RSS after the load",
+                kib(&self.rss_after, ENVOY),
+                kib(&self.rss_after, MINIMAL),
+            ),
+            (
+                &format!("RSS with {n} clusters + {n} routes", n = self.large_count),
+                kib(&self.rss_large, ENVOY),
+                kib(&self.rss_large, MINIMAL),
+            ),
+        ];
+        for (what, e, m) in memory {
+            row(what, e, m, Unit::KiB, Aim::Below(0.25, "≈ 0.9"));
+        }
     }
 
     /// `req/s ÷ Envoy's req/s` in the same row.
@@ -354,6 +367,33 @@ impl Report {
                 format!("{:.2}×", m.outcome.rps / e.outcome.rps)
             }
             _ => "".into(),
+        }
+    }
+}
+
+/// What minimal-proxy ÷ Envoy should be, and what orion reached measured the same way.
+enum Aim {
+    AtLeast(f64, &'static str),
+    AtMost(f64, &'static str),
+    Below(f64, &'static str),
+    None,
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Rps,
+    Seconds,
+    CpuSeconds,
+    KiB,
+}
+
+impl Unit {
+    fn show(self, v: f64) -> String {
+        match self {
+            Unit::Rps => format!("{v:.0} req/s"),
+            Unit::Seconds => format!("{:.3} ms", v * 1e3),
+            Unit::CpuSeconds => format!("{v:.3} s"),
+            Unit::KiB => format!("{:.1} MiB", v / 1024.0),
         }
     }
 }
@@ -369,10 +409,6 @@ fn ms(seconds: Option<f64>) -> String {
         Some(s) => format!("{:.3} ms", s * 1e3),
         None => "".into(),
     }
-}
-
-fn seconds(s: Option<f64>) -> String {
-    s.map(|s| format!("{s:.3}")).unwrap_or_default()
 }
 
 fn mib(kib: Option<u64>) -> String {
