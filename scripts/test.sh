@@ -103,9 +103,8 @@ if [ "$ci" = true ]; then
   say "cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
-# The end-to-end tests start the workspace's binaries (xds-server, minimal-proxy) from
-# target/debug: build them first, so a filtered run (`scripts/test.sh routing`) has them fresh.
-say "cargo build --bins (xds-server, minimal-proxy)"
-cargo build --workspace --bins --locked
+# --workspace also builds every binary the end-to-end tests start from target/debug
+# (xds-server, minimal-proxy), with the same features as the tests; a separate `cargo build`
+# would resolve features without dev-dependencies and build both binaries a second time.
 say "cargo test"
 cargo test --workspace --locked "$@"
