@@ -43,7 +43,8 @@ impl ConnectionManager {
         let _ = stream.set_nodelay(true);
         let downstream = Arc::new(Downstream {
             peer,
-            local: stream.local_addr().ok(),
+            // Only access logs read it: spare the system call otherwise.
+            local: self.logs.as_ref().and_then(|_| stream.local_addr().ok()),
             counted: AtomicBool::new(false),
         });
         let _guard = ConnectionGuard::new(self.stats.clone());

@@ -142,3 +142,58 @@ async fn a_drained_tcp_connection_lives_until_the_drain_time_ends() {
     assert!(read_to_end(&mut client).await.is_empty());
     assert!(removed.elapsed() >= drain_time - Duration::from_millis(20));
 }
+
+#[tokio::test]
+async fn each_connection_leaves_an_access_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tcp.log");
+    let (echo, _task) = echo_server().await;
+    let upstream = cluster("echo", &[echo], UpstreamProtocol::Http1);
+    let runtime = runtime(vec![upstream], vec![]);
+    let manager = Manager::new(runtime.clone(), Duration::from_secs(1));
+    let mut listener = tcp_listener(None);
+    if let ListenerFilter::Tcp(tcp) = &mut listener.filter {
+        tcp.access_log = vec![crate::config::AccessLog {
+            path: path.to_string_lossy().into_owned(),
+            json_format: Some(
+                [
+                    ("rx", "%BYTES_RECEIVED%"),
+                    ("tx", "%BYTES_SENT%"),
+                    ("host", "%UPSTREAM_HOST%"),
+                    ("cluster", "%UPSTREAM_CLUSTER%"),
+                    ("flags", "%RESPONSE_FLAGS%"),
+                    ("code", "%RESPONSE_CODE%"),
+                    ("proto", "%PROTOCOL%"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
+        }];
+    }
+    assert!(manager.apply(vec![listener]).await.is_empty());
+    let address = manager.local_addr("tcp").await.unwrap();
+    let mut client = TcpStream::connect(address).await.unwrap();
+    client.write_all(b"ping!").await.unwrap();
+    let mut back = [0u8; 5];
+    client.read_exact(&mut back).await.unwrap();
+    client.shutdown().await.unwrap();
+    assert!(read_to_end(&mut client).await.is_empty());
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(line) = text.lines().next() {
+            break serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no access log line");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(line["rx"], 5);
+    assert_eq!(line["tx"], 5);
+    assert_eq!(line["host"], echo.to_string());
+    assert_eq!(line["cluster"], "echo");
+    assert_eq!(line["flags"], "-");
+    assert_eq!(line["code"], 0);
+    assert!(line["proto"].is_null());
+}
