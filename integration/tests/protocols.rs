@@ -1,6 +1,7 @@
 //! Protocols end to end on both data planes (ADS SotW and Delta): a TCP proxy listener in
-//! front of TCP echo servers (payloads echoed whole, new connections follow an endpoint
-//! change); HTTP/2 downstream (h2c) and upstream (`protocol: http2`) in every combination with
+//! front of TCP echo servers (payloads echoed whole, a half-close passed through and answered
+//! by the upstream's close, new connections follow an endpoint change while an established one
+//! keeps its upstream); HTTP/2 downstream (h2c) and upstream (`protocol: http2`) in every combination with
 //! HTTP/1.1; gRPC through the proxy to a real gRPC service, errors included.
 
 use std::time::{Duration, Instant};
@@ -17,6 +18,10 @@ use integration::{
 };
 use reqwest::Version;
 use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -44,8 +49,9 @@ async fn tcp_listener(stage: &Stage, port: u16, service: &str) {
 }
 
 /// A TCP listener proxies to `echo`: the greeting says which upstream answered and 256 KiB
-/// come back intact, on 5 connections at once. The endpoint moves from tcp-a to tcp-b: new
-/// connections greet from tcp-b.
+/// come back intact, on 5 connections at once; the client's half-close reaches the upstream,
+/// whose close ends the conversation. The endpoint moves from tcp-a to tcp-b: new connections
+/// greet from tcp-b, and a connection opened before the move still talks to tcp-a.
 async fn tcp_proxy_echoes_and_follows_endpoints(
     plane: DataPlane,
     variant: Variant,
@@ -100,6 +106,16 @@ async fn tcp_proxy_echoes_and_follows_endpoints(
         "one upstream connection per downstream one"
     );
 
+    // A connection to tcp-a stays open across the change.
+    let mut open = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect through the TCP listener");
+    let mut greeting = [0u8; 6];
+    open.read_exact(&mut greeting)
+        .await
+        .expect("the open connection's greeting");
+    assert_eq!(&greeting, b"tcp-a\n");
+
     stage
         .endpoints_on_ports("echo", &[(tcp_b.port(), json!({}))])
         .await;
@@ -120,6 +136,18 @@ async fn tcp_proxy_echoes_and_follows_endpoints(
         }
         tokio::time::sleep(POLL).await;
     }
+    // The connection opened before the change still talks to tcp-a.
+    let still = async {
+        open.write_all(b"still there").await?;
+        open.shutdown().await?;
+        let mut echoed = Vec::new();
+        open.read_to_end(&mut echoed).await.map(|_| echoed)
+    };
+    let echoed = tokio::time::timeout(WAIT, still).await;
+    assert!(
+        matches!(&echoed, Ok(Ok(e)) if e == b"still there"),
+        "an established connection survives the endpoint change: {echoed:?}"
+    );
     let cx = stage.proxy().stat("cluster.echo.upstream_cx_total").await;
     assert!(
         cx.is_some_and(|n| n >= 6),

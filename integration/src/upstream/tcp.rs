@@ -76,8 +76,9 @@ impl Drop for TcpUpstream {
 }
 
 /// One TCP conversation through `127.0.0.1:port`: reads the greeting line, sends `payload`,
-/// reads the same number of bytes back, closes. Returns (greeting, echoed bytes). `Err` says
-/// what went wrong; every step is bounded by `timeout`.
+/// closes its sending side (a half-close) and reads until the other side closes too. Returns
+/// (greeting, every byte that came back after the greeting). `Err` says what went wrong; the
+/// whole conversation is bounded by `timeout`.
 pub async fn converse(
     port: u16,
     payload: &[u8],
@@ -98,15 +99,15 @@ pub async fn converse(
         }
         let send = async {
             write.write_all(payload).await?;
-            write.flush().await
+            write.shutdown().await
         };
-        let mut echoed = vec![0u8; payload.len()];
-        let (sent, received) = tokio::join!(send, read.read_exact(&mut echoed));
-        sent.map_err(|e| format!("send {} bytes: {e}", payload.len()))?;
-        received.map_err(|e| format!("read {} bytes back: {e}", payload.len()))?;
+        let mut echoed = Vec::with_capacity(payload.len());
+        let (sent, received) = tokio::join!(send, read.read_to_end(&mut echoed));
+        sent.map_err(|e| format!("send {} bytes and half-close: {e}", payload.len()))?;
+        received.map_err(|e| format!("read back until the close: {e}"))?;
         Ok((greeting.trim_end().to_string(), echoed))
     };
     tokio::time::timeout(timeout, talk)
         .await
-        .map_err(|_| format!("no complete echo within {timeout:?}"))?
+        .map_err(|_| format!("the conversation did not end within {timeout:?}"))?
 }
