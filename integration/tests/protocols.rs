@@ -220,7 +220,8 @@ async fn http2_both_ways(plane: DataPlane, variant: Variant, backend: Backend) {
 
 /// A gRPC health service behind `protocol: grpc`: `Check("")` answers SERVING through the
 /// proxy; `Check("nope")` comes back as the service's own NOT_FOUND, message and metadata
-/// intact (a trailers-only answer passed through).
+/// intact (a trailers-only answer passed through). With no endpoint left, the proxy answers by
+/// itself in gRPC's terms: UNAVAILABLE, `no healthy upstream`.
 async fn grpc_end_to_end(plane: DataPlane, variant: Variant, backend: Backend) {
     let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
@@ -267,4 +268,23 @@ async fn grpc_end_to_end(plane: DataPlane, variant: Variant, backend: Backend) {
         "the service's own error, not the proxy's: {refused:?}"
     );
     assert_eq!(g.calls(), calls + 1);
+
+    // No endpoint left: the proxy's own answer, in gRPC's terms.
+    stage.endpoints_on_ports("health", &[]).await;
+    let deadline = Instant::now() + WAIT;
+    let unavailable = loop {
+        match grpc::check(port, "").await {
+            Err(status) if status.code() == tonic::Code::Unavailable => break status,
+            Ok(_) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+            other => stage
+                .proxy()
+                .fail(&format!("Check with no endpoint: {other:?}")),
+        }
+    };
+    assert_eq!(
+        unavailable.message(),
+        "no healthy upstream",
+        "a local reply to a gRPC request is a gRPC status: {unavailable:?}"
+    );
+    assert_eq!(grpc::upstream_of(unavailable.metadata()), None);
 }
