@@ -193,6 +193,12 @@ async fn header_match_and_prefix_rewrite(plane: DataPlane, variant: Variant, bac
         );
     }
 
+    let reply = stage.send("/api/users", &[]).await.unwrap();
+    assert_eq!(
+        reply.headers["x-envoy-original-path"], "/api/users",
+        "a rewritten path travels on in x-envoy-original-path: {}",
+        reply.headers
+    );
     let reply = stage
         .send("/api/x", &[("x-debug", "yes"), ("x-keep", "yes")])
         .await
@@ -331,6 +337,36 @@ async fn local_replies_and_proxy_headers(plane: DataPlane, variant: Variant, bac
         .await;
 
     let seen = &reply.headers;
+    let mut names: Vec<&str> = seen
+        .as_object()
+        .map(|h| h.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "host",
+            "x-envoy-expected-rq-timeout-ms",
+            "x-forwarded-proto",
+            "x-request-id"
+        ],
+        "exactly the client's headers and what Envoy adds reach the upstream: {seen}"
+    );
+    let mut answered: Vec<&str> = reply.response_headers.keys().map(|k| k.as_str()).collect();
+    answered.sort_unstable();
+    assert_eq!(
+        answered,
+        [
+            "content-length",
+            "content-type",
+            "date",
+            "server",
+            "x-envoy-upstream-service-time",
+            "x-upstream"
+        ],
+        "exactly the upstream's headers and what Envoy adds reach the client: {reply:?}"
+    );
     assert_eq!(seen["x-forwarded-proto"], "http", "{seen}");
     assert_eq!(seen["x-envoy-expected-rq-timeout-ms"], "5000", "{seen}");
     assert_eq!(

@@ -244,6 +244,11 @@ async fn timeouts_answer_504(plane: DataPlane, variant: Variant, backend: Backen
         "the retry after the per-try timeout answers: {reply:?}"
     );
     assert_eq!(reply.attempt, Some(2), "{reply:?}");
+    assert_eq!(
+        reply.headers["x-envoy-expected-rq-timeout-ms"], "300",
+        "with a per-try timeout, the upstream is told the per-try timeout: {}",
+        reply.headers
+    );
     assert!(
         took < Duration::from_millis(2500),
         "answered after {took:?}"
