@@ -183,6 +183,11 @@ impl Cluster {
     /// breakers, and feeds outlier detection with the outcome (a connect failure or reset
     /// counts as a 503).
     ///
+    /// Breakers as in Envoy's pools: a request that finds no free connection, and may not
+    /// open one under `max_connections`, waits as pending for one to come back (refused with
+    /// [`Error::Overflow`] past `max_pending_requests`); `max_requests` is checked when a
+    /// connection takes the request.
+    ///
     /// The request may carry an origin-form or absolute URI; the caller keeps the downstream
     /// `Host` header (HTTP/1) or `:authority` (the URI's authority, HTTP/2) as Envoy forwards
     /// it. The connection always goes to `host.address`; for an HTTP/1.1 cluster the target is

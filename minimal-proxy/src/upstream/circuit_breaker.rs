@@ -44,16 +44,6 @@ impl Breakers {
         }
     }
 
-    /// `max_requests`: refuses a new request while that many are active.
-    pub fn check_requests(&self) -> Result<(), Error> {
-        if self.stats.upstream_rq_active.get() >= u64::from(self.limits.max_requests) {
-            self.stats.upstream_rq_pending_overflow.inc();
-            set_open(&self.stats.circuit_breakers_rq_open, 1, 1);
-            return Err(Error::Overflow("max_requests"));
-        }
-        Ok(())
-    }
-
     /// `max_connections`: may this cluster open another connection? A host with no
     /// connection may always open one (Envoy does the same, so that a host's pending requests
     /// are never stranded by other hosts' connections).
@@ -160,6 +150,26 @@ pub(crate) struct Active {
 }
 
 impl Active {
+    /// `max_requests`: attaches a request to the connection it got, or refuses it while that
+    /// many are active (counted in `upstream_rq_pending_overflow`, as Envoy counts it).
+    ///
+    /// Envoy checks this limit when a request is attached to a connection, not when it
+    /// arrives: a request that finds no free connection first waits as pending (within
+    /// `max_pending_requests`) and is checked once a connection takes it. Checked on
+    /// arrival, a request waiting for the one connection of `max_connections: 1` would be
+    /// refused although Envoy queues it.
+    pub fn attach(breakers: &Arc<Breakers>, host: &Arc<HostState>) -> Result<Active, Error> {
+        let stats = &breakers.stats;
+        if stats.upstream_rq_active.get() >= u64::from(breakers.limits.max_requests) {
+            stats.upstream_rq_pending_overflow.inc();
+            set_open(&stats.circuit_breakers_rq_open, 1, 1);
+            return Err(Error::Overflow("max_requests"));
+        }
+        Ok(Active::new(breakers, host))
+    }
+
+    /// Counts a request without checking `max_requests` (the TCP proxy's connection, which
+    /// `max_connections` already bounds).
     pub fn new(breakers: &Arc<Breakers>, host: &Arc<HostState>) -> Active {
         let stats = &breakers.stats;
         stats.upstream_rq_total.inc();

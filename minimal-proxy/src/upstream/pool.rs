@@ -22,7 +22,7 @@ use tokio::{net::TcpStream, sync::Notify};
 
 use super::{
     Body, Error,
-    circuit_breaker::{Breakers, ConnectionGuard},
+    circuit_breaker::{Active, Breakers, ConnectionGuard},
     host::HostState,
 };
 
@@ -67,9 +67,14 @@ impl HostPool {
         None
     }
 
-    /// Puts a connection back once its response is over, or drops it if it closed.
-    pub async fn give_back(&self, mut sender: http1::SendRequest<Body>) {
-        if sender.ready().await.is_ok() {
+    /// Puts a connection back once its response is over, or drops it if it closed. The
+    /// request it carried (`active`) is released first, as Envoy frees a request's slot
+    /// before its connection takes the next pending request: a waiter woken here then finds
+    /// room under `max_requests`.
+    pub async fn give_back(&self, mut sender: http1::SendRequest<Body>, active: Option<Active>) {
+        let ready = sender.ready().await.is_ok();
+        drop(active);
+        if ready {
             self.idle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

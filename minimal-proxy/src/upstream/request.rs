@@ -59,11 +59,13 @@ async fn exchange(
     request: Request<Body>,
 ) -> Result<Response<Incoming>, Error> {
     let breakers = &shared.breakers;
-    breakers.check_requests()?;
     let protocol = shared.config.protocol;
     let timeout = shared.config.connect_timeout;
     let state = &host.state;
     let mut request = prepare(request, protocol, host);
+    // As in Envoy's pools: a request without a free connection waits as pending (within
+    // `max_pending_requests`) for one to open or come back; `max_requests` is checked when
+    // a connection takes it (see `Active::attach`).
     match protocol {
         UpstreamProtocol::Http1 => {
             // A kept-alive connection may turn out closed before the request went out: then
@@ -76,7 +78,15 @@ async fn exchange(
                         state.pool.h1(breakers, state, timeout).await?
                     }
                 };
-                let active = Active::new(breakers, state);
+                let active = match Active::attach(breakers, state) {
+                    Ok(active) => active,
+                    Err(e) => {
+                        // Refused: the connection goes back to the pool unused.
+                        let state = state.clone();
+                        tokio::spawn(async move { state.pool.give_back(sender, None).await });
+                        return Err(e);
+                    }
+                };
                 let start = Instant::now();
                 match sender.try_send_request(request).await {
                     Ok(response) => {
@@ -84,10 +94,9 @@ async fn exchange(
                         let state = state.clone();
                         // The request stays active, and the connection busy, until the
                         // response body has been read; then the connection goes back idle.
-                        tokio::spawn(async move {
-                            state.pool.give_back(sender).await;
-                            drop(active);
-                        });
+                        tokio::spawn(
+                            async move { state.pool.give_back(sender, Some(active)).await },
+                        );
                         return Ok(response);
                     }
                     Err(mut e) => match e.take_message() {
@@ -109,7 +118,7 @@ async fn exchange(
                 }
             };
             // HTTP/2 streams end out of sight of the pool: active until the response head.
-            let _active = Active::new(breakers, state);
+            let _active = Active::attach(breakers, state)?;
             let start = Instant::now();
             match sender.send_request(request).await {
                 Ok(response) => {

@@ -2,6 +2,7 @@
 //! 127.0.0.1 (HTTP/1.1 and h2c), with health checks, outlier detection and breakers.
 
 mod balancing;
+mod breakers;
 mod health;
 mod sending;
 mod subsets;
@@ -172,6 +173,14 @@ pub(super) fn config(policy: LbPolicy, assignment: LoadAssignment) -> ClusterCon
         health_checks: Vec::new(),
         subsets: None,
     }
+}
+
+/// A round-robin cluster `web` of the one endpoint `upstream`.
+pub(super) fn one_host(upstream: SocketAddr) -> ClusterConfig {
+    config(
+        LbPolicy::RoundRobin,
+        assignment(vec![endpoint(upstream, 1)]),
+    )
 }
 
 pub(super) fn cluster(config: ClusterConfig) -> Arc<Cluster> {

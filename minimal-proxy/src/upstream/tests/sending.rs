@@ -1,15 +1,8 @@
 //! Sending through the pools: keep-alive, HTTP/2, the Host header, connect errors and
-//! timeouts, circuit breakers, and the stats they keep.
+//! timeouts, and the stats they keep.
 
 use super::*;
 use crate::{config::UpstreamProtocol, upstream::Error};
-
-fn one_host(upstream: SocketAddr) -> ClusterConfig {
-    config(
-        LbPolicy::RoundRobin,
-        assignment(vec![endpoint(upstream, 1)]),
-    )
-}
 
 #[tokio::test]
 async fn http1_reuses_a_kept_alive_connection_and_counts() {
@@ -126,110 +119,6 @@ async fn an_unanswered_connect_times_out() {
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(c.stats().upstream_cx_connect_timeout.get(), 1);
     assert_eq!(c.stats().upstream_cx_connect_fail.get(), 1);
-}
-
-#[tokio::test]
-async fn max_requests_refuses_beyond_the_active_limit() {
-    let hold = Arc::new(Semaphore::new(0));
-    let up = Upstream::holding("slow", hold.clone()).await;
-    let mut config = one_host(up.address);
-    config.circuit_breakers.max_requests = 1;
-    let c = cluster(config);
-    let host = host_at(&c, up.address);
-    let first = {
-        let (c, h) = (c.clone(), host.clone());
-        tokio::spawn(async move { send(&c, &h).await })
-    };
-    eventually(Duration::from_secs(5), || up.requests() == 1).await;
-    assert!(matches!(
-        send(&c, &host).await,
-        Err(Error::Overflow("max_requests"))
-    ));
-    let s = c.stats();
-    assert_eq!(s.upstream_rq_pending_overflow.get(), 1);
-    assert_eq!(s.circuit_breakers_rq_open.get(), 1);
-    hold.add_permits(1);
-    assert_eq!(first.await.unwrap().unwrap().0, 200);
-    eventually(Duration::from_secs(5), || {
-        s.circuit_breakers_rq_open.get() == 0
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn max_connections_queues_and_max_pending_refuses() {
-    let hold = Arc::new(Semaphore::new(0));
-    let up = Upstream::holding("slow", hold.clone()).await;
-    let mut config = one_host(up.address);
-    config.circuit_breakers.max_connections = 1;
-    config.circuit_breakers.max_pending_requests = 1;
-    let c = cluster(config);
-    let host = host_at(&c, up.address);
-    let spawn = || {
-        let (c, h) = (c.clone(), host.clone());
-        tokio::spawn(async move { send(&c, &h).await })
-    };
-    let first = spawn();
-    eventually(Duration::from_secs(5), || up.requests() == 1).await;
-    // No connection free and none may be opened: the second waits, pending.
-    let second = spawn();
-    let s = c.stats();
-    eventually(Duration::from_secs(5), || {
-        s.upstream_rq_pending_active.get() == 1
-    })
-    .await;
-    assert!(s.upstream_cx_overflow.get() >= 1);
-    // The pending queue is full.
-    assert!(matches!(
-        send(&c, &host).await,
-        Err(Error::Overflow("max_pending_requests"))
-    ));
-    hold.add_permits(2);
-    assert_eq!(first.await.unwrap().unwrap().0, 200);
-    assert_eq!(second.await.unwrap().unwrap().0, 200);
-    assert_eq!(
-        up.connections.load(Ordering::Relaxed),
-        1,
-        "the second reused the first's"
-    );
-    assert_eq!(s.upstream_rq_pending_overflow.get(), 1);
-}
-
-#[tokio::test]
-async fn tcp_connections_count_against_max_connections() {
-    let up = Upstream::start("tcp").await;
-    let mut config = one_host(up.address);
-    config.circuit_breakers.max_connections = 1;
-    let c = cluster(config);
-    let host = host_at(&c, up.address);
-    let (_stream, guard) = c.connect(&host).await.unwrap();
-    assert!(matches!(
-        c.connect(&host).await,
-        Err(Error::Overflow("max_connections"))
-    ));
-    let s = c.stats();
-    assert_eq!(
-        (s.upstream_cx_overflow.get(), s.upstream_cx_active.get()),
-        (1, 1)
-    );
-    assert_eq!(s.circuit_breakers_cx_open.get(), 1);
-    drop(guard);
-    assert_eq!(s.upstream_cx_active.get(), 0);
-    assert!(c.connect(&host).await.is_ok());
-    assert_eq!(s.upstream_cx_total.get(), 2);
-}
-
-#[test]
-fn max_retries_hands_out_slots_until_they_come_back() {
-    let mut config = one_host(addr(1));
-    config.circuit_breakers.max_retries = 1;
-    let c = cluster(config);
-    let retry = c.try_retry().expect("one slot");
-    assert!(c.try_retry().is_none());
-    assert_eq!(c.stats().upstream_rq_retry_overflow.get(), 1);
-    assert_eq!(c.stats().circuit_breakers_rq_retry_open.get(), 1);
-    drop(retry);
-    assert!(c.try_retry().is_some());
 }
 
 #[test]
