@@ -51,6 +51,9 @@ pub struct ClusterConfig {
     pub health_checks: Vec<HealthCheck>,
     /// Label subsets that routes may select (`lb_subset_config`).
     pub subsets: Option<SubsetConfig>,
+    /// `common_lb_config.locality_weighted_lb_config`: locality weights apply only then;
+    /// otherwise Envoy ignores them and so does the proxy.
+    pub locality_weighted: bool,
 }
 
 /// Where a cluster's endpoints come from.
@@ -84,10 +87,17 @@ pub enum DnsFamily {
 pub enum LbPolicy {
     RoundRobin,
     /// Power of `choice_count` choices (Envoy's default 2).
-    LeastRequest { choice_count: u32 },
+    LeastRequest {
+        choice_count: u32,
+    },
     Random,
-    RingHash { min_ring_size: u64, max_ring_size: u64 },
-    Maglev { table_size: u64 },
+    RingHash {
+        min_ring_size: u64,
+        max_ring_size: u64,
+    },
+    Maglev {
+        table_size: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +196,9 @@ pub struct LoadAssignment {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LocalityEndpoints {
     pub zone: String,
-    /// Locality weight (`load_balancing_weight`); `None` means all localities weigh the same.
+    /// Locality weight (`load_balancing_weight`); used only by a cluster with
+    /// [`ClusterConfig::locality_weighted`], where a locality without one takes no load (unless
+    /// no locality has one: then the hosts are balanced alone, as in Envoy).
     pub weight: Option<u32>,
     /// Priority 0 only is implemented; others are refused at conversion.
     pub endpoints: Vec<Endpoint>,
@@ -383,7 +395,10 @@ impl PartialEq for HeaderMatchKind {
 pub enum RouteAction {
     Forward(Forward),
     /// `direct_response`: answered by the proxy.
-    Direct { status: u16, body: Option<String> },
+    Direct {
+        status: u16,
+        body: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

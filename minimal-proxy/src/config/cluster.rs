@@ -119,7 +119,6 @@ fn convert(c: &Cluster) -> Result<ClusterConfig> {
         typed_dns_resolver_config,
         cleanup_interval,
         upstream_bind_config,
-        common_lb_config,
         transport_socket,
         protocol_selection,
         upstream_connection_options,
@@ -177,6 +176,7 @@ fn convert(c: &Cluster) -> Result<ClusterConfig> {
             .as_ref()
             .map(|s| subset::subset_config(s).map_err(|r| r.under("lb_subset_config")))
             .transpose()?,
+        locality_weighted: lb::locality_weighted(common_lb_config)?,
     })
 }
 

@@ -26,7 +26,8 @@ pub struct Host {
     pub(crate) zone: String,
     /// Index of the locality in the assignment: groups hosts for locality-weighted picks.
     pub(crate) locality: usize,
-    /// The locality's weight, when the assignment gives localities weights.
+    /// The locality's weight, when the assignment gives it one and the cluster balances by
+    /// locality weight (`None` otherwise).
     pub(crate) locality_weight: Option<u32>,
     /// The endpoint's load-balancing weight (at least 1).
     pub(crate) weight: u32,

@@ -120,7 +120,8 @@ impl Shared {
                     address,
                     zone: l.zone.clone(),
                     locality,
-                    locality_weight: l.weight,
+                    // Envoy ignores locality weights without locality-weighted balancing.
+                    locality_weight: l.weight.filter(|_| self.config.locality_weighted),
                     weight: e.weight.max(1),
                     labels: e.labels.clone(),
                     eds_health: e.health,

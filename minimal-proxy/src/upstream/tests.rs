@@ -172,6 +172,7 @@ pub(super) fn config(policy: LbPolicy, assignment: LoadAssignment) -> ClusterCon
         outlier_detection: None,
         health_checks: Vec::new(),
         subsets: None,
+        locality_weighted: false,
     }
 }
 

@@ -1,8 +1,11 @@
-//! `lb_policy` and its `lb_config` → [`LbPolicy`], with Envoy's defaults and bounds.
+//! `lb_policy` and its `lb_config` → [`LbPolicy`], with Envoy's defaults and bounds; and
+//! `common_lb_config`, of which only `locality_weighted_lb_config` is implemented.
 
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
-    LbConfig, LbPolicy as EnvoyLb, LeastRequestLbConfig, MaglevLbConfig, RingHashLbConfig,
-    RoundRobinLbConfig, ring_hash_lb_config::HashFunction,
+    CommonLbConfig, LbConfig, LbPolicy as EnvoyLb, LeastRequestLbConfig, MaglevLbConfig,
+    RingHashLbConfig, RoundRobinLbConfig,
+    common_lb_config::{LocalityConfigSpecifier, LocalityWeightedLbConfig},
+    ring_hash_lb_config::HashFunction,
 };
 
 use crate::config::{
@@ -76,6 +79,47 @@ pub(super) fn lb_policy(policy: i32, config: &Option<LbConfig>) -> Result<LbPoli
         }
     };
     Ok(lb)
+}
+
+/// `common_lb_config` → whether locality weights apply. Envoy ignores the assignment's
+/// locality weights unless `locality_weighted_lb_config` is set; every other field must stay
+/// at its default.
+pub(super) fn locality_weighted(common: &Option<CommonLbConfig>) -> Result<bool> {
+    let Some(common) = common else {
+        return Ok(false);
+    };
+    let CommonLbConfig {
+        healthy_panic_threshold,
+        update_merge_window,
+        ignore_new_hosts_until_first_hc,
+        close_connections_on_host_set_change,
+        consistent_hashing_lb_config,
+        override_host_status,
+        locality_config_specifier,
+    } = common;
+    check::nested(|| {
+        unset!(
+            healthy_panic_threshold,
+            update_merge_window,
+            ignore_new_hosts_until_first_hc,
+            close_connections_on_host_set_change,
+            consistent_hashing_lb_config,
+            override_host_status,
+        );
+        Ok(())
+    })
+    .map_err(|r| r.under("common_lb_config"))?;
+    match locality_config_specifier {
+        None => Ok(false),
+        Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(LocalityWeightedLbConfig {})) => {
+            Ok(true)
+        }
+        Some(LocalityConfigSpecifier::ZoneAwareLbConfig(_)) => Err(Refusal::new(
+            "common_lb_config.zone_aware_lb_config",
+            "zone-aware routing is not supported by minimal-proxy; leave it unset, or use \
+             locality_weighted_lb_config",
+        )),
+    }
 }
 
 fn config_name(config: &LbConfig) -> &'static str {

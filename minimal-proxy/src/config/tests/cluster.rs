@@ -300,8 +300,11 @@ fn unimplemented_cluster_fields_are_refused_by_name() {
         ("transport_socket", |c| {
             c.transport_socket = Some(TransportSocket::default())
         }),
-        ("common_lb_config", |c| {
-            c.common_lb_config = Some(CommonLbConfig::default())
+        ("common_lb_config.ignore_new_hosts_until_first_hc", |c| {
+            c.common_lb_config = Some(CommonLbConfig {
+                ignore_new_hosts_until_first_hc: true,
+                ..Default::default()
+            })
         }),
         ("respect_dns_ttl", |c| c.respect_dns_ttl = true),
         ("ignore_health_on_host_removal", |c| {

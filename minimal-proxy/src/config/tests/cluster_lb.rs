@@ -1,4 +1,5 @@
-//! `cluster_from_proto`: load-balancing policies, their configs, defaults and bounds.
+//! `cluster_from_proto`: load-balancing policies, their configs, defaults and bounds; locality
+//! weighting from `common_lb_config`.
 
 #![allow(deprecated)] // Tests set deprecated fields that Envoy still honours or that must be refused.
 
@@ -7,7 +8,9 @@ use super::cluster::{WEB, eds};
 use envoy_types::pb::envoy::config::cluster::v3::{
     Cluster,
     cluster::{
-        LbConfig, LbPolicy as EnvoyLb, LeastRequestLbConfig, MaglevLbConfig, RingHashLbConfig,
+        CommonLbConfig, LbConfig, LbPolicy as EnvoyLb, LeastRequestLbConfig, MaglevLbConfig,
+        RingHashLbConfig,
+        common_lb_config::{LocalityConfigSpecifier, LocalityWeightedLbConfig, ZoneAwareLbConfig},
         ring_hash_lb_config::HashFunction,
     },
 };
@@ -147,5 +150,44 @@ fn lb_refusals_name_the_field() {
         WEB,
         "maglev_lb_config.table_size",
         "prime",
+    );
+}
+
+fn common(specifier: Option<LocalityConfigSpecifier>) -> Cluster {
+    Cluster {
+        common_lb_config: Some(CommonLbConfig {
+            locality_config_specifier: specifier,
+            ..Default::default()
+        }),
+        ..eds("web")
+    }
+}
+
+/// Envoy applies locality weights only with `locality_weighted_lb_config`.
+#[test]
+fn locality_weights_apply_only_with_locality_weighted_lb_config() {
+    assert!(!cluster_from_proto(&eds("web")).unwrap().locality_weighted);
+    assert!(!cluster_from_proto(&common(None)).unwrap().locality_weighted);
+    let weighted = common(Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(
+        LocalityWeightedLbConfig {},
+    )));
+    assert!(cluster_from_proto(&weighted).unwrap().locality_weighted);
+    refused(
+        cluster_from_proto(&common(Some(LocalityConfigSpecifier::ZoneAwareLbConfig(
+            ZoneAwareLbConfig::default(),
+        )))),
+        WEB,
+        "common_lb_config.zone_aware_lb_config",
+        "zone-aware routing is not supported by minimal-proxy",
+    );
+    let mut panic_threshold = weighted.clone();
+    if let Some(c) = &mut panic_threshold.common_lb_config {
+        c.healthy_panic_threshold = Some(Default::default());
+    }
+    refused(
+        cluster_from_proto(&panic_threshold),
+        WEB,
+        "common_lb_config.healthy_panic_threshold",
+        "is not supported by minimal-proxy",
     );
 }

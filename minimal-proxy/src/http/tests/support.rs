@@ -156,6 +156,7 @@ pub fn cluster(name: &str, hosts: &[SocketAddr], protocol: UpstreamProtocol) -> 
         outlier_detection: None,
         health_checks: Vec::new(),
         subsets: None,
+        locality_weighted: false,
     };
     Cluster::new(Arc::new(config), Arc::new(Default::default()))
 }

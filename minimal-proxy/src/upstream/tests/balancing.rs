@@ -170,7 +170,7 @@ fn too_few_healthy_hosts_put_the_cluster_in_panic() {
 }
 
 #[test]
-fn locality_weights_split_traffic_between_localities() {
+fn locality_weights_split_traffic_between_localities_when_the_cluster_asks() {
     let locality = |zone: &str, weight, ports: &[u16]| LocalityEndpoints {
         zone: zone.into(),
         weight: Some(weight),
@@ -180,9 +180,46 @@ fn locality_weights_split_traffic_between_localities() {
         cluster_name: "web".into(),
         localities: vec![locality("a", 1, &[1]), locality("b", 3, &[2, 3])],
     };
-    let c = cluster(config(LbPolicy::RoundRobin, assignment));
-    let counts = picks(&c, &LbContext::default(), 800);
+    let mut weighted = config(LbPolicy::RoundRobin, assignment.clone());
+    weighted.locality_weighted = true;
+    let counts = picks(&cluster(weighted), &LbContext::default(), 800);
     assert_eq!(counts, BTreeMap::from([(1, 200), (2, 300), (3, 300)]));
+    // Without locality-weighted balancing Envoy ignores locality weights: hosts weigh alone.
+    let plain = cluster(config(LbPolicy::RoundRobin, assignment));
+    let counts = picks(&plain, &LbContext::default(), 900);
+    assert_eq!(counts, BTreeMap::from([(1, 300), (2, 300), (3, 300)]));
+}
+
+/// With locality-weighted balancing, a locality without a weight takes no load (Envoy's
+/// `LocalityLbEndpoints.load_balancing_weight`), unless no locality has one.
+#[test]
+fn a_locality_without_a_weight_takes_no_load() {
+    let locality = |zone: &str, weight, port| LocalityEndpoints {
+        zone: zone.into(),
+        weight,
+        endpoints: vec![endpoint(addr(port), 1)],
+    };
+    let assignment = |a, b| LoadAssignment {
+        cluster_name: "web".into(),
+        localities: vec![locality("a", a, 1), locality("b", b, 2)],
+    };
+    let weighted = |assignment| {
+        let mut config = config(LbPolicy::RoundRobin, assignment);
+        config.locality_weighted = true;
+        cluster(config)
+    };
+    let counts = picks(
+        &weighted(assignment(Some(2), None)),
+        &LbContext::default(),
+        100,
+    );
+    assert_eq!(counts, BTreeMap::from([(1, 100)]));
+    let counts = picks(
+        &weighted(assignment(None, None)),
+        &LbContext::default(),
+        100,
+    );
+    assert_eq!(counts, BTreeMap::from([(1, 50), (2, 50)]));
 }
 
 #[test]
