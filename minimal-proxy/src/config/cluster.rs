@@ -152,11 +152,7 @@ fn convert(c: &Cluster) -> Result<ClusterConfig> {
         dns_refresh_rate,
         *dns_lookup_family,
     )?;
-    let health_checks = health_checks
-        .iter()
-        .enumerate()
-        .map(|(i, hc)| health::health_check(hc).map_err(|r| r.under(format!("health_checks[{i}]"))))
-        .collect::<Result<_>>()?;
+    let health_checks = health::health_checks(health_checks)?;
     Ok(ClusterConfig {
         name: name.clone(),
         discovery,

@@ -1,8 +1,10 @@
 //! `health_checks[]` → [`HealthCheck`]: HTTP (GET a path, healthy on 200) or TCP (connect).
 //!
-//! Envoy probes at `no_traffic_interval` (60 s) until the cluster has carried traffic; the
-//! proxy probes at `interval` from the start, so `no_traffic_interval` must stay unset and
-//! that difference is a known gap.
+//! One health check per cluster: Envoy runs every entry of `health_checks`, each with its own
+//! verdict, while the upstream runs one; a second entry is refused rather than ignored.
+//! Until the cluster has carried traffic the upstream probes at Envoy's default
+//! `no_traffic_interval` (60 s), then at `interval`; other values of `no_traffic_interval`
+//! (and the other interval tunings) are refused.
 
 use envoy_types::pb::envoy::{
     config::core::v3::{
@@ -17,8 +19,26 @@ use crate::config::{
     check::{self, Refusal, Result, not_supported, required, unset},
 };
 
+/// The cluster's health checks: none, or one.
+pub(super) fn health_checks(checks: &[EnvoyHealthCheck]) -> Result<Vec<HealthCheck>> {
+    match checks {
+        [] => Ok(Vec::new()),
+        [check] => Ok(vec![
+            health_check(check).map_err(|r| r.under("health_checks[0]"))?,
+        ]),
+        [first, ..] => {
+            health_check(first).map_err(|r| r.under("health_checks[0]"))?;
+            Err(Refusal::new(
+                "health_checks[1]",
+                "only one health check per cluster is supported by minimal-proxy (Envoy runs \
+                 each); keep one",
+            ))
+        }
+    }
+}
+
 #[allow(deprecated)] // `event_log_path` is named to be refused.
-pub(super) fn health_check(hc: &EnvoyHealthCheck) -> Result<HealthCheck> {
+fn health_check(hc: &EnvoyHealthCheck) -> Result<HealthCheck> {
     let EnvoyHealthCheck {
         timeout,
         interval,

@@ -161,6 +161,31 @@ fn health_check_refusals_name_the_field() {
     }
 }
 
+/// Envoy runs every health check of a cluster; the proxy runs one, so a second is refused.
+#[test]
+fn a_second_health_check_is_refused() {
+    let tcp = || hc(HealthChecker::TcpHealthCheck(TcpHealthCheck::default()));
+    let two = with(|c| c.health_checks = vec![tcp(), tcp()]);
+    refused(
+        cluster_from_proto(&two),
+        WEB,
+        "health_checks[1]",
+        "only one health check per cluster is supported by minimal-proxy",
+    );
+    // The first is checked first.
+    let untimed = EnvoyHc {
+        timeout: None,
+        ..tcp()
+    };
+    let bad_first = with(|c| c.health_checks = vec![untimed, tcp()]);
+    refused(
+        cluster_from_proto(&bad_first),
+        WEB,
+        "health_checks[0].timeout",
+        "is required",
+    );
+}
+
 fn subsets(s: LbSubsetConfig) -> Result<Option<SubsetConfig>, crate::config::Rejection> {
     cluster_from_proto(&with(|c| c.lb_subset_config = Some(s))).map(|c| c.subsets)
 }
