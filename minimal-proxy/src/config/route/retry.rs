@@ -153,9 +153,18 @@ pub(super) fn hash_policy(h: &EnvoyHash) -> Result<HashPolicy> {
                 attributes,
             } = cookie;
             let under = |e: Refusal| e.under("cookie");
-            // With a ttl Envoy generates the cookie when it is missing; not implemented.
+            // With a ttl (even 0s, a session cookie) Envoy sets the cookie on the response
+            // when the request lacks it; the router generates no cookies, so a ttl is refused
+            // rather than silently hashing cookie-less requests at random.
+            if ttl.is_some() {
+                return Err(under(Refusal::new(
+                    "ttl",
+                    "cookie generation (ttl) is not supported by minimal-proxy; omit ttl",
+                )));
+            }
+            // Only used with generation (the generated cookie's attributes).
             check::nested(|| {
-                unset!(ttl, path, attributes);
+                unset!(path, attributes);
                 Ok(())
             })
             .map_err(under)?;

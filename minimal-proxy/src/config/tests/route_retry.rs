@@ -224,8 +224,22 @@ fn hash_policies() {
         }))),
         RC,
         &format!("{AT}.route.hash_policy[0].cookie.ttl"),
-        "not supported",
+        "cookie generation (ttl) is not supported by minimal-proxy; omit ttl",
     );
+    // What xds-server emits for `{"cookie": {"name": "session", "ttl": "1h"}}`; a zero ttl
+    // (a session cookie in Envoy) is generation too.
+    for ttl in [secs(3600), secs(0)] {
+        refused(
+            forward(with(PolicySpecifier::Cookie(Cookie {
+                name: "session".into(),
+                ttl,
+                ..Default::default()
+            }))),
+            RC,
+            &format!("{AT}.route.hash_policy[0].cookie.ttl"),
+            "omit ttl",
+        );
+    }
     refused(
         forward(with(PolicySpecifier::QueryParameter(QueryParameter {
             name: "u".into(),
