@@ -26,7 +26,7 @@ mod server;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use std::{net::SocketAddr, sync::Arc, sync::atomic::AtomicBool};
+use std::{net::SocketAddr, sync::Arc, sync::atomic::AtomicBool, time::Duration};
 
 use arc_swap::ArcSwapOption;
 use hyper_util::{
@@ -53,6 +53,8 @@ pub struct ConnectionManager {
     logs: Option<Arc<AccessLogs>>,
     /// The codec configuration, shared by every connection.
     builder: auto::Builder<TokioExecutor>,
+    /// Envoy's `stream_idle_timeout`: a stream with nothing moving that long is ended.
+    stream_idle_timeout: Option<Duration>,
 }
 
 /// Where the route table comes from.
@@ -118,6 +120,7 @@ impl ConnectionManager {
             routes,
             logs,
             builder,
+            stream_idle_timeout: config.stream_idle_timeout,
         })
     }
 

@@ -38,10 +38,12 @@ impl ResponseFlags {
     pub const UPSTREAM_RETRY_LIMIT_EXCEEDED: ResponseFlags = ResponseFlags(9);
     /// NC: no cluster.
     pub const NO_CLUSTER: ResponseFlags = ResponseFlags(10);
+    /// SI: stream idle timeout.
+    pub const STREAM_IDLE_TIMEOUT: ResponseFlags = ResponseFlags(11);
 
     /// Short names by code (index 0 unused).
-    const NAMES: [&'static str; 11] = [
-        "", "UH", "UT", "UR", "UF", "UC", "UO", "NR", "DC", "URX", "NC",
+    const NAMES: [&'static str; 12] = [
+        "", "UH", "UT", "UR", "UF", "UC", "UO", "NR", "DC", "URX", "NC", "SI",
     ];
 
     /// The codes set, oldest first.

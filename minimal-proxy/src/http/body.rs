@@ -10,6 +10,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -30,9 +31,7 @@ use crate::{
 #[derive(Debug)]
 pub struct ResponseBody {
     kind: Kind,
-    /// The route's deadline: the upstream body must end before it (Envoy's route timeout spans
-    /// the whole response); past it the stream is cut.
-    deadline: Option<(Pin<Box<Sleep>>, Arc<ClusterStats>)>,
+    timers: Timers,
     /// Closes the request's books once, at the end of the body or when it is dropped.
     completion: Option<Completion>,
     bytes_sent: u64,
@@ -44,24 +43,31 @@ enum Kind {
     Upstream(Incoming),
 }
 
+/// What may cut an upstream body short.
+#[derive(Debug, Default)]
+pub struct Timers {
+    /// The route's deadline: the upstream body must end before it (Envoy's route timeout spans
+    /// the whole response); past it the stream is cut (a timeout of the cluster).
+    pub deadline: Option<(Pin<Box<Sleep>>, Arc<ClusterStats>)>,
+    /// The stream idle timeout, re-armed by every frame: a body silent that long is cut.
+    pub idle: Option<(Duration, Pin<Box<Sleep>>)>,
+}
+
 impl ResponseBody {
     pub fn full(bytes: Bytes) -> ResponseBody {
         ResponseBody {
             kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
-            deadline: None,
+            timers: Timers::default(),
             completion: None,
             bytes_sent: 0,
         }
     }
 
-    /// The upstream's body, streamed; cut at `deadline` (counted as a timeout of the cluster).
-    pub fn upstream(
-        body: Incoming,
-        deadline: Option<(Pin<Box<Sleep>>, Arc<ClusterStats>)>,
-    ) -> ResponseBody {
+    /// The upstream's body, streamed under `timers`.
+    pub fn upstream(body: Incoming, timers: Timers) -> ResponseBody {
         ResponseBody {
             kind: Kind::Upstream(body),
-            deadline,
+            timers,
             completion: None,
             bytes_sent: 0,
         }
@@ -94,14 +100,25 @@ impl Body for ResponseBody {
                     this.finish(ResponseFlags::UPSTREAM_REMOTE_RESET);
                     return Poll::Ready(Some(Err(e.into())));
                 }
-                Poll::Ready(other) => Poll::Ready(other.map(|r| r.map_err(BoxError::from))),
+                Poll::Ready(other) => {
+                    if let Some((idle, sleep)) = &mut this.timers.idle {
+                        sleep.as_mut().reset(tokio::time::Instant::now() + *idle);
+                    }
+                    Poll::Ready(other.map(|r| r.map_err(BoxError::from)))
+                }
                 Poll::Pending => {
-                    if let Some((sleep, stats)) = &mut this.deadline
+                    if let Some((sleep, stats)) = &mut this.timers.deadline
                         && sleep.as_mut().poll(cx).is_ready()
                     {
                         stats.upstream_rq_timeout.inc();
                         this.finish(ResponseFlags::UPSTREAM_TIMEOUT);
                         return Poll::Ready(Some(Err("upstream request timeout".into())));
+                    }
+                    if let Some((_, sleep)) = &mut this.timers.idle
+                        && sleep.as_mut().poll(cx).is_ready()
+                    {
+                        this.finish(ResponseFlags::STREAM_IDLE_TIMEOUT);
+                        return Poll::Ready(Some(Err("stream idle timeout".into())));
                     }
                     Poll::Pending
                 }

@@ -23,6 +23,8 @@ pub enum LocalReply {
     Overflow,
     /// The route timeout or the last per-try timeout passed.
     Timeout,
+    /// Nothing moved on the stream for the connection manager's `stream_idle_timeout`.
+    StreamIdleTimeout,
 }
 
 impl LocalReply {
@@ -48,13 +50,15 @@ impl LocalReply {
             LocalReply::Reset => ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
             LocalReply::Overflow => ResponseFlags::UPSTREAM_OVERFLOW,
             LocalReply::Timeout => ResponseFlags::UPSTREAM_TIMEOUT,
+            LocalReply::StreamIdleTimeout => ResponseFlags::STREAM_IDLE_TIMEOUT,
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
             LocalReply::NoRoute => StatusCode::NOT_FOUND,
-            LocalReply::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            // Envoy answers 504 when the stream idles while waiting for the upstream.
+            LocalReply::Timeout | LocalReply::StreamIdleTimeout => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -65,6 +69,7 @@ impl LocalReply {
             (LocalReply::NoRoute | LocalReply::NoCluster, _) => "",
             (LocalReply::NoHealthyUpstream, _) => "no healthy upstream",
             (LocalReply::Timeout, _) => "upstream request timeout",
+            (LocalReply::StreamIdleTimeout, _) => "stream timeout",
             (LocalReply::ConnectFailure, false) => bodies::CONNECT,
             (LocalReply::ConnectFailure, true) => bodies::CONNECT_RETRIED,
             (LocalReply::ConnectTimeout, false) => bodies::TIMEOUT,

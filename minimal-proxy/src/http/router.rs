@@ -15,8 +15,8 @@ use hyper::body::{Body as _, Incoming};
 use tokio::time::Sleep;
 
 use super::{
-    Downstream,
-    body::{Counted, Replay, ResponseBody},
+    ConnectionManager, Downstream,
+    body::{Counted, Replay, ResponseBody, Timers},
     books::Exchange,
     hash, headers,
     local_reply::LocalReply,
@@ -26,7 +26,6 @@ use super::{
 use crate::{
     access_log::ResponseFlags,
     runtime::Snapshot,
-    stats::HttpStats,
     upstream::{self, BoxError, Cluster, LbContext},
 };
 
@@ -44,7 +43,7 @@ struct Head {
 /// Forwards one request under `route`; every outcome is a response.
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
-    stats: &HttpStats,
+    manager: &ConnectionManager,
     downstream: &Downstream,
     route: &CompiledRoute,
     action: &ForwardAction,
@@ -59,7 +58,7 @@ pub async fn forward(
         weighted => weighted.pick(rand::random()),
     };
     let Some(cluster) = snapshot.clusters.get(&target.cluster) else {
-        stats.no_cluster.inc();
+        manager.stats.no_cluster.inc();
         exchange.flags.insert(ResponseFlags::NO_CLUSTER);
         // Envoy applies the route's response headers to its local replies too.
         let mut response = LocalReply::NoCluster.response(false);
@@ -93,6 +92,12 @@ pub async fn forward(
     let deadline = action
         .timeout
         .map(|t| Box::pin(tokio::time::sleep_until((start + t).into())));
+    // The stream idle timeout only matters when the route timeout would not come first (it
+    // spans the whole exchange too): no timer at all otherwise.
+    let idle = manager
+        .stream_idle_timeout
+        .filter(|idle| action.timeout.is_none_or(|t| t > *idle))
+        .map(|idle| (idle, Box::pin(tokio::time::sleep(idle))));
     let mut call = Call {
         cluster,
         route,
@@ -102,6 +107,7 @@ pub async fn forward(
         body,
         lb,
         deadline,
+        idle,
         retries: Retries::new(action.retry.as_ref()),
         exchange,
     };
@@ -131,6 +137,8 @@ struct Call<'a> {
     lb: LbContext,
     /// The route timeout, across attempts and the response body.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The stream idle timeout, re-armed by each attempt and each response frame.
+    idle: Option<(Duration, Pin<Box<Sleep>>)>,
     retries: Retries<'a>,
     exchange: &'a mut Exchange,
 }
@@ -140,6 +148,7 @@ enum Attempt {
     Done(Result<Response<Incoming>, upstream::Error>),
     PerTryTimeout,
     RouteTimeout,
+    StreamIdle,
 }
 
 impl Call<'_> {
@@ -176,13 +185,18 @@ impl Call<'_> {
             }
             let sent_at = Instant::now();
             let mut per_try_sleep = per_try.map(|t| Box::pin(tokio::time::sleep(t)));
+            if let Some((idle, sleep)) = &mut self.idle {
+                sleep.as_mut().reset(tokio::time::Instant::now() + *idle);
+            }
             let attempt = tokio::select! {
                 biased;
                 r = self.cluster.send(&host, request) => Attempt::Done(r),
                 _ = until(&mut self.deadline) => Attempt::RouteTimeout,
                 _ = until(&mut per_try_sleep) => Attempt::PerTryTimeout,
+                _ = until_idle(&mut self.idle) => Attempt::StreamIdle,
             };
             let (outcome, result) = match attempt {
+                Attempt::StreamIdle => return self.fail(LocalReply::StreamIdleTimeout),
                 Attempt::RouteTimeout => {
                     stats.upstream_rq_timeout.inc();
                     self.cluster.report_timeout(&host);
@@ -289,11 +303,14 @@ impl Call<'_> {
         );
         headers::apply(&self.target.response_headers, &mut parts.headers);
         headers::apply(&self.route.response_headers, &mut parts.headers);
-        let deadline = self
-            .deadline
-            .take()
-            .map(|sleep| (sleep, self.cluster.stats().clone()));
-        Response::from_parts(parts, ResponseBody::upstream(body, deadline))
+        let timers = Timers {
+            deadline: self
+                .deadline
+                .take()
+                .map(|sleep| (sleep, self.cluster.stats().clone())),
+            idle: self.idle.take(),
+        };
+        Response::from_parts(parts, ResponseBody::upstream(body, timers))
     }
 }
 
@@ -352,6 +369,14 @@ fn outcome_of(error: &upstream::Error) -> Outcome {
         }
         upstream::Error::Reset(_) => Outcome::Reset,
         upstream::Error::Overflow(_) | upstream::Error::NoHealthyUpstream => Outcome::Overflow,
+    }
+}
+
+/// Waits for the stream idle timeout; never resolves without one.
+async fn until_idle(idle: &mut Option<(Duration, Pin<Box<Sleep>>)>) {
+    match idle {
+        Some((_, s)) => s.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -115,7 +115,7 @@ impl ConnectionManager {
                     let received = books.log.as_ref().and_then(|l| l.received.clone());
                     let start = books.start();
                     router::forward(
-                        stats,
+                        self,
                         downstream,
                         route,
                         action,

@@ -142,11 +142,17 @@ async fn an_open_circuit_breaker_is_a_503_marked_overloaded() {
         crate::upstream::Cluster::new(Arc::new(config), Arc::new(Default::default()))
     };
     let (_runtime, _manager, address) = proxy(vec![web.clone()], None).await;
-    // One request in flight fills `max_requests`.
+    // One request in flight fills `max_requests`, one waiting fills `max_pending_requests`.
     let first = tokio::spawn(async move { get(address, "/").await });
     let upstream_requests = upstream.requests.clone();
     eventually(Duration::from_secs(5), || {
         upstream_requests.load(std::sync::atomic::Ordering::Relaxed) == 1
+    })
+    .await;
+    let second = tokio::spawn(async move { get(address, "/").await });
+    let stats = web.stats().clone();
+    eventually(Duration::from_secs(5), || {
+        stats.upstream_rq_pending_active.get() == 1
     })
     .await;
     let got = get(address, "/").await;
@@ -158,4 +164,72 @@ async fn an_open_circuit_breaker_is_a_503_marked_overloaded() {
     );
     hold.add_permits(100);
     assert_eq!(first.await.unwrap().status, 200);
+    assert_eq!(second.await.unwrap().status, 200);
+}
+
+/// A listener with `stream_idle_timeout` and no route timeout, over one upstream.
+async fn idle_proxy(
+    upstream: &Upstream,
+    idle: Duration,
+) -> (
+    crate::runtime::Runtime,
+    crate::listener::Manager,
+    std::net::SocketAddr,
+) {
+    let web = cluster("web", &[upstream.address], UpstreamProtocol::Http1);
+    let mut fwd = forward("web");
+    fwd.timeout = None;
+    let runtime = runtime(vec![web], vec![]);
+    let r = routes("r", vec![route("/", RouteAction::Forward(fwd))]);
+    let mut config = hcm(crate::config::RouteSource::Inline(Arc::new(r)));
+    config.stream_idle_timeout = Some(idle);
+    let listener = http_listener("l", "127.0.0.1:0".parse().unwrap(), config);
+    let (manager, address) = serve(&runtime, listener).await;
+    (runtime, manager, address)
+}
+
+#[tokio::test]
+async fn a_stream_idle_while_waiting_for_the_upstream_is_a_504_stream_timeout() {
+    let hold = Arc::new(Semaphore::new(0));
+    let held = hold.clone();
+    let upstream = Upstream::start(move |_| {
+        let held = held.clone();
+        async move {
+            let _permit = held.acquire().await;
+            reply(200, "late")
+        }
+    })
+    .await;
+    let (_runtime, _manager, address) = idle_proxy(&upstream, Duration::from_millis(200)).await;
+    let got = get(address, "/").await;
+    assert_eq!(
+        (got.status.as_u16(), got.body.as_str()),
+        (504, "stream timeout")
+    );
+    hold.add_permits(10);
+}
+
+#[tokio::test]
+async fn a_response_body_that_stalls_past_the_idle_timeout_is_cut() {
+    use futures::StreamExt;
+    use http_body_util::{StreamBody, combinators::BoxBody};
+    use hyper::body::Frame;
+
+    let upstream = Upstream::start(|_| async {
+        // One chunk, then silence.
+        let frames = futures::stream::iter(vec![Ok::<_, std::convert::Infallible>(Frame::data(
+            bytes::Bytes::from_static(b"first"),
+        ))])
+        .chain(futures::stream::pending());
+        http::Response::new(BoxBody::new(StreamBody::new(frames)))
+    })
+    .await;
+    let (_runtime, _manager, address) = idle_proxy(&upstream, Duration::from_millis(200)).await;
+    let started = tokio::time::Instant::now();
+    let failed = Client::h1(address)
+        .await
+        .send(http::Request::get("/").body(Default::default()).unwrap())
+        .await;
+    assert!(failed.is_err(), "the stalled body was not cut: {failed:?}");
+    assert!(started.elapsed() >= Duration::from_millis(200));
 }
