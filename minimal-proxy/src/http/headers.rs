@@ -54,6 +54,40 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The `x-envoy-*` request headers Envoy 1.40 drops from a downstream request (they would
+/// steer its router: timeouts, retries, tracing), observed on the wire; others pass.
+const UNTRUSTED: [&str; 15] = [
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-force-trace",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-internal",
+    "x-envoy-ip-tags",
+    "x-envoy-max-retries",
+    "x-envoy-original-url",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retry-on",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-upstream-rq-timeout-ms",
+];
+
+/// Drops the router-steering `x-envoy-*` headers a client sent, as Envoy does (one scan of
+/// the names; most requests carry none).
+pub fn strip_untrusted(headers: &mut HeaderMap) {
+    if !headers
+        .keys()
+        .any(|name| name.as_str().starts_with("x-envoy-"))
+    {
+        return;
+    }
+    for name in UNTRUSTED {
+        headers.remove(name);
+    }
+}
+
 /// Applies a mutation as Envoy does: removals first, then additions (`append == false`
 /// replaces every value of that header).
 pub fn apply(mutation: &HeaderMutation, headers: &mut HeaderMap) {
@@ -139,6 +173,22 @@ mod tests {
         h.insert(TE, HeaderValue::from_static("gzip"));
         strip_hop_by_hop(&mut h);
         assert!(!h.contains_key(TE));
+    }
+
+    #[test]
+    fn router_steering_headers_from_the_client_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-envoy-upstream-rq-timeout-ms",
+            HeaderValue::from_static("1"),
+        );
+        h.insert("x-envoy-max-retries", HeaderValue::from_static("9"));
+        h.insert("x-envoy-original-path", HeaderValue::from_static("/kept"));
+        h.insert("x-other", HeaderValue::from_static("kept"));
+        strip_untrusted(&mut h);
+        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["x-envoy-original-path", "x-other"]);
     }
 
     #[test]

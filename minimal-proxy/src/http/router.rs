@@ -330,6 +330,7 @@ fn upstream_head(
         ..
     } = parts;
     headers::strip_hop_by_hop(&mut headers);
+    headers::strip_untrusted(&mut headers);
     if let Some((len, replacement)) = &action.prefix_rewrite {
         uri = rewrite(uri, *len, replacement, &mut headers);
     }
