@@ -73,6 +73,14 @@ impl ResponseBody {
         }
     }
 
+    /// The body of a response the proxy made itself (emptied), `None` for an upstream's.
+    pub fn take_local(&mut self) -> Option<Bytes> {
+        match &mut self.kind {
+            Kind::Full(bytes) => Some(bytes.take().unwrap_or_default()),
+            Kind::Upstream(_) => None,
+        }
+    }
+
     pub fn set_completion(&mut self, completion: Completion) {
         self.completion = Some(completion);
     }

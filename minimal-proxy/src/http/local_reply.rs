@@ -113,6 +113,52 @@ mod bodies {
                                 reset reason: overflow";
 }
 
+/// Whether a request is gRPC (`application/grpc`, `application/grpc+…`, `application/grpc;…`),
+/// whose local replies Envoy sends in gRPC's terms.
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        .and_then(|v| v.strip_prefix(b"application/grpc"))
+        .is_some_and(|rest| rest.is_empty() || rest[0] == b'+' || rest[0] == b';')
+}
+
+/// Turns a local reply to a gRPC request into a trailers-only gRPC answer as Envoy does:
+/// HTTP 200, `content-type: application/grpc`, `grpc-status` mapped from the HTTP status,
+/// `grpc-message` the reply's body (percent-encoded), no body.
+pub fn to_grpc(response: &mut Response<ResponseBody>, message: &[u8]) {
+    let status = match response.status().as_u16() {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    };
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(status));
+    if !message.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&percent_encode(message))
+    {
+        headers.insert("grpc-message", value);
+    }
+}
+
+/// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+fn percent_encode(message: &[u8]) -> String {
+    let mut out = String::with_capacity(message.len());
+    for &b in message {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A response with a `text/plain` body (none when empty), as Envoy's local replies.
 pub fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
@@ -148,6 +194,25 @@ mod tests {
         let overloaded = LocalReply::Overflow.response(false);
         assert_eq!(overloaded.status(), 503);
         assert_eq!(overloaded.headers()[X_ENVOY_OVERLOADED.clone()], "true");
+        let mut grpc = LocalReply::NoHealthyUpstream.response(false);
+        to_grpc(&mut grpc, b"no healthy upstream \xe2\x9c\x97 100%");
+        assert_eq!(grpc.status(), 200);
+        assert_eq!(grpc.headers()["grpc-status"], "14");
+        assert_eq!(grpc.headers()["content-type"], "application/grpc");
+        assert_eq!(
+            grpc.headers()["grpc-message"],
+            "no healthy upstream %E2%9C%97 100%25"
+        );
+        let mut h = http::HeaderMap::new();
+        for (ct, grpc) in [
+            ("application/grpc", true),
+            ("application/grpc+proto", true),
+            ("application/grpc-web", false),
+            ("application/json", false),
+        ] {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            assert_eq!(is_grpc(&h), grpc, "{ct}");
+        }
         let no_route = LocalReply::NoRoute.response(false);
         assert_eq!(no_route.status(), 404);
         assert!(no_route.headers().get(CONTENT_TYPE).is_none());

@@ -83,6 +83,7 @@ impl ConnectionManager {
                 .headers_mut()
                 .insert(headers::X_REQUEST_ID.clone(), id);
         }
+        let grpc = local_reply::is_grpc(request.headers());
         let snapshot = self.runtime.load();
         let table = self.route_table(&snapshot);
         let (matched, log) = {
@@ -129,6 +130,9 @@ impl ConnectionManager {
                 }
             },
         };
+        if grpc && let Some(message) = response.body_mut().take_local() {
+            local_reply::to_grpc(&mut response, &message);
+        }
         headers::set_server(response.headers_mut());
         let status = response.status().as_u16();
         if let Some(class) = stats.downstream_rq_xx.get(usize::from(status / 100)) {

@@ -129,3 +129,34 @@ async fn an_http1_only_listener_refuses_http2() {
     };
     assert!(failed, "an HTTP/1.1-only listener answered HTTP/2");
 }
+
+#[tokio::test]
+async fn local_replies_to_grpc_requests_are_grpc_statuses() {
+    let empty = cluster("web", &[], UpstreamProtocol::Http2);
+    let runtime = runtime(vec![empty], vec![]);
+    let r = routes(
+        "r",
+        vec![route("/pkg.Service/", RouteAction::Forward(forward("web")))],
+    );
+    let (_manager, address) = serve(&runtime, inline_listener("l", r)).await;
+    let mut client = Client::h2(address).await;
+    let grpc = |path: &str| {
+        Request::post(path)
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::default())
+            .unwrap()
+    };
+    let got = client.send(grpc("/pkg.Service/Method")).await.unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.headers["content-type"], "application/grpc");
+    assert_eq!(got.headers["grpc-status"], "14");
+    assert_eq!(got.headers["grpc-message"], "no healthy upstream");
+    assert_eq!(got.body, "");
+    // No route: UNIMPLEMENTED, without a message.
+    let got = client.send(grpc("/other.Service/Method")).await.unwrap();
+    assert_eq!(got.headers["grpc-status"], "12");
+    assert!(got.headers.get("grpc-message").is_none());
+    let stats = runtime.stats.http("ingress");
+    assert_eq!(stats.downstream_rq_xx[2].get(), 2);
+}
