@@ -107,6 +107,15 @@ impl ConnectionManager {
                 books.exchange.flags.insert(LocalReply::NoRoute.flags());
                 LocalReply::NoRoute.response(false)
             }
+            // No upgrade is configured (Envoy's `upgrade_configs` is refused): Envoy answers a
+            // routed upgrade request with 403 and closes.
+            Some(_) if is_upgrade(&request) => {
+                let mut response = local_reply::text(StatusCode::FORBIDDEN, "");
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
             Some((_, route)) => match &route.action {
                 Action::Direct { status, body } => {
                     stats.rq_direct_response.inc();
@@ -212,6 +221,21 @@ fn direct(
     }
     headers::apply(&route.response_headers, response.headers_mut());
     response
+}
+
+/// An HTTP/1 upgrade (`Connection: upgrade` and an `Upgrade` other than `h2c`, which is
+/// ignored as Envoy ignores it).
+fn is_upgrade(request: &Request<Incoming>) -> bool {
+    let headers = request.headers();
+    let Some(upgrade) = headers.get(header::UPGRADE) else {
+        return false;
+    };
+    !upgrade.as_bytes().eq_ignore_ascii_case(b"h2c")
+        && headers.get_all(header::CONNECTION).iter().any(|v| {
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+        })
 }
 
 /// Counts the connection as HTTP/1 or HTTP/2 on its first request.

@@ -224,3 +224,43 @@ async fn direct_responses_and_no_route_answer_like_envoy() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_upgrade_request_is_refused_as_envoy_refuses_it_without_upgrade_configs() {
+    let upstream = Upstream::echo().await;
+    let web = cluster("web", &[upstream.address], UpstreamProtocol::Http1);
+    let runtime = runtime(vec![web], vec![]);
+    let r = routes(
+        "r",
+        vec![route("/ws", RouteAction::Forward(forward("web")))],
+    );
+    let (_manager, address) = serve(&runtime, inline_listener("l", r)).await;
+    let upgrade = |path: &str, protocol: &'static str| {
+        Request::get(path)
+            .header("connection", "keep-alive, Upgrade")
+            .header("upgrade", protocol)
+            .body(Full::default())
+            .unwrap()
+    };
+    let got = Client::h1(address)
+        .await
+        .send(upgrade("/ws", "websocket"))
+        .await
+        .unwrap();
+    assert_eq!((got.status.as_u16(), got.body.as_str()), (403, ""));
+    assert_eq!(got.headers["connection"], "close");
+    // Without a route it is a 404; h2c upgrades are ignored and served.
+    let got = Client::h1(address)
+        .await
+        .send(upgrade("/none", "websocket"))
+        .await
+        .unwrap();
+    assert_eq!(got.status, 404);
+    let got = Client::h1(address)
+        .await
+        .send(upgrade("/ws", "h2c"))
+        .await
+        .unwrap();
+    assert_eq!(got.status, 200);
+    assert!(!got.body.contains("upgrade"), "{}", got.body);
+}
