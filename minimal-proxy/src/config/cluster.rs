@@ -153,11 +153,13 @@ fn convert(c: &Cluster) -> Result<ClusterConfig> {
         *dns_lookup_family,
     )?;
     let health_checks = health::health_checks(health_checks)?;
+    let lb_policy = lb::lb_policy(*lb_policy, lb_config)?;
+    let locality_weighted = lb::locality_weighted(common_lb_config, &lb_policy)?;
     Ok(ClusterConfig {
         name: name.clone(),
         discovery,
         connect_timeout,
-        lb_policy: lb::lb_policy(*lb_policy, lb_config)?,
+        lb_policy,
         protocol: protocol::upstream_protocol(typed_extension_protocol_options)?,
         circuit_breakers: match circuit_breakers {
             Some(cb) => limits::circuit_breakers(cb).map_err(|r| r.under("circuit_breakers"))?,
@@ -172,7 +174,7 @@ fn convert(c: &Cluster) -> Result<ClusterConfig> {
             .as_ref()
             .map(|s| subset::subset_config(s).map_err(|r| r.under("lb_subset_config")))
             .transpose()?,
-        locality_weighted: lb::locality_weighted(common_lb_config)?,
+        locality_weighted,
     })
 }
 

@@ -47,7 +47,7 @@ impl HostSet {
     }
 
     pub fn build(config: &ClusterConfig, hosts: Vec<Arc<Host>>) -> HostSet {
-        let main = Tiers::build(&config.lb_policy, &hosts);
+        let main = Tiers::build(&config.lb_policy, &hosts, true);
         let subsets = config
             .subsets
             .as_ref()
@@ -106,7 +106,9 @@ pub(crate) struct Tiers {
 }
 
 impl Tiers {
-    pub fn build(policy: &LbPolicy, hosts: &[Arc<Host>]) -> Tiers {
+    /// `localities`: whether the hosts' locality weights apply (subsets ignore them, as
+    /// Envoy's do without `locality_weight_aware`, which the proxy refuses).
+    pub fn build(policy: &LbPolicy, hosts: &[Arc<Host>], localities: bool) -> Tiers {
         let of = |h: Health| -> Vec<Arc<Host>> {
             hosts.iter().filter(|x| x.health() == h).cloned().collect()
         };
@@ -145,7 +147,7 @@ impl Tiers {
         }
         let lb = |eligible: &[Arc<Host>], load: bool| {
             if load {
-                Lb::new(policy, weighted(hosts, eligible))
+                Lb::new(policy, weighted(hosts, eligible, localities))
             } else {
                 empty()
             }
@@ -190,15 +192,19 @@ fn healthy_share(healthy: u64, degraded: u64) -> u64 {
 }
 
 /// Effective weights of `eligible` (a subset of `hosts`): the host weight, or with locality
-/// weights the locality's availability-scaled share split by host weight.
-fn weighted(hosts: &[Arc<Host>], eligible: &[Arc<Host>]) -> Vec<(Arc<Host>, f64)> {
+/// weights (when `localities`) the locality's availability-scaled share split by host weight.
+fn weighted(
+    hosts: &[Arc<Host>],
+    eligible: &[Arc<Host>],
+    localities: bool,
+) -> Vec<(Arc<Host>, f64)> {
     let plain = || {
         eligible
             .iter()
             .map(|h| (h.clone(), f64::from(h.weight)))
             .collect()
     };
-    if !hosts.iter().any(|h| h.locality_weight.is_some()) {
+    if !localities || !hosts.iter().any(|h| h.locality_weight.is_some()) {
         return plain();
     }
     // Per locality: (hosts, eligible hosts, eligible weight sum, locality weight).

@@ -47,7 +47,8 @@ impl Subsets {
         }
         let index = groups
             .into_iter()
-            .map(|(key, hosts)| (key, Tiers::build(policy, &hosts)))
+            // Envoy's subsets ignore locality weights (`locality_weight_aware` is refused).
+            .map(|(key, hosts)| (key, Tiers::build(policy, &hosts, false)))
             .collect();
         Subsets {
             config: config.clone(),

@@ -83,8 +83,12 @@ pub(super) fn lb_policy(policy: i32, config: &Option<LbConfig>) -> Result<LbPoli
 
 /// `common_lb_config` → whether locality weights apply. Envoy ignores the assignment's
 /// locality weights unless `locality_weighted_lb_config` is set; every other field must stay
-/// at its default.
-pub(super) fn locality_weighted(common: &Option<CommonLbConfig>) -> Result<bool> {
+/// at its default. Not with RANDOM: Envoy picks a locality by weight and then a host at random,
+/// while the proxy's random pick is uniform over the hosts.
+pub(super) fn locality_weighted(
+    common: &Option<CommonLbConfig>,
+    policy: &LbPolicy,
+) -> Result<bool> {
     let Some(common) = common else {
         return Ok(false);
     };
@@ -112,6 +116,13 @@ pub(super) fn locality_weighted(common: &Option<CommonLbConfig>) -> Result<bool>
     match locality_config_specifier {
         None => Ok(false),
         Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(LocalityWeightedLbConfig {})) => {
+            if *policy == LbPolicy::Random {
+                return Err(Refusal::new(
+                    "common_lb_config.locality_weighted_lb_config",
+                    "is not supported with lb_policy RANDOM by minimal-proxy (its random pick \
+                     ignores weights); use ROUND_ROBIN or LEAST_REQUEST, or leave it unset",
+                ));
+            }
             Ok(true)
         }
         Some(LocalityConfigSpecifier::ZoneAwareLbConfig(_)) => Err(Refusal::new(

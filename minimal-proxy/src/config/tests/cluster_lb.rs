@@ -180,6 +180,14 @@ fn locality_weights_apply_only_with_locality_weighted_lb_config() {
         "common_lb_config.zone_aware_lb_config",
         "zone-aware routing is not supported by minimal-proxy",
     );
+    let mut random = weighted.clone();
+    random.lb_policy = EnvoyLb::Random as i32;
+    refused(
+        cluster_from_proto(&random),
+        WEB,
+        "common_lb_config.locality_weighted_lb_config",
+        "is not supported with lb_policy RANDOM",
+    );
     let mut panic_threshold = weighted.clone();
     if let Some(c) = &mut panic_threshold.common_lb_config {
         c.healthy_panic_threshold = Some(Default::default());

@@ -119,3 +119,31 @@ fn subsets_follow_assignment_changes() {
     assert_eq!(c.stats().lb_subsets_active.get(), 1);
     assert_eq!(c.stats().lb_subsets_removed.get(), 5);
 }
+
+/// Envoy's subsets ignore locality weights (without `locality_weight_aware`), while the
+/// cluster's fallback to any endpoint honours them.
+#[test]
+fn subsets_ignore_locality_weights() {
+    let locality = |zone: &str, weight, port| LocalityEndpoints {
+        zone: zone.into(),
+        weight: Some(weight),
+        endpoints: vec![labelled(port, &[("version", "v1")])],
+    };
+    let mut config = config(
+        LbPolicy::RoundRobin,
+        LoadAssignment {
+            cluster_name: "web".into(),
+            localities: vec![locality("a", 1, 1), locality("b", 3, 2)],
+        },
+    );
+    config.locality_weighted = true;
+    config.subsets = Some(SubsetConfig {
+        fallback: SubsetFallback::AnyEndpoint,
+        selectors: vec![selector(&["version"], SubsetFallback::NoFallback)],
+    });
+    let c = cluster(config);
+    let subset = picks(&c, &matching(&[("version", "v1")]), 100);
+    assert_eq!(subset, BTreeMap::from([(1, 50), (2, 50)]));
+    let fallback = picks(&c, &LbContext::default(), 100);
+    assert_eq!(fallback, BTreeMap::from([(1, 25), (2, 75)]));
+}
