@@ -1,5 +1,6 @@
 //! What the proxy adds and answers by itself, on both data planes (ADS SotW and Delta), held to
-//! Envoy's behaviour: the exact headers on each side of the proxy, and its own 404 and 503.
+//! Envoy's behaviour: the exact headers on each side of the proxy, and its own 404, 503 and 403
+//! (an upgrade nothing allows).
 
 use std::time::Duration;
 
@@ -115,4 +116,11 @@ async fn local_replies_and_proxy_headers(plane: DataPlane, variant: Variant, bac
         "no endpoint: {no_host:?}"
     );
     assert_eq!(header(&no_host, "server").as_deref(), Some("envoy"));
+
+    // No upgrade is configured: a WebSocket upgrade is refused and never reaches a.
+    let hits = a.hits();
+    let upgrade = [("connection", "upgrade"), ("upgrade", "websocket")];
+    let refused = stage.send("/api/ws", &upgrade).await.unwrap();
+    assert_eq!(refused.status, 403, "an unconfigured upgrade: {refused:?}");
+    assert_eq!(a.hits(), hits, "the upgrade request never reached a");
 }
