@@ -5,9 +5,12 @@
 //! Which scenarios also run on Postgres: the data plane never sees the store, so Postgres adds
 //! only the control plane's Postgres path (NOTIFY-driven watch, restart on the same database)
 //! under a real proxy. [`conformance_with_postgres!`] is for the scenarios that exercise that
-//! path hardest (a route change under load, a server restart); every other scenario runs on
-//! SQLite only ([`conformance!`]), which keeps CI's cold run well under 30 minutes on 2 cores.
-//! The store itself is proven on both backends by `xds-server/tests/store_conformance.rs`.
+//! path hardest (`changes::route_change_under_load_drops_nothing`,
+//! `resilience::proxy_survives_a_server_restart`); `replicas.rs` runs on Postgres only (two
+//! replicas share one database); every other scenario runs on SQLite only
+//! ([`conformance!`]). The whole package takes about a minute and a half on this 2-core
+//! machine once built, so CI's cold run stays well under 30 minutes. The store itself is
+//! proven on both backends by `xds-server/tests/store_conformance.rs`.
 
 /// For each scenario: Envoy and minimal-proxy, ADS SotW and Delta, on SQLite (4 tests).
 #[macro_export]
