@@ -468,7 +468,7 @@ pub enum HashPolicyKind {
     SourceIp,
 }
 
-/// Headers set (replacing any value), appended, then removed.
+/// Headers removed, then set (replacing any value) or appended: Envoy's order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HeaderMutation {
     /// `(name, value, append)`; `append == false` replaces the value.
