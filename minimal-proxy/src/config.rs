@@ -146,6 +146,8 @@ pub struct HealthCheck {
     pub interval: Duration,
     pub healthy_threshold: u32,
     pub unhealthy_threshold: u32,
+    /// The interval while the cluster has carried no traffic yet; Envoy's default 60 s.
+    pub no_traffic_interval: Duration,
     pub kind: HealthCheckKind,
 }
 
@@ -314,6 +316,8 @@ pub struct VirtualHost {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
+    /// Envoy's `Route.name`: what `%ROUTE_NAME%` prints; empty when the route has none.
+    pub name: String,
     pub matcher: RouteMatch,
     pub action: RouteAction,
     pub request_headers: HeaderMutation,

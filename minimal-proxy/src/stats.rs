@@ -153,6 +153,9 @@ pub struct ClusterStats {
     pub upstream_rq_retry: Counter,
     pub upstream_rq_retry_success: Counter,
     pub upstream_rq_retry_overflow: Counter,
+    /// Requests answered with their last attempt's outcome because the route's `num_retries`
+    /// ran out while the retry condition still held.
+    pub upstream_rq_retry_limit_exceeded: Counter,
     /// Requests refused by the `max_requests` or `max_pending_requests` breaker (Envoy counts
     /// both here).
     pub upstream_rq_pending_overflow: Counter,
@@ -238,6 +241,9 @@ pub struct HttpStats {
     /// `http.<prefix>.rq_direct_response`.
     pub rq_direct_response: Counter,
     pub downstream_rq_timeout: Counter,
+    /// Streams ended by the `stream_idle_timeout` (waiting for the upstream, or a stalled
+    /// response body).
+    pub downstream_rq_idle_timeout: Counter,
 }
 
 /// `listener.<address>.*` in Envoy.

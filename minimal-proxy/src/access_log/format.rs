@@ -247,7 +247,7 @@ fn typed(op: &Operator, r: &Record) -> Value {
             Value::String(r.downstream_remote.ip().to_string())
         }
         Operator::DownstreamLocalAddress => string(r.downstream_local.map(|a| a.to_string())),
-        Operator::RouteName => string(r.route_name.clone()),
+        Operator::RouteName => string(r.route_name.as_deref().map(str::to_string)),
     }
 }
 

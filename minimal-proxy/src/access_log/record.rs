@@ -108,7 +108,8 @@ pub struct Record {
     pub bytes_sent: u64,
     pub downstream_remote: SocketAddr,
     pub downstream_local: Option<SocketAddr>,
-    pub route_name: Option<String>,
+    /// `%ROUTE_NAME%`: shared with the route table (no copy per request).
+    pub route_name: Option<std::sync::Arc<str>>,
     /// Values of [`AccessLogs`]' request header keys, in order.
     pub request_headers: Vec<Option<HeaderValue>>,
     /// Values of [`AccessLogs`]' response header keys, in order.

@@ -167,13 +167,9 @@ async fn a_listener_writes_one_line_per_request() {
         crate::config::UpstreamProtocol::Http1,
     );
     let runtime = runtime(vec![web], vec![]);
-    let r = routes(
-        "r",
-        vec![
-            route("/direct", direct(200, "hello")),
-            route("/up", RouteAction::Forward(forward("web"))),
-        ],
-    );
+    let mut up = route("/up", RouteAction::Forward(forward("web")));
+    up.name = "to-web".into();
+    let r = routes("r", vec![route("/direct", direct(200, "hello")), up]);
     let mut config = hcm(RouteSource::Inline(Arc::new(r)));
     config.access_log = vec![
         AccessLog {
@@ -188,6 +184,7 @@ async fn a_listener_writes_one_line_per_request() {
                 ("rx", "%BYTES_RECEIVED%"),
                 ("tx", "%BYTES_SENT%"),
                 ("ctype", "%RESP(CONTENT-TYPE)%"),
+                ("route", "%ROUTE_NAME%"),
             ])),
         },
         // The default record, to the same file.
@@ -213,6 +210,9 @@ async fn a_listener_writes_one_line_per_request() {
     assert_eq!(custom[0]["flags"], "NR");
     assert_eq!(custom[0]["path"], "/nowhere");
     assert_eq!(custom[0]["cluster"], Value::Null);
+    assert_eq!(custom[0]["route"], Value::Null, "no route matched");
+    assert_eq!(custom[1]["route"], Value::Null, "an unnamed route");
+    assert_eq!(custom[2]["route"], "to-web");
     assert_eq!(custom[1]["tx"], 5);
     assert_eq!(custom[1]["ctype"], "text/plain");
     assert_eq!(custom[2]["method"], "POST");

@@ -205,8 +205,8 @@ fn route(
     vhost_retry: Option<&envoy_types::pb::envoy::config::route::v3::RetryPolicy>,
 ) -> Result<Route> {
     let EnvoyRoute {
-        // Inert: a display name (the proxy has no `%ROUTE_NAME%`).
-        name: _,
+        // Printed by `%ROUTE_NAME%` in access logs.
+        name,
         r#match,
         // Inert: read by no feature the proxy accepts.
         metadata: _,
@@ -249,6 +249,7 @@ fn route(
         None => return Err(required("route")),
     };
     Ok(Route {
+        name: name.clone(),
         matcher,
         action,
         request_headers: headers::mutation(

@@ -77,6 +77,16 @@ impl Completion {
         }
         let elapsed = self.start.elapsed();
         self.stats.downstream_rq_time.observe(elapsed);
+        // Whichever side the stream idle timeout cut (the wait for the upstream's head, or a
+        // stalled body), the stream ends here once: counted once.
+        if self
+            .exchange
+            .flags
+            .contains(ResponseFlags::STREAM_IDLE_TIMEOUT)
+            || flags.contains(ResponseFlags::STREAM_IDLE_TIMEOUT)
+        {
+            self.stats.downstream_rq_idle_timeout.inc();
+        }
         self.stats.downstream_rq_active.dec();
         if let Some(PendingLog {
             logs,

@@ -10,7 +10,7 @@ mod matcher;
 #[cfg(test)]
 mod tests;
 
-use std::{borrow::Cow, collections::BTreeMap, collections::HashMap, time::Duration};
+use std::{borrow::Cow, collections::BTreeMap, collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -46,6 +46,9 @@ pub struct VirtualHostTable {
 /// One route: what it matches and what it does.
 #[derive(Debug)]
 pub struct CompiledRoute {
+    /// `%ROUTE_NAME%`, `None` for an unnamed route; shared so that a logged request takes
+    /// it without allocating.
+    pub name: Option<Arc<str>>,
     matcher: Matcher,
     pub action: Action,
     pub request_headers: HeaderMutation,
@@ -226,6 +229,7 @@ impl CompiledRoute {
             }
         };
         CompiledRoute {
+            name: (!route.name.is_empty()).then(|| Arc::from(route.name.as_str())),
             matcher,
             action,
             request_headers: route.request_headers.clone(),

@@ -226,7 +226,10 @@ impl Call<'_> {
                 None
             };
             let Some(permit) = permit else {
-                if covered && !self.retries.remaining() && self.retries.done() > 0 {
+                // Envoy's `RetryStatus::NoRetryLimitExceeded`: the policy would retry this
+                // outcome but `num_retries` is spent (also when it was 0).
+                if covered && !self.retries.remaining() {
+                    stats.upstream_rq_retry_limit_exceeded.inc();
                     self.exchange
                         .flags
                         .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);

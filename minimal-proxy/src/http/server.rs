@@ -101,6 +101,9 @@ impl ConnectionManager {
             (table.as_deref().and_then(|t| t.route(&view)), log)
         };
         let mut books = Completion::open(Instant::now(), stats.clone(), log);
+        if let (Some((_, route)), Some(log)) = (matched, &mut books.log) {
+            log.record.route_name = route.name.clone();
+        }
         let mut response = match matched {
             None => {
                 stats.no_route.inc();

@@ -133,6 +133,10 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
             ("downstream_cx_destroy", h.downstream_cx_destroy.get()),
             ("downstream_rq_total", h.downstream_rq_total.get()),
             ("downstream_rq_timeout", h.downstream_rq_timeout.get()),
+            (
+                "downstream_rq_idle_timeout",
+                h.downstream_rq_idle_timeout.get(),
+            ),
             ("no_route", h.no_route.get()),
             ("no_cluster", h.no_cluster.get()),
             ("rq_direct_response", h.rq_direct_response.get()),

@@ -17,6 +17,8 @@ fn registry() -> Registry {
     let http = r.http("ingress");
     http.downstream_rq_total.inc();
     http.downstream_rq_xx[2].inc();
+    http.downstream_rq_idle_timeout.inc();
+    web.upstream_rq_retry_limit_exceeded.add(2);
     r.listener("127.0.0.1_10000").downstream_cx_total.inc();
     r.tcp("db").downstream_cx_total.add(4);
     r.xds("CDS").update_success.inc();
@@ -49,6 +51,8 @@ fn prometheus_uses_envoys_names_labels_and_types() {
         "envoy_cluster_upstream_rq_time_sum{envoy_cluster_name=\"web\"} 3",
         "envoy_cluster_upstream_rq_time_count{envoy_cluster_name=\"web\"} 1",
         "envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix=\"ingress\"} 1",
+        "envoy_http_downstream_rq_idle_timeout{envoy_http_conn_manager_prefix=\"ingress\"} 1",
+        "envoy_cluster_upstream_rq_retry_limit_exceeded{envoy_cluster_name=\"web\"} 2",
         "envoy_http_downstream_rq_xx{envoy_response_code_class=\"1\",envoy_http_conn_manager_prefix=\"ingress\"} 0",
         "envoy_http_downstream_rq_xx{envoy_response_code_class=\"2\",envoy_http_conn_manager_prefix=\"ingress\"} 1",
         "envoy_listener_downstream_cx_total{envoy_listener_address=\"127.0.0.1_10000\"} 1",
@@ -96,6 +100,8 @@ fn json_lists_stats_by_envoys_dotted_names_then_histograms() {
     assert_eq!(value("cluster.web.upstream_rq_5xx"), 1);
     assert_eq!(value("cluster.web.circuit_breakers.default.cx_open"), 0);
     assert_eq!(value("http.ingress.downstream_rq_2xx"), 1);
+    assert_eq!(value("http.ingress.downstream_rq_idle_timeout"), 1);
+    assert_eq!(value("cluster.web.upstream_rq_retry_limit_exceeded"), 2);
     assert_eq!(value("listener.127.0.0.1_10000.downstream_cx_total"), 1);
     assert_eq!(value("tcp.db.downstream_cx_total"), 4);
     assert_eq!(value("cluster_manager.cds.update_success"), 1);

@@ -379,3 +379,15 @@ fn config_and_virtual_host_refusals_name_the_field() {
         "is not supported by minimal-proxy",
     );
 }
+
+#[test]
+fn a_route_keeps_its_name_for_route_name() {
+    let named = EnvoyRoute {
+        name: "api-v1".into(),
+        ..route(prefix("/api/"), to("api"))
+    };
+    let rc = convert(vec![named, route(prefix("/"), to("web"))]).unwrap();
+    let routes = &rc.virtual_hosts[0].routes;
+    assert_eq!(routes[0].name, "api-v1");
+    assert_eq!(routes[1].name, "", "unnamed");
+}

@@ -16,6 +16,7 @@ fn direct(status: u16) -> RouteAction {
 
 fn route(path: PathMatch, headers: Vec<HeaderMatch>, status: u16) -> Route {
     Route {
+        name: String::new(),
         matcher: RouteMatch {
             path,
             headers,

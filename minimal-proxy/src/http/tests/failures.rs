@@ -200,12 +200,20 @@ async fn a_stream_idle_while_waiting_for_the_upstream_is_a_504_stream_timeout() 
         }
     })
     .await;
-    let (_runtime, _manager, address) = idle_proxy(&upstream, Duration::from_millis(200)).await;
+    let (runtime, _manager, address) = idle_proxy(&upstream, Duration::from_millis(200)).await;
     let got = get(address, "/").await;
     assert_eq!(
         (got.status.as_u16(), got.body.as_str()),
         (504, "stream timeout")
     );
+    // The books close when hyper is done with the local reply's body, maybe just after the
+    // client has read it.
+    let stats = runtime.stats.http("ingress");
+    eventually(Duration::from_secs(5), || {
+        stats.downstream_rq_active.get() == 0
+    })
+    .await;
+    assert_eq!(stats.downstream_rq_idle_timeout.get(), 1);
     hold.add_permits(10);
 }
 
@@ -224,7 +232,7 @@ async fn a_response_body_that_stalls_past_the_idle_timeout_is_cut() {
         http::Response::new(BoxBody::new(StreamBody::new(frames)))
     })
     .await;
-    let (_runtime, _manager, address) = idle_proxy(&upstream, Duration::from_millis(200)).await;
+    let (runtime, _manager, address) = idle_proxy(&upstream, Duration::from_millis(200)).await;
     let started = tokio::time::Instant::now();
     let failed = Client::h1(address)
         .await
@@ -232,4 +240,7 @@ async fn a_response_body_that_stalls_past_the_idle_timeout_is_cut() {
         .await;
     assert!(failed.is_err(), "the stalled body was not cut: {failed:?}");
     assert!(started.elapsed() >= Duration::from_millis(200));
+    // Counted before the stream was cut.
+    let stats = runtime.stats.http("ingress");
+    assert_eq!(stats.downstream_rq_idle_timeout.get(), 1);
 }

@@ -80,6 +80,7 @@ async fn a_5xx_is_retried_and_the_request_body_is_sent_again() {
     assert_eq!(upstream.requests.load(Ordering::Relaxed), 2);
     assert_eq!(web.stats().upstream_rq_retry.get(), 1);
     assert_eq!(web.stats().upstream_rq_retry_success.get(), 1);
+    assert_eq!(web.stats().upstream_rq_retry_limit_exceeded.get(), 0);
 }
 
 #[tokio::test]
@@ -91,6 +92,7 @@ async fn when_retries_run_out_the_last_response_is_returned() {
     assert_eq!(upstream.requests.load(Ordering::Relaxed), 3);
     assert_eq!(web.stats().upstream_rq_retry.get(), 2);
     assert_eq!(web.stats().upstream_rq_retry_success.get(), 0);
+    assert_eq!(web.stats().upstream_rq_retry_limit_exceeded.get(), 1);
 }
 
 #[tokio::test]
@@ -101,9 +103,11 @@ async fn only_the_conditions_of_retry_on_are_retried() {
     };
     // 500 is no gateway error.
     let upstream = flaky(1, 500).await;
-    let (_web, _manager, address) = proxy_with(&upstream, policy(gateway, 2)).await;
+    let (web, _manager, address) = proxy_with(&upstream, policy(gateway, 2)).await;
     assert_eq!(get(address, "/").await.status, 500);
     assert_eq!(upstream.requests.load(Ordering::Relaxed), 1);
+    // Not a retry condition: no limit was reached.
+    assert_eq!(web.stats().upstream_rq_retry_limit_exceeded.get(), 0);
 
     let codes = RetryOn {
         retriable_status_codes: true,

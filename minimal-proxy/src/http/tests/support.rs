@@ -184,6 +184,7 @@ pub fn publish(runtime: &Runtime, clusters: Vec<Arc<Cluster>>, routes: Vec<Route
 /// A route on a path prefix.
 pub fn route(prefix: &str, action: RouteAction) -> Route {
     Route {
+        name: String::new(),
         matcher: RouteMatch {
             path: PathMatch::Prefix(prefix.into()),
             headers: Vec::new(),

@@ -20,6 +20,10 @@ pub(super) fn render<'a>(s: &mut Scope<'_, 'a>, c: &'a ClusterStats) {
         ("upstream_rq_retry", &c.upstream_rq_retry),
         ("upstream_rq_retry_success", &c.upstream_rq_retry_success),
         ("upstream_rq_retry_overflow", &c.upstream_rq_retry_overflow),
+        (
+            "upstream_rq_retry_limit_exceeded",
+            &c.upstream_rq_retry_limit_exceeded,
+        ),
         ("upstream_rq_rx_reset", &c.upstream_rq_rx_reset),
         ("upstream_cx_total", &c.upstream_cx_total),
         ("upstream_cx_http1_total", &c.upstream_cx_http1_total),
