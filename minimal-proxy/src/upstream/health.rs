@@ -4,13 +4,12 @@
 //! network failures (refused, reset, timed out) fail it after `unhealthy_threshold` in a row.
 //! HTTP checks send `GET <path>` with `Host` (or `:authority`) set to the configured host or
 //! the cluster's name and `User-Agent: Envoy/HC`, on a kept connection. Until the cluster has
-//! carried traffic (`upstream_cx_total` is 0), checks run every 60 s (Envoy's default
-//! `no_traffic_interval`), then every `interval`.
+//! carried traffic (`upstream_cx_total` is 0), checks run every `no_traffic_interval` (Envoy's
+//! default 60 s), then every `interval`.
 
 use std::{
     net::SocketAddr,
     sync::{Arc, Weak, atomic::Ordering},
-    time::Duration,
 };
 
 use bytes::Bytes;
@@ -26,9 +25,6 @@ use super::{
     host::HostState,
     membership::{AbortOnDrop, Shared, spawn},
 };
-
-/// Envoy's default `no_traffic_interval`.
-const NO_TRAFFIC_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Starts the health-check session of one host; it stops when the handle is dropped or the
 /// cluster goes away.
@@ -123,7 +119,7 @@ impl Session {
             let interval = if stats.upstream_cx_total.get() > 0 {
                 self.check.interval
             } else {
-                NO_TRAFFIC_INTERVAL
+                self.check.no_traffic_interval
             };
             drop(stats);
             tokio::time::sleep(interval).await;

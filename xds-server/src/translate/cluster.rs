@@ -156,7 +156,10 @@ fn lb_policy(policy: Option<LbPolicy>) -> EnvoyLb {
 }
 
 /// A path means an HTTP probe (over HTTP/2 for http2 and gRPC services, which may not speak
-/// HTTP/1); no path (TCP services) means "connect and succeed".
+/// HTTP/1); no path (TCP services) means "connect and succeed". The operator's interval also
+/// applies before the service carries traffic (Envoy would otherwise probe an unused cluster
+/// only every 60 s, its `no_traffic_interval` default, so a new endpoint's health would show
+/// a minute late).
 fn health_check(protocol: Protocol, hc: &model::HealthCheck) -> HealthCheck {
     let checker = match &hc.path {
         Some(path) => HealthChecker::HttpHealthCheck(HttpHealthCheck {
@@ -172,6 +175,7 @@ fn health_check(protocol: Protocol, hc: &model::HealthCheck) -> HealthCheck {
     HealthCheck {
         timeout: Some(duration(hc.timeout)),
         interval: Some(duration(hc.interval)),
+        no_traffic_interval: Some(duration(hc.interval)),
         healthy_threshold: Some(uint32(hc.healthy_threshold)),
         unhealthy_threshold: Some(uint32(hc.unhealthy_threshold)),
         health_checker: Some(checker),

@@ -2,9 +2,8 @@
 //!
 //! One health check per cluster: Envoy runs every entry of `health_checks`, each with its own
 //! verdict, while the upstream runs one; a second entry is refused rather than ignored.
-//! Until the cluster has carried traffic the upstream probes at Envoy's default
-//! `no_traffic_interval` (60 s), then at `interval`; other values of `no_traffic_interval`
-//! (and the other interval tunings) are refused.
+//! Until the cluster has carried traffic the upstream probes at `no_traffic_interval` (Envoy's
+//! default 60 s), then at `interval`; the other interval tunings are refused.
 
 use envoy_types::pb::envoy::{
     config::core::v3::{
@@ -18,6 +17,9 @@ use crate::config::{
     HealthCheck, HealthCheckKind,
     check::{self, Refusal, Result, not_supported, required, unset},
 };
+
+/// Envoy's default `no_traffic_interval`.
+const DEFAULT_NO_TRAFFIC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The cluster's health checks: none, or one.
 pub(super) fn health_checks(checks: &[EnvoyHealthCheck]) -> Result<Vec<HealthCheck>> {
@@ -68,7 +70,6 @@ fn health_check(hc: &EnvoyHealthCheck) -> Result<HealthCheck> {
         interval_jitter,
         interval_jitter_percent,
         alt_port,
-        no_traffic_interval,
         no_traffic_healthy_interval,
         unhealthy_interval,
         unhealthy_edge_interval,
@@ -112,6 +113,10 @@ fn health_check(hc: &EnvoyHealthCheck) -> Result<HealthCheck> {
             .ok_or_else(|| required("healthy_threshold"))?,
         unhealthy_threshold: check::uint32(unhealthy_threshold)
             .ok_or_else(|| required("unhealthy_threshold"))?,
+        no_traffic_interval: match no_traffic_interval {
+            None => DEFAULT_NO_TRAFFIC_INTERVAL,
+            Some(_) => check::positive_duration("no_traffic_interval", no_traffic_interval)?,
+        },
         kind,
     })
 }

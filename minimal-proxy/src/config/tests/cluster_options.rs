@@ -75,6 +75,7 @@ fn http_and_tcp_health_checks() {
             interval: Duration::from_secs(5),
             healthy_threshold: 1,
             unhealthy_threshold: 3,
+            no_traffic_interval: Duration::from_secs(60),
             kind: HealthCheckKind::Http {
                 path: "/healthz".into(),
                 host: String::new(),
@@ -84,6 +85,23 @@ fn http_and_tcp_health_checks() {
     );
     let tcp = health(hc(HealthChecker::TcpHealthCheck(TcpHealthCheck::default()))).unwrap();
     assert_eq!(tcp[0].kind, HealthCheckKind::Tcp);
+}
+
+#[test]
+fn no_traffic_interval_is_taken_when_set() {
+    let tcp = || hc(HealthChecker::TcpHealthCheck(TcpHealthCheck::default()));
+    let set = health(EnvoyHc {
+        no_traffic_interval: secs(2),
+        ..tcp()
+    })
+    .unwrap();
+    assert_eq!(set[0].no_traffic_interval, Duration::from_secs(2));
+    let zero = health(EnvoyHc {
+        no_traffic_interval: secs(0),
+        ..tcp()
+    })
+    .unwrap_err();
+    assert!(zero.field.contains("no_traffic_interval"), "{zero}");
 }
 
 #[test]
@@ -141,10 +159,10 @@ fn health_check_refusals_name_the_field() {
         ),
         (
             EnvoyHc {
-                no_traffic_interval: secs(60),
+                no_traffic_healthy_interval: secs(60),
                 ..http(|_| {})
             },
-            "no_traffic_interval",
+            "no_traffic_healthy_interval",
             "not supported",
         ),
         (

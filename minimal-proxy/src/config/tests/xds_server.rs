@@ -96,6 +96,7 @@ fn health_check(checker: HealthChecker) -> HealthCheck {
     HealthCheck {
         timeout: millis(500),
         interval: secs(2),
+        no_traffic_interval: secs(2),
         healthy_threshold: u32v(1),
         unhealthy_threshold: u32v(3),
         health_checker: Some(checker),

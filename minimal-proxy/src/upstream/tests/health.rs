@@ -12,6 +12,7 @@ fn http_check(interval_ms: u64) -> HealthCheck {
         interval: Duration::from_millis(interval_ms),
         healthy_threshold: 2,
         unhealthy_threshold: 2,
+        no_traffic_interval: Duration::from_secs(60),
         kind: HealthCheckKind::Http {
             path: "/healthz".into(),
             host: String::new(),
