@@ -14,7 +14,7 @@ use super::{
     LARGE_LISTENERS, LOAD_CPU, PROXY_CPU,
     load::Outcome,
     mesh::{self, Rest},
-    procs::{Proc, free_port, wait_listening},
+    procs::{self, Proc, free_port, wait_listening},
     report::{Cell, Measured},
     upstream,
 };
@@ -267,8 +267,10 @@ pub fn measure(target: &mut Target, run: impl FnOnce(u16) -> anyhow::Result<Outc
         proc.check_running()?;
         let cpu_before = proc.cpu_seconds()?;
         let sampler = proc.sample_rss();
+        let ticks = procs::cpu_ticks();
         let start = Instant::now();
         let outcome = run(port);
+        let cores_busy = procs::cores_busy(&ticks, &procs::cpu_ticks());
         let rss_max_kib = sampler.finish();
         let wall = start.elapsed().as_secs_f64();
         proc.check_running()?;
@@ -279,6 +281,7 @@ pub fn measure(target: &mut Target, run: impl FnOnce(u16) -> anyhow::Result<Outc
             cpu_system: cpu_after.1 - cpu_before.1,
             wall,
             rss_max_kib,
+            cores_busy,
         })
     })();
     result.map_err(|e: anyhow::Error| {

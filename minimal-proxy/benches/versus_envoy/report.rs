@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::load::Outcome;
+use super::{Options, load::Outcome};
 
 /// Column indexes: the floor, then the proxies in the order they were started.
 const FLOOR: usize = 0;
@@ -23,6 +23,8 @@ pub struct Measured {
     pub wall: f64,
     /// Largest resident size sampled during the run.
     pub rss_max_kib: u64,
+    /// How busy each CPU was during the run (0.0–1.0), whoever used it.
+    pub cores_busy: Vec<f64>,
 }
 
 impl Measured {
@@ -34,6 +36,16 @@ impl Measured {
     fn cpu_per_1k(&self) -> Option<f64> {
         (self.outcome.requests > 0)
             .then(|| (self.cpu_user + self.cpu_system) / self.outcome.requests as f64 * 1000.0)
+    }
+
+    /// `CPU 0 % / CPU 1 %`.
+    fn cores_busy_text(&self) -> String {
+        let busy: Vec<String> = self
+            .cores_busy
+            .iter()
+            .map(|b| format!("{:.0} %", b * 100.0))
+            .collect();
+        busy.join(" / ")
     }
 
     /// `total (user + system)` CPU seconds per 1,000 requests.
@@ -53,6 +65,7 @@ impl Measured {
 #[derive(Default)]
 pub struct Report {
     duration: u64,
+    rounds: usize,
     command: String,
     machine: Vec<(String, String)>,
     pub names: Vec<&'static str>,
@@ -70,14 +83,15 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(duration: u64, args: &[String], machine: Vec<(String, String)>) -> Report {
+    pub fn new(options: &Options, args: &[String], machine: Vec<(String, String)>) -> Report {
         let mut command = "cargo bench -p minimal-proxy --bench versus_envoy".to_string();
         if !args.is_empty() {
             command += " -- ";
             command += &args.join(" ");
         }
         Report {
-            duration,
+            duration: options.duration,
+            rounds: options.rounds,
             command,
             machine,
             ..Report::default()
@@ -138,10 +152,14 @@ impl Report {
         let _ = writeln!(out, "{}.\n", machine.join("; "));
         let _ = writeln!(
             out,
-            "Each measured run lasts {} s. Proxies (and nothing else) on CPU 1; load tools, \
-             upstream and xds-server on CPU 0. CPU and memory are of the whole process; for \
-             the floor, of the upstream.",
-            self.duration
+            "Each measured run lasts {} s; each step runs {} rounds, the targets in turn, and \
+             the tables show each target's median run (by req/s; in the open loop by p99), \
+             with the errors of all its rounds and the largest RSS seen. Proxies (and nothing \
+             else of the bench) on CPU 1; load tools, upstream and xds-server on CPU 0. CPU \
+             and memory are of the whole process; for the floor, of the upstream. \"CPU 0 / 1 \
+             busy\" is how busy each core was during the run, whoever used it: other work on \
+             the machine shows there.",
+            self.duration, self.rounds
         );
     }
 
@@ -150,8 +168,8 @@ impl Report {
             out,
             "\n### Closed loop: HTTP/1.1 keep-alive (wrk), requests/s\n\n\
              p50/p99 here are wrk's (closed loop: not corrected for coordinated omission).\n\n\
-             | connections | target | req/s | vs Envoy | p50 | p99 | CPU used | CPU s / 1k req (user + sys) | RSS max | errors |\n\
-             |---|---|---|---|---|---|---|---|---|---|"
+             | connections | target | req/s | vs Envoy | p50 | p99 | CPU used | CPU s / 1k req (user + sys) | CPU 0 / 1 busy | RSS max | errors |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|"
         );
         for (connections, row) in &self.closed {
             for (i, cell) in row.iter().enumerate() {
@@ -163,11 +181,12 @@ impl Report {
                         ms(m.outcome.p99),
                         format!("{:.0} %", m.cpu_share() * 100.0),
                         m.cpu_per_1k_split(),
+                        m.cores_busy_text(),
                         mib(Some(m.rss_max_kib)),
                         m.outcome.errors.to_string(),
                     ]
                     .join(" | "),
-                    Err(_) => failed(8),
+                    Err(_) => failed(9),
                 };
                 let _ = writeln!(out, "| {connections} | {} | {cols} |", self.names[i]);
             }
