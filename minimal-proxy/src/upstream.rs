@@ -14,8 +14,9 @@
 //! - `host`: a host and its live state; `host_set`: health tiers, panic, locality weights;
 //!   `subset`: label subsets; `lb`: the balancers (round robin, least request, random, ring
 //!   hash, maglev).
-//! - `request`: one request's way (breakers, pool, books); `pool`: per-host connections;
-//!   `circuit_breaker`: the thresholds and their guards.
+//! - `request`: one request's way (breakers, pool, books); `response`: the response body that
+//!   keeps the request's books to its end; `pool`: per-host connections; `circuit_breaker`:
+//!   the thresholds and their guards.
 //! - `health`: active health checks; `outlier`: consecutive-5xx ejection; `dns`: STRICT_DNS.
 
 mod circuit_breaker;
@@ -28,6 +29,7 @@ mod membership;
 mod outlier;
 mod pool;
 mod request;
+mod response;
 mod subset;
 #[cfg(test)]
 mod tests;
@@ -43,6 +45,7 @@ use crate::{
 
 pub use circuit_breaker::{ConnectionGuard, RetryGuard};
 pub use host::{Host, HostStatus};
+pub use response::ResponseBody;
 /// XXH64 as Envoy computes it, for the router's hash policies (so a header value hashes to
 /// the same ring position as behind Envoy).
 pub use lb::xxhash::xxh64;
@@ -196,16 +199,17 @@ impl Cluster {
     /// `Host` header (removed), else the host's address. Hop-by-hop headers are the caller's
     /// to strip.
     ///
-    /// Stats: `upstream_rq_total` and `_active` (HTTP/1.1: active until the response body is
-    /// read; HTTP/2: until the response head), `upstream_rq_<code>`/`_<class>xx`/`_completed`
-    /// (a reset, connect failure or overflow is charged as 503), `upstream_rq_time` (to the
-    /// response head), the pending and connection counters, and the host's counters. Dropping
-    /// the future (a timeout) drops the request; then call [`Cluster::report_timeout`].
+    /// Stats: `upstream_rq_total` and `_active` (until the response body ends or is dropped),
+    /// `upstream_rq_<code>`/`_<class>xx`/`_completed` (a reset, connect failure or overflow
+    /// is charged as 503), `upstream_rq_time` (to the end of a complete response, as Envoy
+    /// records it; see [`ResponseBody`]), the pending and connection counters, and the
+    /// host's counters. Dropping the future (a timeout) drops the request; then call
+    /// [`Cluster::report_timeout`].
     pub async fn send(
         &self,
         host: &Arc<Host>,
         request: http::Request<Body>,
-    ) -> Result<http::Response<hyper::body::Incoming>, Error> {
+    ) -> Result<http::Response<ResponseBody>, Error> {
         request::send(&self.shared, host, request).await
     }
 

@@ -40,7 +40,8 @@ pub struct ResponseBody {
 #[derive(Debug)]
 enum Kind {
     Full(Option<Bytes>),
-    Upstream(Incoming),
+    /// Its books (active slot, time) end with it.
+    Upstream(upstream::ResponseBody),
 }
 
 /// What may cut an upstream body short.
@@ -64,7 +65,7 @@ impl ResponseBody {
     }
 
     /// The upstream's body, streamed under `timers`.
-    pub fn upstream(body: Incoming, timers: Timers) -> ResponseBody {
+    pub fn upstream(body: upstream::ResponseBody, timers: Timers) -> ResponseBody {
         ResponseBody {
             kind: Kind::Upstream(body),
             timers,

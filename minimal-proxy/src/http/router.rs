@@ -145,7 +145,7 @@ struct Call<'a> {
 
 /// How one attempt ended.
 enum Attempt {
-    Done(Result<Response<Incoming>, upstream::Error>),
+    Done(Result<Response<upstream::ResponseBody>, upstream::Error>),
     PerTryTimeout,
     RouteTimeout,
     StreamIdle,
@@ -295,7 +295,7 @@ impl Call<'_> {
     /// The upstream's response on its way downstream.
     fn respond(
         &mut self,
-        response: Response<Incoming>,
+        response: Response<upstream::ResponseBody>,
         sent_at: Instant,
     ) -> Response<ResponseBody> {
         let (mut parts, body) = response.into_parts();

@@ -8,7 +8,6 @@ use http::{
     HeaderValue, Request, Response, Uri, Version, header,
     uri::{Authority, PathAndQuery, Scheme},
 };
-use hyper::body::Incoming;
 use tokio::{net::TcpStream, time::Instant};
 
 use crate::config::UpstreamProtocol;
@@ -19,6 +18,7 @@ use super::{
     host::Host,
     membership::Shared,
     pool,
+    response::ResponseBody,
 };
 
 /// Sends `request` to `host` and keeps the books (see [`super::Cluster::send`]).
@@ -26,7 +26,7 @@ pub(crate) async fn send(
     shared: &Shared,
     host: &Arc<Host>,
     request: Request<Body>,
-) -> Result<Response<Incoming>, Error> {
+) -> Result<Response<ResponseBody>, Error> {
     let result = exchange(shared, host, request).await;
     match &result {
         Ok(response) => charge(shared, host, response.status().as_u16(), true),
@@ -57,7 +57,7 @@ async fn exchange(
     shared: &Shared,
     host: &Arc<Host>,
     request: Request<Body>,
-) -> Result<Response<Incoming>, Error> {
+) -> Result<Response<ResponseBody>, Error> {
     let breakers = &shared.breakers;
     let protocol = shared.config.protocol;
     let timeout = shared.config.connect_timeout;
@@ -90,14 +90,14 @@ async fn exchange(
                 let start = Instant::now();
                 match sender.try_send_request(request).await {
                     Ok(response) => {
-                        shared.stats.upstream_rq_time.observe(start.elapsed());
                         let state = state.clone();
                         // The request stays active, and the connection busy, until the
                         // response body has been read; then the connection goes back idle.
                         tokio::spawn(
                             async move { state.pool.give_back(sender, Some(active)).await },
                         );
-                        return Ok(response);
+                        let stats = shared.stats.clone();
+                        return Ok(response.map(|b| ResponseBody::new(b, None, start, stats)));
                     }
                     Err(mut e) => match e.take_message() {
                         Some(unsent) if attempt == 0 => request = unsent,
@@ -117,13 +117,14 @@ async fn exchange(
                     state.pool.h2(breakers, state, timeout).await?
                 }
             };
-            // HTTP/2 streams end out of sight of the pool: active until the response head.
-            let _active = Active::attach(breakers, state)?;
+            // HTTP/2 streams end out of sight of the pool: the response body holds the slot
+            // until the stream ends.
+            let active = Active::attach(breakers, state)?;
             let start = Instant::now();
             match sender.send_request(request).await {
                 Ok(response) => {
-                    shared.stats.upstream_rq_time.observe(start.elapsed());
-                    Ok(response)
+                    let stats = shared.stats.clone();
+                    Ok(response.map(|b| ResponseBody::new(b, Some(active), start, stats)))
                 }
                 Err(e) => {
                     if sender.is_closed() {

@@ -157,3 +157,77 @@ async fn strict_dns_resolves_names_into_hosts() {
     assert_eq!(send(&c, &host).await.unwrap().0, 200);
     assert_eq!(c.stats().update_success.get(), 1);
 }
+
+/// An h2c upstream whose response bodies stream what the test sends: each request hands the
+/// test the sender of its body (dropping it ends the body).
+async fn streaming_h2() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<tokio::sync::mpsc::Sender<Bytes>>,
+    super::super::membership::AbortOnDrop,
+) {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (bodies, senders) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let service = service_fn(move |_: Request<Incoming>| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+            let _ = bodies.send(tx);
+            let frames = futures::stream::unfold(rx, |mut rx| async move {
+                let chunk = rx.recv().await?;
+                Some((Ok::<_, Infallible>(Frame::data(chunk)), rx))
+            });
+            async move { Ok::<_, Infallible>(Response::new(StreamBody::new(frames))) }
+        });
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+    let guard = super::super::membership::AbortOnDrop(task.abort_handle());
+    (address, senders, guard)
+}
+
+#[tokio::test]
+async fn an_http2_request_is_active_and_timed_until_its_response_body_ends() {
+    let (address, mut bodies, _server) = streaming_h2().await;
+    let mut config = one_host(address);
+    config.protocol = UpstreamProtocol::Http2;
+    let c = cluster(config);
+    let host = host_at(&c, address);
+    let s = c.stats().clone();
+    let timed = || s.upstream_rq_time.snapshot().2;
+    let empty = || BoxBody::new(Empty::new().map_err(|e| match e {}));
+
+    let response = c
+        .send(&host, Request::get("/").body(empty()).unwrap())
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let tx = bodies.recv().await.unwrap();
+    tx.send(Bytes::from_static(b"one")).await.unwrap();
+    let frame = body.frame().await.unwrap().unwrap();
+    assert_eq!(frame.into_data().unwrap(), "one");
+    // The head and a first chunk are in; the stream is not over.
+    assert_eq!(s.upstream_rq_active.get(), 1, "active while streaming");
+    assert_eq!(timed(), 0, "no time before the end");
+    drop(tx);
+    // hyper may yield the closing (empty, END_STREAM) DATA frame before the end.
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(s.upstream_rq_active.get(), 0, "released at the end");
+    assert_eq!(timed(), 1, "timed at the end");
+
+    // Given up mid-body: released, and no time for an incomplete response (as Envoy).
+    let response = c
+        .send(&host, Request::get("/").body(empty()).unwrap())
+        .await
+        .unwrap();
+    let _tx = bodies.recv().await.unwrap();
+    assert_eq!(s.upstream_rq_active.get(), 1);
+    drop(response);
+    assert_eq!(s.upstream_rq_active.get(), 0, "released on drop");
+    assert_eq!(timed(), 1);
+}
