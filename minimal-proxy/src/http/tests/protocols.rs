@@ -160,3 +160,25 @@ async fn local_replies_to_grpc_requests_are_grpc_statuses() {
     let stats = runtime.stats.http("ingress");
     assert_eq!(stats.downstream_rq_xx[2].get(), 2);
 }
+
+/// hyper's HTTP/1 header-read timeout (30 s unless disabled) also closes an idle keep-alive
+/// connection waiting for its next request; Envoy keeps such a connection (its idle timeout
+/// is 1 h), so the proxy turns hyper's off.
+#[tokio::test(start_paused = true)]
+async fn an_idle_http1_keep_alive_connection_stays_open_past_30_seconds() {
+    let runtime = runtime(vec![], vec![]);
+    let r = routes("r", vec![route("/", direct(200, "hello"))]);
+    let (_manager, address) = serve(&runtime, inline_listener("l", r)).await;
+    let stats = runtime.stats.http("ingress");
+    let mut client = Client::h1(address).await;
+    assert_eq!(client.get("/").await.status, 200);
+    // Paused: the clock jumps over every timer due meanwhile, each one run as it comes due.
+    tokio::time::sleep(std::time::Duration::from_secs(10 * 60)).await;
+    assert_eq!(stats.downstream_cx_active.get(), 1, "closed while idle");
+    assert_eq!(client.get("/").await.status, 200);
+    assert_eq!(
+        stats.downstream_cx_total.get(),
+        1,
+        "one connection throughout"
+    );
+}
