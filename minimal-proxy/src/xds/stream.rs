@@ -6,13 +6,6 @@
 
 use std::{net::Ipv6Addr, time::Duration};
 
-use envoy_types::pb::envoy::service::{
-    cluster::v3::cluster_discovery_service_client::ClusterDiscoveryServiceClient,
-    discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
-    endpoint::v3::endpoint_discovery_service_client::EndpointDiscoveryServiceClient,
-    listener::v3::listener_discovery_service_client::ListenerDiscoveryServiceClient,
-    route::v3::route_discovery_service_client::RouteDiscoveryServiceClient,
-};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_stream::{StreamExt, wrappers::UnboundedReceiverStream};
 use tonic::transport::Endpoint;
@@ -123,51 +116,29 @@ async fn attempt(
         generation,
         update,
     };
-    let result = match channel.protocol {
-        Protocol::Sotw => {
-            let requests = requests.filter_map(|o| match o {
-                Outgoing::Sotw(r) => Some(r),
-                Outgoing::Delta(_) => None,
-            });
-            let mut responses = match open_sotw(key, conn, requests).await {
-                Ok(s) => s,
-                Err(status) => return (false, Error::Open { target, status }),
-            };
-            loop {
-                match responses.message().await {
-                    Ok(Some(r)) => {
-                        healthy = true;
-                        if events.send(forward(Update::from_sotw(r))).await.is_err() {
-                            break Ok(());
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(status) => break Err(status),
-                }
-            }
-        }
-        Protocol::Delta => {
-            let requests = requests.filter_map(|o| match o {
-                Outgoing::Delta(r) => Some(r),
-                Outgoing::Sotw(_) => None,
-            });
-            let mut responses = match open_delta(key, conn, requests).await {
-                Ok(s) => s,
-                Err(status) => return (false, Error::Open { target, status }),
-            };
-            loop {
-                match responses.message().await {
-                    Ok(Some(r)) => {
-                        healthy = true;
-                        if events.send(forward(Update::from_delta(r))).await.is_err() {
-                            break Ok(());
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(status) => break Err(status),
-                }
-            }
-        }
+    let delta = matches!(channel.protocol, Protocol::Delta);
+    let path = match method(key, delta) {
+        Ok(p) => p,
+        Err(status) => return (false, Error::Open { target, status }),
+    };
+    let result = if delta {
+        let requests = requests.filter_map(|o| match o {
+            Outgoing::Delta(r) => Some(r),
+            Outgoing::Sotw(_) => None,
+        });
+        let forward = |r| forward(Update::from_delta(r));
+        receive(path, conn, requests, forward, &mut healthy, events).await
+    } else {
+        let requests = requests.filter_map(|o| match o {
+            Outgoing::Sotw(r) => Some(r),
+            Outgoing::Delta(_) => None,
+        });
+        let forward = |r| forward(Update::from_sotw(r));
+        receive(path, conn, requests, forward, &mut healthy, events).await
+    };
+    let result = match result {
+        Ok(r) => r,
+        Err(status) => return (false, Error::Open { target, status }),
     };
     let error = match result {
         Ok(()) => Error::Closed { target },
@@ -178,90 +149,80 @@ async fn attempt(
 
 type Conn = tonic::transport::Channel;
 
-/// Opens the SotW stream of `key`'s service.
-async fn open_sotw(
-    key: &StreamKey,
+/// Opens the stream at gRPC method `path` and forwards every response as an event until the
+/// stream ends. `Err` only when the stream could not be opened; the inner result is how an
+/// opened stream ended.
+async fn receive<Req, Resp>(
+    path: &'static str,
     conn: Conn,
-    requests: impl tokio_stream::Stream<
-        Item = envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest,
-    > + Send
-    + 'static,
-) -> Result<
-    tonic::Streaming<envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse>,
-    tonic::Status,
-> {
-    let response = match key {
-        StreamKey::Ads => {
-            let mut c =
-                AggregatedDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.stream_aggregated_resources(requests).await?
+    requests: impl tokio_stream::Stream<Item = Req> + Send + 'static,
+    forward: impl Fn(Resp) -> Event,
+    healthy: &mut bool,
+    events: &mpsc::Sender<Event>,
+) -> Result<Result<(), tonic::Status>, tonic::Status>
+where
+    Req: prost::Message + Send + 'static,
+    Resp: prost::Message + Default + Send + 'static,
+{
+    let path = http::uri::PathAndQuery::from_static(path);
+    let mut grpc = tonic::client::Grpc::new(conn).max_decoding_message_size(MAX_MESSAGE);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("xDS channel not ready: {e}")))?;
+    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+    let mut responses = grpc
+        .streaming(tonic::Request::new(requests), path, codec)
+        .await?
+        .into_inner();
+    loop {
+        match responses.message().await {
+            Ok(Some(r)) => {
+                *healthy = true;
+                if events.send(forward(r)).await.is_err() {
+                    return Ok(Ok(()));
+                }
+            }
+            Ok(None) => return Ok(Ok(())),
+            Err(status) => return Ok(Err(status)),
         }
-        StreamKey::Type(TypeUrl::Cluster) => {
-            let mut c =
-                ClusterDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.stream_clusters(requests).await?
-        }
-        StreamKey::Type(TypeUrl::Endpoint) => {
-            let mut c =
-                EndpointDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.stream_endpoints(requests).await?
-        }
-        StreamKey::Type(TypeUrl::Listener) => {
-            let mut c =
-                ListenerDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.stream_listeners(requests).await?
-        }
-        StreamKey::Type(TypeUrl::Route) => {
-            let mut c =
-                RouteDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.stream_routes(requests).await?
-        }
-        StreamKey::Type(other) => return Err(unsupported(other)),
-    };
-    Ok(response.into_inner())
+    }
 }
 
-/// Opens the Delta stream of `key`'s service.
-async fn open_delta(
-    key: &StreamKey,
-    conn: Conn,
-    requests: impl tokio_stream::Stream<
-        Item = envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest,
-    > + Send
-    + 'static,
-) -> Result<
-    tonic::Streaming<envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse>,
-    tonic::Status,
-> {
-    let response = match key {
-        StreamKey::Ads => {
-            let mut c =
-                AggregatedDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.delta_aggregated_resources(requests).await?
+/// The gRPC method of `key`'s service (what Envoy's generated clients call).
+fn method(key: &StreamKey, delta: bool) -> Result<&'static str, tonic::Status> {
+    Ok(match (key, delta) {
+        (StreamKey::Ads, false) => {
+            "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
         }
-        StreamKey::Type(TypeUrl::Cluster) => {
-            let mut c =
-                ClusterDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.delta_clusters(requests).await?
+        (StreamKey::Ads, true) => {
+            "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
         }
-        StreamKey::Type(TypeUrl::Endpoint) => {
-            let mut c =
-                EndpointDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.delta_endpoints(requests).await?
+        (StreamKey::Type(TypeUrl::Cluster), false) => {
+            "/envoy.service.cluster.v3.ClusterDiscoveryService/StreamClusters"
         }
-        StreamKey::Type(TypeUrl::Listener) => {
-            let mut c =
-                ListenerDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.delta_listeners(requests).await?
+        (StreamKey::Type(TypeUrl::Cluster), true) => {
+            "/envoy.service.cluster.v3.ClusterDiscoveryService/DeltaClusters"
         }
-        StreamKey::Type(TypeUrl::Route) => {
-            let mut c =
-                RouteDiscoveryServiceClient::new(conn).max_decoding_message_size(MAX_MESSAGE);
-            c.delta_routes(requests).await?
+        (StreamKey::Type(TypeUrl::Endpoint), false) => {
+            "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints"
         }
-        StreamKey::Type(other) => return Err(unsupported(other)),
-    };
-    Ok(response.into_inner())
+        (StreamKey::Type(TypeUrl::Endpoint), true) => {
+            "/envoy.service.endpoint.v3.EndpointDiscoveryService/DeltaEndpoints"
+        }
+        (StreamKey::Type(TypeUrl::Listener), false) => {
+            "/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners"
+        }
+        (StreamKey::Type(TypeUrl::Listener), true) => {
+            "/envoy.service.listener.v3.ListenerDiscoveryService/DeltaListeners"
+        }
+        (StreamKey::Type(TypeUrl::Route), false) => {
+            "/envoy.service.route.v3.RouteDiscoveryService/StreamRoutes"
+        }
+        (StreamKey::Type(TypeUrl::Route), true) => {
+            "/envoy.service.route.v3.RouteDiscoveryService/DeltaRoutes"
+        }
+        (StreamKey::Type(other), _) => return Err(unsupported(other)),
+    })
 }
 
 fn unsupported(t: &TypeUrl) -> tonic::Status {
