@@ -45,11 +45,11 @@ use crate::{
 
 pub use circuit_breaker::{ConnectionGuard, RetryGuard};
 pub use host::{Host, HostStatus};
-pub use response::ResponseBody;
 /// XXH64 as Envoy computes it, for the router's hash policies (so a header value hashes to
 /// the same ring position as behind Envoy).
 pub use lb::xxhash::xxh64;
 use membership::{AbortOnDrop, Shared};
+pub use response::ResponseBody;
 
 /// Any error a body may carry.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
