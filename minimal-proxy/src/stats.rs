@@ -324,3 +324,50 @@ impl Registry {
         render::json(self)
     }
 }
+
+/// Stats that count downstream connections (`downstream_cx_total`, `_active`, `_destroy`):
+/// a listener's and an HTTP connection manager's.
+pub trait DownstreamConnections {
+    fn counters(&self) -> (&Counter, &Gauge, &Counter);
+}
+
+impl DownstreamConnections for HttpStats {
+    fn counters(&self) -> (&Counter, &Gauge, &Counter) {
+        (
+            &self.downstream_cx_total,
+            &self.downstream_cx_active,
+            &self.downstream_cx_destroy,
+        )
+    }
+}
+
+impl DownstreamConnections for ListenerStats {
+    fn counters(&self) -> (&Counter, &Gauge, &Counter) {
+        (
+            &self.downstream_cx_total,
+            &self.downstream_cx_active,
+            &self.downstream_cx_destroy,
+        )
+    }
+}
+
+/// Counts one downstream connection as active until dropped (also when a drain cuts it).
+#[derive(Debug)]
+pub struct ConnectionGuard<S: DownstreamConnections>(Arc<S>);
+
+impl<S: DownstreamConnections> ConnectionGuard<S> {
+    pub fn new(stats: Arc<S>) -> Self {
+        let (total, active, _) = stats.counters();
+        total.inc();
+        active.inc();
+        ConnectionGuard(stats)
+    }
+}
+
+impl<S: DownstreamConnections> Drop for ConnectionGuard<S> {
+    fn drop(&mut self) {
+        let (_, active, destroy) = self.0.counters();
+        active.dec();
+        destroy.inc();
+    }
+}

@@ -29,7 +29,10 @@ use super::{
     route_table::{Action, CompiledRoute, RequestView},
     router,
 };
-use crate::{access_log::Record, stats::HttpStats};
+use crate::{
+    access_log::Record,
+    stats::{ConnectionGuard, HttpStats},
+};
 
 impl ConnectionManager {
     /// Serves one accepted connection to its end, or until `drain` fires and in-flight
@@ -156,25 +159,6 @@ impl ConnectionManager {
         }
         response.body_mut().set_completion(books);
         response
-    }
-}
-
-/// Counts a downstream connection as active until dropped (also when the drain cuts it).
-#[derive(Debug)]
-struct ConnectionGuard(Arc<HttpStats>);
-
-impl ConnectionGuard {
-    fn new(stats: Arc<HttpStats>) -> ConnectionGuard {
-        stats.downstream_cx_total.inc();
-        stats.downstream_cx_active.inc();
-        ConnectionGuard(stats)
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.downstream_cx_active.dec();
-        self.0.downstream_cx_destroy.inc();
     }
 }
 

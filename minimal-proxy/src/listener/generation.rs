@@ -11,7 +11,11 @@ use tokio::{
 };
 use xds_core::drain;
 
-use crate::{http::ConnectionManager, stats::ListenerStats, tcp::TcpProxyFilter};
+use crate::{
+    http::ConnectionManager,
+    stats::{ConnectionGuard, ListenerStats},
+    tcp::TcpProxyFilter,
+};
 
 /// What serves a generation's connections.
 #[derive(Debug, Clone)]
@@ -105,24 +109,5 @@ async fn run(
         );
         connections.abort_all();
         while connections.join_next().await.is_some() {}
-    }
-}
-
-/// Counts a connection as active on the listener until dropped (also when it is cut).
-#[derive(Debug)]
-struct ConnectionGuard(Arc<ListenerStats>);
-
-impl ConnectionGuard {
-    fn new(stats: Arc<ListenerStats>) -> ConnectionGuard {
-        stats.downstream_cx_total.inc();
-        stats.downstream_cx_active.inc();
-        ConnectionGuard(stats)
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.downstream_cx_active.dec();
-        self.0.downstream_cx_destroy.inc();
     }
 }
