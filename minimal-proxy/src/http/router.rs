@@ -144,6 +144,10 @@ struct Call<'a> {
 }
 
 /// How one attempt ended.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a local, matched at once: boxing the response would cost an allocation per request"
+)]
 enum Attempt {
     Done(Result<Response<upstream::ResponseBody>, upstream::Error>),
     PerTryTimeout,

@@ -17,7 +17,7 @@ use super::{
     circuit_breaker::{Active, Pending},
     host::Host,
     membership::Shared,
-    pool,
+    pool::{self, HostPool},
     response::ResponseBody,
 };
 
@@ -82,22 +82,19 @@ async fn exchange(
                     Ok(active) => active,
                     Err(e) => {
                         // Refused: the connection goes back to the pool unused.
-                        let state = state.clone();
-                        tokio::spawn(async move { state.pool.give_back(sender, None).await });
+                        HostPool::give_back(state, sender);
                         return Err(e);
                     }
                 };
                 let start = Instant::now();
                 match sender.try_send_request(request).await {
                     Ok(response) => {
-                        let state = state.clone();
                         // The request stays active, and the connection busy, until the
-                        // response body has been read; then the connection goes back idle.
-                        tokio::spawn(
-                            async move { state.pool.give_back(sender, Some(active)).await },
-                        );
+                        // response body ends; then the body hands the connection back.
                         let stats = shared.stats.clone();
-                        return Ok(response.map(|b| ResponseBody::new(b, None, start, stats)));
+                        let connection = Some((sender, state.clone()));
+                        return Ok(response
+                            .map(|b| ResponseBody::new(b, active, connection, start, stats)));
                     }
                     Err(mut e) => match e.take_message() {
                         Some(unsent) if attempt == 0 => request = unsent,
@@ -124,7 +121,7 @@ async fn exchange(
             match sender.send_request(request).await {
                 Ok(response) => {
                     let stats = shared.stats.clone();
-                    Ok(response.map(|b| ResponseBody::new(b, Some(active), start, stats)))
+                    Ok(response.map(|b| ResponseBody::new(b, active, None, start, stats)))
                 }
                 Err(e) => {
                     if sender.is_closed() {

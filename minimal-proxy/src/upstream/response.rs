@@ -1,6 +1,7 @@
 //! The upstream response body: hyper's body, carrying the request's books to the end of the
 //! response as Envoy keeps them (`upstream_rq_active` and `upstream_rq_time` end with the
-//! response's last frame, not its head).
+//! response's last frame, not its head), and handing an HTTP/1.1 connection back to its pool
+//! at that end.
 
 use std::{
     pin::Pin,
@@ -9,26 +10,33 @@ use std::{
 };
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::{
+    body::{Body, Frame, Incoming, SizeHint},
+    client::conn::http1,
+};
 use tokio::time::Instant;
 
-use super::circuit_breaker::Active;
+use super::{Body as UpstreamBody, circuit_breaker::Active, host::HostState, pool::HostPool};
 use crate::stats::ClusterStats;
 
 /// An upstream response's body, as [`super::Cluster::send`] returns it.
 ///
-/// Holds (moved in, nothing allocated) the request's active slot and its start time: at the
-/// end of the stream it records `upstream_rq_time` (as Envoy's router does when the upstream
-/// response completes) and releases the slot. Dropped before its end (a reset, a retry that
-/// gave it up, a downstream gone) it releases the slot but records no time, as Envoy records
-/// none for a response that did not complete.
+/// Holds (moved in, nothing allocated) the request's active slot, its start time and, for
+/// HTTP/1.1, its connection: at the end of the stream it records `upstream_rq_time` (as
+/// Envoy's router does when the upstream response completes), releases the slot, then hands
+/// the connection back to the pool (in that order: a request woken by the connection finds
+/// room under `max_requests`). Dropped before its end (a reset, a retry that gave it up, a
+/// downstream gone) it releases the slot and closes the connection (it is mid-response) but
+/// records no time, as Envoy records none for a response that did not complete.
 #[derive(Debug)]
 pub struct ResponseBody {
     inner: Incoming,
-    /// The request's `upstream_rq_active` slot (counted against `max_requests`) for an
-    /// HTTP/2 stream, which ends out of the pool's sight. `None` for HTTP/1.1: its pool holds
-    /// the slot until the connection is free again.
+    /// The request's `upstream_rq_active` slot (counted against `max_requests`), held until
+    /// the response ends.
     active: Option<Active>,
+    /// The HTTP/1.1 connection that carries the response and the host whose pool it goes
+    /// back to once the response ends; `None` for HTTP/2 (multiplexed, never checked out).
+    connection: Option<(http1::SendRequest<UpstreamBody>, Arc<HostState>)>,
     /// When the request went out, and where its time goes; taken once recorded.
     timing: Option<(Instant, Arc<ClusterStats>)>,
 }
@@ -36,13 +44,15 @@ pub struct ResponseBody {
 impl ResponseBody {
     pub(crate) fn new(
         inner: Incoming,
-        active: Option<Active>,
+        active: Active,
+        connection: Option<(http1::SendRequest<UpstreamBody>, Arc<HostState>)>,
         start: Instant,
         stats: Arc<ClusterStats>,
     ) -> ResponseBody {
         let mut body = ResponseBody {
             inner,
-            active,
+            active: Some(active),
+            connection,
             timing: Some((start, stats)),
         };
         // A response without a body (HEAD, 204, 304, empty) is complete at its head; the
@@ -53,12 +63,16 @@ impl ResponseBody {
         body
     }
 
-    /// The response ended: its time is recorded, its slot released (once).
+    /// The response ended: its time is recorded, its slot released, then its connection
+    /// handed back (once).
     fn complete(&mut self) {
         if let Some((start, stats)) = self.timing.take() {
             stats.upstream_rq_time.observe(start.elapsed());
         }
         self.active = None;
+        if let Some((sender, host)) = self.connection.take() {
+            HostPool::give_back(&host, sender);
+        }
     }
 }
 
@@ -80,6 +94,7 @@ impl Body for ResponseBody {
             Poll::Ready(Some(Err(_))) => {
                 self.timing = None;
                 self.active = None;
+                self.connection = None;
             }
             _ => {}
         }

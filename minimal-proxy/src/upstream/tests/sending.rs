@@ -231,3 +231,61 @@ async fn an_http2_request_is_active_and_timed_until_its_response_body_ends() {
     assert_eq!(s.upstream_rq_active.get(), 0, "released on drop");
     assert_eq!(timed(), 1);
 }
+
+/// Connections coming back to a full idle stack are closed: with room for two, four
+/// connections used at once leave two open.
+#[tokio::test]
+async fn http1_idle_connections_beyond_the_cap_are_closed() {
+    let hold = Arc::new(Semaphore::new(0));
+    let up = Upstream::holding("a", hold.clone()).await;
+    let c = cluster(one_host(up.address));
+    let host = host_at(&c, up.address);
+    host.state.pool.set_idle_limits(2, Duration::from_secs(60));
+    let sends: Vec<_> = (0..4)
+        .map(|_| {
+            let (c, h) = (c.clone(), host.clone());
+            tokio::spawn(async move { send(&c, &h).await })
+        })
+        .collect();
+    eventually(Duration::from_secs(5), || up.requests() == 4).await;
+    let s = c.stats();
+    assert_eq!(s.upstream_cx_active.get(), 4, "one connection per request");
+    hold.add_permits(4);
+    for task in sends {
+        assert_eq!(task.await.unwrap().unwrap().0, 200);
+    }
+    assert_eq!(host.state.pool.idle_count(), 2);
+    eventually(Duration::from_secs(5), || s.upstream_cx_active.get() == 2).await;
+    assert_eq!(s.upstream_cx_destroy.get(), 2);
+    // The two kept are reused.
+    hold.add_permits(1);
+    assert_eq!(send(&c, &host).await.unwrap().0, 200);
+    assert_eq!(up.connections.load(Ordering::Relaxed), 4);
+}
+
+/// An idle connection is closed once unused for the idle timeout, and not before.
+#[tokio::test]
+async fn http1_idle_connection_is_closed_after_the_idle_timeout() {
+    let up = Upstream::start("a").await;
+    let c = cluster(one_host(up.address));
+    let host = host_at(&c, up.address);
+    assert_eq!(send(&c, &host).await.unwrap().0, 200);
+    let s = c.stats();
+    assert_eq!(host.state.pool.idle_count(), 1);
+    // The connection is idle, nothing else waits on I/O: the clock can be moved by hand.
+    tokio::time::pause();
+    tokio::time::advance(crate::upstream::pool::IDLE_TIMEOUT - Duration::from_secs(1)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(host.state.pool.idle_count(), 1, "still within the timeout");
+    assert_eq!(s.upstream_cx_active.get(), 1);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    eventually(Duration::from_secs(5), || {
+        host.state.pool.idle_count() == 0 && s.upstream_cx_active.get() == 0
+    })
+    .await;
+    assert_eq!(s.upstream_cx_destroy.get(), 1);
+    // The next request opens a new connection.
+    tokio::time::resume();
+    assert_eq!(send(&c, &host).await.unwrap().0, 200);
+    assert_eq!(up.connections.load(Ordering::Relaxed), 2);
+}
