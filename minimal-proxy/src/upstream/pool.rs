@@ -132,8 +132,8 @@ impl HostPool {
     /// connection takes the next pending request: the waiter woken here then finds room).
     ///
     /// A connection hyper has not yet marked ready for the next request (its connection task
-    /// has not run since the response ended, rare) is handed back from a task once it is; a
-    /// closed one is dropped. A full stack closes its oldest connection.
+    /// has not run since the response ended) is handed back from a task once it is; a closed
+    /// one is dropped. A full stack closes its oldest connection.
     pub fn give_back(host: &Arc<HostState>, sender: http1::SendRequest<Body>) {
         if sender.is_ready() {
             host.pool.put_idle(sender);
@@ -196,6 +196,9 @@ impl HostPool {
         host: &Arc<HostState>,
         connect_timeout: Duration,
     ) -> Result<http1::SendRequest<Body>, Error> {
+        // `upstream_cx_overflow` counts a request that had to wait, once: a wake-up may be
+        // one stored by `notify_one` while nobody waited, and find nothing.
+        let mut overflowed = false;
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
@@ -217,7 +220,10 @@ impl HostPool {
                 });
                 return Ok(sender);
             }
-            breakers.stats.upstream_cx_overflow.inc();
+            if !overflowed {
+                overflowed = true;
+                breakers.stats.upstream_cx_overflow.inc();
+            }
             freed.await;
         }
     }
