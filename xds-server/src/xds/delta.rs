@@ -47,8 +47,21 @@ struct TypeState {
     names: BTreeSet<String>,
     /// What the proxy holds: name → version.
     known: BTreeMap<String, String>,
-    /// The last few nonces sent for this type, oldest first.
-    recent_nonces: VecDeque<String>,
+    /// The last few responses sent for this type, oldest first: their nonces, and what they
+    /// updated (name, version), so a NACK is pinned on what it rejected.
+    recent: VecDeque<(String, Vec<(String, String)>)>,
+    /// Versions the proxy rejected, by name: never sent again (not even by the forced
+    /// assignment resend after a cluster push) until they change.
+    rejected: BTreeMap<String, String>,
+    /// A response went out for this type on this stream (a first wildcard subscription is
+    /// answered even when empty, possibly only once a warming wait ends).
+    answered: bool,
+}
+
+impl TypeState {
+    fn rejected(&self, e: &Encoded) -> bool {
+        self.rejected.get(&e.name) == Some(&e.version)
+    }
 }
 
 /// What one response carries.
@@ -75,16 +88,23 @@ impl Delta {
         let type_url = resolve_type_url(&req.type_url, self.only.as_ref())?;
         let mut step = Step::default();
         let state = self.types.entry(type_url.clone()).or_default();
-        let latest = state.recent_nonces.back() == Some(&req.response_nonce);
-        let earlier = !latest && state.recent_nonces.contains(&req.response_nonce);
-        match &req.error_detail {
+        let position = state
+            .recent
+            .iter()
+            .position(|(n, _)| *n == req.response_nonce);
+        let latest = position.is_some() && position == state.recent.len().checked_sub(1);
+        match (&req.error_detail, position) {
             // One step may send a type twice (updates, then removals): a NACK of the earlier
             // response counts as much as one of the latest.
-            Some(status) if latest || earlier => step.feedback.push(Feedback::Nack {
-                type_url: type_url.to_string(),
-                message: status.message.clone(),
-            }),
-            None if latest => step.feedback.push(Feedback::Ack {
+            (Some(status), Some(i)) => {
+                let (_, updated) = &state.recent[i];
+                state.rejected.extend(updated.iter().cloned());
+                step.feedback.push(Feedback::Nack {
+                    type_url: type_url.to_string(),
+                    message: status.message.clone(),
+                });
+            }
+            (None, Some(_)) if latest => step.feedback.push(Feedback::Ack {
                 type_url: type_url.to_string(),
                 version: known_version(&state.known),
             }),
@@ -98,21 +118,39 @@ impl Delta {
         let state = self.types.entry(type_url.clone()).or_default();
         let first = !state.subscribed;
         let resumed = first && !req.initial_resource_versions.is_empty();
-        if !state.subscribed {
+        if first {
             state.subscribed = true;
             state.known.extend(req.initial_resource_versions.clone());
             state.wildcard = req.resource_names_subscribe.is_empty() && type_url.wildcard_capable();
         }
-        let mut newly = Vec::new();
-        if state.names.len() + req.resource_names_subscribe.len() > MAX_NAMES {
-            return Err(Error::TooManyNames);
-        }
+        let mut newly = BTreeSet::new();
+        let mut capped = false;
         for name in &req.resource_names_subscribe {
             if name == "*" {
                 state.wildcard = true;
-            } else if state.names.insert(name.clone()) {
-                newly.push(name.clone());
+                continue;
             }
+            if !first {
+                // Asked for again: the proxy may have dropped it, so it is sent even though we
+                // think it holds it (a first request's `initial_resource_versions` says what
+                // it really holds).
+                state.known.remove(name);
+            }
+            if state.names.contains(name) {
+                continue;
+            }
+            if state.names.len() >= MAX_NAMES {
+                capped = true;
+                continue;
+            }
+            state.names.insert(name.clone());
+            newly.insert(name.clone());
+        }
+        if capped {
+            step.feedback.push(Feedback::Capped {
+                type_url: type_url.to_string(),
+                asked: state.names.len() + req.resource_names_subscribe.len() - newly.len(),
+            });
         }
         for name in &req.resource_names_unsubscribe {
             if name == "*" {
@@ -125,29 +163,39 @@ impl Delta {
         let mut change = diff(&self.resources, &type_url, state, &BTreeSet::new());
         if self.hold.active() {
             // While new clusters warm, removals wait (a removed assignment of a cluster that
-            // routes still use would fail requests), and so do listener and route updates
-            // that were not newly asked for.
+            // routes still use would fail requests), and so do listener and route updates,
+            // even newly asked for ones: they go out when the wait ends.
             change.removed.clear();
             if type_url.waits_for_warming() {
-                change.updated.retain(|e| newly.contains(&e.name));
+                change.updated.clear();
             }
         }
         // A newly named resource that does not exist: say so, so the proxy stops waiting.
         let all = self.resources.of_type(type_url.as_str());
+        let mut removed: BTreeSet<String> = change.removed.iter().cloned().collect();
         for name in newly {
-            if all.is_none_or(|a| !a.contains_key(&name)) && !change.removed.contains(&name) {
+            if all.is_none_or(|a| !a.contains_key(&name)) && removed.insert(name.clone()) {
                 change.removed.push(name);
             }
         }
+        if type_url == TypeUrl::Cluster && self.only.is_none() {
+            // Clusters new to the proxy warm, including on a first request (a new proxy, or a
+            // reconnect after the mesh changed: `known` holds what it reported).
+            let state = &self.types[&type_url];
+            let added = new_warming(&self.resources, &change.updated, &state.known);
+            self.hold.wait_for(added);
+        }
         let nothing = change.updated.is_empty() && change.removed.is_empty();
+        let state = &self.types[&type_url];
         // A first wildcard request is answered even when there is nothing: Envoy waits for
-        // that answer (up to its initial fetch timeout) before it is ready.
-        let answer_empty = first && !resumed && self.types[&type_url].wildcard;
+        // that answer (up to its initial fetch timeout) before it is ready. While new clusters
+        // warm, listeners and routes wait, and so does that answer.
+        let answer_empty = first && !resumed && state.wildcard && !self.hold.holds(&type_url);
         if !nothing || answer_empty {
             let r = self.respond(&type_url, change, &mut step.feedback);
             step.responses.push(r);
         } else if resumed {
-            let version = known_version(&self.types[&type_url].known);
+            let version = known_version(&state.known);
             step.feedback.push(Feedback::Resumed {
                 type_url: type_url.to_string(),
                 version,
@@ -201,28 +249,28 @@ impl Delta {
                 &BTreeSet::new()
             };
             let mut change = diff(&self.resources, t, state, force);
+            // A first wildcard subscription that waited for clusters to warm is answered now,
+            // even when there is nothing to send.
+            let unanswered = !state.answered && state.wildcard && state.known.is_empty();
             if aggregated && !change.removed.is_empty() {
                 removals.push((t.clone(), std::mem::take(&mut change.removed)));
             }
             if *t == TypeUrl::Cluster {
-                rewarm = change.updated.iter().map(|e| e.name.clone()).collect();
-                if aggregated
-                    && self
-                        .types
-                        .get(&TypeUrl::Endpoint)
-                        .is_some_and(|s| s.subscribed)
-                {
-                    let added: BTreeSet<String> = change
-                        .updated
-                        .iter()
-                        .filter(|e| !state.known.contains_key(&e.name))
-                        .filter(|e| self.resources.warms(&e.name))
-                        .map(|e| e.name.clone())
-                        .collect();
+                // Envoy rebuilds (and re-warms) the clusters whose content changed.
+                rewarm = change
+                    .updated
+                    .iter()
+                    .filter(|e| state.known.contains_key(&e.name))
+                    .map(|e| e.name.clone())
+                    .collect();
+                if aggregated {
+                    // Clusters new to the proxy warm until their assignments arrive, even its
+                    // first EDS cluster (before it subscribes to any assignment).
+                    let added = new_warming(&self.resources, &change.updated, &state.known);
                     self.hold.wait_for(added);
                 }
             }
-            if !change.updated.is_empty() || !change.removed.is_empty() {
+            if !change.updated.is_empty() || !change.removed.is_empty() || unanswered {
                 let r = self.respond(t, change, &mut step.feedback);
                 step.responses.push(r);
             }
@@ -267,10 +315,19 @@ impl Delta {
         for name in &change.removed {
             state.known.remove(name);
         }
-        if state.recent_nonces.len() == RECENT_NONCES {
-            state.recent_nonces.pop_front();
+        for e in &change.updated {
+            state.rejected.remove(&e.name);
         }
-        state.recent_nonces.push_back(nonce.clone());
+        if state.recent.len() == RECENT_NONCES {
+            state.recent.pop_front();
+        }
+        let updated = change
+            .updated
+            .iter()
+            .map(|e| (e.name.clone(), e.version.clone()))
+            .collect();
+        state.recent.push_back((nonce.clone(), updated));
+        state.answered = true;
         let version = known_version(&state.known);
         feedback.push(Feedback::Sent {
             type_url: type_url.to_string(),
@@ -312,7 +369,10 @@ fn diff(
     let updated = all
         .iter()
         .filter(|(name, _)| in_scope(name))
-        .filter(|(name, e)| force.contains(*name) || state.known.get(*name) != Some(&e.version))
+        .filter(|(name, e)| {
+            let forced = force.contains(*name) && !state.rejected(e);
+            forced || state.known.get(*name) != Some(&e.version)
+        })
         .map(|(_, e)| e.clone())
         .collect();
     let removed = state
@@ -322,6 +382,19 @@ fn diff(
         .cloned()
         .collect();
     Change { updated, removed }
+}
+
+/// The clusters in `updated` that warm and that the proxy does not hold (`known`).
+fn new_warming(
+    resources: &Resources,
+    updated: &[Arc<Encoded>],
+    known: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
+    updated
+        .iter()
+        .filter(|e| !known.contains_key(&e.name) && resources.warms(&e.name))
+        .map(|e| e.name.clone())
+        .collect()
 }
 
 /// A version for status: a hash of everything the proxy holds of one type.

@@ -47,8 +47,20 @@ struct TypeState {
     /// A request for this type has arrived.
     subscribed: bool,
     wildcard: bool,
+    /// The wildcard was asked for with an explicit `*` (not the legacy empty first request):
+    /// a later request naming nothing then unsubscribes from everything.
+    explicit_wildcard: bool,
     names: BTreeSet<String>,
     sent: Option<Sent>,
+    /// The version the proxy last rejected: never sent again (not even by the forced
+    /// assignment resend after a cluster push) until the content or subscription changes.
+    rejected: Option<String>,
+}
+
+impl TypeState {
+    fn in_scope(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
 }
 
 #[derive(Debug)]
@@ -56,7 +68,8 @@ struct Sent {
     version: String,
     nonce: String,
     /// What the response held: a make-before-break response keeps these while they go away.
-    items: BTreeMap<String, Arc<Encoded>>,
+    /// In name order; shared with the status feedback (no per-stream copy of names).
+    items: Arc<[Arc<Encoded>]>,
 }
 
 impl Sotw {
@@ -73,18 +86,18 @@ impl Sotw {
     /// Handles one request from the proxy.
     pub fn on_request(&mut self, req: &DiscoveryRequest) -> Result<Step<DiscoveryResponse>, Error> {
         let type_url = resolve_type_url(&req.type_url, self.only.as_ref())?;
-        if req.resource_names.len() > MAX_NAMES {
-            return Err(Error::TooManyNames);
-        }
         let mut step = Step::default();
         let state = self.types.entry(type_url.clone()).or_default();
         if !req.response_nonce.is_empty() {
             match &state.sent {
                 Some(sent) if sent.nonce == req.response_nonce => match &req.error_detail {
-                    Some(status) => step.feedback.push(Feedback::Nack {
-                        type_url: type_url.to_string(),
-                        message: status.message.clone(),
-                    }),
+                    Some(status) => {
+                        state.rejected = Some(sent.version.clone());
+                        step.feedback.push(Feedback::Nack {
+                            type_url: type_url.to_string(),
+                            message: status.message.clone(),
+                        });
+                    }
                     None if req.version_info == sent.version => step.feedback.push(Feedback::Ack {
                         type_url: type_url.to_string(),
                         version: sent.version.clone(),
@@ -101,27 +114,68 @@ impl Sotw {
         if let Some(f) = step.feedback.first().cloned() {
             self.maybe_release(&f, &mut step);
         }
+        let (names, capped) = subscribed_names(&req.resource_names);
+        if capped {
+            step.feedback.push(Feedback::Capped {
+                type_url: type_url.to_string(),
+                asked: req.resource_names.len(),
+            });
+        }
         let state = self.types.entry(type_url.clone()).or_default();
         let star = req.resource_names.iter().any(|n| n == "*");
-        let names: BTreeSet<String> = req
-            .resource_names
-            .iter()
-            .filter(|n| *n != "*")
-            .cloned()
-            .collect();
-        let wildcard = star
-            || (type_url.wildcard_capable()
-                && req.resource_names.is_empty()
-                && (!state.subscribed || state.wildcard));
+        // Legacy wildcard: a first request naming nothing, and every later one while it lasts.
+        // After an explicit `*`, naming nothing means no resources at all.
+        let legacy = !star
+            && type_url.wildcard_capable()
+            && req.resource_names.is_empty()
+            && (!state.subscribed || (state.wildcard && !state.explicit_wildcard));
+        let wildcard = star || legacy;
         let changed = !state.subscribed || wildcard != state.wildcard || names != state.names;
         state.subscribed = true;
         state.wildcard = wildcard;
+        state.explicit_wildcard = star;
         state.names = names;
+        if self.hold.holds(&type_url) {
+            // While new clusters warm, listeners and routes do not move: a changed subscription
+            // is answered with what the proxy was sent before, narrowed to what it now asks
+            // for; what it newly asks for goes out when the wait ends.
+            let state = &self.types[&type_url];
+            if let (true, Some(sent)) = (changed, &state.sent) {
+                let items: Vec<Arc<Encoded>> = sent
+                    .items
+                    .iter()
+                    .filter(|e| state.in_scope(&e.name))
+                    .cloned()
+                    .collect();
+                let version = version_of(&items);
+                if version != sent.version {
+                    let r = self.respond(&type_url, version, items, &mut step.feedback);
+                    step.responses.push(r);
+                }
+            }
+            return Ok(step);
+        }
+        let state = &self.types[&type_url];
         let (version, items) = view(&self.resources, &type_url, state);
         let outdated = state.sent.as_ref().is_none_or(|s| s.version != version);
+        let rejected = state.rejected.as_ref() == Some(&version);
         // While new clusters warm, only changed subscriptions are answered: anything merely
         // outdated (held routes, deferred removals) goes out when the wait ends.
-        if changed || (outdated && !self.hold.active()) {
+        if changed || (outdated && !rejected && !self.hold.active()) {
+            if type_url == TypeUrl::Cluster && self.only.is_none() {
+                // A first response to a proxy that does not already run exactly this set (a
+                // new proxy, or one reconnecting after the mesh changed) warms every cluster
+                // in it as far as we know; otherwise only the ones it was not sent.
+                let before: Option<&[Arc<Encoded>]> = match &state.sent {
+                    Some(sent) => Some(&sent.items),
+                    None if req.version_info == version => None,
+                    None => Some(&[]),
+                };
+                if let Some(before) = before {
+                    let added = new_warming(&self.resources, &items, before);
+                    self.hold.wait_for(added);
+                }
+            }
             let r = self.respond(&type_url, version, items, &mut step.feedback);
             step.responses.push(r);
         }
@@ -160,7 +214,7 @@ impl Sotw {
         self.hold.prune(|c| resources.warms(c));
         let order = TypeUrl::push_order(self.types.keys().cloned());
         let mut deferred = Vec::new();
-        let mut clusters_pushed = false;
+        let mut rewarm = BTreeSet::new();
         for t in &order {
             if self.hold.holds(t) {
                 continue;
@@ -170,30 +224,37 @@ impl Sotw {
             };
             let (version, items) = view(&self.resources, t, state);
             let sent = state.sent.as_ref();
-            let forced = *t == TypeUrl::Endpoint && clusters_pushed;
+            // Re-warming clusters wait for their assignments: send them again, unless the proxy
+            // rejected exactly these.
+            let forced = *t == TypeUrl::Endpoint
+                && items.iter().any(|e| rewarm.contains(&e.name))
+                && state.rejected.as_ref() != Some(&version);
             if sent.is_some_and(|s| s.version == version) && !forced {
                 continue;
             }
-            let before = sent.map(|s| &s.items);
-            let had = |name: &String| before.is_some_and(|b| b.contains_key(name));
-            let now: BTreeSet<&String> = items.iter().map(|e| &e.name).collect();
+            let before: Option<&[Arc<Encoded>]> = sent.map(|s| &*s.items);
             let removed: Vec<Arc<Encoded>> = before
-                .map(|b| {
-                    b.iter()
-                        .filter(|(n, _)| !now.contains(n))
-                        .map(|(_, e)| e.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            if *t == TypeUrl::Cluster && aggregated && sent.is_some() && self.eds_subscribed() {
-                // Clusters new to the proxy warm until their assignments arrive; hold routes
-                // until then, or requests routed to them fail.
-                let added: BTreeSet<String> = items
+                .unwrap_or_default()
+                .iter()
+                .filter(|e| find(&items, &e.name).is_none())
+                .cloned()
+                .collect();
+            if *t == TypeUrl::Cluster && aggregated {
+                // Clusters new to the proxy warm until their assignments arrive (even its first
+                // EDS cluster, before it subscribes to any assignment); hold routes until then,
+                // or requests routed to them fail.
+                let added = new_warming(&self.resources, &items, before.unwrap_or_default());
+                self.hold.wait_for(added);
+                // Envoy rebuilds (and re-warms) only the clusters whose content changed.
+                rewarm = items
                     .iter()
-                    .filter(|e| !had(&e.name) && self.resources.warms(&e.name))
+                    .filter(|e| {
+                        before
+                            .and_then(|b| find(b, &e.name))
+                            .is_some_and(|o| o.version != e.version)
+                    })
                     .map(|e| e.name.clone())
                     .collect();
-                self.hold.wait_for(added);
             }
             let response = if aggregated && !removed.is_empty() && t.wildcard_capable() {
                 // Make: keep what is going away until everything else has moved off it.
@@ -209,7 +270,6 @@ impl Sotw {
             } else {
                 self.respond(t, version, items, &mut step.feedback)
             };
-            clusters_pushed |= *t == TypeUrl::Cluster;
             step.responses.push(response);
         }
         if self.hold.active() {
@@ -224,12 +284,6 @@ impl Sotw {
         }
     }
 
-    fn eds_subscribed(&self) -> bool {
-        self.types
-            .get(&TypeUrl::Endpoint)
-            .is_some_and(|s| s.subscribed)
-    }
-
     /// Called on an EDS ACK or a CDS NACK: ends the hold when every held cluster's assignment
     /// was acknowledged (or the clusters were refused), and sends what waited.
     fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<DiscoveryResponse>) {
@@ -238,7 +292,7 @@ impl Sotw {
             types[&TypeUrl::Endpoint]
                 .sent
                 .as_ref()
-                .is_some_and(|s| names.iter().all(|n| s.items.contains_key(n)))
+                .is_some_and(|s| names.iter().all(|n| find(&s.items, n).is_some()))
         }) {
             self.sync(step);
         }
@@ -261,7 +315,7 @@ impl Sotw {
         state.sent = Some(Sent {
             version: version.clone(),
             nonce: nonce.clone(),
-            items: items.iter().map(|e| (e.name.clone(), e.clone())).collect(),
+            items: items.clone().into(),
         });
         DiscoveryResponse {
             version_info: version,
@@ -272,6 +326,41 @@ impl Sotw {
             ..DiscoveryResponse::default()
         }
     }
+}
+
+/// The names a request subscribes to (without `*`), at most [`MAX_NAMES`]; true when more
+/// were asked for (the rest are not served, and the status says so, rather than ending the
+/// stream and making the proxy reconnect in a loop).
+fn subscribed_names(requested: &[String]) -> (BTreeSet<String>, bool) {
+    let mut names = BTreeSet::new();
+    for n in requested.iter().filter(|n| *n != "*") {
+        if names.len() == MAX_NAMES && !names.contains(n) {
+            return (names, true);
+        }
+        names.insert(n.clone());
+    }
+    (names, false)
+}
+
+/// The clusters in `items` that warm and that the proxy was not sent (`before`).
+fn new_warming(
+    resources: &Resources,
+    items: &[Arc<Encoded>],
+    before: &[Arc<Encoded>],
+) -> BTreeSet<String> {
+    items
+        .iter()
+        .filter(|e| find(before, &e.name).is_none() && resources.warms(&e.name))
+        .map(|e| e.name.clone())
+        .collect()
+}
+
+/// The item named `name` in `items` (in name order).
+fn find<'a>(items: &'a [Arc<Encoded>], name: &str) -> Option<&'a Arc<Encoded>> {
+    items
+        .binary_search_by(|e| e.name.as_str().cmp(name))
+        .ok()
+        .map(|i| &items[i])
 }
 
 /// What a subscription should hold now, in name order, and its version.

@@ -439,3 +439,122 @@ fn a_nack_of_an_earlier_response_in_the_same_step_counts() {
     let step = h.request(req(CDS, &[], &[], &cds[0].nonce));
     assert_eq!(feedback(&step), []);
 }
+
+// === protocol edges ===
+
+fn nack(type_url: &str, nonce: &str, message: &str) -> DeltaDiscoveryRequest {
+    DeltaDiscoveryRequest {
+        error_detail: Some(Status {
+            code: 3,
+            message: message.into(),
+            ..Status::default()
+        }),
+        ..req(type_url, &[], &[], nonce)
+    }
+}
+
+/// The protocol says a server must answer a subscription to a name the client already has
+/// (it may have dropped it, e.g. when a cluster was re-created).
+#[test]
+fn a_resubscribe_to_a_held_name_is_answered() {
+    let mut h = Harness::new(None, endpoints("a:1 b:1"));
+    let r = h.subscribe(EDS, &["a", "b"]);
+    let step = h.request(req(EDS, &["a"], &[], &r.nonce));
+    assert_eq!(sent(&step), ["EDS:a"]);
+}
+
+#[test]
+fn the_first_eds_cluster_holds_routes_before_any_eds_subscription() {
+    let mut h = Harness::new(None, resources("s:1", "", "l:1", "r:1"));
+    h.subscribe(CDS, &[]);
+    h.subscribe(LDS, &[]);
+    h.subscribe(RDS, &["r"]);
+    let step = h.update(resources("s:1 web:1", "web:1", "l:1", "r:2"));
+    assert_eq!(sent(&step), ["CDS:web"], "the route to web waits");
+    assert!(h.delta.holding());
+    let step = h.request(req(EDS, &["web"], &[], ""));
+    assert_eq!(sent(&step), ["EDS:web"]);
+    let eds = step.responses[0].clone();
+    let step = h.request(req(EDS, &[], &[], &eds.nonce));
+    assert_eq!(sent(&step), ["RDS:r"]);
+}
+
+/// A reconnecting proxy reports what it holds; clusters it lacks warm before its listeners
+/// and routes move, and a first wildcard LDS request waits for that too.
+#[test]
+fn a_reconnect_after_the_mesh_changed_holds_listeners_until_clusters_warm() {
+    let res = resources("a:1 new:1", "a:1 new:1", "l:2", "");
+    let mut h = Harness::new(None, res);
+    let initial = HashMap::from([("a".to_string(), content_version(&payload("a", "1")))]);
+    let step = h.request(DeltaDiscoveryRequest {
+        initial_resource_versions: initial,
+        ..req(CDS, &[], &[], "")
+    });
+    assert_eq!(sent(&step), ["CDS:new"]);
+    assert!(h.delta.holding());
+    let step = h.request(req(LDS, &[], &[], ""));
+    assert_eq!(
+        sent(&step),
+        NONE,
+        "the listener may route to `new`: it waits"
+    );
+    let step = h.request(req(EDS, &["a", "new"], &[], ""));
+    let eds = step.responses[0].clone();
+    let step = h.request(req(EDS, &[], &[], &eds.nonce));
+    assert_eq!(sent(&step), ["LDS:l"]);
+
+    // A first wildcard request that waited is answered even when there is nothing to send.
+    let mut h2 = Harness::new(None, resources("new:1", "new:1", "", ""));
+    h2.request(req(CDS, &[], &[], ""));
+    assert_eq!(sent(&h2.request(req(LDS, &[], &[], ""))), NONE);
+    assert!(h2.delta.holding());
+    let step = h2.delta.release();
+    let step = h2.check(step);
+    assert_eq!(sent(&step), ["LDS:"]);
+}
+
+#[test]
+fn newly_asked_routes_wait_while_clusters_warm() {
+    let mut h = Harness::new(None, resources("a:1", "a:1", "l:1", "r:1 r2:1"));
+    h.subscribe(CDS, &[]);
+    h.subscribe(EDS, &["a"]);
+    h.subscribe(RDS, &["r"]);
+    h.update(resources("a:1 c:1", "a:1 c:1", "l:1", "r:2 r2:1"));
+    assert!(h.delta.holding());
+    let step = h.request(req(RDS, &["r2"], &[], ""));
+    assert_eq!(sent(&step), NONE, "r2 may route to c: it waits");
+    let step = h.request(req(EDS, &["c"], &[], ""));
+    let eds = step.responses[0].clone();
+    let step = h.request(req(EDS, &[], &[], &eds.nonce));
+    assert_eq!(sent(&step), ["RDS:r r2"]);
+}
+
+#[test]
+fn the_forced_assignment_resend_skips_a_rejected_assignment() {
+    let mut h = Harness::new(None, resources("a:1", "a:1", "", ""));
+    h.subscribe(CDS, &[]);
+    h.subscribe(EDS, &["a"]);
+    let step = h.update(resources("a:1", "a:2", "", ""));
+    assert_eq!(sent(&step), ["EDS:a"]);
+    h.request(nack(EDS, &step.responses[0].nonce, "bad assignment"));
+    // a changes and re-warms; the assignment it rejected is not sent again.
+    assert_eq!(sent(&h.update(resources("a:2", "a:2", "", ""))), ["CDS:a"]);
+    // Once the assignment changes, it goes out again.
+    assert_eq!(sent(&h.update(resources("a:2", "a:3", "", ""))), ["EDS:a"]);
+}
+
+#[test]
+fn more_names_than_the_cap_are_served_up_to_it_and_reported() {
+    let mut h = Harness::new(None, endpoints("n0:1"));
+    let many: Vec<String> = (0..=super::MAX_NAMES).map(|i| format!("n{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let step = h.request(req(EDS, &many, &[], ""));
+    assert!(
+        sent(&step)[0].starts_with("EDS:n0"),
+        "the stream stays up and is answered"
+    );
+    let capped = feedback(&step)
+        .into_iter()
+        .any(|f| matches!(f, Feedback::Capped { asked, .. } if asked == super::MAX_NAMES + 1));
+    assert!(capped, "{:?}", feedback(&step));
+}

@@ -360,8 +360,7 @@ fn removals_break_in_reverse_order_on_ads() {
     let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "", "l1:1 l2:1", "r:1"));
     let step = h.update(resources("a:2", "", "l1:2", "r:2"));
     let expected = [
-        "CDS:a b",   // make: new a, old b
-        "EDS:",      // re-warm after a CDS push (no assignments exist here)
+        "CDS:a b",   // make: new a, old b (no assignment of a to send again)
         "LDS:l1 l2", // make: new l1, old l2
         "RDS:r",
         "LDS:l1", // break, in reverse order
@@ -486,7 +485,7 @@ fn a_rejected_cluster_or_giving_up_releases_the_routes() {
     let [_, _, l, r] = BASE;
     let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
     let step = h.update(resources("a:1 b:1 c:1", "a:1 b:1 c:1", l, "r:2"));
-    assert_eq!(sent(&step), ["CDS:a b c", "EDS:a b"]);
+    assert_eq!(sent(&step), ["CDS:a b c"]);
     let cds = step.responses[0].clone();
     let step = h.request(nack(CDS, &[], &cds.nonce, "old", "bad cluster"));
     assert_eq!(
@@ -508,7 +507,8 @@ fn a_new_cluster_without_an_assignment_does_not_hold_routes() {
     let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
     // A raw STATIC cluster has no assignment to wait for.
     let step = h.update(resources("a:1 b:1 s:1", "a:1 b:1", l, "r:2"));
-    assert_eq!(sent(&step), ["CDS:a b s", "EDS:a b", "RDS:r"]);
+    // a and b did not change: Envoy does not re-warm them, so no assignment goes again.
+    assert_eq!(sent(&step), ["CDS:a b s", "RDS:r"]);
     assert!(!h.sotw.holding());
 }
 
@@ -536,24 +536,13 @@ fn a_second_change_while_warming_keeps_the_old_cluster_until_routes_move() {
 fn waiting_covers_every_new_cluster_and_ends_when_they_are_gone() {
     let [_, _, l, r] = BASE;
     let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
-    let last_eds = |step: &Step<DiscoveryResponse>| {
-        step.responses
-            .iter()
-            .rev()
-            .find(|x| x.type_url == EDS)
-            .cloned()
-    };
-    let first = h.update(resources("a:1 b:1 c:1", "a:1 b:1 c:1", l, "r:2"));
-    let second = h.update(resources("a:1 b:1 c:1 d:1", "a:1 b:1 c:1 d:1", l, "r:3"));
+    h.update(resources("a:1 b:1 c:1", "a:1 b:1 c:1", l, "r:2"));
+    h.update(resources("a:1 b:1 c:1 d:1", "a:1 b:1 c:1 d:1", l, "r:3"));
     assert!(h.sotw.holding());
-    let eds = last_eds(&second)
-        .or_else(|| last_eds(&first))
-        .expect("an EDS push");
 
     // Only d's assignment asked for and acknowledged: c still warms, routes still wait.
     let names = ["a", "b", "d"];
-    let step = h.request(req(EDS, &names, &eds.nonce, &eds.version_info));
-    let eds = last_eds(&step).expect("the changed subscription is answered");
+    let eds = step_eds(&mut h, &names);
     let step = h.request(req(EDS, &names, &eds.nonce, &eds.version_info));
     assert_eq!(sent(&step), NONE);
     assert!(h.sotw.holding(), "c has not warmed yet");
@@ -563,4 +552,166 @@ fn waiting_covers_every_new_cluster_and_ends_when_they_are_gone() {
     assert!(!h.sotw.holding());
     let s = sent(&step);
     assert_eq!(s.last().map(String::as_str), Some("CDS:a b"), "{s:?}");
+}
+
+// === protocol edges ===
+
+#[test]
+fn an_empty_request_after_an_explicit_star_unsubscribes() {
+    let mut h = Harness::new(None, resources("", "", "x:1 y:1", ""));
+    let r = h.subscribe(LDS, &["*"]);
+    assert_eq!(names(&r), "x y");
+    let step = h.request(req(LDS, &[], &r.nonce, &r.version_info));
+    assert_eq!(
+        sent(&step),
+        ["LDS:"],
+        "no names after `*`: nothing subscribed"
+    );
+    // The legacy wildcard (a first request naming nothing) stays on with empty requests.
+    let mut h = Harness::new(None, resources("", "", "x:1 y:1", ""));
+    let r = h.subscribe(LDS, &[]);
+    let step = h.request(req(LDS, &[], &r.nonce, &r.version_info));
+    assert_eq!(sent(&step), NONE);
+}
+
+/// A proxy whose first EDS-typed cluster arrives has no EDS subscription yet: the listener
+/// naming it must still wait for its assignment.
+#[test]
+fn the_first_eds_cluster_holds_routes_before_any_eds_subscription() {
+    let mut h = Harness::new(None, resources("s:1", "", "l:1", "r:1"));
+    // A raw STATIC-like cluster `s` with no assignment: nothing to warm.
+    let cds = h.subscribe(CDS, &[]);
+    assert!(!h.sotw.holding());
+    h.subscribe(LDS, &[]);
+    h.subscribe(RDS, &["r"]);
+    let step = h.update(resources("s:1 web:1", "web:1", "l:1", "r:2"));
+    assert_eq!(sent(&step), ["CDS:s web"], "the route to web waits");
+    assert!(h.sotw.holding());
+    let cds2 = step.responses[0].clone();
+    assert_ne!(cds2.version_info, cds.version_info);
+    h.request(req(CDS, &[], &cds2.nonce, &cds2.version_info));
+    // Envoy's new cluster subscribes to its assignment: answered, ACKed, then the route moves.
+    let step = h.request(req(EDS, &["web"], "", ""));
+    assert_eq!(sent(&step), ["EDS:web"]);
+    let eds = step.responses[0].clone();
+    let step = h.request(req(EDS, &["web"], &eds.nonce, &eds.version_info));
+    assert_eq!(sent(&step), ["RDS:r"]);
+    assert!(!h.sotw.holding());
+}
+
+/// A proxy reconnecting after the mesh changed (a server restart, a replica failover) reports
+/// an older CDS version: the clusters it may not have warm before its listeners move.
+#[test]
+fn a_reconnect_after_the_mesh_changed_holds_listeners_until_clusters_warm() {
+    let res = || resources("a:1 new:1", "a:1 new:1", "l:2", "r:1");
+    let mut h = Harness::new(None, res());
+    let step = h.request(req(CDS, &[], "", "an-older-version"));
+    assert_eq!(sent(&step), ["CDS:a new"]);
+    assert!(h.sotw.holding());
+    // Its LDS request (resuming) waits: the listener may route to `new`.
+    let step = h.request(req(LDS, &[], "", "old-lds"));
+    assert_eq!(sent(&step), NONE);
+    let step = h.request(req(EDS, &["a", "new"], "", "old-eds"));
+    let eds = step.responses[0].clone();
+    let step = h.request(req(EDS, &["a", "new"], &eds.nonce, &eds.version_info));
+    assert_eq!(
+        sent(&step),
+        ["LDS:l"],
+        "the listener goes out once both warmed"
+    );
+
+    // Reconnecting with exactly the current CDS version: nothing new, nothing waits.
+    let mut h = Harness::new(None, res());
+    let current = Harness::new(None, res()).subscribe(CDS, &[]).version_info;
+    let step = h.request(req(CDS, &[], "", &current));
+    assert_eq!(sent(&step), ["CDS:a new"]);
+    assert!(!h.sotw.holding());
+}
+
+#[test]
+fn a_subscription_change_while_warming_does_not_leak_held_routes() {
+    let [_, _, l, r] = BASE;
+    let (mut h, last) = subscribed_everywhere(with_types(&[
+        (CDS, "a:1 b:1"),
+        (EDS, "a:1 b:1"),
+        (LDS, l),
+        (RDS, r),
+    ]));
+    // r moves to the new cluster c, and a second route config r2 appears.
+    let step = h.update(with_types(&[
+        (CDS, "a:1 b:1 c:1"),
+        (EDS, "a:1 b:1 c:1"),
+        (LDS, l),
+        (RDS, "r:2 r2:1"),
+    ]));
+    assert!(h.sotw.holding());
+    assert!(!sent(&step).iter().any(|s| s.starts_with("RDS")));
+    // Meanwhile the proxy asks for r2 too: it is not sent r's held update (nor r2, which
+    // may route to c as well) until c warmed.
+    let rds = &last[RDS];
+    let step = h.request(req(RDS, &["r", "r2"], &rds.nonce, &rds.version_info));
+    assert_eq!(sent(&step), NONE, "nothing new may go out while c warms");
+    // Dropping a name meanwhile is answered with the old content, narrowed.
+    let step = h.request(req(RDS, &[], &rds.nonce, &rds.version_info));
+    assert_eq!(sent(&step), ["RDS:"]);
+    let rds = step.responses[0].clone();
+    let step = h.request(req(RDS, &["r", "r2"], &rds.nonce, &rds.version_info));
+    assert_eq!(sent(&step), NONE);
+    // c warms: both route configs go out at their new content.
+    let eds = step_eds(&mut h, &["a", "b", "c"]);
+    let step = h.request(req(EDS, &["a", "b", "c"], &eds.nonce, &eds.version_info));
+    assert_eq!(sent(&step), ["RDS:r r2"]);
+    let text = String::from_utf8(step.responses[0].resources[0].value.clone()).unwrap();
+    assert_eq!(text, "r#2");
+}
+
+/// Asks for `names`' assignments and returns the answer.
+fn step_eds(h: &mut Harness, names: &[&str]) -> DiscoveryResponse {
+    let last = h.sotw.types[&TypeUrl::Endpoint].sent.as_ref().unwrap();
+    let (nonce, version) = (last.nonce.clone(), last.version.clone());
+    let step = h.request(req(EDS, names, &nonce, &version));
+    step.responses[0].clone()
+}
+
+#[test]
+fn the_forced_assignment_resend_skips_a_rejected_assignment() {
+    let [c, _, l, r] = BASE;
+    let (mut h, _) = subscribed_everywhere(resources(c, "a:1 b:1", l, r));
+    let step = h.update(resources(c, "a:2 b:1", l, r));
+    let eds = step.responses[0].clone();
+    h.request(nack(EDS, &["a", "b"], &eds.nonce, "old", "bad assignment"));
+    // A cluster changes: Envoy re-warms it, but the assignment it rejected is not re-sent.
+    let step = h.update(resources("a:2 b:1", "a:2 b:1", l, r));
+    assert_eq!(sent(&step), ["CDS:a b"]);
+    // An unchanged cluster push (same content) forces nothing either.
+    let step = h.update(resources("a:2 b:1", "a:2 b:1", l, r));
+    assert_eq!(sent(&step), NONE);
+}
+
+#[test]
+fn only_changed_clusters_force_their_assignments_again() {
+    let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", "l:1", "r:1"));
+    // A new cluster `s` without an assignment is added: a and b do not re-warm.
+    let step = h.update(resources("a:1 b:1 s:1", "a:1 b:1", "l:1", "r:1"));
+    assert_eq!(sent(&step), ["CDS:a b s"]);
+}
+
+#[test]
+fn more_names_than_the_cap_are_served_up_to_it_and_reported() {
+    let mut h = Harness::new(None, resources("", "n0:1", "", ""));
+    let many: Vec<String> = (0..=super::MAX_NAMES).map(|i| format!("n{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let step = h.request(req(EDS, &many, "", ""));
+    assert_eq!(
+        sent(&step),
+        ["EDS:n0"],
+        "the stream stays up and is answered"
+    );
+    assert_eq!(
+        feedback(&step),
+        vec![Feedback::Capped {
+            type_url: EDS.to_string(),
+            asked: super::MAX_NAMES + 1
+        }]
+    );
 }
