@@ -94,8 +94,21 @@ start_envoy() {
   export CHECK_JSONSCHEMA=$root/.venv-test/bin/check-jsonschema
 }
 
+# --- schemathesis: the OpenAPI contract test (xds-server/tests/openapi_contract.rs) ---------
+start_schemathesis() {
+  local version=4.32.5 venv=$root/.venv-test
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || { missing "could not create $venv"; return; }
+  if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $version" ]; then
+    "$venv/bin/pip" install -q "schemathesis==$version" \
+      || { missing "could not install schemathesis"; return; }
+  fi
+  export SCHEMATHESIS=$venv/bin/schemathesis
+  say "schemathesis: $("$SCHEMATHESIS" --version)"
+}
+
 start_postgres
 start_envoy
+start_schemathesis
 
 if [ "$ci" = true ]; then
   say "cargo fmt --check"

@@ -553,16 +553,27 @@ async fn openapi_schemas_admit_real_responses_and_round_trip_bodies() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-/// The probes need no token (auth.rs, and their own summaries say so), so the document must
-/// lift the global bearer requirement for them; and the endpoints PUT, which reads a body like
-/// every other PUT, documents the same 400 and 413 answers.
+/// The document states the security the server is configured with: none without a token;
+/// with one, bearer auth (and its 401) everywhere but the probes, which need no token (auth.rs,
+/// and their own summaries say so). And the endpoints PUT, which reads a body like every other
+/// PUT, documents the same 400 and 413 answers.
 #[tokio::test]
 async fn openapi_matches_auth_and_status_codes() {
     let (app, _dir) = app().await;
-    let (_, _, doc) = get(&app, "/api/openapi.json").await;
+    let (_, _, open) = get(&app, "/api/openapi.json").await;
+    assert!(open.get("security").is_none(), "no token, no security");
+    let (store, _dir2) = common::sqlite().await;
+    let mut state = AppState::new(store);
+    state.admin_token = Some(Arc::from("s3cret"));
+    let auth = [("authorization", "Bearer s3cret")];
+    let (_, _, doc) = call(&router(state), "GET", "/api/openapi.json", None, &auth).await;
     let global = doc["security"].as_array();
     assert!(global.is_some_and(|s| !s.is_empty()), "global bearer auth");
     let mut problems = Vec::new();
+    let services = &doc["paths"]["/api/v1/services"]["get"]["responses"];
+    if !services["401"].is_object() {
+        problems.push("GET /api/v1/services does not document 401".to_string());
+    }
     for path in ["/healthz", "/readyz"] {
         if doc["paths"][path]["get"]["security"] != json!([]) {
             problems.push(format!(

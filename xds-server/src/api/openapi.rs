@@ -1,254 +1,133 @@
 //! The OpenAPI document, generated from the same kinds and types the router serves, so it
-//! cannot drift from the code.
+//! cannot drift from the code. It describes the server as configured: with an admin token,
+//! bearer security (and its 401) on every path but the probes; without one, none.
 
-use axum::Json;
+use std::sync::OnceLock;
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
 use utoipa::{
     ToSchema,
     openapi::{
-        ComponentsBuilder, Content, HttpMethod, InfoBuilder, ObjectBuilder, OpenApi,
-        OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
-        path::{OperationBuilder, ParameterBuilder, ParameterIn},
-        request_body::RequestBodyBuilder,
+        ComponentsBuilder, Content, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder,
+        PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
+        header::HeaderBuilder,
+        path::{Operation, OperationBuilder, ParameterBuilder, ParameterIn},
         schema::Type,
         security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
     },
 };
 
+mod probes;
 mod proxies;
+mod resources;
 
-use super::error::ErrorEnvelope;
-use crate::model::{Endpoints, EnvoyResource, Listener, Route, Service, Spec};
+use super::{AppState, error::ErrorEnvelope};
 
-pub async fn openapi_json() -> Json<OpenApi> {
-    Json(openapi())
+/// The name of the bearer scheme in `components.securitySchemes`.
+const SCHEME: &str = "admin_token";
+
+/// `GET /api/openapi.json`: the document for this server's configuration, built once per
+/// configuration (with or without the admin token) and served from memory after that.
+pub async fn openapi_json(State(state): State<AppState>) -> Response {
+    static OPEN: OnceLock<Bytes> = OnceLock::new();
+    static SECURED: OnceLock<Bytes> = OnceLock::new();
+    let secured = state.admin_token.is_some();
+    let cell = if secured { &SECURED } else { &OPEN };
+    let body = cell.get_or_init(|| {
+        // An `OpenApi` of plain maps and strings always serialises.
+        Bytes::from(serde_json::to_vec(&document(secured)).unwrap_or_default())
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.clone(),
+    )
+        .into_response()
 }
 
-/// Builds the document: one path pair per kind, the endpoints sub-resource, proxies,
-/// bootstrap, metrics and health checks.
+/// The document of a server without an admin token (no security requirement).
 pub fn openapi() -> OpenApi {
+    document(false)
+}
+
+/// The document of a server with (`secured`) or without an admin token.
+pub fn document(secured: bool) -> OpenApi {
     let mut schemas: Vec<(String, RefOr<Schema>)> = Vec::new();
-    let mut paths = PathsBuilder::new();
     collect::<ErrorEnvelope>(&mut schemas);
-    for (path, item) in [
-        kind_paths::<Service>(&mut schemas),
-        kind_paths::<Route>(&mut schemas),
-        kind_paths::<Listener>(&mut schemas),
-        kind_paths::<EnvoyResource>(&mut schemas),
-    ]
-    .into_iter()
-    .flatten()
+    let mut paths = PathsBuilder::new();
+    for (path, item) in resources::paths(&mut schemas)
+        .into_iter()
+        .chain(proxies::paths(&mut schemas))
+        .chain(probes::paths())
     {
         paths = paths.path(path, item);
     }
-    collect_resource::<Endpoints>(&mut schemas);
-    let endpoints = Endpoints::name();
-    let mut item = PathItem::new(
-        HttpMethod::Get,
-        op(
-            "endpoints_get",
-            "The service's endpoints (version 0 while none were set)",
-        )
-        .parameter(name_param())
-        .response("200", resource_response(&endpoints))
-        .response("404", error_response("no such service")),
-    );
-    item.put = Some(
-        op("endpoints_put", "Replace all endpoints of the service")
-            .parameter(name_param())
-            .request_body(Some(body(&endpoints)))
-            .response("200", resource_response(&endpoints))
-            .response("201", resource_response(&endpoints))
-            .response("400", error_response("malformed JSON"))
-            .response("404", error_response("no such service"))
-            .response("409", error_response("version conflict"))
-            .response("413", error_response("body too large"))
-            .response("422", error_response("invalid field"))
-            .build(),
-    );
-    paths = paths.path("/api/v1/services/{name}/endpoints", item);
-    for (path, item) in proxies::paths(&mut schemas) {
-        paths = paths.path(path, item);
-    }
-    for (path, summary) in [
-        ("/healthz", "Liveness: the process is up (no token needed)"),
-        ("/readyz", "Readiness: the store answers (no token needed)"),
-    ] {
-        paths = paths.path(
-            path,
-            PathItem::new(
-                HttpMethod::Get,
-                op(&path[1..], summary)
-                    .securities(Some(Vec::<SecurityRequirement>::new()))
-                    .response("200", plain("ok")),
-            ),
+    let mut components = ComponentsBuilder::new().schemas_from_iter(schemas);
+    if secured {
+        components = components.security_scheme(
+            SCHEME,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
-    OpenApiBuilder::new()
+    let mut doc = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
                 .title("xds-server admin API")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
                     "Describe the mesh; xds-server turns it into Envoy configuration. \
-                     Errors are always {\"error\": {\"code\", \"message\", \"field\"}}.",
+                     Errors are always {\"error\": {\"code\", \"message\", \"field\"}}. \
+                     A method a path does not support answers 405 with an Allow header.",
                 ))
                 .build(),
         )
         .paths(paths.build())
-        .components(Some(
-            ComponentsBuilder::new()
-                .schemas_from_iter(schemas)
-                .security_scheme(
-                    "admin_token",
-                    SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-                )
-                .build(),
-        ))
-        .security(Some([SecurityRequirement::new(
-            "admin_token",
-            Vec::<String>::new(),
-        )]))
-        .build()
+        .components(Some(components.build()))
+        .build();
+    if secured {
+        doc.security = Some(vec![SecurityRequirement::new(SCHEME, Vec::<String>::new())]);
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.put, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                require_token(op);
+            }
+        }
+    }
+    doc
 }
 
-/// `/api/v1/{kind}` (list) and `/api/v1/{kind}/{name}` (get, put, delete).
-fn kind_paths<S: Spec>(schemas: &mut Vec<(String, RefOr<Schema>)>) -> [(String, PathItem); 2] {
-    collect_resource::<S>(schemas);
-    let kind = S::KIND.as_str();
-    let noun = S::KIND.singular();
-    let schema = S::name();
-    let id = kind.replace('-', "_");
-    let list = ObjectBuilder::new()
-        .property(
-            "items",
-            utoipa::openapi::ArrayBuilder::new().items(with_meta(&schema)),
+/// An operation that inherits the global bearer requirement also answers 401 (the probes
+/// opt out with `security: []`).
+fn require_token(op: &mut Operation) {
+    if op.security.is_some() {
+        return;
+    }
+    let unauthorized = error_response("missing or wrong admin token: send Authorization: Bearer")
+        .header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some("Bearer realm=\"xds-server\""))
+                .build(),
         )
-        .property(
-            "next_page_token",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some(
-                    "Pass as page_token for the next page; null on the last page",
-                )),
-        );
-    let collection = PathItem::new(
-        HttpMethod::Get,
-        op(&format!("{id}_list"), &format!("List {kind} in name order"))
-            .parameter(query_param(
-                "limit",
-                Type::Integer,
-                "Page size, 1..=1000 (default 100)",
-            ))
-            .parameter(query_param(
-                "page_token",
-                Type::String,
-                "From the previous page",
-            ))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("a page")
-                    .content("application/json", Content::new(Some(list))),
-            )
-            .response("400", error_response("bad query")),
-    );
-    let mut item = PathItem::new(
-        HttpMethod::Get,
-        op(&format!("{id}_get"), &format!("Get one {noun}"))
-            .parameter(name_param())
-            .response("200", resource_response(&schema))
-            .response("404", error_response("not found")),
-    );
-    item.put = Some(
-        op(&format!("{id}_put"), &format!("Create or replace a {noun}"))
-            .description(Some(
-                "The body may also carry `name` (must equal the path) and `version` (the \
-                 version last read; 0 = must not exist). `If-Match: N` does the same.",
-            ))
-            .parameter(name_param())
-            .request_body(Some(body(&schema)))
-            .response("200", resource_response(&schema))
-            .response("201", resource_response(&schema))
-            .response("400", error_response("malformed JSON"))
-            .response("409", error_response("version conflict"))
-            .response("413", error_response("body too large"))
-            .response(
-                "422",
-                error_response("invalid or unknown field, or dangling reference"),
-            )
-            .build(),
-    );
-    item.delete = Some(
-        op(&format!("{id}_delete"), &format!("Delete a {noun}"))
-            .parameter(name_param())
-            .parameter(query_param(
-                "version",
-                Type::Integer,
-                "Delete only at this version",
-            ))
-            .response("204", plain("deleted"))
-            .response("404", error_response("not found"))
-            .response(
-                "409",
-                error_response("version conflict, or still referenced"),
-            )
-            .build(),
-    );
-    [
-        (format!("/api/v1/{kind}"), collection),
-        (format!("/api/v1/{kind}/{{name}}"), item),
-    ]
+        .build();
+    op.responses
+        .responses
+        .insert("401".into(), RefOr::T(unauthorized));
 }
 
 fn collect<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
     schemas.push((T::name().into_owned(), T::schema()));
     T::schemas(schemas);
-}
-
-fn resource_meta() -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .property("name", ObjectBuilder::new().schema_type(Type::String))
-        .property(
-            "version",
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .description(Some("Bumped on every write; send it back to update safely")),
-        )
-        .property(
-            "created_at",
-            ObjectBuilder::new().schema_type(Type::String).format(Some(
-                utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime),
-            )),
-        )
-        .property(
-            "updated_at",
-            ObjectBuilder::new().schema_type(Type::String).format(Some(
-                utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime),
-            )),
-        )
-        .into()
-}
-
-/// The name of the schema of a kind as the API reads and writes it: the model's fields plus
-/// the envelope (`name`, `version`, `created_at`, `updated_at`).
-fn with_meta(schema: &str) -> Ref {
-    Ref::from_schema_name(format!("{schema}Resource"))
-}
-
-/// Adds `{Model}Resource` to `schemas`. The model objects refuse unknown fields, so the envelope
-/// cannot be an `allOf` beside them: it is merged into a copy of the model's object.
-fn collect_resource<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-    collect::<T>(schemas);
-    let RefOr::T(Schema::Object(mut object)) = T::schema() else {
-        return;
-    };
-    if let RefOr::T(Schema::Object(meta)) = resource_meta() {
-        object.properties.extend(meta.properties);
-    }
-    schemas.push((
-        format!("{}Resource", T::name()),
-        RefOr::T(Schema::Object(object)),
-    ));
 }
 
 fn op(id: &str, summary: &str) -> OperationBuilder {
@@ -257,46 +136,75 @@ fn op(id: &str, summary: &str) -> OperationBuilder {
         .summary(Some(summary))
 }
 
+/// The answers of every operation that reads or writes the store.
+fn store_errors(op: OperationBuilder) -> OperationBuilder {
+    op.response(
+        "500",
+        error_response(
+            "internal: the store failed the request, or a stored row could not be read (see \
+             the server log)",
+        ),
+    )
+    .response(
+        "503",
+        store_unavailable("store_unavailable: the store is not reachable; retry shortly"),
+    )
+}
+
+/// 503 `store_unavailable`, with the `Retry-After` header `error.rs` adds to it.
+fn store_unavailable(description: &str) -> ResponseBuilder {
+    error_response(description).header(
+        "Retry-After",
+        HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .description(Some("Seconds to wait before retrying"))
+            .build(),
+    )
+}
+
+/// A resource name: the rule `model::validate_name` enforces.
+fn name_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+        .min_length(Some(1))
+        .max_length(Some(63))
+}
+
 fn name_param() -> ParameterBuilder {
     ParameterBuilder::new()
         .name("name")
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
-        .schema(Some(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
-                .max_length(Some(63)),
-        ))
+        .schema(Some(name_schema()))
+        .example(Some(serde_json::json!("web")))
 }
 
-fn query_param(name: &str, ty: Type, description: &str) -> ParameterBuilder {
+fn query_param(
+    name: &str,
+    schema: impl Into<RefOr<Schema>>,
+    description: &str,
+) -> ParameterBuilder {
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Query)
         .required(Required::False)
         .description(Some(description))
-        .schema(Some(ObjectBuilder::new().schema_type(ty)))
+        .schema(Some(schema))
 }
 
-fn body(schema: &str) -> utoipa::openapi::request_body::RequestBody {
-    RequestBodyBuilder::new()
-        .required(Some(Required::True))
-        .content("application/json", Content::new(Some(with_meta(schema))))
-        .build()
-}
-
-fn resource_response(schema: &str) -> ResponseBuilder {
+fn json(description: &str, schema: impl Into<RefOr<Schema>>) -> ResponseBuilder {
     ResponseBuilder::new()
-        .description("the resource")
-        .content("application/json", Content::new(Some(with_meta(schema))))
+        .description(description)
+        .content("application/json", Content::new(Some(schema.into())))
 }
 
 fn error_response(description: &str) -> ResponseBuilder {
-    ResponseBuilder::new().description(description).content(
-        "application/json",
-        Content::new(Some(Ref::from_schema_name(ErrorEnvelope::name()))),
-    )
+    json(description, Ref::from_schema_name(ErrorEnvelope::name()))
 }
 
 fn plain(description: &str) -> ResponseBuilder {

@@ -2,13 +2,13 @@
 //! computed config, the Envoy bootstrap and the Prometheus metrics.
 
 use utoipa::openapi::{
-    ArrayBuilder, Content, HttpMethod, ObjectBuilder, PathItem, Ref, RefOr, Required,
-    ResponseBuilder, Schema,
+    AllOfBuilder, ArrayBuilder, Content, HttpMethod, KnownFormat, ObjectBuilder, PathItem, Ref,
+    RefOr, Required, ResponseBuilder, Schema, SchemaFormat,
     path::{ParameterBuilder, ParameterIn},
-    schema::Type,
+    schema::{AnyOfBuilder, Type},
 };
 
-use super::{error_response, op, query_param};
+use super::{error_response, json, op, query_param};
 
 fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
@@ -87,17 +87,63 @@ fn node_id_param() -> ParameterBuilder {
         .schema(Some(string()))
 }
 
-fn json(description: &str, schema: impl Into<RefOr<Schema>>) -> ResponseBuilder {
-    ResponseBuilder::new()
-        .description(description)
-        .content("application/json", Content::new(Some(schema.into())))
+/// `bootstrap.rs`'s rule for node_id and cluster: 1..=256 characters, no control characters
+/// (Unicode Cc, as Rust's `char::is_control`).
+fn identifier() -> ObjectBuilder {
+    string()
+        .min_length(Some(1))
+        .max_length(Some(256))
+        .pattern(Some("^[^\\u0000-\\u001f\\u007f-\\u009f]*$"))
+}
+
+/// `bootstrap.rs`'s rule for xds_host: an IP address, or a DNS name of 1..=63-character labels
+/// of ASCII letters, digits and inner hyphens, at most 253 characters.
+fn host() -> RefOr<Schema> {
+    let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    let dns = string()
+        .max_length(Some(253))
+        .pattern(Some(format!("^{label}(\\.{label})*$")));
+    let format = |f: KnownFormat| string().format(Some(SchemaFormat::KnownFormat(f)));
+    RefOr::T(Schema::AnyOf(
+        AnyOfBuilder::new()
+            .item(dns)
+            .item(format(KnownFormat::Ipv4))
+            .item(format(KnownFormat::Ipv6))
+            .build(),
+    ))
+}
+
+/// The bootstrap's top level, as `bootstrap.rs` renders it.
+fn bootstrap_schema() -> ObjectBuilder {
+    let object = || ObjectBuilder::new().schema_type(Type::Object);
+    ObjectBuilder::new()
+        .property(
+            "node",
+            object()
+                .property("id", string())
+                .property("cluster", string())
+                .property("metadata", object())
+                .required("id")
+                .required("cluster")
+                .required("metadata"),
+        )
+        .property("admin", object())
+        .property("dynamic_resources", object())
+        .property("static_resources", object())
+        .required("node")
+        .required("admin")
+        .required("dynamic_resources")
+        .required("static_resources")
+        .description(Some(
+            "An Envoy v3 Bootstrap: node, admin on 127.0.0.1, ADS or per-type xDS sources, and \
+             the static xDS cluster",
+        ))
 }
 
 /// The paths, adding the schemas they use to `all`.
 pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, PathItem)> {
     schemas(all);
     let status = || Ref::from_schema_name("ProxyStatus");
-    let list = ObjectBuilder::new().property("items", ArrayBuilder::new().items(status()));
     let one = ObjectBuilder::new()
         .property(
             "streams",
@@ -107,9 +153,23 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
                     "How many xDS streams the node has open (one for ADS, one per type otherwise)",
                 )),
         )
-        .description(Some(
-            "The node's newest stream: ProxyStatus fields plus streams",
-        ));
+        .required("streams")
+        .build();
+    let node = || {
+        RefOr::T(Schema::AllOf(
+            AllOfBuilder::new()
+                .item(status())
+                .item(one.clone())
+                .description(Some(
+                    "The node's newest stream, types merged over all its streams, plus streams",
+                ))
+                .build(),
+        ))
+    };
+    let list = ObjectBuilder::new()
+        .property("items", ArrayBuilder::new().items(node()))
+        .required("items");
+    let unknown = || error_response("an unknown query parameter (this path takes none)");
     let config = ObjectBuilder::new()
         .description(Some(
             "{\"<type_url>\": {\"<name>\": {\"version\", \"resource\" (proto3 JSON)}}, \"warnings\": [...]}",
@@ -125,57 +185,74 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
         "A ready Envoy bootstrap pointing at this server",
     )
     .description(Some(
-        "JSON text, which is also YAML: save it as envoy.yaml. The xDS host is the server's \
-             xDS address, or the host this request came to when xDS listens on 0.0.0.0 or ::, \
-             or xds_host.",
+        "Served as application/yaml; the text is JSON, which is also YAML: save it as \
+         envoy.yaml or envoy.json. The xDS host is xds_host, else the server's xDS address, or \
+         the host this request came to when xDS listens on 0.0.0.0 or ::. Node metadata: \
+         metadata.<key>=<value> query parameters (at most 64; keys 1..=128 characters, values \
+         at most 1024 bytes, no control characters), e.g. metadata.role=edge sets \
+         {\"role\": \"edge\"}. Each parameter may be given once.",
     ))
     .parameter(
         query_param(
             "node_id",
-            Type::String,
-            "Required: the proxy's node id (1..=256 characters)",
+            identifier(),
+            "The proxy's node id (1..=256 characters)",
         )
         .required(Required::True),
     )
     .parameter(query_param(
         "cluster",
-        Type::String,
+        identifier(),
         "The proxy's node cluster (default \"default\")",
     ))
     .parameter(query_param(
         "delta",
-        Type::Boolean,
+        ObjectBuilder::new().schema_type(Type::Boolean),
         "true: delta xDS (DELTA_GRPC); false (default): state of the world",
     ))
     .parameter(query_param(
+        "ads",
+        ObjectBuilder::new().schema_type(Type::Boolean),
+        "true (default): one ADS stream; false: separate CDS/LDS/EDS/RDS streams",
+    ))
+    .parameter(query_param(
         "admin_port",
-        Type::Integer,
-        "Envoy's admin port on 127.0.0.1, 1..=65535 (default 9901)",
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(65535)),
+        "Envoy's admin port on 127.0.0.1 (default 9901)",
     ))
     .parameter(query_param(
         "xds_host",
-        Type::String,
+        host(),
         "Override the xDS host (IP address or DNS name)",
     ))
-    .parameter(query_param(
-        "metadata.<key>",
-        Type::String,
-        "Node metadata: metadata.role=edge sets {\"role\": \"edge\"}",
-    ))
-    .response("200", text("application/yaml", "the bootstrap"))
+    .response(
+        "200",
+        ResponseBuilder::new().description("the bootstrap").content(
+            super::super::bootstrap::CONTENT_TYPE,
+            Content::new(Some(bootstrap_schema())),
+        ),
+    )
     .response(
         "400",
-        error_response("missing node_id, bad or unknown parameter"),
+        error_response("missing node_id, a bad, repeated or unknown parameter"),
     );
     let metrics = op("metrics_get", "Prometheus metrics (text format 0.0.4)")
-        .response("200", text("text/plain", "the exposition"));
+        .response("200", text("text/plain", "the exposition"))
+        .response("400", unknown());
     vec![
         (
             "/api/v1/proxies".into(),
             PathItem::new(
                 HttpMethod::Get,
-                op("proxies_list", "Every open xDS stream, oldest first")
-                    .response("200", json("the streams", list)),
+                op(
+                    "proxies_list",
+                    "Every connected proxy, one item per node id, in node id order",
+                )
+                .response("200", json("the proxies", list))
+                .response("400", unknown()),
             ),
         ),
         (
@@ -184,18 +261,8 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
                 HttpMethod::Get,
                 op("proxies_get", "The status of one connected proxy")
                     .parameter(node_id_param())
-                    .response(
-                        "200",
-                        json(
-                            "the newest stream",
-                            RefOr::T(Schema::AllOf(
-                                utoipa::openapi::AllOfBuilder::new()
-                                    .item(status())
-                                    .item(one)
-                                    .build(),
-                            )),
-                        ),
-                    )
+                    .response("200", json("the node", node()))
+                    .response("400", unknown())
                     .response("404", error_response("not connected")),
             ),
         ),
@@ -209,6 +276,7 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
                 )
                 .parameter(node_id_param())
                 .response("200", json("the resources by type URL and name", config))
+                .response("400", unknown())
                 .response("404", error_response("not connected"))
                 .response(
                     "503",

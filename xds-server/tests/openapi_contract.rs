@@ -1,0 +1,136 @@
+//! The REST contract, checked against the live server: schemathesis reads `/api/openapi.json`
+//! from the real binary and drives every operation with generated requests, valid and invalid,
+//! then checks each answer against the document (status documented, body and headers as
+//! described, no 5xx, invalid input refused, valid input accepted, 401 without the token).
+//!
+//! `SCHEMATHESIS` names the binary (`scripts/test.sh` installs a pinned version into
+//! `.venv-test` and sets it). Without it the tests skip and say so, except under `CI=true`.
+//! The seed is fixed, so a run is repeatable; `XDS_CONTRACT_SEED` picks another to explore.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use integration::server::Server;
+
+/// Generated cases per operation and phase: enough to reach every documented status, small
+/// enough for about half a minute per run on two cores.
+const MAX_EXAMPLES: &str = "15";
+/// A run that takes longer than this has hung.
+const DEADLINE: Duration = Duration::from_secs(240);
+
+fn schemathesis() -> Option<PathBuf> {
+    let path = std::env::var_os("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    if path.is_none() {
+        assert!(
+            !integration::in_ci(),
+            "CI=true but SCHEMATHESIS is not set (scripts/test.sh installs it and sets it)"
+        );
+        integration::announce_skip(
+            "OpenAPI contract test",
+            "SCHEMATHESIS not set; run scripts/test.sh",
+        );
+    }
+    path
+}
+
+/// Runs schemathesis against `server` (sending `headers` on every request) and fails with its
+/// report unless it found nothing.
+fn check_contract(bin: &Path, server: &Server, headers: &[&str]) {
+    let work = tempfile::tempdir().unwrap();
+    let report = work.path().join("schemathesis.txt");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
+    let seed = std::env::var("XDS_CONTRACT_SEED").unwrap_or_else(|_| "20261201".into());
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config-file")
+        .arg(&config)
+        .arg("run")
+        .arg(server.url("/api/openapi.json"))
+        .args(["--checks", "all", "--max-examples", MAX_EXAMPLES])
+        .args([
+            "--seed",
+            &seed,
+            "--generation-database",
+            "none",
+            "--no-color",
+        ])
+        .args(["--request-timeout", "10"]);
+    for header in headers {
+        cmd.args(["--header", header]);
+    }
+    // Its working directory is scratch: nothing it writes lands in the checkout.
+    let mut child = cmd
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&report).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::options().append(true).open(&report).unwrap(),
+        ))
+        .spawn()
+        .expect("start schemathesis");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "schemathesis ran over {DEADLINE:?}:\n{}",
+                std::fs::read_to_string(&report).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::fs::read_to_string(&report).unwrap_or_default();
+    assert!(
+        status.success(),
+        "schemathesis found the server and /api/openapi.json disagreeing ({status}):\n{output}"
+    );
+    // A run that tested nothing would also exit 0.
+    assert!(
+        output.contains("Tested: ") && !output.contains("Tested: 0"),
+        "schemathesis tested no operation:\n{output}"
+    );
+    eprintln!(
+        "schemathesis: {}",
+        output.lines().last().unwrap_or_default().trim()
+    );
+}
+
+#[test]
+fn without_a_token_the_server_does_what_its_document_says() {
+    let Some(bin) = schemathesis() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mesh.db");
+    let server = Server::start(&["--sqlite-file", db.to_str().unwrap()], &[]);
+    check_contract(&bin, &server, &[]);
+}
+
+#[test]
+fn with_a_token_the_server_does_what_its_document_says() {
+    let Some(bin) = schemathesis() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mesh.db");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "contract-s3cret\n").unwrap();
+    let server = Server::start(
+        &[
+            "--sqlite-file",
+            db.to_str().unwrap(),
+            "--admin-token-file",
+            token.to_str().unwrap(),
+        ],
+        &[],
+    );
+    check_contract(&bin, &server, &["Authorization: Bearer contract-s3cret"]);
+}
