@@ -230,6 +230,16 @@ impl Metrics {
             "The newest mesh revision this replica knows of",
             revision,
         );
+        // Live tokio tasks (one per xDS stream, plus connections): a leak shows here first.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let tasks = Gauge::<i64>::default();
+            tasks.set(handle.metrics().num_alive_tasks() as i64);
+            now.register(
+                "xds_server_tokio_alive_tasks",
+                "Tasks alive in the server's tokio runtime now",
+                tasks,
+            );
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_text::encode(&mut out, &self.inner.registry);

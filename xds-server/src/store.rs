@@ -109,12 +109,55 @@ pub enum Error {
         name: String,
         referrers: Vec<(Kind, String)>,
     },
+    /// See [`Error::is_unavailable`] for which of these are worth retrying.
     #[error("database error: {0} (is the database reachable?)")]
     Database(#[from] sqlx::Error),
     #[error("could not migrate the database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is unreadable: {0}")]
     Corrupt(String),
+}
+
+impl Error {
+    /// The database could not be reached or could not serve the request just now (a lost
+    /// connection, a pool that found no live connection in time, a server shutting down or
+    /// starting up, a busy SQLite file): retrying later may succeed, and the caller should be
+    /// told so rather than see an internal error.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Database(e) => database_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+/// The connection-level and transient failures among sqlx's errors (see
+/// [`Error::is_unavailable`]).
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+        _ => false,
+    }
+}
+
+/// SQLSTATEs (Postgres) and result codes (SQLite) that say "not now" rather than "never".
+fn transient_code(code: &str) -> bool {
+    // Postgres: class 08 connection exception; 57P01 admin_shutdown, 57P02 crash_shutdown,
+    // 57P03 cannot_connect_now; 53300 too_many_connections; 40001 serialization_failure,
+    // 40P01 deadlock_detected.
+    if code.starts_with("08")
+        || ["57P01", "57P02", "57P03", "53300", "40001", "40P01"].contains(&code)
+    {
+        return true;
+    }
+    // SQLite's extended result codes: the primary code is the low byte; 5 BUSY, 6 LOCKED.
+    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 fn describe(referrers: &[(Kind, String)]) -> String {
@@ -163,4 +206,29 @@ pub trait Store: Send + Sync + 'static {
 
 fn parse_kind(s: &str) -> Result<Kind, Error> {
     Kind::parse(s).ok_or_else(|| Error::Corrupt(format!("unknown kind '{s}'")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_are_unavailable_other_errors_are_not() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for e in [sqlx::Error::PoolTimedOut, sqlx::Error::Io(refused)] {
+            assert!(Error::Database(e).is_unavailable());
+        }
+        assert!(!Error::Database(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!Error::Corrupt("x".into()).is_unavailable());
+    }
+
+    #[test]
+    fn transient_codes() {
+        for code in ["08006", "57P01", "57P03", "53300", "40001", "5", "517", "6"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "19", "1"] {
+            assert!(!transient_code(code), "{code}");
+        }
+    }
 }

@@ -29,8 +29,8 @@ pub struct ErrorEnvelope {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_json`, `invalid_field`, `unknown_field`,
-    /// `invalid_query`, `invalid_header`, `not_found`, `conflict`, `referenced`, `payload_too_large`,
-    /// `unauthorized`, `method_not_allowed`, `unavailable`, `internal`.
+    /// `invalid_query`, `invalid_header`, `invalid_path`, `not_found`, `conflict`, `referenced`, `payload_too_large`,
+    /// `unauthorized`, `method_not_allowed`, `unavailable`, `store_unavailable`, `internal`.
     pub code: &'static str,
     /// For people: what was wrong and what to do.
     pub message: String,
@@ -94,6 +94,19 @@ impl ApiError {
         )
     }
 
+    /// The store cannot be reached (or is too busy) right now: a 503 with `Retry-After`. A
+    /// write that gets this was not acknowledged; it may still have committed if the
+    /// connection broke during the commit, so a conditional write should re-read first.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store (database) is unavailable; retry shortly. The mesh last loaded \
+             is still served to proxies. A write answered with this error may not have been \
+             applied: read the resource back (GET) before retrying a write that sets a version",
+        )
+    }
+
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -130,12 +143,17 @@ impl From<store::Error> for ApiError {
                     .collect();
                 err
             }
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %message, "store unavailable");
+                Self::store_unavailable()
+            }
             store::Error::Database(_) | store::Error::Migrate(_) => {
-                tracing::error!(error = %message, "store unavailable");
+                // The detail may name hosts or users: it goes to the log only.
+                tracing::error!(error = %message, "store error");
                 Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the store is not reachable; nothing was changed; retry, or see the server log",
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the store failed to run the request; see the server log",
                 )
             }
             store::Error::Corrupt(_) => {
@@ -149,7 +167,15 @@ impl From<store::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let retry = self.body.code == "store_unavailable";
         let mut response = (self.status, Json(ErrorEnvelope { error: self.body })).into_response();
+        if retry {
+            // RFC 9110: how long to wait before retrying a 503, in seconds.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if unauthorized {
             // RFC 9110: a 401 names the scheme the client should use.
             response.headers_mut().insert(

@@ -1,5 +1,7 @@
 //! The production backend: PostgreSQL. Commits send `NOTIFY mesh_revision` so every replica
-//! learns of every write at once; polling covers a dropped LISTEN connection.
+//! learns of every write at once. A dropped LISTEN connection is re-established with backoff
+//! and followed by one revision read (the notifications missed meanwhile are gone); polling
+//! is the slower fallback.
 
 use std::time::Duration;
 
@@ -21,6 +23,15 @@ use crate::model::{Kind, Reference};
 /// The channel every commit notifies, with the new revision as payload.
 const CHANNEL: &str = "mesh_revision";
 
+/// How long a request waits for a pooled connection (and so for a new one while the database
+/// is down) before it fails with a 503: short enough that clients learn of an outage at once,
+/// long enough to ride out a fast restart.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The LISTEN connection's reconnect backoff: first retry, then doubled up to the cap.
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
 /// A store in PostgreSQL, shared by any number of replicas.
 pub type PostgresStore = SqlStore<PostgresBackend>;
 
@@ -34,33 +45,91 @@ impl SqlStore<PostgresBackend> {
     pub async fn connect(url: &str, poll_interval: Duration) -> Result<Self, Error> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // The default: a pooled connection is pinged before use, so the connections a
+            // database restart broke are replaced instead of failing the next request.
+            .test_before_acquire(true)
             .connect(url)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(CHANNEL).await?;
-        let store = SqlStore::new(PostgresBackend { pool }, poll_interval).await?;
-        let task = Background(tokio::spawn(listen(listener, store.revision_sender())));
+        let listener = subscribe(&pool).await?;
+        let store = SqlStore::new(PostgresBackend { pool: pool.clone() }, poll_interval).await?;
+        let task = Background(tokio::spawn(listen(
+            pool,
+            listener,
+            store.revision_sender(),
+        )));
         Ok(store.with_task(task))
     }
 }
 
-/// Publishes each notified revision. `recv` reconnects by itself after a dropped connection;
-/// whatever was missed meanwhile the poller picks up.
-async fn listen(mut listener: PgListener, tx: watch::Sender<i64>) {
+/// A connection that LISTENs on [`CHANNEL`]. It reports a lost connection (`try_recv` gives
+/// `None`) instead of reconnecting by itself, so [`listen`] knows when notifications may have
+/// been missed.
+async fn subscribe(pool: &PgPool) -> Result<PgListener, Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Publishes each notified revision. When the connection drops (a database restart, a
+/// failover, a network cut), it LISTENs again with backoff and then reads the revision once:
+/// notifications sent while it was away are gone, and that read is what brings this replica
+/// up to date (the mesh watcher then reloads the whole snapshot). Polling, when frequent,
+/// covers the same gap.
+async fn listen(pool: PgPool, mut listener: PgListener, tx: watch::Sender<i64>) {
     loop {
-        match listener.recv().await {
-            Ok(n) => match n.payload().parse() {
-                Ok(rev) => revisions::publish(&tx, rev),
-                Err(_) => tracing::warn!(
-                    payload = n.payload(),
-                    "ignoring malformed revision notification"
-                ),
-            },
+        let lost = loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => match n.payload().parse() {
+                    Ok(rev) => revisions::publish(&tx, rev),
+                    Err(_) => tracing::warn!(
+                        payload = n.payload(),
+                        "ignoring malformed revision notification"
+                    ),
+                },
+                Ok(None) => break "connection closed".to_string(),
+                Err(e) => break e.to_string(),
+            }
+        };
+        tracing::warn!(
+            error = %lost,
+            "LISTEN connection to Postgres lost; reconnecting (writes from other replicas are \
+             seen again once it is back)"
+        );
+        drop(listener);
+        listener = resubscribe(&pool).await;
+        match read_revision(&pool).await {
+            Ok(revision) => {
+                tracing::info!(revision, "LISTEN re-established; caught up with the store");
+                revisions::publish(&tx, revision);
+            }
+            // The pool's next successful read (a poll, a request) will catch up instead; the
+            // LISTEN itself is back.
             Err(e) => {
-                tracing::warn!(error = %e, "LISTEN connection failed; retrying in 1s (polling continues)");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tracing::warn!(error = %e, "LISTEN re-established but reading the revision failed")
+            }
+        }
+    }
+}
+
+/// Retries [`subscribe`] with exponential backoff until it succeeds.
+async fn resubscribe(pool: &PgPool) -> PgListener {
+    let mut wait = RECONNECT_FIRST;
+    let mut attempts = 0u32;
+    loop {
+        match subscribe(pool).await {
+            Ok(listener) => return listener,
+            Err(e) => {
+                attempts += 1;
+                // Every attempt while it is short, then one line in ten: an outage of minutes
+                // should not flood the log.
+                if attempts <= 3 || attempts.is_multiple_of(10) {
+                    tracing::warn!(error = %e, attempts, retry_in = ?wait, "LISTEN: Postgres not reachable yet");
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RECONNECT_MAX);
             }
         }
     }
