@@ -125,11 +125,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let mut watch = watch.clone();
         async move { watch.signaled().await }
     };
-    let ctx = Context {
-        cache,
-        registry,
-        metrics,
-    };
+    let ctx = Context::new(cache, registry, metrics, config.xds_limits.limits());
     let xds_server = server::serve(ctx, xds_listener, draining());
     let admin_server = axum::serve(admin_listener, api::router(state))
         .with_graceful_shutdown(draining())

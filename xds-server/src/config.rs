@@ -56,6 +56,86 @@ pub struct Config {
     /// On SIGTERM/SIGINT, how long in-flight requests may finish before the server stops.
     #[arg(long, env = "XDS_SERVER_SHUTDOWN_GRACE", default_value = "10s")]
     pub shutdown_grace: Duration,
+
+    /// What any client reaching the xDS port may make the server hold or do.
+    #[command(flatten)]
+    pub xds_limits: XdsLimits,
+}
+
+/// The xDS limits (see `xds::limits`); defaults are far above what real proxies need.
+#[derive(Debug, Clone, clap::Args)]
+pub struct XdsLimits {
+    /// xDS streams open at once, over all connections; the next is refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "XDS_SERVER_XDS_MAX_STREAMS", default_value_t = 10_000)]
+    pub xds_max_streams: usize,
+
+    /// xDS streams one HTTP/2 connection may open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "XDS_SERVER_XDS_MAX_STREAMS_PER_CONNECTION", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub xds_max_streams_per_connection: u32,
+
+    /// How long a new xDS stream may wait for its first request before it is closed with
+    /// DEADLINE_EXCEEDED.
+    #[arg(
+        long,
+        env = "XDS_SERVER_XDS_FIRST_REQUEST_TIMEOUT",
+        default_value = "10s"
+    )]
+    pub xds_first_request_timeout: Duration,
+
+    /// Distinct type URLs one xDS stream may use.
+    #[arg(
+        long,
+        env = "XDS_SERVER_XDS_MAX_TYPES_PER_STREAM",
+        default_value_t = 16
+    )]
+    pub xds_max_types_per_stream: usize,
+
+    /// Entries in a delta request's initial_resource_versions.
+    #[arg(
+        long,
+        env = "XDS_SERVER_XDS_MAX_INITIAL_RESOURCE_VERSIONS",
+        default_value_t = 10_000
+    )]
+    pub xds_max_initial_resource_versions: usize,
+
+    /// Bytes of any resource name (or type URL) in an xDS request.
+    #[arg(
+        long,
+        env = "XDS_SERVER_XDS_MAX_RESOURCE_NAME_BYTES",
+        default_value_t = 1024
+    )]
+    pub xds_max_resource_name_bytes: usize,
+
+    /// Bytes of the node (id, cluster, metadata, ...), encoded.
+    #[arg(long, env = "XDS_SERVER_XDS_MAX_NODE_BYTES", default_value_t = 64 * 1024)]
+    pub xds_max_node_bytes: usize,
+
+    /// Bytes of a NACK's error_detail message kept in the proxy status; longer ones are cut.
+    #[arg(long, env = "XDS_SERVER_XDS_MAX_ERROR_DETAIL_BYTES", default_value_t = 4 * 1024)]
+    pub xds_max_error_detail_bytes: usize,
+
+    /// How long an xDS response may wait for a proxy that reads nothing (with 8 more already
+    /// queued) before the proxy's connection is closed.
+    #[arg(long, env = "XDS_SERVER_XDS_WRITE_TIMEOUT", default_value = "30s")]
+    pub xds_write_timeout: Duration,
+}
+
+impl XdsLimits {
+    pub fn limits(&self) -> crate::xds::limits::Limits {
+        crate::xds::limits::Limits {
+            max_streams: self.xds_max_streams,
+            max_streams_per_connection: self.xds_max_streams_per_connection,
+            first_request_timeout: self.xds_first_request_timeout.get(),
+            max_types_per_stream: self.xds_max_types_per_stream,
+            max_initial_resource_versions: self.xds_max_initial_resource_versions,
+            max_name_bytes: self.xds_max_resource_name_bytes,
+            max_node_bytes: self.xds_max_node_bytes,
+            max_error_detail_bytes: self.xds_max_error_detail_bytes,
+            write_timeout: self.xds_write_timeout.get(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,5 +171,33 @@ mod tests {
         assert!(Config::try_parse_from(["xds-server", "--poll-interval", "fast"]).is_err());
         assert!(Config::try_parse_from(["xds-server", "--admin-addr", "nowhere"]).is_err());
         assert!(Config::try_parse_from(["xds-server", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn xds_limit_defaults_match_the_embedded_servers() {
+        let config = Config::try_parse_from(["xds-server"]).unwrap();
+        if std::env::vars().all(|(k, _)| !k.starts_with("XDS_SERVER_XDS_")) {
+            assert_eq!(
+                config.xds_limits.limits(),
+                crate::xds::limits::Limits::default()
+            );
+        }
+        let config = Config::try_parse_from([
+            "xds-server",
+            "--xds-max-streams",
+            "5",
+            "--xds-write-timeout",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(config.xds_limits.limits().max_streams, 5);
+        assert_eq!(
+            config.xds_limits.limits().write_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert!(
+            Config::try_parse_from(["xds-server", "--xds-max-streams-per-connection", "0"])
+                .is_err()
+        );
     }
 }

@@ -66,6 +66,12 @@ impl TypeLabels {
     }
 }
 
+/// Which limit refused something (`crate::xds::limits`); a fixed set of names.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
 fn variant_label(variant: Variant) -> &'static str {
     match variant {
         Variant::Sotw => "sotw",
@@ -94,6 +100,7 @@ struct Inner {
     push_latency: Histogram,
     rebuilds: Counter,
     rebuild_duration: Histogram,
+    limit_refusals: Family<LimitLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -111,6 +118,15 @@ impl Metrics {
         let push_latency = Histogram::new(LATENCY_BUCKETS);
         let rebuilds = Counter::default();
         let rebuild_duration = Histogram::new(REBUILD_BUCKETS);
+        let limit_refusals = Family::<LimitLabels, Counter>::default();
+        for limit in crate::xds::limits::LABELS {
+            let _ = limit_refusals.get_or_create(&LimitLabels { limit });
+        }
+        registry.register(
+            "xds_limit_refusals",
+            "xDS streams or requests refused by a limit (see --xds-max-*); error_detail_bytes counts NACK messages cut short",
+            limit_refusals.clone(),
+        );
         // Names are given without `_total` / unit: the encoder appends them.
         registry.register(
             "xds_pushes",
@@ -155,6 +171,7 @@ impl Metrics {
                 push_latency,
                 rebuilds,
                 rebuild_duration,
+                limit_refusals,
             }),
         }
     }
@@ -181,6 +198,22 @@ impl Metrics {
             .nacks
             .get_or_create(&TypeLabels::new(type_url, variant))
             .inc();
+    }
+
+    /// Something was refused by `limit` (a label of `crate::xds::limits::LABELS`).
+    pub fn limit_refused(&self, limit: &'static str) {
+        self.inner
+            .limit_refusals
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    /// Times `limit` refused something so far.
+    pub fn limit_refusals(&self, limit: &'static str) -> u64 {
+        self.inner
+            .limit_refusals
+            .get_or_create(&LimitLabels { limit })
+            .get()
     }
 
     /// Seconds from the store change to the response being sent.
@@ -230,16 +263,6 @@ impl Metrics {
             "The newest mesh revision this replica knows of",
             revision,
         );
-        // Live tokio tasks (one per xDS stream, plus connections): a leak shows here first.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let tasks = Gauge::<i64>::default();
-            tasks.set(handle.metrics().num_alive_tasks() as i64);
-            now.register(
-                "xds_server_tokio_alive_tasks",
-                "Tasks alive in the server's tokio runtime now",
-                tasks,
-            );
-        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_text::encode(&mut out, &self.inner.registry);

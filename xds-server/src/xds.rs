@@ -8,6 +8,7 @@
 //! - `stream`: the glue running one state machine against one gRPC stream.
 //! - [`server`]: the tonic services (ADS, CDS, EDS, LDS, RDS; SotW and delta) and
 //!   [`server::serve`], the one place the gRPC server and its transport settings are built.
+//! - [`limits`]: bounds on what any client of the xDS port can make the server hold or do.
 //! - [`embedded`]: the xDS server alone in this process, for tests and benchmarks.
 
 pub mod cache;
@@ -15,6 +16,7 @@ pub mod delta;
 pub mod embedded;
 #[cfg(test)]
 mod fixtures;
+pub mod limits;
 pub mod server;
 pub mod sotw;
 mod stream;
@@ -45,6 +47,10 @@ pub enum Feedback {
     /// A reconnecting proxy already holds `version` (delta's `initial_resource_versions`), so
     /// nothing needed sending: it runs what we would send.
     Resumed { type_url: String, version: String },
+    /// The proxy subscribed to `asked` names of one type, more than [`MAX_NAMES`]: only the
+    /// first are served. Kept in its status (the stream stays up: ending it would only make
+    /// the proxy reconnect and ask again, in a loop).
+    Capped { type_url: String, asked: usize },
 }
 
 /// What one event produced in a state machine: responses to send, and feedback for status
@@ -73,18 +79,11 @@ pub enum Error {
     BadTypeUrl(String),
     #[error("this service serves {expected} only, not '{got}'")]
     WrongType { expected: TypeUrl, got: String },
-    #[error("a stream may subscribe to at most {MAX_NAMES} resources of one type")]
-    TooManyNames,
-    #[error("the node's metadata is {0} bytes; at most {MAX_NODE_METADATA} are accepted")]
-    NodeTooLarge(usize),
 }
 
 /// Per stream and type, the most resource names a proxy may subscribe to: far above any real
 /// proxy, and a bound on what an unauthenticated client can make the server keep.
 pub const MAX_NAMES: usize = 10_000;
-
-/// The largest node metadata kept for a stream, encoded.
-pub const MAX_NODE_METADATA: usize = 64 * 1024;
 
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::task::JoinHandle;
 
-use super::{Context, cache::Cache, server};
+use super::{Context, cache::Cache, limits::Limits, server};
 use crate::{metrics::Metrics, status::Registry, store::Store};
 
 /// A running xDS server; stops when dropped.
@@ -27,17 +27,23 @@ pub enum Error {
 }
 
 impl Embedded {
-    /// Serves `store`'s mesh over xDS, coalescing changes within `window`.
+    /// Serves `store`'s mesh over xDS, coalescing changes within `window`, with the default
+    /// [`Limits`].
     pub async fn start(store: Arc<dyn Store>, window: Duration) -> Result<Embedded, Error> {
+        Self::start_with(store, window, Limits::default()).await
+    }
+
+    /// As [`Embedded::start`], with these limits.
+    pub async fn start_with(
+        store: Arc<dyn Store>,
+        window: Duration,
+        limits: Limits,
+    ) -> Result<Embedded, Error> {
         let metrics = Metrics::new();
         let (mesh, watcher) = crate::watch::spawn(store, window, |_| {}).await?;
         let cache = Cache::new(mesh);
         let registry = Registry::default();
-        let ctx = Context {
-            cache: cache.clone(),
-            registry: registry.clone(),
-            metrics: metrics.clone(),
-        };
+        let ctx = Context::new(cache.clone(), registry.clone(), metrics.clone(), limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {

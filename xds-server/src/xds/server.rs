@@ -1,9 +1,22 @@
 //! The tonic services: ADS and the per-type CDS, EDS, LDS and RDS, each in SotW and delta.
 //! All of them run the same stream machinery; a per-type service only serves its own type.
 //! [`serve`] is the one place the gRPC server is built, for the binary and the embedded
-//! server alike, so their transport settings cannot drift apart.
+//! server alike, so their transport settings cannot drift apart. Each accepted connection is
+//! wrapped in a [`Conn`] the streams on it can cut (a proxy that stops reading loses it).
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context as TaskContext, Poll},
+    time::Duration,
+};
+
+use futures::{TryStreamExt, task::AtomicWaker};
 
 use envoy_types::pb::envoy::service::{
     cluster::v3::cluster_discovery_service_server::{
@@ -25,14 +38,21 @@ use envoy_types::pb::envoy::service::{
         RouteDiscoveryService, RouteDiscoveryServiceServer,
     },
 };
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tonic::{Request, Response, Status, Streaming, service::Routes};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{
+    Request, Response, Status, Streaming,
+    service::Routes,
+    transport::server::{Connected, TcpConnectInfo},
+};
 
 use super::{
     delta::Delta,
     sotw::Sotw,
-    stream::{self, Context},
+    stream::{self, Context, Outbound},
 };
 use xds_core::TypeUrl;
 
@@ -47,15 +67,134 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
+    // tonic passes no SETTINGS_MAX_CONCURRENT_STREAMS unless told (hyper's default of 200
+    // would otherwise be removed): one connection could take every stream slot.
+    let per_connection = ctx.limits.max_streams_per_connection;
+    let incoming = TcpListenerStream::new(listener).map_ok(Conn::new);
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .max_concurrent_streams(per_connection)
         .add_routes(XdsServer::new(ctx).routes())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
 
-type SotwStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-type DeltaStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+type SotwStream = Outbound<DiscoveryResponse>;
+type DeltaStream = Outbound<DeltaDiscoveryResponse>;
+
+// === impl Conn ===
+
+/// An accepted TCP connection that the streams on it can close ([`Cutter`]): once cut, every
+/// read and write fails, so the HTTP/2 connection ends and drops what its streams buffered.
+#[derive(Debug)]
+pub struct Conn {
+    io: TcpStream,
+    cut: Arc<CutState>,
+}
+
+#[derive(Debug, Default)]
+struct CutState {
+    cut: AtomicBool,
+    reader: AtomicWaker,
+    writer: AtomicWaker,
+}
+
+/// Closes one connection (see [`Conn`]).
+#[derive(Debug, Clone)]
+pub struct Cutter(Arc<CutState>);
+
+/// What an xDS request knows of its connection, in its extensions (tonic's
+/// `Request::remote_addr` does not see it: read `tcp.remote_addr()` here).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub tcp: TcpConnectInfo,
+    pub cutter: Cutter,
+}
+
+impl Cutter {
+    pub(crate) fn cut(&self) {
+        self.0.cut.store(true, Ordering::Release);
+        self.0.reader.wake();
+        self.0.writer.wake();
+    }
+}
+
+impl Conn {
+    fn new(io: TcpStream) -> Self {
+        Self {
+            io,
+            cut: Arc::default(),
+        }
+    }
+
+    /// Registers `cx` to be woken by a cut; an error once cut.
+    fn check(&self, waker: &AtomicWaker, cx: &TaskContext<'_>) -> io::Result<()> {
+        waker.register(cx.waker());
+        if self.cut.cut.load(Ordering::Acquire) {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed by the xDS server: a stream on it stopped reading (--xds-write-timeout)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Connected for Conn {
+    type ConnectInfo = ConnInfo;
+    fn connect_info(&self) -> ConnInfo {
+        ConnInfo {
+            tcp: self.io.connect_info(),
+            cutter: Cutter(self.cut.clone()),
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.check(&self.cut.reader, cx)?;
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check(&self.cut.writer, cx)?;
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        self.check(&self.cut.writer, cx)?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.check(&self.cut.writer, cx)?;
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+// === impl XdsServer ===
 
 /// Every xDS service, sharing one context.
 #[derive(Debug, Clone)]
@@ -82,13 +221,10 @@ impl XdsServer {
         req: Request<Streaming<DiscoveryRequest>>,
         only: Option<TypeUrl>,
         service: &'static str,
-    ) -> Response<SotwStream> {
-        Response::new(stream::run::<Sotw>(
-            self.ctx.clone(),
-            req.into_inner(),
-            only,
-            service,
-        ))
+    ) -> Result<Response<SotwStream>, Status> {
+        let cut = cutter(&req);
+        let out = stream::run::<Sotw>(self.ctx.clone(), req.into_inner(), only, service, cut)?;
+        Ok(Response::new(out))
     }
 
     fn delta(
@@ -96,14 +232,18 @@ impl XdsServer {
         req: Request<Streaming<DeltaDiscoveryRequest>>,
         only: Option<TypeUrl>,
         service: &'static str,
-    ) -> Response<DeltaStream> {
-        Response::new(stream::run::<Delta>(
-            self.ctx.clone(),
-            req.into_inner(),
-            only,
-            service,
-        ))
+    ) -> Result<Response<DeltaStream>, Status> {
+        let cut = cutter(&req);
+        let out = stream::run::<Delta>(self.ctx.clone(), req.into_inner(), only, service, cut)?;
+        Ok(Response::new(out))
     }
+}
+
+/// The request's connection's [`Cutter`] (absent when served over another transport).
+fn cutter<T>(req: &Request<T>) -> Option<Cutter> {
+    req.extensions()
+        .get::<ConnInfo>()
+        .map(|info| info.cutter.clone())
 }
 
 fn no_fetch() -> Status {
@@ -119,14 +259,14 @@ impl AggregatedDiscoveryService for XdsServer {
         &self,
         req: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<SotwStream>, Status> {
-        Ok(self.sotw(req, None, "ads"))
+        self.sotw(req, None, "ads")
     }
 
     async fn delta_aggregated_resources(
         &self,
         req: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<DeltaStream>, Status> {
-        Ok(self.delta(req, None, "ads"))
+        self.delta(req, None, "ads")
     }
 }
 
@@ -142,14 +282,14 @@ macro_rules! per_type_service {
                 &self,
                 req: Request<Streaming<DiscoveryRequest>>,
             ) -> Result<Response<SotwStream>, Status> {
-                Ok(self.sotw(req, Some($ty), $service))
+                self.sotw(req, Some($ty), $service)
             }
 
             async fn $delta(
                 &self,
                 req: Request<Streaming<DeltaDiscoveryRequest>>,
             ) -> Result<Response<DeltaStream>, Status> {
-                Ok(self.delta(req, Some($ty), $service))
+                self.delta(req, Some($ty), $service)
             }
 
             async fn $fetch(

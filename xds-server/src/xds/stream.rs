@@ -1,9 +1,13 @@
 //! The glue between one gRPC stream and one state machine: requests and mesh changes in,
 //! responses out, status and metrics updated on the way. One task per stream; a slow proxy
-//! only delays itself (it always gets the latest resources, never a backlog).
+//! only delays itself (it always gets the latest resources, never a backlog), and a proxy that
+//! stops reading altogether loses its connection after `--xds-write-timeout`. Every request
+//! passes the [`Limits`] checks before its state machine sees it.
 
 use std::{
+    pin::Pin,
     sync::Arc,
+    task::{Context as TaskContext, Poll},
     time::{Duration, Instant},
 };
 
@@ -14,12 +18,20 @@ use envoy_types::pb::envoy::{
         DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
     },
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Status, Streaming};
 use xds_core::TypeUrl;
 
-use super::{Error, Feedback, Step, cache::Cache, delta::Delta, node_info, sotw::Sotw};
+use super::{
+    Error, Feedback, Step,
+    cache::Cache,
+    delta::Delta,
+    limits::{self, ERROR_DETAIL_LABEL, Exceeded, Limits, RESPONSE_QUEUE, TypeSet},
+    node_info,
+    server::Cutter,
+    sotw::Sotw,
+};
 use crate::{
     metrics::Metrics,
     status::{ProxyStatus, Registry, StreamGuard, SyncState, TypeStatus, Variant},
@@ -36,11 +48,57 @@ pub struct Context {
     pub cache: Arc<Cache>,
     pub registry: Registry,
     pub metrics: Metrics,
+    /// What any one client may make the server hold or do.
+    pub limits: Arc<Limits>,
+    /// One permit per open stream: `limits.max_streams` in all.
+    streams: Arc<Semaphore>,
+}
+
+impl Context {
+    pub fn new(cache: Arc<Cache>, registry: Registry, metrics: Metrics, limits: Limits) -> Self {
+        Self {
+            streams: Arc::new(Semaphore::new(limits.max_streams)),
+            limits: Arc::new(limits),
+            cache,
+            registry,
+            metrics,
+        }
+    }
+
+    /// Counts a refusal and turns it into the stream's status.
+    fn refuse(&self, e: Exceeded) -> Status {
+        self.metrics.limit_refused(e.label());
+        tracing::info!(limit = e.label(), "xDS limit hit: {e}");
+        e.into()
+    }
+
+    /// Runs the limit checks on one request of a stream that has used `types`.
+    fn admit(&self, req: &impl limits::Request, types: &mut TypeSet) -> Result<(), Status> {
+        self.limits
+            .check(req)
+            .and_then(|()| types.admit(req.type_url(), self.limits.max_types_per_stream))
+            .map_err(|e| self.refuse(e))
+    }
+}
+
+/// The responses of one stream, as the transport reads them. Holds the stream's slot of
+/// `--xds-max-streams` until both it and the stream's task are gone.
+#[derive(Debug)]
+pub struct Outbound<R> {
+    rx: ReceiverStream<Result<R, Status>>,
+    _slot: Arc<OwnedSemaphorePermit>,
+}
+
+impl<R> Stream for Outbound<R> {
+    type Item = Result<R, Status>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.rx).poll_next(cx)
+    }
 }
 
 /// A protocol state machine, as the runner sees it.
 pub(crate) trait Machine: Send + 'static {
-    type Request: Send + 'static;
+    type Request: limits::Request + Send + 'static;
     type Response: Send + 'static;
     const VARIANT: Variant;
     fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self;
@@ -104,23 +162,38 @@ impl Machine for Delta {
     }
 }
 
-/// Runs a stream in its own task; the returned stream carries its responses.
+/// Runs a stream in its own task; the returned stream carries its responses. Refused with
+/// RESOURCE_EXHAUSTED when `--xds-max-streams` are already open. `cut` closes the stream's
+/// connection (for a proxy that stopped reading).
 pub(crate) fn run<M: Machine>(
     ctx: Context,
     inbound: Streaming<M::Request>,
     only: Option<TypeUrl>,
     service: &'static str,
-) -> ReceiverStream<Result<M::Response, Status>>
+    cut: Option<Cutter>,
+) -> Result<Outbound<M::Response>, Status>
 where
     Streaming<M::Request>: Send,
 {
-    let (tx, rx) = mpsc::channel(8);
+    let slot = match ctx.streams.clone().try_acquire_owned() {
+        Ok(permit) => Arc::new(permit),
+        Err(_) => {
+            let max = ctx.limits.max_streams;
+            return Err(ctx.refuse(Exceeded::Streams { max }));
+        }
+    };
+    let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
+    let held = slot.clone();
     tokio::spawn(async move {
-        if let Err(status) = serve::<M>(ctx, inbound, only, service, &tx).await {
+        let _slot = held;
+        if let Err(status) = serve::<M>(ctx, inbound, only, service, &tx, cut).await {
             let _ = tx.send(Err(status)).await;
         }
     });
-    ReceiverStream::new(rx)
+    Ok(Outbound {
+        rx: ReceiverStream::new(rx),
+        _slot: slot,
+    })
 }
 
 async fn serve<M: Machine>(
@@ -129,18 +202,18 @@ async fn serve<M: Machine>(
     only: Option<TypeUrl>,
     service: &'static str,
     tx: &mpsc::Sender<Result<M::Response, Status>>,
+    cut: Option<Cutter>,
 ) -> Result<(), Status> {
-    let Some(first) = inbound.message().await? else {
+    let wait = ctx.limits.first_request_timeout;
+    let first = tokio::time::timeout(wait, inbound.message())
+        .await
+        .map_err(|_| ctx.refuse(Exceeded::FirstRequest(wait)))?;
+    let Some(first) = first? else {
         return Ok(());
     };
+    let mut types = TypeSet::default();
+    ctx.admit(&first, &mut types)?;
     let node = M::node(&first).ok_or(Error::MissingNode)?;
-    let metadata_len = node
-        .metadata
-        .as_ref()
-        .map_or(0, prost::Message::encoded_len);
-    if metadata_len > super::MAX_NODE_METADATA {
-        return Err(Error::NodeTooLarge(metadata_len).into());
-    }
     let info = node_info(node);
     let mut mesh = ctx.cache.mesh();
     let published = mesh.borrow_and_update().clone();
@@ -162,16 +235,23 @@ async fn serve<M: Machine>(
     let mut changed_at: Option<Instant> = None;
     let mut hold_until: Option<tokio::time::Instant> = None;
     loop {
-        record(
-            &guard,
-            &ctx.metrics,
-            M::VARIANT,
-            &step.feedback,
-            changed_at.take(),
-        );
+        record(&guard, &ctx, M::VARIANT, &step.feedback, changed_at.take());
         for response in step.responses {
-            if tx.send(Ok(response)).await.is_err() {
-                return Ok(()); // the proxy went away
+            let write_timeout = ctx.limits.write_timeout;
+            match tokio::time::timeout(write_timeout, tx.send(Ok(response))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Ok(()), // the proxy went away
+                Err(_) => {
+                    // The proxy reads nothing: no status would reach it either. Closing its
+                    // connection frees the queued responses and the transport's buffers.
+                    let e = Exceeded::WriteTimeout(write_timeout);
+                    ctx.metrics.limit_refused(e.label());
+                    tracing::warn!(node = %info.id, limit = e.label(), "{e}");
+                    if let Some(cut) = &cut {
+                        cut.cut();
+                    }
+                    return Ok(());
+                }
             }
         }
         hold_until = match (machine.holding(), hold_until) {
@@ -185,7 +265,10 @@ async fn serve<M: Machine>(
                 machine.release()
             }
             msg = inbound.message() => match msg {
-                Ok(Some(req)) => machine.on_request(&req)?,
+                Ok(Some(req)) => {
+                    ctx.admit(&req, &mut types)?;
+                    machine.on_request(&req)?
+                }
                 Ok(None) => break,
                 Err(status) => {
                     tracing::debug!(node = %info.id, %status, "stream ended with an error");
@@ -230,7 +313,7 @@ fn delivery(node: &NodeInfo, service: &'static str, variant: Variant) -> Deliver
 /// Applies a step's feedback to the proxy status and the metrics.
 fn record(
     guard: &StreamGuard,
-    metrics: &Metrics,
+    ctx: &Context,
     variant: Variant,
     feedback: &[Feedback],
     changed_at: Option<Instant>,
@@ -238,6 +321,7 @@ fn record(
     if feedback.is_empty() {
         return;
     }
+    let metrics = &ctx.metrics;
     if let Some(at) =
         changed_at.filter(|_| feedback.iter().any(|f| matches!(f, Feedback::Sent { .. })))
     {
@@ -270,11 +354,22 @@ fn record(
                     t.version_acked = Some(version.clone());
                     t.status = SyncState::Synced;
                 }
+                Feedback::Capped { type_url, asked } => {
+                    let t = entry(&mut s.types, type_url);
+                    t.error_detail = Some(format!(
+                        "subscribed to {asked} names; only the first {} are served (a stream may hold at most that many per type)",
+                        super::MAX_NAMES
+                    ));
+                }
                 Feedback::Nack { type_url, message } => {
                     metrics.nack(type_url, variant);
                     let t = entry(&mut s.types, type_url);
                     t.status = SyncState::Nacked;
-                    t.error_detail = Some(message.clone());
+                    let cut = ctx.limits.truncate_error_detail(message);
+                    if cut.is_some() {
+                        metrics.limit_refused(ERROR_DETAIL_LABEL);
+                    }
+                    t.error_detail = Some(cut.unwrap_or_else(|| message.clone()));
                 }
             }
         }
