@@ -9,6 +9,7 @@ mod endpoints;
 mod error;
 mod health;
 mod openapi;
+mod path;
 mod proxies;
 mod resources;
 

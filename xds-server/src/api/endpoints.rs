@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
@@ -11,6 +11,7 @@ use serde_json::json;
 use super::{
     ApiError, AppState,
     body::Body,
+    path::Path,
     resources::{not_found, put_spec, record_response},
 };
 use crate::model::{Endpoints, Kind, Service};

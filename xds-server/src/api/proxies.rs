@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, path::Path};
 use crate::{metrics, status::ProxyStatus, translate::resources_to_json};
 
 /// Every connected proxy, one item per node id (as [`proxies_get`] shows it), in node id

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use super::{
     ApiError, AppState,
     body::{self, Body},
+    path::Path,
 };
 use crate::{
     model::{Spec, validate_name},

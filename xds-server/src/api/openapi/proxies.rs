@@ -170,6 +170,12 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
         .property("items", ArrayBuilder::new().items(node()))
         .required("items");
     let unknown = || error_response("an unknown query parameter (this path takes none)");
+    let unknown_or_path = || {
+        error_response(
+            "an unknown query parameter (this path takes none), or invalid_path (a node id \
+             that is not percent-encoded UTF-8)",
+        )
+    };
     let config = ObjectBuilder::new()
         .description(Some(
             "{\"<type_url>\": {\"<name>\": {\"version\", \"resource\" (proto3 JSON)}}, \"warnings\": [...]}",
@@ -262,7 +268,7 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
                 op("proxies_get", "The status of one connected proxy")
                     .parameter(node_id_param())
                     .response("200", json("the node", node()))
-                    .response("400", unknown())
+                    .response("400", unknown_or_path())
                     .response("404", error_response("not connected")),
             ),
         ),
@@ -276,7 +282,7 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
                 )
                 .parameter(node_id_param())
                 .response("200", json("the resources by type URL and name", config))
-                .response("400", unknown())
+                .response("400", unknown_or_path())
                 .response("404", error_response("not connected"))
                 .response(
                     "503",

@@ -81,6 +81,7 @@ fn kind_paths<S: Spec>(schemas: &mut Schemas) -> [(String, PathItem); 2] {
             op(&format!("{id}_get"), &format!("Get one {noun}"))
                 .parameter(name_param())
                 .response("200", resource_response(&schema, true))
+                .response("400", bad_path())
                 .response("404", error_response("not found")),
         ),
     );
@@ -121,7 +122,8 @@ fn kind_paths<S: Spec>(schemas: &mut Schemas) -> [(String, PathItem); 2] {
                 .response(
                     "400",
                     error_response(
-                        "bad version or If-Match, the two disagree, or an unknown parameter",
+                        "bad version or If-Match, the two disagree, an unknown parameter, or \
+                         invalid_path",
                     ),
                 )
                 .response("404", error_response("not found"))
@@ -156,6 +158,7 @@ fn endpoints_path(schemas: &mut Schemas) -> (String, PathItem) {
             )
             .parameter(name_param())
             .response("200", resource_response(&schema, false))
+            .response("400", bad_path())
             .response("404", error_response("no such service")),
         ),
     );
@@ -184,11 +187,16 @@ fn writes(op: OperationBuilder, schema: &str) -> OperationBuilder {
             .response("201", resource_response(schema, true))
             .response(
                 "400",
-                error_response("a body that is not a JSON object, or a bad If-Match"),
+                error_response("a body that is not a JSON object, a bad If-Match, or invalid_path"),
             )
             .response("409", error_response("version conflict"))
             .response("413", error_response("body larger than --max-body-bytes")),
     )
+}
+
+/// `invalid_path`: a path segment whose percent-encoding is not UTF-8 (`path.rs`).
+fn bad_path() -> utoipa::openapi::ResponseBuilder {
+    error_response("invalid_path: the path is not percent-encoded UTF-8")
 }
 
 fn collect<T: ToSchema>(schemas: &mut Schemas) {
