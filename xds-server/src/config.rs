@@ -100,6 +100,10 @@ pub struct XdsLimits {
     )]
     pub xds_max_initial_resource_versions: usize,
 
+    /// Bytes of one xDS request, encoded (what a stream may buffer while a request arrives).
+    #[arg(long, env = "XDS_SERVER_XDS_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub xds_max_request_bytes: usize,
+
     /// Bytes of any resource name (or type URL) in an xDS request.
     #[arg(
         long,
@@ -130,6 +134,7 @@ impl XdsLimits {
             first_request_timeout: self.xds_first_request_timeout.get(),
             max_types_per_stream: self.xds_max_types_per_stream,
             max_initial_resource_versions: self.xds_max_initial_resource_versions,
+            max_request_bytes: self.xds_max_request_bytes,
             max_name_bytes: self.xds_max_resource_name_bytes,
             max_node_bytes: self.xds_max_node_bytes,
             max_error_detail_bytes: self.xds_max_error_detail_bytes,

@@ -375,6 +375,38 @@ async fn initial_resource_versions_over_the_cap_are_refused() {
 }
 
 #[tokio::test]
+async fn a_request_over_the_size_cap_is_refused() {
+    let server = Server::start(Limits {
+        max_request_bytes: 4096,
+        ..Limits::default()
+    })
+    .await;
+    let mut good = server.good_proxy("good").await;
+    // A first request that fits, then one of about 6 KB (100 names of 60 bytes).
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("{i:03}-{}", "n".repeat(56)))
+        .collect();
+    let requests = vec![
+        DiscoveryRequest {
+            node: node("hostile"),
+            type_url: type_url::ENDPOINT.into(),
+            resource_names: vec!["web".into()],
+            ..DiscoveryRequest::default()
+        },
+        DiscoveryRequest {
+            type_url: type_url::ENDPOINT.into(),
+            resource_names: names,
+            ..DiscoveryRequest::default()
+        },
+    ];
+    let (_tx, mut hostile) = raw_sotw(&server.channel().await, requests).await;
+    let status = ending(&mut hostile).await;
+    assert_refused(&status, Code::ResourceExhausted, "--xds-max-request-bytes");
+    assert_eq!(server.refusals("request_bytes"), 1);
+    server.still_served(&mut good, "api").await;
+}
+
+#[tokio::test]
 async fn long_resource_names_are_refused_in_every_field() {
     let server = Server::start(Limits {
         max_name_bytes: 100,

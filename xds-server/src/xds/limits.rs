@@ -30,6 +30,8 @@ pub struct Limits {
     pub max_types_per_stream: usize,
     /// Entries of a delta request's `initial_resource_versions`.
     pub max_initial_resource_versions: usize,
+    /// Bytes of one request, encoded: what a stream buffers while a request arrives.
+    pub max_request_bytes: usize,
     /// Bytes of any resource name or type URL in a request.
     pub max_name_bytes: usize,
     /// Bytes of the node, encoded (it is kept for the stream's life and shown by the API).
@@ -59,6 +61,7 @@ impl Default for Limits {
             first_request_timeout: Duration::from_secs(10),
             max_types_per_stream: 16,
             max_initial_resource_versions: 10_000,
+            max_request_bytes: 4 * 1024 * 1024,
             max_name_bytes: 1024,
             max_node_bytes: 64 * 1024,
             max_error_detail_bytes: 4 * 1024,
@@ -87,6 +90,10 @@ pub enum Exceeded {
     )]
     InitialVersions { got: usize, max: usize },
     #[error(
+        "a request is larger than {max} bytes (--xds-max-request-bytes): subscribe in smaller steps, or raise the limit"
+    )]
+    RequestBytes { max: usize },
+    #[error(
         "a name in {field} is {got} bytes; at most {max} are accepted (--xds-max-resource-name-bytes)"
     )]
     NameBytes {
@@ -112,6 +119,7 @@ impl Exceeded {
             Exceeded::FirstRequest(_) => "first_request_timeout",
             Exceeded::Types { .. } => "types_per_stream",
             Exceeded::InitialVersions { .. } => "initial_resource_versions",
+            Exceeded::RequestBytes { .. } => "request_bytes",
             Exceeded::NameBytes { .. } => "resource_name_bytes",
             Exceeded::NodeBytes { .. } => "node_bytes",
             Exceeded::WriteTimeout(_) => "write_timeout",
@@ -120,11 +128,12 @@ impl Exceeded {
 }
 
 /// Every `limit` label, so the series exist (at zero) before the first refusal.
-pub const LABELS: [&str; 8] = [
+pub const LABELS: [&str; 9] = [
     "streams",
     "first_request_timeout",
     "types_per_stream",
     "initial_resource_versions",
+    "request_bytes",
     "resource_name_bytes",
     "node_bytes",
     "error_detail_bytes",
@@ -190,6 +199,21 @@ impl Request for DeltaDiscoveryRequest {
 }
 
 impl Limits {
+    /// The stream's status for an error reading a request: tonic's refusal of a request over
+    /// [`Limits::max_request_bytes`] becomes [`Exceeded::RequestBytes`] (it names no flag).
+    pub(crate) fn read_error(&self, status: tonic::Status) -> Result<tonic::Status, Exceeded> {
+        // tonic says OUT_OF_RANGE; a limit is RESOURCE_EXHAUSTED here, with the flag named.
+        let too_large = status.code() == tonic::Code::OutOfRange
+            && status.message().contains("message length too large");
+        if too_large {
+            Err(Exceeded::RequestBytes {
+                max: self.max_request_bytes,
+            })
+        } else {
+            Ok(status)
+        }
+    }
+
     /// Checks one request on its own: node size, name lengths, `initial_resource_versions`.
     pub(crate) fn check(&self, req: &impl Request) -> Result<(), Exceeded> {
         if let Some(node) = req.node() {
@@ -400,6 +424,21 @@ mod tests {
             l.truncate_error_detail("abcdéfgh").as_deref(),
             Some(format!("abcd{TRUNCATED}").as_str())
         );
+    }
+
+    #[test]
+    fn tonics_oversized_request_error_names_the_flag() {
+        let l = small();
+        let tonic = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 9 bytes, the limit is: 8 bytes",
+        );
+        let e = l.read_error(tonic).unwrap_err();
+        assert_eq!(e.label(), "request_bytes");
+        let s = tonic::Status::from(e);
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert!(s.message().contains("--xds-max-request-bytes"));
+        let other = l.read_error(tonic::Status::cancelled("gone")).unwrap();
+        assert_eq!(other.code(), tonic::Code::Cancelled);
     }
 
     #[test]

@@ -207,13 +207,20 @@ impl XdsServer {
         Self { ctx }
     }
 
-    /// The gRPC routes for a tonic server.
+    /// The gRPC routes for a tonic server; each refuses requests over
+    /// `--xds-max-request-bytes`.
     pub fn routes(self) -> Routes {
-        Routes::new(AggregatedDiscoveryServiceServer::new(self.clone()))
-            .add_service(ClusterDiscoveryServiceServer::new(self.clone()))
-            .add_service(EndpointDiscoveryServiceServer::new(self.clone()))
-            .add_service(ListenerDiscoveryServiceServer::new(self.clone()))
-            .add_service(RouteDiscoveryServiceServer::new(self))
+        let max = self.ctx.limits.max_request_bytes;
+        let ads = AggregatedDiscoveryServiceServer::new(self.clone());
+        let cds = ClusterDiscoveryServiceServer::new(self.clone());
+        let eds = EndpointDiscoveryServiceServer::new(self.clone());
+        let lds = ListenerDiscoveryServiceServer::new(self.clone());
+        let rds = RouteDiscoveryServiceServer::new(self);
+        Routes::new(ads.max_decoding_message_size(max))
+            .add_service(cds.max_decoding_message_size(max))
+            .add_service(eds.max_decoding_message_size(max))
+            .add_service(lds.max_decoding_message_size(max))
+            .add_service(rds.max_decoding_message_size(max))
     }
 
     fn sotw(

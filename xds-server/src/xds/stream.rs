@@ -72,6 +72,15 @@ impl Context {
         e.into()
     }
 
+    /// The stream's status for an error reading a request (a request over the size limit is
+    /// counted as a refusal).
+    fn read_error(&self, status: Status) -> Status {
+        match self.limits.read_error(status) {
+            Ok(status) => status,
+            Err(e) => self.refuse(e),
+        }
+    }
+
     /// Runs the limit checks on one request of a stream that has used `types`.
     fn admit(&self, req: &impl limits::Request, types: &mut TypeSet) -> Result<(), Status> {
         self.limits
@@ -208,7 +217,8 @@ async fn serve<M: Machine>(
     let first = tokio::time::timeout(wait, inbound.message())
         .await
         .map_err(|_| ctx.refuse(Exceeded::FirstRequest(wait)))?;
-    let Some(first) = first? else {
+    let first = first.map_err(|s| ctx.read_error(s))?;
+    let Some(first) = first else {
         return Ok(());
     };
     let mut types = TypeSet::default();
@@ -270,10 +280,13 @@ async fn serve<M: Machine>(
                     machine.on_request(&req)?
                 }
                 Ok(None) => break,
-                Err(status) => {
-                    tracing::debug!(node = %info.id, %status, "stream ended with an error");
-                    break;
-                }
+                Err(status) => match ctx.limits.read_error(status) {
+                    Err(e) => return Err(ctx.refuse(e)),
+                    Ok(status) => {
+                        tracing::debug!(node = %info.id, %status, "stream ended with an error");
+                        break;
+                    }
+                },
             },
             changed = mesh.changed() => {
                 if changed.is_err() {
