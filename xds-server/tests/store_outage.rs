@@ -191,7 +191,7 @@ struct Broken {
 }
 
 impl Broken {
-    fn new(fail: Option<fn() -> sqlx::Error>) -> Arc<dyn Store> {
+    fn store(fail: Option<fn() -> sqlx::Error>) -> Arc<dyn Store> {
         Arc::new(Broken {
             fail,
             revision: watch::Sender::new(0),
@@ -236,7 +236,7 @@ impl Store for Broken {
 
 #[tokio::test]
 async fn connection_failures_are_503_store_unavailable_other_database_errors_500() {
-    let app = router(AppState::new(Broken::new(Some(|| {
+    let app = router(AppState::new(Broken::store(Some(|| {
         sqlx::Error::PoolTimedOut
     }))));
     let resp = call(&app, "PUT", "/api/v1/services/web", Some(HTTP), &[]).await;
@@ -245,7 +245,7 @@ async fn connection_failures_are_503_store_unavailable_other_database_errors_500
     let resp = call(&app, "GET", "/readyz", None, &[]).await;
     assert_error(&resp, StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
 
-    let app = router(AppState::new(Broken::new(Some(|| {
+    let app = router(AppState::new(Broken::store(Some(|| {
         sqlx::Error::RowNotFound
     }))));
     let resp = call(&app, "PUT", "/api/v1/services/web", Some(HTTP), &[]).await;
@@ -259,7 +259,7 @@ async fn connection_failures_are_503_store_unavailable_other_database_errors_500
 
 #[tokio::test]
 async fn readyz_answers_503_when_the_store_hangs() {
-    let app = router(AppState::new(Broken::new(None)));
+    let app = router(AppState::new(Broken::store(None)));
     let started = Instant::now();
     let resp = call(&app, "GET", "/readyz", None, &[]).await;
     assert_error(&resp, StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
