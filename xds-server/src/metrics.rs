@@ -101,6 +101,7 @@ struct Inner {
     rebuilds: Counter,
     rebuild_duration: Histogram,
     limit_refusals: Family<LimitLabels, Counter>,
+    held_back: Gauge,
 }
 
 impl Default for Metrics {
@@ -119,6 +120,12 @@ impl Metrics {
         let rebuilds = Counter::default();
         let rebuild_duration = Histogram::new(REBUILD_BUCKETS);
         let limit_refusals = Family::<LimitLabels, Counter>::default();
+        let held_back = Gauge::default();
+        registry.register(
+            "xds_held_back_resources",
+            "Resource versions a proxy rejected, which its group is not sent (it keeps the last version a proxy of the group accepted); see held_back in GET /api/v1/proxies",
+            held_back.clone(),
+        );
         for limit in crate::xds::limits::LABELS {
             let _ = limit_refusals.get_or_create(&LimitLabels { limit });
         }
@@ -172,8 +179,16 @@ impl Metrics {
                 rebuilds,
                 rebuild_duration,
                 limit_refusals,
+                held_back,
             }),
         }
+    }
+
+    /// How many resource versions are held back by last-known-good now.
+    pub fn set_held_back(&self, n: usize) {
+        self.inner
+            .held_back
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// One response of `type_url` sent on a stream of `variant`.
@@ -263,6 +278,16 @@ impl Metrics {
             "The newest mesh revision this replica knows of",
             revision,
         );
+        // Live tokio tasks (one per xDS stream, plus connections): a leak shows here first.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let tasks = Gauge::<i64>::default();
+            tasks.set(handle.metrics().num_alive_tasks() as i64);
+            now.register(
+                "xds_server_tokio_alive_tasks",
+                "Tasks alive in the server's tokio runtime now",
+                tasks,
+            );
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_text::encode(&mut out, &self.inner.registry);

@@ -14,7 +14,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::translate::Resources;
+use crate::translate::{HeldBack, Resources};
 
 /// Which flavour of xDS a stream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -63,6 +63,10 @@ pub struct ProxyStatus {
     /// `/api/v1/proxies/{id}/config`).
     #[serde(skip)]
     pub resources: Option<Arc<Resources>>,
+    /// What its group is not sent because a proxy of the group rejected it (last-known-good),
+    /// and what it is sent instead.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<HeldBack>,
 }
 
 /// Identifies one stream in the registry.

@@ -75,6 +75,26 @@ pub struct Resources {
     /// Generated EDS clusters: a proxy fetches their assignments while they warm. (A raw
     /// cluster replacing one of them is not, so nothing waits for it.)
     pub eds_clusters: BTreeSet<String>,
+    /// The group these resources are for.
+    pub group: Selection,
+    /// Resources whose current version a proxy of the group rejected: replaced by the last
+    /// version a proxy accepted, or left out when none did (last-known-good).
+    pub held_back: Vec<HeldBack>,
+}
+
+/// A resource held back from a group because one of its proxies rejected its current version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HeldBack {
+    pub type_url: String,
+    pub name: String,
+    /// The rejected version, which no proxy of the group is sent.
+    pub rejected_version: String,
+    /// The version sent instead (the last one a proxy of the group accepted); none when no
+    /// proxy ever accepted one, and the resource is left out.
+    pub serving_version: Option<String>,
+    /// The proxy that rejected it, and its message.
+    pub rejected_by: String,
+    pub message: String,
 }
 
 impl Resources {

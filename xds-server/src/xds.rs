@@ -9,6 +9,8 @@
 //! - [`server`]: the tonic services (ADS, CDS, EDS, LDS, RDS; SotW and delta) and
 //!   [`server::serve`], the one place the gRPC server and its transport settings are built.
 //! - [`limits`]: bounds on what any client of the xDS port can make the server hold or do.
+//! - [`verdicts`]: last-known-good: what each group accepted and rejected, applied to what
+//!   the group is sent.
 //! - [`embedded`]: the xDS server alone in this process, for tests and benchmarks.
 
 pub mod cache;
@@ -20,19 +22,22 @@ pub mod limits;
 pub mod server;
 pub mod sotw;
 mod stream;
+pub mod verdicts;
 mod warming;
 
 pub use stream::Context;
+
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 
 use xds_core::{TypeUrl, node::struct_to_json};
 
-use crate::translate::NodeInfo;
+use crate::translate::{Encoded, NodeInfo};
 
 /// What a state machine tells the rest of the server besides responses: it feeds the proxy
 /// status and the metrics.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Feedback {
     /// A response went out with `version` holding `count` resources.
     Sent {
@@ -51,6 +56,14 @@ pub enum Feedback {
     /// first are served. Kept in its status (the stream stays up: ending it would only make
     /// the proxy reconnect and ask again, in a loop).
     Capped { type_url: String, asked: usize },
+    /// What the proxy said of the resources of the response it answered (SotW: all it holds
+    /// of the type; delta: what that response updated): `rejected` holds its message. Feeds
+    /// last-known-good.
+    Verdict {
+        type_url: String,
+        items: Arc<[Arc<Encoded>]>,
+        rejected: Option<String>,
+    },
 }
 
 /// What one event produced in a state machine: responses to send, and feedback for status

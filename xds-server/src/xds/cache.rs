@@ -12,6 +12,7 @@ use std::{
 
 use tokio::sync::watch;
 
+use super::verdicts::Verdicts;
 use crate::{
     translate::{Delivery, NodeInfo, Resources, Selection, select, translate},
     watch::Published,
@@ -22,6 +23,7 @@ pub struct Cache {
     mesh: watch::Receiver<Arc<Published>>,
     groups: Mutex<HashMap<Selection, Group>>,
     translations: AtomicU64,
+    verdicts: Verdicts,
 }
 
 /// One group at one revision. The map lock is held only to find or make the slot; the
@@ -46,6 +48,7 @@ impl Cache {
             mesh,
             groups: Mutex::new(HashMap::new()),
             translations: AtomicU64::new(0),
+            verdicts: Verdicts::default(),
         })
     }
 
@@ -54,8 +57,24 @@ impl Cache {
         self.mesh.clone()
     }
 
-    /// The resources for `node` in `published`, translated at most once per group and revision.
+    /// What each group accepted and rejected (last-known-good).
+    pub fn verdicts(&self) -> &Verdicts {
+        &self.verdicts
+    }
+
+    /// The resources for `node` in `published`, translated at most once per group and
+    /// revision, with what its group rejected held back.
     pub fn resources(
+        &self,
+        published: &Published,
+        node: &NodeInfo,
+        delivery: &Delivery,
+    ) -> Arc<Resources> {
+        self.verdicts
+            .apply(self.translation(published, node, delivery))
+    }
+
+    fn translation(
         &self,
         published: &Published,
         node: &NodeInfo,
@@ -76,6 +95,7 @@ impl Cache {
                 _ => {
                     if groups.len() >= 64 && groups.len().is_power_of_two() {
                         groups.retain(|_, g| g.live());
+                        self.verdicts.retain(|s| groups.contains_key(s));
                     }
                     let slot = Arc::new(OnceLock::new());
                     let group = Group {
@@ -104,7 +124,8 @@ impl Cache {
     }
 
     fn translate(&self, published: &Published, selection: &Selection) -> Resources {
-        let resources = translate(&published.mesh, selection);
+        let mut resources = translate(&published.mesh, selection);
+        resources.group = selection.clone();
         self.translations.fetch_add(1, Ordering::Relaxed);
         for w in &resources.warnings {
             tracing::warn!(revision = published.mesh.revision, warning = %w, "translation");

@@ -49,7 +49,7 @@ struct TypeState {
     known: BTreeMap<String, String>,
     /// The last few responses sent for this type, oldest first: their nonces, and what they
     /// updated (name, version), so a NACK is pinned on what it rejected.
-    recent: VecDeque<(String, Vec<(String, String)>)>,
+    recent: VecDeque<(String, Arc<[Arc<Encoded>]>)>,
     /// Versions the proxy rejected, by name: never sent again (not even by the forced
     /// assignment resend after a cluster push) until they change.
     rejected: BTreeMap<String, String>,
@@ -98,16 +98,29 @@ impl Delta {
             // response counts as much as one of the latest.
             (Some(status), Some(i)) => {
                 let (_, updated) = &state.recent[i];
-                state.rejected.extend(updated.iter().cloned());
+                let pins = updated.iter().map(|e| (e.name.clone(), e.version.clone()));
+                state.rejected.extend(pins);
                 step.feedback.push(Feedback::Nack {
                     type_url: type_url.to_string(),
                     message: status.message.clone(),
                 });
+                step.feedback.push(Feedback::Verdict {
+                    type_url: type_url.to_string(),
+                    items: updated.clone(),
+                    rejected: Some(status.message.clone()),
+                });
             }
-            (None, Some(_)) if latest => step.feedback.push(Feedback::Ack {
-                type_url: type_url.to_string(),
-                version: known_version(&state.known),
-            }),
+            (None, Some(i)) if latest => {
+                step.feedback.push(Feedback::Ack {
+                    type_url: type_url.to_string(),
+                    version: known_version(&state.known),
+                });
+                step.feedback.push(Feedback::Verdict {
+                    type_url: type_url.to_string(),
+                    items: state.recent[i].1.clone(),
+                    rejected: None,
+                });
+            }
             // The ACK of an earlier response: the latest is still unanswered.
             _ => {}
         }
@@ -321,12 +334,9 @@ impl Delta {
         if state.recent.len() == RECENT_NONCES {
             state.recent.pop_front();
         }
-        let updated = change
-            .updated
-            .iter()
-            .map(|e| (e.name.clone(), e.version.clone()))
-            .collect();
-        state.recent.push_back((nonce.clone(), updated));
+        state
+            .recent
+            .push_back((nonce.clone(), change.updated.clone().into()));
         state.answered = true;
         let version = known_version(&state.known);
         feedback.push(Feedback::Sent {

@@ -50,8 +50,8 @@ pub fn with_types(types: &[(&str, &str)]) -> Arc<Resources> {
         .unwrap_or_default();
     Arc::new(Resources {
         by_type,
-        warnings: vec![],
         eds_clusters,
+        ..Resources::default()
     })
 }
 

@@ -97,11 +97,23 @@ impl Sotw {
                             type_url: type_url.to_string(),
                             message: status.message.clone(),
                         });
+                        step.feedback.push(Feedback::Verdict {
+                            type_url: type_url.to_string(),
+                            items: sent.items.clone(),
+                            rejected: Some(status.message.clone()),
+                        });
                     }
-                    None if req.version_info == sent.version => step.feedback.push(Feedback::Ack {
-                        type_url: type_url.to_string(),
-                        version: sent.version.clone(),
-                    }),
+                    None if req.version_info == sent.version => {
+                        step.feedback.push(Feedback::Ack {
+                            type_url: type_url.to_string(),
+                            version: sent.version.clone(),
+                        });
+                        step.feedback.push(Feedback::Verdict {
+                            type_url: type_url.to_string(),
+                            items: sent.items.clone(),
+                            rejected: None,
+                        });
+                    }
                     // After a NACK the proxy repeats its older version: not an ACK.
                     None => {}
                 },

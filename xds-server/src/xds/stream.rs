@@ -23,6 +23,7 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Status, Streaming};
 use xds_core::TypeUrl;
 
+use super::verdicts::{Verdict, Verdicts};
 use super::{
     Error, Feedback, Step,
     cache::Cache,
@@ -237,8 +238,10 @@ async fn serve<M: Machine>(
         service,
         connected_since: Utc::now(),
         types: Default::default(),
+        held_back: resources.held_back.clone(),
         resources: Some(resources.clone()),
     });
+    let mut verdicts = ctx.cache.verdicts().watch();
     tracing::info!(node = %info.id, cluster = %info.cluster, variant = ?M::VARIANT, service, "proxy connected");
     let mut machine = M::new(only, resources.clone());
     let mut step = machine.on_request(&first)?;
@@ -246,6 +249,7 @@ async fn serve<M: Machine>(
     let mut hold_until: Option<tokio::time::Instant> = None;
     loop {
         record(&guard, &ctx, M::VARIANT, &step.feedback, changed_at.take());
+        record_verdicts(&ctx, &resources, &info.id, &step.feedback);
         for response in step.responses {
             let write_timeout = ctx.limits.write_timeout;
             match tokio::time::timeout(write_timeout, tx.send(Ok(response))).await {
@@ -293,20 +297,71 @@ async fn serve<M: Machine>(
                     break; // the server is shutting down
                 }
                 let published = mesh.borrow_and_update().clone();
+                changed_at = Some(published.at);
                 let next = ctx.cache.resources(&published, &info, &delivery);
-                if Arc::ptr_eq(&next, &resources) {
-                    Step::default()
-                } else {
-                    resources = next;
-                    guard.update(|s| s.resources = Some(resources.clone()));
-                    changed_at = Some(published.at);
-                    machine.on_resources(resources.clone())
-                }
+                refresh(&mut machine, &mut resources, next, &guard, (&ctx.metrics, ctx.cache.verdicts()))
+            }
+            // A proxy rejected something: what its group is sent may have moved back.
+            Ok(()) = verdicts.changed() => {
+                let published = mesh.borrow().clone();
+                let next = ctx.cache.resources(&published, &info, &delivery);
+                refresh(&mut machine, &mut resources, next, &guard, (&ctx.metrics, ctx.cache.verdicts()))
             }
         };
     }
     tracing::info!(node = %info.id, "proxy disconnected");
     Ok(())
+}
+
+/// Moves the stream to `next` when it differs from what it has.
+fn refresh<M: Machine>(
+    machine: &mut M,
+    resources: &mut Arc<Resources>,
+    next: Arc<Resources>,
+    guard: &StreamGuard,
+    (metrics, verdicts): (&Metrics, &Verdicts),
+) -> Step<M::Response> {
+    if Arc::ptr_eq(&next, resources) {
+        return Step::default();
+    }
+    if !next.held_back.is_empty() || !resources.held_back.is_empty() {
+        metrics.set_held_back(verdicts.held_back());
+    }
+    *resources = next;
+    guard.update(|s| {
+        s.resources = Some(resources.clone());
+        s.held_back = resources.held_back.clone();
+    });
+    machine.on_resources(resources.clone())
+}
+
+/// Tells last-known-good what the proxy accepted and rejected.
+fn record_verdicts(ctx: &Context, resources: &Resources, node_id: &str, feedback: &[Feedback]) {
+    for f in feedback {
+        if let Feedback::Verdict {
+            type_url,
+            items,
+            rejected,
+        } = f
+        {
+            // Kept per rejected resource and scanned for names: bounded as in the status.
+            let cut = rejected
+                .as_deref()
+                .and_then(|m| ctx.limits.truncate_error_detail(m));
+            let verdict = match rejected {
+                Some(message) => Verdict::Rejected {
+                    node_id,
+                    message: cut.as_deref().unwrap_or(message),
+                },
+                None => Verdict::Accepted,
+            };
+            let verdicts = ctx.cache.verdicts();
+            if verdicts.record(&resources.group, type_url, items, verdict) {
+                ctx.metrics.set_held_back(verdicts.held_back());
+                tracing::warn!(node = node_id, type_url = %type_url, "a proxy rejected a resource: its group keeps the last version a proxy accepted");
+            }
+        }
+    }
 }
 
 /// How this proxy fetches what its clusters and listeners refer to: over ADS when it is on
@@ -374,6 +429,7 @@ fn record(
                         super::MAX_NAMES
                     ));
                 }
+                Feedback::Verdict { .. } => {} // see `record_verdicts`
                 Feedback::Nack { type_url, message } => {
                     metrics.nack(type_url, variant);
                     let t = entry(&mut s.types, type_url);

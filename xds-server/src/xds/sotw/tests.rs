@@ -78,7 +78,7 @@ const NONE: [&str; 0] = [];
 
 /// The feedback other than `Sent` (which [`Harness`] checks against the responses).
 fn feedback(step: &Step<DiscoveryResponse>) -> Vec<Feedback> {
-    let not_sent = |f: &&Feedback| !matches!(f, Feedback::Sent { .. });
+    let not_sent = |f: &&Feedback| !matches!(f, Feedback::Sent { .. } | Feedback::Verdict { .. });
     step.feedback.iter().filter(not_sent).cloned().collect()
 }
 

@@ -1,0 +1,212 @@
+//! Last-known-good. When a proxy rejects a resource version, the rest of its group (proxies
+//! with the same selection) is not sent that version, and neither is a proxy that connects or
+//! restarts: they keep the last version a proxy of the group accepted, until the operator
+//! changes the object (its new version goes out normally).
+//!
+//! Streams report what their proxy accepted and rejected ([`Verdicts::record`]); the cache
+//! applies the verdicts to each group's translation ([`Verdicts::apply`]). A new rejection
+//! moves a generation every stream watches, so the whole group moves back at once.
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, Weak},
+};
+
+use tokio::sync::watch;
+
+use crate::translate::{Encoded, HeldBack, Resources, Selection};
+
+/// Every group's verdicts. Shared by the cache and the streams.
+#[derive(Debug)]
+pub struct Verdicts {
+    books: Mutex<HashMap<Selection, Book>>,
+    generation: watch::Sender<u64>,
+}
+
+/// One group's verdicts.
+#[derive(Debug, Default)]
+struct Book {
+    /// By type URL, then name: the last version a proxy of the group accepted.
+    accepted: BTreeMap<String, BTreeMap<String, Arc<Encoded>>>,
+    /// By (type URL, name, version): the proxy that rejected it and its message.
+    rejected: BTreeMap<Key, Rejection>,
+    /// The last application, kept so every stream of the group shares one result: the
+    /// translation it was made from, and what it made.
+    applied: Option<(Weak<Resources>, Arc<Resources>)>,
+}
+
+type Key = (String, String, String);
+
+#[derive(Debug, Clone)]
+struct Rejection {
+    node_id: String,
+    message: String,
+}
+
+/// What a proxy said of the resources it was sent.
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict<'a> {
+    Accepted,
+    Rejected { node_id: &'a str, message: &'a str },
+}
+
+impl Default for Verdicts {
+    fn default() -> Self {
+        Self {
+            books: Mutex::new(HashMap::new()),
+            generation: watch::channel(0).0,
+        }
+    }
+}
+
+impl Verdicts {
+    /// Moves whenever a new rejection changes what some group is sent; streams watch it.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Records what a proxy of `group` said of `items` (of `type_url`): the resources of the
+    /// response it answered. A rejection is pinned on the resources the group had not
+    /// accepted before, narrowed to those the proxy's message names when it names any
+    /// (Envoy's messages name the resource). True when a new rejection was recorded.
+    pub fn record(
+        &self,
+        group: &Selection,
+        type_url: &str,
+        items: &[Arc<Encoded>],
+        verdict: Verdict<'_>,
+    ) -> bool {
+        let mut books = self.books.lock().unwrap();
+        match verdict {
+            Verdict::Accepted => {
+                let book = books.entry(group.clone()).or_default();
+                let accepted = book.accepted.entry(type_url.to_string()).or_default();
+                for e in items {
+                    let same = accepted
+                        .get(&e.name)
+                        .is_some_and(|a| a.version == e.version);
+                    let key = (type_url.to_string(), e.name.clone(), e.version.clone());
+                    if !same && !book.rejected.contains_key(&key) {
+                        accepted.insert(e.name.clone(), e.clone());
+                    }
+                }
+                false
+            }
+            Verdict::Rejected { node_id, message } => {
+                let book = books.entry(group.clone()).or_default();
+                let accepted = book.accepted.get(type_url);
+                let suspects: Vec<&Arc<Encoded>> = items
+                    .iter()
+                    .filter(|e| {
+                        accepted
+                            .and_then(|a| a.get(&e.name))
+                            .is_none_or(|a| a.version != e.version)
+                    })
+                    .collect();
+                let named: Vec<&Arc<Encoded>> = suspects
+                    .iter()
+                    .copied()
+                    .filter(|e| mentions(message, &e.name))
+                    .collect();
+                let culprits = if named.is_empty() { suspects } else { named };
+                let mut new = false;
+                for e in culprits {
+                    let key = (type_url.to_string(), e.name.clone(), e.version.clone());
+                    new |= book
+                        .rejected
+                        .insert(
+                            key,
+                            Rejection {
+                                node_id: node_id.to_string(),
+                                message: message.to_string(),
+                            },
+                        )
+                        .is_none();
+                }
+                if new {
+                    book.applied = None;
+                    drop(books);
+                    self.generation.send_modify(|g| *g += 1);
+                }
+                new
+            }
+        }
+    }
+
+    /// `raw` (a group's translation) with every rejected version replaced by the last version
+    /// a proxy of the group accepted, or left out when none did. Returns `raw` itself when
+    /// nothing of it is held back. Rejections of versions the translation no longer holds are
+    /// forgotten: the operator changed the object.
+    pub fn apply(&self, raw: Arc<Resources>) -> Arc<Resources> {
+        let mut books = self.books.lock().unwrap();
+        let Some(book) = books.get_mut(&raw.group) else {
+            return raw;
+        };
+        if book.rejected.is_empty() {
+            return raw;
+        }
+        if let Some((from, out)) = &book.applied
+            && from.strong_count() > 0
+            && std::ptr::eq(from.as_ptr(), Arc::as_ptr(&raw))
+        {
+            return out.clone();
+        }
+        let current = |(t, n, v): &Key| {
+            raw.of_type(t)
+                .and_then(|all| all.get(n))
+                .is_some_and(|e| e.version == *v)
+        };
+        book.rejected.retain(|key, _| current(key));
+        if book.rejected.is_empty() {
+            book.applied = None;
+            return raw;
+        }
+        let mut out = (*raw).clone();
+        for ((t, name, version), why) in &book.rejected {
+            let fallback = book.accepted.get(t).and_then(|a| a.get(name));
+            let all = out.by_type.entry(t.clone()).or_default();
+            match fallback {
+                Some(good) => all.insert(name.clone(), good.clone()),
+                None => all.remove(name),
+            };
+            out.held_back.push(HeldBack {
+                type_url: t.clone(),
+                name: name.clone(),
+                rejected_version: version.clone(),
+                serving_version: fallback.map(|g| g.version.clone()),
+                rejected_by: why.node_id.clone(),
+                message: why.message.clone(),
+            });
+        }
+        let out = Arc::new(out);
+        book.applied = Some((Arc::downgrade(&raw), out.clone()));
+        out
+    }
+
+    /// How many resource versions are held back, over every group (for `/metrics`).
+    pub fn held_back(&self) -> usize {
+        let books = self.books.lock().unwrap();
+        books.values().map(|b| b.rejected.len()).sum()
+    }
+
+    /// Forgets the groups that hold no rejection and are not `live` (no stream uses them), so
+    /// churn does not grow memory; groups with rejections stay, so a proxy that restarts
+    /// still gets the last version its group accepted.
+    pub fn retain(&self, live: impl Fn(&Selection) -> bool) {
+        let mut books = self.books.lock().unwrap();
+        books.retain(|group, book| !book.rejected.is_empty() || live(group));
+    }
+}
+
+/// Whether `message` names `name` as a word (not inside a longer name).
+fn mentions(message: &str, name: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    message.match_indices(name).any(|(at, _)| {
+        let before = message[..at].chars().next_back();
+        let after = message[at + name.len()..].chars().next();
+        !name.is_empty() && !before.is_some_and(part) && !after.is_some_and(part)
+    })
+}
