@@ -11,6 +11,7 @@
 mod common;
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -18,7 +19,11 @@ use std::{
 
 use axum::http::StatusCode;
 use common::http::{assert_error, call};
-use integration::server::Server;
+use integration::{net::free_port, server::Server};
+use xds_core::{
+    TypeUrl,
+    testing::{self, AdsClient},
+};
 use xds_server::api::{AppState, router};
 
 /// Generated cases per operation and phase: enough to reach every documented status, small
@@ -116,9 +121,7 @@ fn without_a_token_the_server_does_what_its_document_says() {
     let Some(bin) = schemathesis() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("mesh.db");
-    let server = Server::start(&["--sqlite-file", db.to_str().unwrap()], &[]);
+    let (server, _proxy, _dir) = start(None);
     check_contract(&bin, &server, &[]);
 }
 
@@ -127,20 +130,37 @@ fn with_a_token_the_server_does_what_its_document_says() {
     let Some(bin) = schemathesis() else {
         return;
     };
+    let (server, _proxy, _dir) = start(Some("contract-s3cret"));
+    check_contract(&bin, &server, &["Authorization: Bearer contract-s3cret"]);
+}
+
+/// The server on a fresh SQLite file (with `token` as its admin token), and a proxy with the
+/// node id `web` (the example of `{node_id}`) connected over ADS, so the proxies' views answer
+/// 200 too. The proxy reads and ACKs on the returned runtime until it is dropped.
+fn start(token: Option<&str>) -> (Server, tokio::runtime::Runtime, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mesh.db");
-    let token = dir.path().join("token");
-    std::fs::write(&token, "contract-s3cret\n").unwrap();
-    let server = Server::start(
-        &[
-            "--sqlite-file",
-            db.to_str().unwrap(),
-            "--admin-token-file",
-            token.to_str().unwrap(),
-        ],
-        &[],
-    );
-    check_contract(&bin, &server, &["Authorization: Bearer contract-s3cret"]);
+    let xds_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let xds = xds_addr.to_string();
+    let mut args = vec!["--sqlite-file", db.to_str().unwrap(), "--xds-addr", &xds];
+    let token_file = dir.path().join("token");
+    if let Some(token) = token {
+        std::fs::write(&token_file, format!("{token}\n")).unwrap();
+        args.extend(["--admin-token-file", token_file.to_str().unwrap()]);
+    }
+    let server = Server::start(&args, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut proxy = runtime
+        .block_on(
+            AdsClient::sotw(testing::node("web", "default"))
+                .wildcard(TypeUrl::Cluster)
+                .timeout(Duration::from_secs(600))
+                .connect(xds_addr),
+        )
+        .expect("a proxy connects to the server's xDS port");
+    runtime.block_on(proxy.next()).expect("the first response");
+    runtime.spawn(async move { while proxy.next().await.is_ok() {} });
+    (server, runtime, dir)
 }
 
 /// A path segment whose percent-encoding is not UTF-8 got axum's plain-text 400, outside the

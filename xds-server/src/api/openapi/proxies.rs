@@ -85,6 +85,7 @@ fn node_id_param() -> ParameterBuilder {
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
         .schema(Some(string()))
+        .example(Some(serde_json::json!("web")))
 }
 
 /// `bootstrap.rs`'s rule for node_id and cluster: 1..=256 characters, no control characters
