@@ -1,8 +1,11 @@
 //! A changed cluster re-warms in the proxy and waits for its assignment again, even though the
 //! endpoints did not change. That wait must end at once: the new cluster has to become active
 //! well before the 15 s initial fetch timeout, on ADS and on separate streams, SotW and Delta,
-//! on both data planes. (Envoy 1.40 can also end it from its own cache of assignments; the server re-sends
-//! assignments after every cluster push for clients that cannot, see the state machine tests.)
+//! on both data planes. Envoy 1.40 on ADS waits for the assignment to be sent again (with the
+//! server's re-send turned off, the ADS cases fail: the cluster stays warming until the initial
+//! fetch timeout), so the server re-sends the assignments of changed clusters only; on separate
+//! streams Envoy needs no re-send. minimal-proxy re-warms from the assignment it holds and says
+//! so (`xds_core::node::REWARMS_FROM_HELD_ASSIGNMENTS`), so it is sent nothing twice.
 
 use std::time::Duration;
 

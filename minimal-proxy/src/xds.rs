@@ -230,6 +230,8 @@ pub fn node_proto(node: &bootstrap::Node) -> Node {
         user_agent_version_type: Some(UserAgentVersionType::UserAgentVersion(
             env!("CARGO_PKG_VERSION").to_string(),
         )),
+        // A changed cluster keeps serving from its assignment while it re-warms.
+        client_features: vec![xds_core::node::REWARMS_FROM_HELD_ASSIGNMENTS.to_string()],
         ..Default::default()
     }
 }

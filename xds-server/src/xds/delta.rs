@@ -38,6 +38,9 @@ pub struct Delta {
     /// route updates wait meanwhile (see `Sotw` for why).
     hold: Warming,
     nonces: Nonces,
+    /// After a cluster changes, its assignment is sent again (Envoy on ADS waits for it);
+    /// off for a proxy that re-warms from the assignment it holds.
+    rewarm_resend: bool,
 }
 
 #[derive(Debug, Default)]
@@ -78,7 +81,15 @@ impl Delta {
             resources,
             hold: Warming::default(),
             nonces: Nonces::default(),
+            rewarm_resend: true,
         }
+    }
+
+    /// For a proxy that re-warms a changed cluster from the assignment it holds
+    /// ([`xds_core::node::REWARMS_FROM_HELD_ASSIGNMENTS`]): no second response per change.
+    pub fn without_rewarm_resend(mut self) -> Self {
+        self.rewarm_resend = false;
+        self
     }
 
     pub fn on_request(
@@ -256,7 +267,7 @@ impl Delta {
             let Some(state) = self.types.get(t).filter(|s| s.subscribed) else {
                 continue;
             };
-            let force = if *t == TypeUrl::Endpoint {
+            let force = if *t == TypeUrl::Endpoint && self.rewarm_resend {
                 &rewarm
             } else {
                 &BTreeSet::new()

@@ -40,6 +40,9 @@ pub struct Sotw {
     /// is still warming.
     hold: Warming,
     nonces: Nonces,
+    /// After a cluster changes, its assignment is sent again (Envoy on ADS waits for it);
+    /// off for a proxy that re-warms from the assignment it holds.
+    rewarm_resend: bool,
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +83,15 @@ impl Sotw {
             resources,
             hold: Warming::default(),
             nonces: Nonces::default(),
+            rewarm_resend: true,
         }
+    }
+
+    /// For a proxy that re-warms a changed cluster from the assignment it holds
+    /// ([`xds_core::node::REWARMS_FROM_HELD_ASSIGNMENTS`]): no second response per change.
+    pub fn without_rewarm_resend(mut self) -> Self {
+        self.rewarm_resend = false;
+        self
     }
 
     /// Handles one request from the proxy.
@@ -239,6 +250,7 @@ impl Sotw {
             // Re-warming clusters wait for their assignments: send them again, unless the proxy
             // rejected exactly these.
             let forced = *t == TypeUrl::Endpoint
+                && self.rewarm_resend
                 && items.iter().any(|e| rewarm.contains(&e.name))
                 && state.rejected.as_ref() != Some(&version);
             if sent.is_some_and(|s| s.version == version) && !forced {

@@ -112,6 +112,7 @@ pub(crate) trait Machine: Send + 'static {
     type Response: Send + 'static;
     const VARIANT: Variant;
     fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self;
+    fn without_rewarm_resend(self) -> Self;
     fn node(req: &Self::Request) -> Option<&Node>;
     fn on_request(&mut self, req: &Self::Request) -> Result<Step<Self::Response>, Error>;
     fn on_resources(&mut self, resources: Arc<Resources>) -> Step<Self::Response>;
@@ -127,6 +128,9 @@ impl Machine for Sotw {
     const VARIANT: Variant = Variant::Sotw;
     fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Sotw::new(only, resources)
+    }
+    fn without_rewarm_resend(self) -> Self {
+        Sotw::without_rewarm_resend(self)
     }
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -151,6 +155,9 @@ impl Machine for Delta {
     const VARIANT: Variant = Variant::Delta;
     fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Delta::new(only, resources)
+    }
+    fn without_rewarm_resend(self) -> Self {
+        Delta::without_rewarm_resend(self)
     }
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -244,6 +251,13 @@ async fn serve<M: Machine>(
     let mut verdicts = ctx.cache.verdicts().watch();
     tracing::info!(node = %info.id, cluster = %info.cluster, variant = ?M::VARIANT, service, "proxy connected");
     let mut machine = M::new(only, resources.clone());
+    if node
+        .client_features
+        .iter()
+        .any(|f| f == xds_core::node::REWARMS_FROM_HELD_ASSIGNMENTS)
+    {
+        machine = machine.without_rewarm_resend();
+    }
     let mut step = machine.on_request(&first)?;
     let mut changed_at: Option<Instant> = None;
     let mut hold_until: Option<tokio::time::Instant> = None;

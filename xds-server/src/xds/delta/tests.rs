@@ -558,3 +558,13 @@ fn more_names_than_the_cap_are_served_up_to_it_and_reported() {
         .any(|f| matches!(f, Feedback::Capped { asked, .. } if asked == super::MAX_NAMES + 1));
     assert!(capped, "{:?}", feedback(&step));
 }
+
+/// See the SotW test of the same name.
+#[test]
+fn no_assignment_resend_for_a_proxy_that_rewarms_from_what_it_holds() {
+    let mut h = Harness::new(None, resources("a:1", "a:1", "", ""));
+    h.delta = h.delta.without_rewarm_resend();
+    h.subscribe(CDS, &[]);
+    h.subscribe(EDS, &["a"]);
+    assert_eq!(sent(&h.update(resources("a:2", "a:1", "", ""))), ["CDS:a"]);
+}

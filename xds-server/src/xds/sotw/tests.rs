@@ -715,3 +715,16 @@ fn more_names_than_the_cap_are_served_up_to_it_and_reported() {
         }]
     );
 }
+
+/// A proxy that re-warms a changed cluster from the assignment it holds (minimal-proxy says
+/// so in its node's client features) is not sent the unchanged assignment again.
+#[test]
+fn no_assignment_resend_for_a_proxy_that_rewarms_from_what_it_holds() {
+    let [c, e, l, r] = BASE;
+    let (h, _) = subscribed_everywhere(resources(c, e, l, r));
+    let mut h = Harness {
+        sotw: h.sotw.without_rewarm_resend(),
+        last_nonce: h.last_nonce,
+    };
+    assert_eq!(sent(&h.update(resources("a:2 b:1", e, l, r))), ["CDS:a b"]);
+}
