@@ -30,7 +30,7 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The LISTEN connection's reconnect backoff: first retry, then doubled up to the cap.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
-const RECONNECT_MAX: Duration = Duration::from_secs(2);
+const RECONNECT_MAX: Duration = Duration::from_secs(1);
 
 /// A store in PostgreSQL, shared by any number of replicas.
 pub type PostgresStore = SqlStore<PostgresBackend>;
