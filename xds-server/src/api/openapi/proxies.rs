@@ -21,7 +21,7 @@ fn nullable_string() -> ObjectBuilder {
     ]))
 }
 
-/// `TypeStatus` and `ProxyStatus`, as `status.rs` serialises them.
+/// `TypeStatus`, `ProxyStatus` and `HeldBack`, as `status.rs` and `translate.rs` serialise them.
 fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
     let type_status = ObjectBuilder::new()
         .property("version_sent", nullable_string())
@@ -47,7 +47,10 @@ fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
                     "Resources in the last response (SotW) or changed (delta)",
                 )),
         )
-        .required("status");
+        .required("version_sent")
+        .required("version_acked")
+        .required("status")
+        .required("resources_sent");
     let proxy_status = ObjectBuilder::new()
         .property("node_id", string())
         .property("cluster", string())
@@ -68,7 +71,52 @@ fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
             ObjectBuilder::new()
                 .description(Some("Keyed by type URL"))
                 .additional_properties(Some(Ref::from_schema_name("TypeStatus"))),
-        );
+        )
+        .property(
+            "held_back",
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name("HeldBack"))
+                .description(Some(
+                    "Resources whose current version a proxy of this node's group rejected \
+                     (last-known-good); absent when none",
+                )),
+        )
+        .required("node_id")
+        .required("cluster")
+        .required("metadata")
+        .required("variant")
+        .required("service")
+        .required("connected_since")
+        .required("types");
+    let held_back = ObjectBuilder::new()
+        .property("type_url", string())
+        .property("name", string())
+        .property(
+            "rejected_version",
+            string().description(Some("Not sent to any proxy of the group")),
+        )
+        .property(
+            "serving_version",
+            nullable_string().description(Some(
+                "Sent instead: the last version a proxy of the group accepted; null when none \
+                 did (the resource is left out)",
+            )),
+        )
+        .property(
+            "rejected_by",
+            string().description(Some("The node id of the proxy that rejected it")),
+        )
+        .property("message", string().description(Some("Its NACK message")))
+        .required("type_url")
+        .required("name")
+        .required("rejected_version")
+        .required("serving_version")
+        .required("rejected_by")
+        .required("message");
+    schemas.push((
+        "HeldBack".into(),
+        RefOr::T(Schema::Object(held_back.build())),
+    ));
     schemas.push((
         "TypeStatus".into(),
         RefOr::T(Schema::Object(type_status.build())),
