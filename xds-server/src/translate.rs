@@ -18,7 +18,7 @@ use std::{
     sync::Arc,
 };
 
-use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::{envoy::config::endpoint::v3::ClusterLoadAssignment, google::protobuf::Any};
 use prost::{Message, Name};
 
 use xds_core::{json::canonical_bytes, type_url};
@@ -110,17 +110,40 @@ impl Resources {
                 .is_some_and(|a| a.contains_key(cluster))
     }
 
-    /// Adds a generated resource, encoding it once.
+    /// Adds a generated resource, encoding it once. Generated messages hold no map with more
+    /// than one entry, so prost's encoding is deterministic and its bytes make the version
+    /// (the exceptions, label maps in assignments and route subsets, hash stable bytes).
     fn add<M: Message + Name>(&mut self, name: &str, message: &M) {
-        self.add_any(name, M::type_url(), message.encode_to_vec());
+        let value = message.encode_to_vec();
+        let version = content_version(&value);
+        self.insert(name, M::type_url(), value, version);
     }
 
+    /// Adds an assignment. Its endpoints' labels are a protobuf map (encoded in hash order),
+    /// so its version hashes the rest of it plus the labels in name order.
+    fn add_assignment(&mut self, name: &str, cla: &ClusterLoadAssignment) {
+        let version = content_version(&endpoint::stable_bytes(cla));
+        self.add_versioned(name, cla, version);
+    }
+
+    /// Adds a generated resource whose version was computed from stable bytes.
+    fn add_versioned<M: Message + Name>(&mut self, name: &str, message: &M, version: String) {
+        self.insert(name, M::type_url(), message.encode_to_vec(), version);
+    }
+
+    /// Adds a raw resource: any Envoy message, maps included, so its version hashes its
+    /// canonical form (maps sorted, through Envoy's descriptors) and equal content gives equal
+    /// versions on every replica.
     fn add_any(&mut self, name: &str, type_url: String, value: Vec<u8>) {
-        // prost encodes maps in hash order; sort them so equal content gives equal bytes.
         let value = canonical_bytes(&type_url, &value);
+        let version = content_version(&value);
+        self.insert(name, type_url, value, version);
+    }
+
+    fn insert(&mut self, name: &str, type_url: String, value: Vec<u8>, version: String) {
         let encoded = Encoded {
             name: name.to_string(),
-            version: content_version(&value),
+            version,
             resource: Any {
                 type_url: type_url.clone(),
                 value,
@@ -236,7 +259,8 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
                 }
                 let config =
                     route::route_configuration(name, &routes, &mesh.services, &mut out.warnings);
-                out.add(name, &config);
+                let version = content_version(&route::stable_bytes(&config));
+                out.add_versioned(name, &config, version);
             }
         }
     }
@@ -250,7 +274,7 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
             name,
             &cluster::cluster(name, service, &subset_keys, &config_source),
         );
-        out.add(
+        out.add_assignment(
             name,
             &endpoint::load_assignment(name, mesh.endpoints.get(name)),
         );

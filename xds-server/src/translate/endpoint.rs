@@ -17,12 +17,45 @@ use envoy_types::pb::{
     google::protobuf::{Struct, Value, value::Kind},
 };
 
+use prost::Message;
+
 use super::cluster::uint32;
 use crate::model::{Endpoint, EndpointHealth, Endpoints};
 
 /// The metadata namespace Envoy's subset load balancer reads endpoint labels from, and route
 /// `metadata_match` writes subset criteria to.
 pub(super) const LB_METADATA: &str = "envoy.lb";
+
+/// Bytes that identify `cla`'s content whatever order its label maps were encoded in: the
+/// assignment without endpoint metadata, then each endpoint's metadata in name order.
+pub(super) fn stable_bytes(cla: &ClusterLoadAssignment) -> Vec<u8> {
+    let mut bare = cla.clone();
+    let mut labels = String::new();
+    for locality in &mut bare.endpoints {
+        for ep in &mut locality.lb_endpoints {
+            labels.push_str(&metadata_text(ep.metadata.take()));
+        }
+    }
+    let mut bytes = bare.encode_to_vec();
+    bytes.extend(labels.into_bytes());
+    bytes
+}
+
+/// `metadata` as text with every map in name order, `|`-terminated (for stable versions).
+pub(super) fn metadata_text(metadata: Option<Metadata>) -> String {
+    let mut out = String::new();
+    let namespaces: BTreeMap<_, _> = metadata
+        .unwrap_or_default()
+        .filter_metadata
+        .into_iter()
+        .collect();
+    for (namespace, fields) in namespaces {
+        let fields: BTreeMap<_, _> = fields.fields.into_iter().collect();
+        out.push_str(&format!("{namespace}:{fields:?};"));
+    }
+    out.push('|');
+    out
+}
 
 /// String labels as `filter_metadata["envoy.lb"]`.
 pub(super) fn lb_metadata(labels: &BTreeMap<String, String>) -> Metadata {

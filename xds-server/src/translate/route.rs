@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use prost::Message;
+
 use envoy_types::pb::envoy::{
     config::{
         core::v3::{HeaderValue, HeaderValueOption, header_value_option::HeaderAppendAction},
@@ -24,7 +26,7 @@ use envoy_types::pb::envoy::{
 
 use super::{
     cluster::{duration, uint32},
-    endpoint::lb_metadata,
+    endpoint::{lb_metadata, metadata_text},
 };
 use crate::model::{
     Destination, HashOn, HashPolicy, HeaderChanges, HeaderMatch, LbPolicy, PathMatch, Retries,
@@ -167,6 +169,28 @@ fn regex(r: &str) -> RegexMatcher {
         regex: r.to_string(),
         engine_type: None,
     }
+}
+
+/// Bytes that identify `config`'s content whatever order its subset maps were encoded in:
+/// the configuration without `metadata_match`, then each one's entries in name order.
+pub(super) fn stable_bytes(config: &RouteConfiguration) -> Vec<u8> {
+    let mut bare = config.clone();
+    let mut subsets = String::new();
+    for vh in &mut bare.virtual_hosts {
+        for route in &mut vh.routes {
+            if let Some(Action::Route(action)) = &mut route.action {
+                subsets.push_str(&metadata_text(action.metadata_match.take()));
+                if let Some(ClusterSpecifier::WeightedClusters(w)) = &mut action.cluster_specifier {
+                    for c in &mut w.clusters {
+                        subsets.push_str(&metadata_text(c.metadata_match.take()));
+                    }
+                }
+            }
+        }
+    }
+    let mut bytes = bare.encode_to_vec();
+    bytes.extend(subsets.into_bytes());
+    bytes
 }
 
 /// One plain destination is a plain cluster; anything else (several, or a subset) is a
