@@ -100,15 +100,24 @@ async fn listen(pool: PgPool, mut listener: PgListener, tx: watch::Sender<i64>) 
         );
         drop(listener);
         listener = resubscribe(&pool).await;
-        match read_revision(&pool).await {
-            Ok(revision) => {
-                tracing::info!(revision, "LISTEN re-established; caught up with the store");
-                revisions::publish(&tx, revision);
-            }
-            // The pool's next successful read (a poll, a request) will catch up instead; the
-            // LISTEN itself is back.
+        let revision = catch_up(&pool).await;
+        tracing::info!(revision, "LISTEN re-established; caught up with the store");
+        revisions::publish(&tx, revision);
+    }
+}
+
+/// Reads the revision, retrying with backoff: after a re-established LISTEN this read is the
+/// only news of the writes missed meanwhile. (Notifications arriving during the retries wait
+/// on the connection.)
+async fn catch_up(pool: &PgPool) -> i64 {
+    let mut wait = RECONNECT_FIRST;
+    loop {
+        match read_revision(pool).await {
+            Ok(revision) => return revision,
             Err(e) => {
-                tracing::warn!(error = %e, "LISTEN re-established but reading the revision failed")
+                tracing::warn!(error = %e, retry_in = ?wait, "LISTEN is back but reading the revision failed");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RECONNECT_MAX);
             }
         }
     }
