@@ -1,12 +1,13 @@
 //! What every connected proxy has been sent and has accepted: the source of
 //! `GET /api/v1/proxies` and of the xDS metrics.
 //!
-//! Streams write here (one short lock per event); the API reads copies.
+//! Each stream writes its own entry (its own lock, so 10,000 streams reacting to one change do
+//! not queue on one); the registry's map lock is taken only to connect, disconnect and list.
 
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
-        Arc, RwLock,
+        Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -75,7 +76,7 @@ pub type StreamId = u64;
 /// Every live stream's status. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    streams: Arc<RwLock<HashMap<StreamId, ProxyStatus>>>,
+    streams: Arc<RwLock<HashMap<StreamId, Arc<Mutex<ProxyStatus>>>>>,
     next_id: Arc<AtomicU64>,
 }
 
@@ -83,10 +84,12 @@ impl Registry {
     /// Registers a new stream; it is removed when the returned guard drops.
     pub fn connect(&self, status: ProxyStatus) -> StreamGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.streams.write().unwrap().insert(id, status);
+        let entry = Arc::new(Mutex::new(status));
+        self.streams.write().unwrap().insert(id, entry.clone());
         StreamGuard {
             registry: self.clone(),
             id,
+            entry,
         }
     }
 
@@ -97,7 +100,7 @@ impl Registry {
             .read()
             .unwrap()
             .iter()
-            .map(|(id, s)| (*id, s.clone()))
+            .map(|(id, s)| (*id, s.lock().unwrap().clone()))
             .collect();
         all.sort_by_key(|(id, _)| *id);
         all.into_iter().map(|(_, s)| s).collect()
@@ -108,9 +111,9 @@ impl Registry {
         let streams = self.streams.read().unwrap();
         streams
             .iter()
-            .filter(|(_, s)| s.node_id == node_id)
+            .filter(|(_, s)| s.lock().unwrap().node_id == node_id)
             .max_by_key(|(id, _)| **id)
-            .map(|(_, s)| s.clone())
+            .map(|(_, s)| s.lock().unwrap().clone())
     }
 
     /// Every stream of this node id (a proxy using per-type services has several).
@@ -127,13 +130,12 @@ impl Registry {
 pub struct StreamGuard {
     registry: Registry,
     id: StreamId,
+    entry: Arc<Mutex<ProxyStatus>>,
 }
 
 impl StreamGuard {
     pub fn update(&self, f: impl FnOnce(&mut ProxyStatus)) {
-        if let Some(s) = self.registry.streams.write().unwrap().get_mut(&self.id) {
-            f(s);
-        }
+        f(&mut self.entry.lock().unwrap());
     }
 }
 

@@ -5,12 +5,12 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, OnceLock, Weak,
+        Arc, Mutex, Weak,
         atomic::{AtomicU64, Ordering},
     },
 };
 
-use tokio::sync::watch;
+use tokio::sync::{OnceCell, watch};
 
 use super::verdicts::Verdicts;
 use crate::{
@@ -27,12 +27,13 @@ pub struct Cache {
 }
 
 /// One group at one revision. The map lock is held only to find or make the slot; the
-/// translation runs in the slot, so groups translate in parallel and lookups of finished groups
-/// never wait behind another group's translation.
+/// translation runs in the slot on a blocking thread, so groups translate in parallel, lookups
+/// of finished groups never wait behind another group's translation, and the streams of a group
+/// waiting for its translation wait as tasks, not as blocked tokio workers.
 #[derive(Debug)]
 struct Group {
     revision: i64,
-    slot: Arc<OnceLock<Weak<Resources>>>,
+    slot: Arc<OnceCell<Weak<Resources>>>,
 }
 
 impl Group {
@@ -64,19 +65,19 @@ impl Cache {
 
     /// The resources for `node` in `published`, translated at most once per group and
     /// revision, with what its group rejected held back.
-    pub fn resources(
+    pub async fn resources(
         &self,
-        published: &Published,
+        published: &Arc<Published>,
         node: &NodeInfo,
         delivery: &Delivery,
     ) -> Arc<Resources> {
-        self.verdicts
-            .apply(self.translation(published, node, delivery))
+        let translation = self.translation(published, node, delivery).await;
+        self.verdicts.apply(translation)
     }
 
-    fn translation(
+    async fn translation(
         &self,
-        published: &Published,
+        published: &Arc<Published>,
         node: &NodeInfo,
         delivery: &Delivery,
     ) -> Arc<Resources> {
@@ -97,7 +98,7 @@ impl Cache {
                         groups.retain(|_, g| g.live());
                         self.verdicts.retain(|s| groups.contains_key(s));
                     }
-                    let slot = Arc::new(OnceLock::new());
+                    let slot = Arc::new(OnceCell::new());
                     let group = Group {
                         revision,
                         slot: slot.clone(),
@@ -108,29 +109,44 @@ impl Cache {
             }
         };
         let Some(slot) = slot else {
-            return Arc::new(self.translate(published, &selection));
+            return self.translate(published, &selection).await;
         };
         let mut made = None;
-        let weak = slot.get_or_init(|| {
-            let resources = Arc::new(self.translate(published, &selection));
-            let weak = Arc::downgrade(&resources);
-            made = Some(resources);
-            weak
-        });
+        let weak = slot
+            .get_or_init(|| async {
+                let resources = self.translate(published, &selection).await;
+                let weak = Arc::downgrade(&resources);
+                made = Some(resources);
+                weak
+            })
+            .await;
         // Whoever translated holds the only strong reference until it returns; the others
         // share it, unless every holder already let go (then translate again, uncached).
-        made.or_else(|| weak.upgrade())
-            .unwrap_or_else(|| Arc::new(self.translate(published, &selection)))
+        match made.or_else(|| weak.upgrade()) {
+            Some(resources) => resources,
+            None => self.translate(published, &selection).await,
+        }
     }
 
-    fn translate(&self, published: &Published, selection: &Selection) -> Resources {
-        let mut resources = translate(&published.mesh, selection);
-        resources.group = selection.clone();
+    /// Translates on a blocking thread: a large mesh takes milliseconds, which a tokio worker
+    /// serving thousands of streams must not spend.
+    async fn translate(&self, published: &Arc<Published>, selection: &Selection) -> Arc<Resources> {
+        let (published, selection) = (published.clone(), selection.clone());
+        let run = move || {
+            let mut resources = translate(&published.mesh, &selection);
+            resources.group = selection;
+            for w in &resources.warnings {
+                tracing::warn!(revision = published.mesh.revision, warning = %w, "translation");
+            }
+            Arc::new(resources)
+        };
         self.translations.fetch_add(1, Ordering::Relaxed);
-        for w in &resources.warnings {
-            tracing::warn!(revision = published.mesh.revision, warning = %w, "translation");
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::spawn_blocking(run)
+                .await
+                .expect("translation does not panic"),
+            Err(_) => run(),
         }
-        resources
     }
 
     /// How many translations ran: for tests and benchmarks proving sharing.
@@ -164,7 +180,7 @@ mod tests {
 
     /// A mesh at `revision`: a service and route, the listener `shared` (every node, on
     /// `shared_port`) and the listener `edge` (only the node `edge-1`).
-    fn published(revision: i64, shared_port: u16) -> Published {
+    fn published(revision: i64, shared_port: u16) -> Arc<Published> {
         fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
             serde_json::from_value(v).unwrap()
         }
@@ -191,10 +207,10 @@ mod tests {
             ]),
             ..Mesh::default()
         };
-        Published {
+        Arc::new(Published {
             mesh,
             at: Instant::now(),
-        }
+        })
     }
 
     fn node(id: &str, cluster: &str) -> NodeInfo {
@@ -207,8 +223,8 @@ mod tests {
 
     /// A cache whose mesh watch starts at `first` (the sender is dropped: tests hand each
     /// snapshot to `resources` themselves).
-    fn cache(first: &Published) -> Arc<Cache> {
-        let (_tx, rx) = watch::channel(Arc::new(first.clone()));
+    fn cache(first: &Arc<Published>) -> Arc<Cache> {
+        let (_tx, rx) = watch::channel(first.clone());
         Cache::new(rx)
     }
 
@@ -220,47 +236,65 @@ mod tests {
 
     // === sharing ===
 
-    #[test]
-    fn equal_selections_share_one_translation() {
+    #[tokio::test]
+    async fn equal_selections_share_one_translation() {
         let rev1 = published(1, 10000);
         let cache = cache(&rev1);
-        let a = cache.resources(&rev1, &node("a", "mesh"), &Delivery::Ads);
-        let b = cache.resources(&rev1, &node("b", "other-cluster"), &Delivery::Ads);
+        let a = cache
+            .resources(&rev1, &node("a", "mesh"), &Delivery::Ads)
+            .await;
+        let b = cache
+            .resources(&rev1, &node("b", "other-cluster"), &Delivery::Ads)
+            .await;
         assert!(Arc::ptr_eq(&a, &b), "same selection, same computed set");
         assert_eq!(cache.translations(), 1);
         assert_eq!(cache.groups(), 1);
         assert_eq!(listeners(&a), ["shared"]);
         // Asking again (a reconnect) translates nothing.
-        let again = cache.resources(&rev1, &node("a", "mesh"), &Delivery::Ads);
+        let again = cache
+            .resources(&rev1, &node("a", "mesh"), &Delivery::Ads)
+            .await;
         assert!(Arc::ptr_eq(&a, &again));
         assert_eq!(cache.translations(), 1);
     }
 
-    #[test]
-    fn a_node_id_selector_makes_its_own_group() {
+    #[tokio::test]
+    async fn a_node_id_selector_makes_its_own_group() {
         let rev1 = published(1, 10000);
         let cache = cache(&rev1);
-        let plain = cache.resources(&rev1, &node("a", "mesh"), &Delivery::Ads);
-        let edge = cache.resources(&rev1, &node("edge-1", "mesh"), &Delivery::Ads);
+        let plain = cache
+            .resources(&rev1, &node("a", "mesh"), &Delivery::Ads)
+            .await;
+        let edge = cache
+            .resources(&rev1, &node("edge-1", "mesh"), &Delivery::Ads)
+            .await;
         assert!(!Arc::ptr_eq(&plain, &edge));
         assert_eq!(listeners(&edge), ["edge", "shared"]);
         assert_eq!(cache.translations(), 2);
         assert_eq!(cache.groups(), 2);
         // A second proxy with the same node id joins that group.
-        let edge_again = cache.resources(&rev1, &node("edge-1", "elsewhere"), &Delivery::Ads);
+        let edge_again = cache
+            .resources(&rev1, &node("edge-1", "elsewhere"), &Delivery::Ads)
+            .await;
         assert!(Arc::ptr_eq(&edge, &edge_again));
         assert_eq!(cache.translations(), 2);
     }
 
     // === lifetime ===
 
-    #[test]
-    fn groups_end_when_their_last_holder_drops() {
+    #[tokio::test]
+    async fn groups_end_when_their_last_holder_drops() {
         let rev1 = published(1, 10000);
         let cache = cache(&rev1);
-        let a = cache.resources(&rev1, &node("a", "mesh"), &Delivery::Ads);
-        let b = cache.resources(&rev1, &node("b", "mesh"), &Delivery::Ads);
-        let edge = cache.resources(&rev1, &node("edge-1", "mesh"), &Delivery::Ads);
+        let a = cache
+            .resources(&rev1, &node("a", "mesh"), &Delivery::Ads)
+            .await;
+        let b = cache
+            .resources(&rev1, &node("b", "mesh"), &Delivery::Ads)
+            .await;
+        let edge = cache
+            .resources(&rev1, &node("edge-1", "mesh"), &Delivery::Ads)
+            .await;
         assert_eq!(cache.groups(), 2);
         drop(a);
         assert_eq!(cache.groups(), 2, "b still holds the shared group");
@@ -269,7 +303,9 @@ mod tests {
         drop(edge);
         assert_eq!(cache.groups(), 0);
         // A proxy arriving later gets a fresh translation, not a dangling one.
-        let c = cache.resources(&rev1, &node("c", "mesh"), &Delivery::Ads);
+        let c = cache
+            .resources(&rev1, &node("c", "mesh"), &Delivery::Ads)
+            .await;
         assert_eq!(listeners(&c), ["shared"]);
         assert_eq!(cache.translations(), 3);
         assert_eq!(cache.groups(), 1);
@@ -277,22 +313,22 @@ mod tests {
 
     // === revisions ===
 
-    #[test]
-    fn a_new_revision_is_translated_once_per_live_group() {
+    #[tokio::test]
+    async fn a_new_revision_is_translated_once_per_live_group() {
         let rev1 = published(1, 10000);
         let cache = cache(&rev1);
         let nodes = [node("a", "mesh"), node("b", "mesh"), node("edge-1", "mesh")];
-        let old: Vec<_> = nodes
-            .iter()
-            .map(|n| cache.resources(&rev1, n, &Delivery::Ads))
-            .collect();
+        let mut old = Vec::new();
+        for n in &nodes {
+            old.push(cache.resources(&rev1, n, &Delivery::Ads).await);
+        }
         assert_eq!(cache.translations(), 2);
 
         let rev2 = published(2, 10002);
-        let new: Vec<_> = nodes
-            .iter()
-            .map(|n| cache.resources(&rev2, n, &Delivery::Ads))
-            .collect();
+        let mut new = Vec::new();
+        for n in &nodes {
+            new.push(cache.resources(&rev2, n, &Delivery::Ads).await);
+        }
         assert_eq!(cache.translations(), 4, "one re-translation per live group");
         assert!(Arc::ptr_eq(&new[0], &new[1]));
         assert!(!Arc::ptr_eq(&new[0], &new[2]));
@@ -307,7 +343,7 @@ mod tests {
         assert_eq!(cache.groups(), 2);
         // Every stream of a group already moved: asking again translates nothing.
         for n in &nodes {
-            cache.resources(&rev2, n, &Delivery::Ads);
+            cache.resources(&rev2, n, &Delivery::Ads).await;
         }
         assert_eq!(cache.translations(), 4);
     }
@@ -317,15 +353,21 @@ mod tests {
     /// between `borrow_and_update` and `resources` in `stream::serve`). The group must keep
     /// the newer set: otherwise that revision is translated twice for one group and its
     /// proxies hold two copies.
-    #[test]
-    fn a_late_request_for_an_older_revision_keeps_the_newer_group() {
+    #[tokio::test]
+    async fn a_late_request_for_an_older_revision_keeps_the_newer_group() {
         let rev1 = published(1, 10000);
         let rev2 = published(2, 10002);
         let cache = cache(&rev2);
-        let a = cache.resources(&rev2, &node("a", "mesh"), &Delivery::Ads);
-        let late = cache.resources(&rev1, &node("b", "mesh"), &Delivery::Ads);
+        let a = cache
+            .resources(&rev2, &node("a", "mesh"), &Delivery::Ads)
+            .await;
+        let late = cache
+            .resources(&rev1, &node("b", "mesh"), &Delivery::Ads)
+            .await;
         assert_eq!(listeners(&late), ["shared"]);
-        let b = cache.resources(&rev2, &node("b", "mesh"), &Delivery::Ads);
+        let b = cache
+            .resources(&rev2, &node("b", "mesh"), &Delivery::Ads)
+            .await;
         assert!(Arc::ptr_eq(&a, &b), "one set per group and revision");
         assert_eq!(cache.translations(), 2, "revision 2 translated once");
     }

@@ -236,7 +236,7 @@ async fn serve<M: Machine>(
     let mut mesh = ctx.cache.mesh();
     let published = mesh.borrow_and_update().clone();
     let delivery = delivery(&info, service, M::VARIANT);
-    let mut resources = ctx.cache.resources(&published, &info, &delivery);
+    let mut resources = ctx.cache.resources(&published, &info, &delivery).await;
     let guard = ctx.registry.connect(ProxyStatus {
         node_id: info.id.clone(),
         cluster: info.cluster.clone(),
@@ -312,13 +312,13 @@ async fn serve<M: Machine>(
                 }
                 let published = mesh.borrow_and_update().clone();
                 changed_at = Some(published.at);
-                let next = ctx.cache.resources(&published, &info, &delivery);
+                let next = ctx.cache.resources(&published, &info, &delivery).await;
                 refresh(&mut machine, &mut resources, next, &guard, (&ctx.metrics, ctx.cache.verdicts()))
             }
             // A proxy rejected something: what its group is sent may have moved back.
             Ok(()) = verdicts.changed() => {
                 let published = mesh.borrow().clone();
-                let next = ctx.cache.resources(&published, &info, &delivery);
+                let next = ctx.cache.resources(&published, &info, &delivery).await;
                 refresh(&mut machine, &mut resources, next, &guard, (&ctx.metrics, ctx.cache.verdicts()))
             }
         };

@@ -95,6 +95,7 @@ pub(crate) fn proxy(
         connected_since: chrono::Utc::now(),
         types: types.into_iter().map(|(t, s)| (t.to_string(), s)).collect(),
         resources: None,
+        held_back: vec![],
     }
 }
 
