@@ -47,8 +47,11 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(addr: SocketAddr, token: Option<String>) -> Self {
+        // No idle connections: each one is a task in the server, and the soak compares the
+        // server's task count before and after.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
             .build()
             .expect("a plain HTTP client builds");
         Self { addr, http, token }

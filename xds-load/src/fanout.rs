@@ -139,7 +139,7 @@ pub async fn run(args: &FanoutArgs, server: &Server, threads: usize) -> anyhow::
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let mut tasks = JoinSet::new();
-    let spawn = |tasks: &mut JoinSet<()>, i: u32| {
+    let spawn = |tasks: &mut JoinSet<stream::Outcome>, i: u32| {
         let channel = channels[i as usize % channels.len()].clone();
         let node = stream::node(format!("load-{i}"), &args.node_cluster);
         let fut = stream::run(

@@ -99,6 +99,7 @@ pub struct Report {
     pub connect_errors: u64,
     pub writes_ok: u64,
     pub writes_failed: u64,
+    pub end_reasons: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +110,8 @@ struct Counters {
     connect_errors: AtomicU64,
     writes_ok: AtomicU64,
     writes_failed: AtomicU64,
+    /// Why streams ended other than by the churn (at most 20 distinct reasons).
+    end_reasons: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 pub async fn run(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
@@ -193,6 +196,7 @@ pub async fn run(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
         if Instant::now() >= drain_deadline {
             break (row, None);
         }
+        eprintln!("{} (draining)", csv_line(&row));
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     eprintln!("{}", csv_line(&drained));
@@ -229,6 +233,7 @@ pub async fn run(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
         connect_errors: counters.connect_errors.load(Relaxed),
         writes_ok: counters.writes_ok.load(Relaxed),
         writes_failed: counters.writes_failed.load(Relaxed),
+        end_reasons: std::mem::take(&mut *counters.end_reasons.lock().expect("not poisoned")),
     };
     if let Some(path) = &args.csv {
         std::fs::write(path, report.csv())
@@ -298,7 +303,7 @@ impl Slot {
                     _ = stopping.wait_for(|s| *s) => {}
                 }
             };
-            stream::run(
+            let outcome = stream::run(
                 channel,
                 self.variant,
                 node,
@@ -307,6 +312,17 @@ impl Slot {
                 until,
             )
             .await;
+            let why = match outcome {
+                stream::Outcome::Stopped => None,
+                stream::Outcome::Closed => Some("closed by the server".to_string()),
+                stream::Outcome::Failed(s) => Some(format!("{:?}: {}", s.code(), s.message())),
+            };
+            if let Some(why) = why {
+                let mut seen = counters.end_reasons.lock().expect("not poisoned");
+                if seen.len() < 20 || seen.contains_key(&why) {
+                    *seen.entry(why).or_default() += 1;
+                }
+            }
             if stop.has_changed().is_err() {
                 return;
             }
@@ -384,6 +400,9 @@ impl std::fmt::Display for Report {
             self.writes_ok,
             self.writes_failed
         )?;
+        for (why, n) in &self.end_reasons {
+            writeln!(f, "  ended by the server {n}x: {why}")?;
+        }
         writeln!(
             f,
             "RSS after warm-up flat within {:.0} %: {} (max/min {})",

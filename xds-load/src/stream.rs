@@ -58,8 +58,19 @@ pub fn node(id: String, cluster: &str) -> Node {
     }
 }
 
+/// How a stream ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `stop` resolved.
+    Stopped,
+    /// The server ended the stream cleanly.
+    Closed,
+    /// Opening, reading or writing failed.
+    Failed(tonic::Status),
+}
+
 /// Runs one ADS stream until `stop` resolves (then it reports nothing more) or the stream
-/// ends (reported as [`What::Ended`]).
+/// ends (reported as [`What::Ended`], and returned).
 pub async fn run(
     channel: Channel,
     variant: Variant,
@@ -67,7 +78,7 @@ pub async fn run(
     stream: u32,
     events: mpsc::UnboundedSender<Event>,
     stop: impl Future<Output = ()>,
-) {
+) -> Outcome {
     let report = |what| {
         let _ = events.send(Event {
             stream,
@@ -88,7 +99,7 @@ pub async fn run(
                 client.stream_aggregated_resources(tokio_stream::StreamExt::map(outbound, sotw));
             let inbound = tokio::select! {
                 r = call => r,
-                () = &mut stop => return,
+                () = &mut stop => return Outcome::Stopped,
             };
             match inbound {
                 Ok(r) => {
@@ -96,7 +107,7 @@ pub async fn run(
                     loop {
                         let msg = tokio::select! {
                             m = inbound.message() => m,
-                            () = &mut stop => return,
+                            () = &mut stop => return Outcome::Stopped,
                         };
                         let at = Instant::now();
                         match msg {
@@ -104,15 +115,15 @@ pub async fn run(
                                 let (seen, reqs) = session.on_sotw(resp);
                                 emit(&events, stream, at, seen);
                                 if !send(&tx, reqs).await {
-                                    break Err(());
+                                    break Err(tonic::Status::cancelled("request stream closed"));
                                 }
                             }
                             Ok(None) => break Ok(()),
-                            Err(_) => break Err(()),
+                            Err(status) => break Err(status),
                         }
                     }
                 }
-                Err(_) => Err(()),
+                Err(status) => Err(status),
             }
         }
         Variant::Delta => {
@@ -120,7 +131,7 @@ pub async fn run(
                 client.delta_aggregated_resources(tokio_stream::StreamExt::map(outbound, delta));
             let inbound = tokio::select! {
                 r = call => r,
-                () = &mut stop => return,
+                () = &mut stop => return Outcome::Stopped,
             };
             match inbound {
                 Ok(r) => {
@@ -128,7 +139,7 @@ pub async fn run(
                     loop {
                         let msg = tokio::select! {
                             m = inbound.message() => m,
-                            () = &mut stop => return,
+                            () = &mut stop => return Outcome::Stopped,
                         };
                         let at = Instant::now();
                         match msg {
@@ -136,21 +147,25 @@ pub async fn run(
                                 let (seen, reqs) = session.on_delta(resp);
                                 emit(&events, stream, at, seen);
                                 if !send(&tx, reqs).await {
-                                    break Err(());
+                                    break Err(tonic::Status::cancelled("request stream closed"));
                                 }
                             }
                             Ok(None) => break Ok(()),
-                            Err(_) => break Err(()),
+                            Err(status) => break Err(status),
                         }
                     }
                 }
-                Err(_) => Err(()),
+                Err(status) => Err(status),
             }
         }
     };
     report(What::Ended {
         error: result.is_err(),
     });
+    match result {
+        Ok(()) => Outcome::Closed,
+        Err(status) => Outcome::Failed(status),
+    }
 }
 
 fn emit(
