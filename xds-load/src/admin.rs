@@ -28,6 +28,35 @@ pub enum Error {
     NotReady(SocketAddr, Duration),
 }
 
+/// Which one-PUT change a round makes; each changes exactly one Envoy resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// The endpoint's weight: the `ClusterLoadAssignment`.
+    EndpointWeight,
+    /// The service's `connect_timeout`: the `Cluster` (Envoy then re-warms it).
+    ServiceTimeout,
+    /// The route rule's timeout: the `RouteConfiguration`.
+    RouteTimeout,
+}
+
+fn service_path() -> String {
+    format!("/api/v1/services/{NAME}")
+}
+
+fn route_path() -> String {
+    format!("/api/v1/routes/{NAME}")
+}
+
+fn service(connect_timeout_ms: u32) -> Value {
+    json!({ "protocol": "http", "connect_timeout": format!("{connect_timeout_ms}ms") })
+}
+
+fn route(timeout_ms: u32) -> Value {
+    json!({ "hosts": ["*"], "rules": [{ "destinations": [{ "service": NAME, "weight": 1 }],
+        "timeout": format!("{timeout_ms}ms") }] })
+}
+
 /// What `/metrics` says about live streams and tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scrape {
@@ -79,23 +108,25 @@ impl Admin {
 
     /// Creates (or replaces) the mesh: service, its endpoint at weight 1, route, listener.
     pub async fn create_mesh(&self) -> Result<(), Error> {
-        self.put(
-            &format!("/api/v1/services/{NAME}"),
-            json!({ "protocol": "http" }),
-        )
-        .await?;
+        self.put(&service_path(), service(1000)).await?;
         self.set_weight(1).await?;
-        let route = json!({ "hosts": ["*"],
-            "rules": [{ "destinations": [{ "service": NAME, "weight": 1 }] }] });
-        self.put(&format!("/api/v1/routes/{NAME}"), route).await?;
+        self.put(&route_path(), route(15_000)).await?;
         let listener = json!({ "address": "0.0.0.0", "port": 10000, "protocol": "http",
             "routes": [NAME], "selector": {} });
         self.put(&format!("/api/v1/listeners/{NAME}"), listener)
             .await
     }
 
-    /// The one-PUT change: the endpoint's weight, so exactly one resource (the
-    /// `ClusterLoadAssignment`) changes.
+    /// Makes change number `n` (from 1) of the given kind with one PUT.
+    pub async fn change(&self, change: Change, n: u32) -> Result<(), Error> {
+        match change {
+            Change::EndpointWeight => self.set_weight(1 + n % 9999).await,
+            Change::ServiceTimeout => self.put(&service_path(), service(1000 + n % 9000)).await,
+            Change::RouteTimeout => self.put(&route_path(), route(15_000 + n % 9000)).await,
+        }
+    }
+
+    /// The endpoint's weight: exactly one resource (the `ClusterLoadAssignment`) changes.
     pub async fn set_weight(&self, weight: u32) -> Result<(), Error> {
         let body = json!({ "endpoints": [{ "address": "127.0.0.1", "port": 8081,
             "weight": weight, "health": "healthy" }] });

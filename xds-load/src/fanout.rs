@@ -14,6 +14,7 @@ use serde::Serialize;
 use tokio::{sync::mpsc, task::JoinSet};
 
 use crate::{
+    admin::Change,
     server::{Server, ServerArgs},
     session::Variant,
     stats::{Summary, histogram, millis},
@@ -31,6 +32,9 @@ pub struct FanoutArgs {
     pub connections: Option<u32>,
     #[arg(long, value_enum, default_value_t = Variant::Sotw)]
     pub variant: Variant,
+    /// What each round changes (one PUT, one Envoy resource).
+    #[arg(long, value_enum, default_value_t = Change::EndpointWeight)]
+    pub change: Change,
     /// Changes to make and measure, one at a time.
     #[arg(long, default_value_t = 10)]
     pub rounds: u32,
@@ -59,6 +63,7 @@ pub struct Report {
     pub streams: u32,
     pub connections: u32,
     pub rounds: u32,
+    pub change: Change,
     /// From spawning streams 2..N until every one held CDS, EDS, LDS and RDS.
     pub connect_ms: f64,
     /// Every stream's receipt latency in every round, from just before the PUT was sent.
@@ -102,7 +107,8 @@ pub struct GeneratorFigures {
 
 #[derive(Debug, Serialize)]
 pub struct Round {
-    pub weight: u32,
+    /// The change's number (1..=rounds).
+    pub n: u32,
     pub put_ms: f64,
     pub last_ms: f64,
     pub latency: Summary,
@@ -186,8 +192,7 @@ pub async fn run(args: &FanoutArgs, server: &Server, threads: usize) -> anyhow::
     for r in 0..args.rounds {
         tokio::time::sleep(Duration::from_millis(args.gap_ms)).await;
         settle(&mut rx, Duration::ZERO, Instant::now()).await?;
-        let weight = 2 + r % 9998;
-        let (round, latencies, counts) = round(args, server, &mut rx, weight).await?;
+        let (round, latencies, counts) = round(args, server, &mut rx, r + 1).await?;
         all_latencies.extend(latencies);
         all_counts.extend(counts);
         per_round.push(round);
@@ -215,6 +220,7 @@ pub async fn run(args: &FanoutArgs, server: &Server, threads: usize) -> anyhow::
         streams: args.streams,
         connections,
         rounds: args.rounds,
+        change: args.change,
         connect_ms: millis(connect),
         latency: Summary::of(&all_latencies),
         last_stream: Summary::of(&last),
@@ -239,7 +245,7 @@ async fn round(
     args: &FanoutArgs,
     server: &Server,
     rx: &mut mpsc::UnboundedReceiver<Event>,
-    weight: u32,
+    number: u32,
 ) -> anyhow::Result<(Round, Vec<Duration>, Vec<u32>)> {
     let n = args.streams as usize;
     let mut got: Vec<Option<Duration>> = vec![None; n];
@@ -248,7 +254,7 @@ async fn round(
     let t0 = Instant::now();
     server
         .admin
-        .set_weight(weight)
+        .change(args.change, number)
         .await
         .context("the round's PUT")?;
     let put = t0.elapsed();
@@ -277,7 +283,7 @@ async fn round(
     let latencies: Vec<Duration> = got.iter().flatten().copied().collect();
     let summary = Summary::of(&latencies);
     let round = Round {
-        weight,
+        n: number,
         put_ms: millis(put),
         last_ms: summary.max_ms,
         latency: summary,
@@ -365,8 +371,8 @@ impl std::fmt::Display for Report {
         };
         writeln!(
             f,
-            "xds-load fanout: {} {variant} ADS streams over {} connections, {} rounds (one endpoint weight PUT each)",
-            self.streams, self.connections, self.rounds
+            "xds-load fanout: {} {variant} ADS streams over {} connections, {} rounds of one PUT ({:?})",
+            self.streams, self.connections, self.rounds, self.change
         )?;
         writeln!(f, "  all streams synced after {:.0} ms", self.connect_ms)?;
         writeln!(f, "  per-stream receipt latency: {}", self.latency)?;
