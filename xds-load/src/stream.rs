@@ -12,10 +12,13 @@ use envoy_types::pb::envoy::{
     },
 };
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tonic::{
+    Streaming,
+    transport::{Channel, Endpoint},
+};
 
-use crate::session::{Kind, Request, Session, Variant};
+use crate::session::{Kind, Request, Seen, Session, Variant};
 
 /// What one stream reports.
 #[derive(Debug, Clone, Copy)]
@@ -79,13 +82,6 @@ pub async fn run(
     events: mpsc::UnboundedSender<Event>,
     stop: impl Future<Output = ()>,
 ) -> Outcome {
-    let report = |what| {
-        let _ = events.send(Event {
-            stream,
-            at: Instant::now(),
-            what,
-        });
-    };
     tokio::pin!(stop);
     let mut session = Session::new(variant, node);
     let mut client =
@@ -93,74 +89,50 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<Request>(16);
     let _ = tx.try_send(session.start());
     let outbound = ReceiverStream::new(rx);
+    let ends = Ends {
+        stream,
+        events: &events,
+        tx: &tx,
+    };
     let result = match variant {
         Variant::Sotw => {
-            let call =
-                client.stream_aggregated_resources(tokio_stream::StreamExt::map(outbound, sotw));
-            let inbound = tokio::select! {
+            let call = client.stream_aggregated_resources(outbound.map(sotw));
+            let opened = tokio::select! {
                 r = call => r,
                 () = &mut stop => return Outcome::Stopped,
             };
-            match inbound {
+            match opened {
                 Ok(r) => {
-                    let mut inbound = r.into_inner();
-                    loop {
-                        let msg = tokio::select! {
-                            m = inbound.message() => m,
-                            () = &mut stop => return Outcome::Stopped,
-                        };
-                        let at = Instant::now();
-                        match msg {
-                            Ok(Some(resp)) => {
-                                let (seen, reqs) = session.on_sotw(resp);
-                                emit(&events, stream, at, seen);
-                                if !send(&tx, reqs).await {
-                                    break Err(tonic::Status::cancelled("request stream closed"));
-                                }
-                            }
-                            Ok(None) => break Ok(()),
-                            Err(status) => break Err(status),
-                        }
-                    }
+                    ends.drive(r.into_inner(), |m| session.on_sotw(m), stop)
+                        .await
                 }
-                Err(status) => Err(status),
+                Err(status) => Some(Err(status)),
             }
         }
         Variant::Delta => {
-            let call =
-                client.delta_aggregated_resources(tokio_stream::StreamExt::map(outbound, delta));
-            let inbound = tokio::select! {
+            let call = client.delta_aggregated_resources(outbound.map(delta));
+            let opened = tokio::select! {
                 r = call => r,
                 () = &mut stop => return Outcome::Stopped,
             };
-            match inbound {
+            match opened {
                 Ok(r) => {
-                    let mut inbound = r.into_inner();
-                    loop {
-                        let msg = tokio::select! {
-                            m = inbound.message() => m,
-                            () = &mut stop => return Outcome::Stopped,
-                        };
-                        let at = Instant::now();
-                        match msg {
-                            Ok(Some(resp)) => {
-                                let (seen, reqs) = session.on_delta(resp);
-                                emit(&events, stream, at, seen);
-                                if !send(&tx, reqs).await {
-                                    break Err(tonic::Status::cancelled("request stream closed"));
-                                }
-                            }
-                            Ok(None) => break Ok(()),
-                            Err(status) => break Err(status),
-                        }
-                    }
+                    ends.drive(r.into_inner(), |m| session.on_delta(m), stop)
+                        .await
                 }
-                Err(status) => Err(status),
+                Err(status) => Some(Err(status)),
             }
         }
     };
-    report(What::Ended {
-        error: result.is_err(),
+    let Some(result) = result else {
+        return Outcome::Stopped;
+    };
+    let _ = events.send(Event {
+        stream,
+        at: Instant::now(),
+        what: What::Ended {
+            error: result.is_err(),
+        },
     });
     match result {
         Ok(()) => Outcome::Closed,
@@ -168,12 +140,46 @@ pub async fn run(
     }
 }
 
-fn emit(
-    events: &mpsc::UnboundedSender<Event>,
+/// What a running stream talks to: the collector and its own request queue.
+struct Ends<'a> {
     stream: u32,
-    at: Instant,
-    seen: crate::session::Seen,
-) {
+    events: &'a mpsc::UnboundedSender<Event>,
+    tx: &'a mpsc::Sender<Request>,
+}
+
+impl Ends<'_> {
+    /// Reads responses, stamps and reports each, sends what the session answers. `None`
+    /// when `stop` resolved first; else how the stream ended.
+    async fn drive<M>(
+        &self,
+        mut inbound: Streaming<M>,
+        mut on: impl FnMut(M) -> (Seen, Vec<Request>),
+        mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Option<Result<(), tonic::Status>> {
+        loop {
+            let msg = tokio::select! {
+                m = inbound.message() => m,
+                () = &mut stop => return None,
+            };
+            let at = Instant::now();
+            match msg {
+                Ok(Some(resp)) => {
+                    let (seen, requests) = on(resp);
+                    emit(self.events, self.stream, at, seen);
+                    for r in requests {
+                        if self.tx.send(r).await.is_err() {
+                            return Some(Err(tonic::Status::cancelled("request stream closed")));
+                        }
+                    }
+                }
+                Ok(None) => return Some(Ok(())),
+                Err(status) => return Some(Err(status)),
+            }
+        }
+    }
+}
+
+fn emit(events: &mpsc::UnboundedSender<Event>, stream: u32, at: Instant, seen: Seen) {
     let _ = events.send(Event {
         stream,
         at,
@@ -189,15 +195,6 @@ fn emit(
             what: What::Synced,
         });
     }
-}
-
-async fn send(tx: &mpsc::Sender<Request>, requests: Vec<Request>) -> bool {
-    for r in requests {
-        if tx.send(r).await.is_err() {
-            return false;
-        }
-    }
-    true
 }
 
 fn sotw(r: Request) -> DiscoveryRequest {
