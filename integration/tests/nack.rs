@@ -1,6 +1,6 @@
 //! Config no proxy can run (both data planes, ADS SotW and Delta): the refusal is a NACK,
-//! shown in the proxy status with the proxy's own words, and the config from before keeps
-//! serving. (Config that only minimal-proxy refuses: `unsupported.rs`.)
+//! shown in the proxy status with the proxy's own words (as held back: `last_known_good.rs`),
+//! and the config from before keeps serving. (Config that only minimal-proxy refuses: `unsupported.rs`.)
 
 use std::time::Duration;
 
@@ -17,9 +17,9 @@ const WAIT: Duration = Duration::from_secs(30);
 conformance!(rejected_resource_is_nacked);
 
 /// (e) A raw Cluster that decodes (so the API accepts it) but that no proxy can run: a STATIC
-/// cluster cannot use the CLUSTER_PROVIDED load balancer. The proxy status shows CDS NACKED
+/// cluster cannot use the CLUSTER_PROVIDED load balancer. The proxy status shows it held back
 /// with the proxy's words naming the cluster; the config from before keeps serving; deleting
-/// the resource gets CDS back to SYNCED.
+/// the resource clears it.
 async fn rejected_resource_is_nacked(plane: DataPlane, variant: Variant, backend: Backend) {
     let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
@@ -44,13 +44,19 @@ async fn rejected_resource_is_nacked(plane: DataPlane, variant: Variant, backend
             }),
         )
         .await;
+    // The NACK shows in the status; then last-known-good holds the cluster back from the
+    // proxy's group (nobody accepted a version of it, so it is left out), the proxy acknowledges
+    // what it is sent instead, and the rejection stays visible in `held_back`.
     let status = stage
-        .wait_proxy("CDS NACKED", WAIT, |p| {
-            p["types"][type_url::CLUSTER]["status"] == "NACKED"
+        .wait_proxy("bad-cluster held back, CDS SYNCED again", WAIT, |p| {
+            p["types"][type_url::CLUSTER]["status"] == "SYNCED"
+                && p["held_back"]
+                    .as_array()
+                    .is_some_and(|h| h.iter().any(|x| x["name"] == "bad-cluster"))
         })
         .await;
-    let cds = &status["types"][type_url::CLUSTER];
-    let detail = cds["error_detail"].as_str().unwrap_or_default();
+    let held = &status["held_back"][0];
+    let detail = held["message"].as_str().unwrap_or_default();
     // Envoy words it as its cluster manager does; minimal-proxy names the resource and field.
     let because = match plane {
         DataPlane::Envoy => "cluster provided LB",
@@ -58,12 +64,13 @@ async fn rejected_resource_is_nacked(plane: DataPlane, variant: Variant, backend
     };
     assert!(
         detail.contains("bad-cluster") && detail.contains(because),
-        "{}: error_detail names the cluster and says '{because}': {cds:#}",
+        "{}: the held-back entry gives the proxy's words, naming the cluster and saying '{because}': {held:#}",
         plane.as_str()
     );
-    assert_ne!(
-        cds["version_sent"], cds["version_acked"],
-        "the rejected version is not the acked one: {cds:#}"
+    assert_eq!(held["rejected_by"], stage.node_id.as_str(), "{held:#}");
+    assert!(
+        held["serving_version"].is_null(),
+        "never accepted: left out: {held:#}"
     );
     for t in [type_url::LISTENER, type_url::ROUTE] {
         assert_eq!(status["types"][t]["status"], "SYNCED", "{t}: {status:#}");
@@ -86,8 +93,8 @@ async fn rejected_resource_is_nacked(plane: DataPlane, variant: Variant, backend
 
     stage.cp.delete("/api/v1/envoy-resources/bad-cluster").await;
     stage
-        .wait_proxy("CDS SYNCED again", WAIT, |p| {
-            p["types"][type_url::CLUSTER]["status"] == "SYNCED"
+        .wait_proxy("nothing held back, CDS SYNCED", WAIT, |p| {
+            p["types"][type_url::CLUSTER]["status"] == "SYNCED" && p.get("held_back").is_none()
         })
         .await;
     stage.all_from("a", 5, "after-delete").await;

@@ -24,12 +24,13 @@ pub mod sotw;
 mod stream;
 pub mod verdicts;
 mod warming;
+pub mod wire;
 
 pub use stream::Context;
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
+use envoy_types::pb::envoy::config::core::v3::Node;
 
 use xds_core::{TypeUrl, node::struct_to_json};
 
@@ -127,12 +128,6 @@ pub(crate) fn resolve_type_url(got: &str, only: Option<&TypeUrl>) -> Result<Type
     }
 }
 
-/// The identity sent in every response, so a proxy's config dump says who configured it.
-pub(crate) fn control_plane() -> ControlPlane {
-    ControlPlane {
-        identifier: concat!("xds-server/", env!("CARGO_PKG_VERSION")).to_string(),
-    }
-}
 
 /// The selector-relevant parts of an Envoy node: id, cluster and string metadata fields.
 pub(crate) fn node_info(node: &Node) -> NodeInfo {

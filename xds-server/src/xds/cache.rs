@@ -96,7 +96,8 @@ impl Cache {
                 _ => {
                     if groups.len() >= 64 && groups.len().is_power_of_two() {
                         groups.retain(|_, g| g.live());
-                        self.verdicts.retain(|s| groups.contains_key(s));
+                        self.verdicts
+                            .retain(|d| groups.keys().any(|s| s.delivery == *d));
                     }
                     let slot = Arc::new(OnceCell::new());
                     let group = Group {

@@ -15,12 +15,11 @@ use std::{
     sync::Arc,
 };
 
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
-};
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
 use super::{
-    Error, Feedback, MAX_NAMES, Nonces, Step, control_plane, resolve_type_url, warming::Warming,
+    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url, warming::Warming,
+    wire::DeltaResponse,
 };
 use xds_core::TypeUrl;
 
@@ -95,7 +94,7 @@ impl Delta {
     pub fn on_request(
         &mut self,
         req: &DeltaDiscoveryRequest,
-    ) -> Result<Step<DeltaDiscoveryResponse>, Error> {
+    ) -> Result<Step<DeltaResponse>, Error> {
         let type_url = resolve_type_url(&req.type_url, self.only.as_ref())?;
         let mut step = Step::default();
         let state = self.types.entry(type_url.clone()).or_default();
@@ -228,7 +227,7 @@ impl Delta {
         Ok(step)
     }
 
-    pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DeltaDiscoveryResponse> {
+    pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DeltaResponse> {
         self.resources = resources;
         let mut step = Step::default();
         self.sync(&mut step);
@@ -241,7 +240,7 @@ impl Delta {
     }
 
     /// Stops waiting for new clusters to warm and sends what was held back.
-    pub fn release(&mut self) -> Step<DeltaDiscoveryResponse> {
+    pub fn release(&mut self) -> Step<DeltaResponse> {
         let mut step = Step::default();
         if self.hold.give_up() {
             self.sync(&mut step);
@@ -251,7 +250,7 @@ impl Delta {
 
     /// Sends what each subscribed type lacks, in ADS order, removals last in reverse order.
     /// While new clusters warm, listeners, routes and removals wait.
-    fn sync(&mut self, step: &mut Step<DeltaDiscoveryResponse>) {
+    fn sync(&mut self, step: &mut Step<DeltaResponse>) {
         let aggregated = self.only.is_none();
         let resources = &self.resources;
         self.hold.prune(|c| resources.warms(c));
@@ -314,7 +313,7 @@ impl Delta {
 
     /// Called on an EDS ACK or a CDS NACK: ends the hold when the proxy has acknowledged every
     /// held cluster's assignment (or refused the clusters), and sends what waited.
-    fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<DeltaDiscoveryResponse>) {
+    fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<DeltaResponse>) {
         let types = &self.types;
         if self.hold.settle(feedback, |names| {
             names
@@ -330,7 +329,7 @@ impl Delta {
         type_url: &TypeUrl,
         change: Change,
         feedback: &mut Vec<Feedback>,
-    ) -> DeltaDiscoveryResponse {
+    ) -> DeltaResponse {
         let nonce = self.nonces.next();
         let state = self.types.entry(type_url.clone()).or_default();
         for e in &change.updated {
@@ -355,23 +354,12 @@ impl Delta {
             version: version.clone(),
             count: change.updated.len() + change.removed.len(),
         });
-        DeltaDiscoveryResponse {
+        DeltaResponse {
             system_version_info: version,
-            resources: change
-                .updated
-                .iter()
-                .map(|e| Resource {
-                    name: e.name.clone(),
-                    version: e.version.clone(),
-                    resource: Some(e.resource.clone()),
-                    ..Resource::default()
-                })
-                .collect(),
+            resources: change.updated,
             type_url: type_url.to_string(),
             removed_resources: change.removed,
             nonce,
-            control_plane: Some(control_plane()),
-            ..DeltaDiscoveryResponse::default()
         }
     }
 }

@@ -5,8 +5,10 @@
 //! wrapped in a [`Conn`] the streams on it can cut (a proxy that stops reading loses it).
 
 use std::{
+    convert::Infallible,
     future::Future,
     io,
+    marker::PhantomData,
     pin::Pin,
     sync::{
         Arc,
@@ -18,26 +20,7 @@ use std::{
 
 use futures::{TryStreamExt, task::AtomicWaker};
 
-use envoy_types::pb::envoy::service::{
-    cluster::v3::cluster_discovery_service_server::{
-        ClusterDiscoveryService, ClusterDiscoveryServiceServer,
-    },
-    discovery::v3::{
-        DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-        aggregated_discovery_service_server::{
-            AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-        },
-    },
-    endpoint::v3::endpoint_discovery_service_server::{
-        EndpointDiscoveryService, EndpointDiscoveryServiceServer,
-    },
-    listener::v3::listener_discovery_service_server::{
-        ListenerDiscoveryService, ListenerDiscoveryServiceServer,
-    },
-    route::v3::route_discovery_service_server::{
-        RouteDiscoveryService, RouteDiscoveryServiceServer,
-    },
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -45,14 +28,18 @@ use tokio::{
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     Request, Response, Status, Streaming,
+    body::Body,
+    server::{Grpc, NamedService, StreamingService},
     service::Routes,
     transport::server::{Connected, TcpConnectInfo},
 };
+use tonic_prost::ProstCodec;
 
 use super::{
     delta::Delta,
     sotw::Sotw,
-    stream::{self, Context, Outbound},
+    stream::{self, Context, Machine, Outbound},
+    wire::{DeltaResponse, SotwResponse},
 };
 use xds_core::TypeUrl;
 
@@ -78,9 +65,6 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
-
-type SotwStream = Outbound<DiscoveryResponse>;
-type DeltaStream = Outbound<DeltaDiscoveryResponse>;
 
 // === impl Conn ===
 
@@ -210,39 +194,193 @@ impl XdsServer {
     /// The gRPC routes for a tonic server; each refuses requests over
     /// `--xds-max-request-bytes`.
     pub fn routes(self) -> Routes {
-        let max = self.ctx.limits.max_request_bytes;
-        let ads = AggregatedDiscoveryServiceServer::new(self.clone());
-        let cds = ClusterDiscoveryServiceServer::new(self.clone());
-        let eds = EndpointDiscoveryServiceServer::new(self.clone());
-        let lds = ListenerDiscoveryServiceServer::new(self.clone());
-        let rds = RouteDiscoveryServiceServer::new(self);
-        Routes::new(ads.max_decoding_message_size(max))
-            .add_service(cds.max_decoding_message_size(max))
-            .add_service(eds.max_decoding_message_size(max))
-            .add_service(lds.max_decoding_message_size(max))
-            .add_service(rds.max_decoding_message_size(max))
+        Routes::new(Service::<Ads>::new(self.ctx.clone()))
+            .add_service(Service::<Cds>::new(self.ctx.clone()))
+            .add_service(Service::<Eds>::new(self.ctx.clone()))
+            .add_service(Service::<Lds>::new(self.ctx.clone()))
+            .add_service(Service::<Rds>::new(self.ctx))
+    }
+}
+
+/// One xDS gRPC service (ADS, or a per-type one), written by hand rather than generated so
+/// its responses are encoded from the shared resources (see `wire.rs`): tonic's generated
+/// servers take `DiscoveryResponse`s, which would copy every resource into every stream.
+#[derive(Debug)]
+pub struct Service<K> {
+    ctx: Context,
+    kind: PhantomData<K>,
+}
+
+impl<K> Clone for Service<K> {
+    fn clone(&self) -> Self {
+        Self {
+            ctx: self.ctx.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K: Kind> Service<K> {
+    fn new(ctx: Context) -> Self {
+        Self {
+            ctx,
+            kind: PhantomData,
+        }
+    }
+}
+
+/// What tells the xDS services apart: the gRPC name, the method names, the one type a
+/// per-type service serves, and the label in the proxy status.
+pub trait Kind: Send + Sync + 'static {
+    const NAME: &'static str;
+    const SOTW: &'static str;
+    const DELTA: &'static str;
+    /// REST-style fetch (per-type services only): answered UNIMPLEMENTED.
+    const FETCH: Option<&'static str>;
+    const LABEL: &'static str;
+    fn only() -> Option<TypeUrl>;
+}
+
+macro_rules! kind {
+    ($kind:ident, $name:literal, $sotw:literal, $delta:literal, $fetch:expr, $label:literal, $only:expr) => {
+        #[derive(Debug)]
+        pub enum $kind {}
+        impl Kind for $kind {
+            const NAME: &'static str = $name;
+            const SOTW: &'static str = $sotw;
+            const DELTA: &'static str = $delta;
+            const FETCH: Option<&'static str> = $fetch;
+            const LABEL: &'static str = $label;
+            fn only() -> Option<TypeUrl> {
+                $only
+            }
+        }
+    };
+}
+
+kind!(
+    Ads,
+    "envoy.service.discovery.v3.AggregatedDiscoveryService",
+    "StreamAggregatedResources",
+    "DeltaAggregatedResources",
+    None,
+    "ads",
+    None
+);
+kind!(
+    Cds,
+    "envoy.service.cluster.v3.ClusterDiscoveryService",
+    "StreamClusters",
+    "DeltaClusters",
+    Some("FetchClusters"),
+    "cds",
+    Some(TypeUrl::Cluster)
+);
+kind!(
+    Eds,
+    "envoy.service.endpoint.v3.EndpointDiscoveryService",
+    "StreamEndpoints",
+    "DeltaEndpoints",
+    Some("FetchEndpoints"),
+    "eds",
+    Some(TypeUrl::Endpoint)
+);
+kind!(
+    Lds,
+    "envoy.service.listener.v3.ListenerDiscoveryService",
+    "StreamListeners",
+    "DeltaListeners",
+    Some("FetchListeners"),
+    "lds",
+    Some(TypeUrl::Listener)
+);
+kind!(
+    Rds,
+    "envoy.service.route.v3.RouteDiscoveryService",
+    "StreamRoutes",
+    "DeltaRoutes",
+    Some("FetchRoutes"),
+    "rds",
+    Some(TypeUrl::Route)
+);
+
+impl<K: Kind> NamedService for Service<K> {
+    const NAME: &'static str = K::NAME;
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<K: Kind> tower::Service<http::Request<Body>> for Service<K> {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn sotw(
-        &self,
-        req: Request<Streaming<DiscoveryRequest>>,
-        only: Option<TypeUrl>,
-        service: &'static str,
-    ) -> Result<Response<SotwStream>, Status> {
-        let cut = cutter(&req);
-        let out = stream::run::<Sotw>(self.ctx.clone(), req.into_inner(), only, service, cut)?;
-        Ok(Response::new(out))
+    fn call(
+        &mut self,
+        req: http::Request<Body>,
+    ) -> BoxFuture<Result<http::Response<Body>, Infallible>> {
+        let method = req
+            .uri()
+            .path()
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(K::NAME))
+            .and_then(|p| p.strip_prefix('/'))
+            .unwrap_or_default()
+            .to_string();
+        let ctx = self.ctx.clone();
+        let max = ctx.limits.max_request_bytes;
+        Box::pin(async move {
+            let response = if method == K::SOTW {
+                let codec = ProstCodec::<SotwResponse, DiscoveryRequest>::default();
+                let mut grpc = Grpc::new(codec).apply_max_message_size_config(Some(max), None);
+                grpc.streaming(Method::<Sotw, K>::new(ctx), req).await
+            } else if method == K::DELTA {
+                let codec = ProstCodec::<DeltaResponse, DeltaDiscoveryRequest>::default();
+                let mut grpc = Grpc::new(codec).apply_max_message_size_config(Some(max), None);
+                grpc.streaming(Method::<Delta, K>::new(ctx), req).await
+            } else if K::FETCH == Some(method.as_str()) {
+                no_fetch().into_http()
+            } else {
+                Status::unimplemented(format!("no method '{method}' in {}", K::NAME)).into_http()
+            };
+            Ok(response)
+        })
     }
+}
 
-    fn delta(
-        &self,
-        req: Request<Streaming<DeltaDiscoveryRequest>>,
-        only: Option<TypeUrl>,
-        service: &'static str,
-    ) -> Result<Response<DeltaStream>, Status> {
+/// One streaming method: a state machine `M` on service `K`.
+struct Method<M, K> {
+    ctx: Context,
+    marker: PhantomData<(M, K)>,
+}
+
+impl<M, K> Method<M, K> {
+    fn new(ctx: Context) -> Self {
+        Self {
+            ctx,
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<M: Machine, K: Kind> StreamingService<M::Request> for Method<M, K>
+where
+    M::Request: prost::Message + Default,
+    M::Response: prost::Message,
+    Streaming<M::Request>: Send,
+{
+    type Response = M::Response;
+    type ResponseStream = Outbound<M::Response>;
+    type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
+
+    fn call(&mut self, req: Request<Streaming<M::Request>>) -> Self::Future {
         let cut = cutter(&req);
-        let out = stream::run::<Delta>(self.ctx.clone(), req.into_inner(), only, service, cut)?;
-        Ok(Response::new(out))
+        let out = stream::run::<M>(self.ctx.clone(), req.into_inner(), K::only(), K::LABEL, cut);
+        Box::pin(async move { out.map(Response::new) })
     }
 }
 
@@ -256,96 +394,3 @@ fn cutter<T>(req: &Request<T>) -> Option<Cutter> {
 fn no_fetch() -> Status {
     Status::unimplemented("REST-style fetch is not served: open a stream (SotW or delta) instead")
 }
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for XdsServer {
-    type StreamAggregatedResourcesStream = SotwStream;
-    type DeltaAggregatedResourcesStream = DeltaStream;
-
-    async fn stream_aggregated_resources(
-        &self,
-        req: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<SotwStream>, Status> {
-        self.sotw(req, None, "ads")
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        req: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<DeltaStream>, Status> {
-        self.delta(req, None, "ads")
-    }
-}
-
-/// The four per-type services differ only in names; one macro writes them.
-macro_rules! per_type_service {
-    ($trait:ident, $ty:expr, $service:literal, $stream_ty:ident, $delta_ty:ident, $stream:ident, $delta:ident, $fetch:ident) => {
-        #[tonic::async_trait]
-        impl $trait for XdsServer {
-            type $stream_ty = SotwStream;
-            type $delta_ty = DeltaStream;
-
-            async fn $stream(
-                &self,
-                req: Request<Streaming<DiscoveryRequest>>,
-            ) -> Result<Response<SotwStream>, Status> {
-                self.sotw(req, Some($ty), $service)
-            }
-
-            async fn $delta(
-                &self,
-                req: Request<Streaming<DeltaDiscoveryRequest>>,
-            ) -> Result<Response<DeltaStream>, Status> {
-                self.delta(req, Some($ty), $service)
-            }
-
-            async fn $fetch(
-                &self,
-                _req: Request<DiscoveryRequest>,
-            ) -> Result<Response<DiscoveryResponse>, Status> {
-                Err(no_fetch())
-            }
-        }
-    };
-}
-
-per_type_service!(
-    ClusterDiscoveryService,
-    TypeUrl::Cluster,
-    "cds",
-    StreamClustersStream,
-    DeltaClustersStream,
-    stream_clusters,
-    delta_clusters,
-    fetch_clusters
-);
-per_type_service!(
-    EndpointDiscoveryService,
-    TypeUrl::Endpoint,
-    "eds",
-    StreamEndpointsStream,
-    DeltaEndpointsStream,
-    stream_endpoints,
-    delta_endpoints,
-    fetch_endpoints
-);
-per_type_service!(
-    ListenerDiscoveryService,
-    TypeUrl::Listener,
-    "lds",
-    StreamListenersStream,
-    DeltaListenersStream,
-    stream_listeners,
-    delta_listeners,
-    fetch_listeners
-);
-per_type_service!(
-    RouteDiscoveryService,
-    TypeUrl::Route,
-    "rds",
-    StreamRoutesStream,
-    DeltaRoutesStream,
-    stream_routes,
-    delta_routes,
-    fetch_routes
-);

@@ -19,10 +19,11 @@ use std::{
     sync::Arc,
 };
 
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
 use super::{
-    Error, Feedback, MAX_NAMES, Nonces, Step, control_plane, resolve_type_url, warming::Warming,
+    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url, warming::Warming,
+    wire::SotwResponse,
 };
 use xds_core::TypeUrl;
 
@@ -95,7 +96,7 @@ impl Sotw {
     }
 
     /// Handles one request from the proxy.
-    pub fn on_request(&mut self, req: &DiscoveryRequest) -> Result<Step<DiscoveryResponse>, Error> {
+    pub fn on_request(&mut self, req: &DiscoveryRequest) -> Result<Step<SotwResponse>, Error> {
         let type_url = resolve_type_url(&req.type_url, self.only.as_ref())?;
         let mut step = Step::default();
         let state = self.types.entry(type_url.clone()).or_default();
@@ -206,7 +207,7 @@ impl Sotw {
     }
 
     /// Takes a new set of resources and sends what changed, make-before-break.
-    pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DiscoveryResponse> {
+    pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<SotwResponse> {
         self.resources = resources;
         let mut step = Step::default();
         self.sync(&mut step);
@@ -220,7 +221,7 @@ impl Sotw {
 
     /// Stops waiting for new clusters to warm (the proxy never asked for their assignments)
     /// and sends what was held back.
-    pub fn release(&mut self) -> Step<DiscoveryResponse> {
+    pub fn release(&mut self) -> Step<SotwResponse> {
         let mut step = Step::default();
         if self.hold.give_up() {
             self.sync(&mut step);
@@ -231,7 +232,7 @@ impl Sotw {
     /// Sends every subscribed type whose view differs from what was sent, in ADS order, with
     /// removals of clusters and listeners deferred to the end. While new clusters warm,
     /// listeners, routes and removals wait (see `warming.rs`).
-    fn sync(&mut self, step: &mut Step<DiscoveryResponse>) {
+    fn sync(&mut self, step: &mut Step<SotwResponse>) {
         let aggregated = self.only.is_none();
         let resources = &self.resources;
         self.hold.prune(|c| resources.warms(c));
@@ -310,7 +311,7 @@ impl Sotw {
 
     /// Called on an EDS ACK or a CDS NACK: ends the hold when every held cluster's assignment
     /// was acknowledged (or the clusters were refused), and sends what waited.
-    fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<DiscoveryResponse>) {
+    fn maybe_release(&mut self, feedback: &Feedback, step: &mut Step<SotwResponse>) {
         let types = &self.types;
         if self.hold.settle(feedback, |names| {
             types[&TypeUrl::Endpoint]
@@ -328,26 +329,25 @@ impl Sotw {
         version: String,
         items: Vec<Arc<Encoded>>,
         feedback: &mut Vec<Feedback>,
-    ) -> DiscoveryResponse {
+    ) -> SotwResponse {
         let nonce = self.nonces.next();
         feedback.push(Feedback::Sent {
             type_url: type_url.to_string(),
             version: version.clone(),
             count: items.len(),
         });
+        let items: Arc<[Arc<Encoded>]> = items.into();
         let state = self.types.entry(type_url.clone()).or_default();
         state.sent = Some(Sent {
             version: version.clone(),
             nonce: nonce.clone(),
-            items: items.clone().into(),
+            items: items.clone(),
         });
-        DiscoveryResponse {
+        SotwResponse {
             version_info: version,
-            resources: items.iter().map(|e| e.resource.clone()).collect(),
+            resources: items,
             type_url: type_url.to_string(),
             nonce,
-            control_plane: Some(control_plane()),
-            ..DiscoveryResponse::default()
         }
     }
 }

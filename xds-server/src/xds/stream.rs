@@ -14,9 +14,7 @@ use std::{
 use chrono::Utc;
 use envoy_types::pb::envoy::{
     config::core::v3::Node,
-    service::discovery::v3::{
-        DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-    },
+    service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
@@ -32,6 +30,7 @@ use super::{
     node_info,
     server::Cutter,
     sotw::Sotw,
+    wire::{DeltaResponse, SotwResponse},
 };
 use crate::{
     metrics::Metrics,
@@ -124,7 +123,7 @@ pub(crate) trait Machine: Send + 'static {
 
 impl Machine for Sotw {
     type Request = DiscoveryRequest;
-    type Response = DiscoveryResponse;
+    type Response = SotwResponse;
     const VARIANT: Variant = Variant::Sotw;
     fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Sotw::new(only, resources)
@@ -135,23 +134,23 @@ impl Machine for Sotw {
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
     }
-    fn on_request(&mut self, req: &DiscoveryRequest) -> Result<Step<DiscoveryResponse>, Error> {
+    fn on_request(&mut self, req: &DiscoveryRequest) -> Result<Step<SotwResponse>, Error> {
         Sotw::on_request(self, req)
     }
-    fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DiscoveryResponse> {
+    fn on_resources(&mut self, resources: Arc<Resources>) -> Step<SotwResponse> {
         Sotw::on_resources(self, resources)
     }
     fn holding(&self) -> bool {
         Sotw::holding(self)
     }
-    fn release(&mut self) -> Step<DiscoveryResponse> {
+    fn release(&mut self) -> Step<SotwResponse> {
         Sotw::release(self)
     }
 }
 
 impl Machine for Delta {
     type Request = DeltaDiscoveryRequest;
-    type Response = DeltaDiscoveryResponse;
+    type Response = DeltaResponse;
     const VARIANT: Variant = Variant::Delta;
     fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Delta::new(only, resources)
@@ -162,19 +161,16 @@ impl Machine for Delta {
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
     }
-    fn on_request(
-        &mut self,
-        req: &DeltaDiscoveryRequest,
-    ) -> Result<Step<DeltaDiscoveryResponse>, Error> {
+    fn on_request(&mut self, req: &DeltaDiscoveryRequest) -> Result<Step<DeltaResponse>, Error> {
         Delta::on_request(self, req)
     }
-    fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DeltaDiscoveryResponse> {
+    fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DeltaResponse> {
         Delta::on_resources(self, resources)
     }
     fn holding(&self) -> bool {
         Delta::holding(self)
     }
-    fn release(&mut self) -> Step<DeltaDiscoveryResponse> {
+    fn release(&mut self) -> Step<DeltaResponse> {
         Delta::release(self)
     }
 }

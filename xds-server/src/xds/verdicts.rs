@@ -1,7 +1,13 @@
-//! Last-known-good. When a proxy rejects a resource version, the rest of its group (proxies
-//! with the same selection) is not sent that version, and neither is a proxy that connects or
-//! restarts: they keep the last version a proxy of the group accepted, until the operator
-//! changes the object (its new version goes out normally).
+//! Last-known-good. When a proxy rejects a resource version, the rest of its group is not sent
+//! that version, and neither is a proxy that connects or restarts: they keep the last version a
+//! proxy of the group accepted, until the operator changes the object (its new version goes out
+//! normally).
+//!
+//! A group here is every proxy with the same [`Delivery`]: a resource's content depends only
+//! on its object and on how proxies fetch what it refers to, and versions are content hashes,
+//! so a rejected version is the same bytes wherever it would go. Keying by the whole selection
+//! instead would lose the history whenever a listener or raw resource is added (a new
+//! selection), and serve a resource nobody accepted in place of the one everybody ran.
 //!
 //! Streams report what their proxy accepted and rejected ([`Verdicts::record`]); the cache
 //! applies the verdicts to each group's translation ([`Verdicts::apply`]). A new rejection
@@ -17,12 +23,12 @@ use std::{
 
 use tokio::sync::watch;
 
-use crate::translate::{Encoded, HeldBack, Resources, Selection};
+use crate::translate::{Delivery, Encoded, HeldBack, Resources, Selection};
 
 /// Every group's verdicts. Shared by the cache and the streams.
 #[derive(Debug)]
 pub struct Verdicts {
-    books: Mutex<HashMap<Selection, Book>>,
+    books: Mutex<HashMap<Delivery, Book>>,
     generation: watch::Sender<u64>,
 }
 
@@ -33,9 +39,9 @@ struct Book {
     accepted: BTreeMap<String, BTreeMap<String, Arc<Encoded>>>,
     /// By (type URL, name, version): the proxy that rejected it and its message.
     rejected: BTreeMap<Key, Rejection>,
-    /// The last application, kept so every stream of the group shares one result: the
-    /// translation it was made from, and what it made.
-    applied: Option<(Weak<Resources>, Arc<Resources>)>,
+    /// Applications by the translation they were made from (its address), kept so every
+    /// stream of a selection shares one result.
+    applied: HashMap<usize, (Weak<Resources>, Arc<Resources>)>,
 }
 
 type Key = (String, String, String);
@@ -82,7 +88,7 @@ impl Verdicts {
         let mut books = self.books.lock().unwrap();
         match verdict {
             Verdict::Accepted => {
-                let book = books.entry(group.clone()).or_default();
+                let book = books.entry(group.delivery.clone()).or_default();
                 let accepted = book.accepted.entry(type_url.to_string()).or_default();
                 for e in items {
                     let same = accepted
@@ -96,7 +102,7 @@ impl Verdicts {
                 false
             }
             Verdict::Rejected { node_id, message } => {
-                let book = books.entry(group.clone()).or_default();
+                let book = books.entry(group.delivery.clone()).or_default();
                 let accepted = book.accepted.get(type_url);
                 let suspects: Vec<&Arc<Encoded>> = items
                     .iter()
@@ -127,7 +133,7 @@ impl Verdicts {
                         .is_none();
                 }
                 if new {
-                    book.applied = None;
+                    book.applied.clear();
                     drop(books);
                     self.generation.send_modify(|g| *g += 1);
                 }
@@ -142,16 +148,15 @@ impl Verdicts {
     /// forgotten: the operator changed the object.
     pub fn apply(&self, raw: Arc<Resources>) -> Arc<Resources> {
         let mut books = self.books.lock().unwrap();
-        let Some(book) = books.get_mut(&raw.group) else {
+        let Some(book) = books.get_mut(&raw.group.delivery) else {
             return raw;
         };
         if book.rejected.is_empty() {
             return raw;
         }
-        if let Some((from, out)) = &book.applied
-            && from.strong_count() > 0
-            && std::ptr::eq(from.as_ptr(), Arc::as_ptr(&raw))
-        {
+        let key = Arc::as_ptr(&raw) as usize;
+        book.applied.retain(|_, (from, _)| from.strong_count() > 0);
+        if let Some((_, out)) = book.applied.get(&key) {
             return out.clone();
         }
         let current = |(t, n, v): &Key| {
@@ -159,13 +164,18 @@ impl Verdicts {
                 .and_then(|all| all.get(n))
                 .is_some_and(|e| e.version == *v)
         };
-        book.rejected.retain(|key, _| current(key));
-        if book.rejected.is_empty() {
-            book.applied = None;
+        let has = |(t, n, _): &Key| raw.of_type(t).is_some_and(|all| all.contains_key(n));
+        // Forget what this translation no longer holds at the rejected version: the operator
+        // changed it (a resource this selection does not have at all may still matter to
+        // another selection of the group).
+        book.rejected.retain(|k, _| current(k) || !has(k));
+        let held: Vec<(&Key, &Rejection)> =
+            book.rejected.iter().filter(|(k, _)| current(k)).collect();
+        if held.is_empty() {
             return raw;
         }
         let mut out = (*raw).clone();
-        for ((t, name, version), why) in &book.rejected {
+        for ((t, name, version), why) in held {
             let fallback = book.accepted.get(t).and_then(|a| a.get(name));
             let all = out.by_type.entry(t.clone()).or_default();
             match fallback {
@@ -182,7 +192,8 @@ impl Verdicts {
             });
         }
         let out = Arc::new(out);
-        book.applied = Some((Arc::downgrade(&raw), out.clone()));
+        book.applied
+            .insert(key, (Arc::downgrade(&raw), out.clone()));
         out
     }
 
@@ -192,12 +203,12 @@ impl Verdicts {
         books.values().map(|b| b.rejected.len()).sum()
     }
 
-    /// Forgets the groups that hold no rejection and are not `live` (no stream uses them), so
-    /// churn does not grow memory; groups with rejections stay, so a proxy that restarts
-    /// still gets the last version its group accepted.
-    pub fn retain(&self, live: impl Fn(&Selection) -> bool) {
+    /// Forgets the groups that hold no rejection and have no live selection (no stream uses
+    /// them), so churn does not grow memory; groups with rejections stay, so a proxy that
+    /// restarts still gets the last version its group accepted.
+    pub fn retain(&self, live: impl Fn(&Delivery) -> bool) {
         let mut books = self.books.lock().unwrap();
-        books.retain(|group, book| !book.rejected.is_empty() || live(group));
+        books.retain(|delivery, book| !book.rejected.is_empty() || live(delivery));
     }
 }
 

@@ -11,12 +11,13 @@ use envoy_types::pb::{
     google::rpc::Status,
 };
 
+use prost::Message;
 use xds_core::TypeUrl;
 
 use super::Delta;
 use crate::{
     translate::{Resources, content_version},
-    xds::{Error, Feedback, Step, fixtures::*},
+    xds::{Error, Feedback, Step, fixtures::*, wire::DeltaResponse},
 };
 
 // === helpers ===
@@ -108,7 +109,18 @@ impl Harness {
     }
 
     #[track_caller]
-    fn check(&mut self, step: Step<DeltaDiscoveryResponse>) -> Step<DeltaDiscoveryResponse> {
+    fn check(&mut self, step: Step<DeltaResponse>) -> Step<DeltaDiscoveryResponse> {
+        // What goes on the wire, decoded as the Envoy message: checks the encoding too.
+        let step = Step {
+            responses: step
+                .responses
+                .iter()
+                .map(|r| {
+                    DeltaDiscoveryResponse::decode(r.encode_to_vec().as_slice()).expect("decodes")
+                })
+                .collect(),
+            feedback: step.feedback,
+        };
         let mut expected = Vec::new();
         for r in &step.responses {
             let nonce: u64 = r.nonce.parse().expect("numeric nonce");

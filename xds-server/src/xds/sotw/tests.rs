@@ -11,10 +11,11 @@ use envoy_types::pb::{
     google::rpc::Status,
 };
 
+use prost::Message;
 use xds_core::TypeUrl;
 
 use super::Sotw;
-use crate::xds::Step;
+use crate::xds::{Step, wire::SotwResponse};
 use crate::{
     translate::Resources,
     xds::{Error, Feedback, fixtures::*},
@@ -126,7 +127,16 @@ impl Harness {
     }
 
     #[track_caller]
-    fn check(&mut self, step: Step<DiscoveryResponse>) -> Step<DiscoveryResponse> {
+    fn check(&mut self, step: Step<SotwResponse>) -> Step<DiscoveryResponse> {
+        // What goes on the wire, decoded as the Envoy message: checks the encoding too.
+        let step = Step {
+            responses: step
+                .responses
+                .iter()
+                .map(|r| DiscoveryResponse::decode(r.encode_to_vec().as_slice()).expect("decodes"))
+                .collect(),
+            feedback: step.feedback,
+        };
         let mut expected = Vec::new();
         for r in &step.responses {
             let nonce: u64 = r.nonce.parse().expect("numeric nonce");

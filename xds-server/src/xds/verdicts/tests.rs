@@ -57,7 +57,7 @@ fn a_rejected_version_is_replaced_by_the_last_accepted_one() {
     let g = group("l");
     let good = clusters(&g, "a:1 b:1");
     v.record(&g, CDS, &items(&good), Verdict::Accepted);
-    let mut generation = v.watch();
+    let generation = v.watch();
 
     let bad = clusters(&g, "a:2 b:1");
     assert!(reject(&v, &bad, "cluster a: bad"));
@@ -124,10 +124,19 @@ fn a_version_nobody_accepted_is_left_out_and_accepted_ones_are_not_blamed() {
     assert_eq!(out.held_back[0].serving_version, None);
 }
 
+/// A group is every proxy fetching the same way: one that gets its assignments over separate
+/// streams is sent other bytes, so not held back by an ADS proxy's rejection.
 #[test]
 fn verdicts_are_per_group() {
     let v = Verdicts::default();
-    let (g1, g2) = (group("one"), group("two"));
+    let g1 = group("one");
+    let g2 = Selection {
+        delivery: Delivery::Separate {
+            delta: false,
+            xds_cluster: "xds_cluster".into(),
+        },
+        ..group("one")
+    };
     v.record(&g1, CDS, &items(&clusters(&g1, "a:1")), Verdict::Accepted);
     reject(&v, &clusters(&g1, "a:2"), "bad a");
     let other = clusters(&g2, "a:2");
@@ -139,6 +148,31 @@ fn verdicts_are_per_group() {
     v.record(&g2, CDS, &items(&other), Verdict::Accepted);
     v.retain(|_| false);
     assert_eq!(v.books.lock().unwrap().len(), 1);
+}
+
+/// Adding a listener or a raw resource changes a proxy's selection, not its group: the
+/// history of what the group accepted still applies.
+#[test]
+fn a_new_selection_keeps_the_groups_history() {
+    let v = Verdicts::default();
+    let before = group("one");
+    v.record(
+        &before,
+        CDS,
+        &items(&clusters(&before, "a:1")),
+        Verdict::Accepted,
+    );
+    let after = Selection {
+        envoy_resources: vec!["a".into()],
+        ..group("one")
+    };
+    let bad = clusters(&after, "a:2");
+    reject(&v, &bad, "bad a");
+    assert_eq!(
+        tags(&v.apply(bad)),
+        ["a:1"],
+        "the accepted version, not nothing"
+    );
 }
 
 #[test]
