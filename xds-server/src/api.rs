@@ -3,7 +3,7 @@
 //! [`router`] callable from tests without a socket.
 
 mod auth;
-mod body;
+pub(crate) mod body;
 mod bootstrap;
 mod endpoints;
 mod error;

@@ -30,3 +30,17 @@ pub mod store;
 pub mod translate;
 pub mod watch;
 pub mod xds;
+
+/// Entry points for the fuzz targets in `fuzz/` (not an API): what they cannot reach otherwise.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{api::ApiError, model::Spec};
+
+    /// A PUT body parsed exactly as the REST API parses it: the spec, and the envelope's
+    /// `name` and `version` when given.
+    pub fn parse_body<S: Spec>(bytes: &[u8]) -> Result<(S, Option<String>, Option<i64>), ApiError> {
+        let envelope = crate::api::body::parse::<S>(bytes)?;
+        Ok((envelope.spec, envelope.name, envelope.version))
+    }
+}
