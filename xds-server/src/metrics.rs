@@ -38,27 +38,26 @@ const REBUILD_BUCKETS: [f64; 12] = [
 ];
 
 /// Every type URL that may appear as a label; others become `other`.
-static KNOWN_TYPES: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
+/// The type URLs that get their own label value (a fixed set, made once: labels are then
+/// `&'static str`, so counting an event allocates nothing).
+static KNOWN_TYPES: LazyLock<BTreeSet<&'static str>> = LazyLock::new(|| {
     TypeUrl::ADS_ORDER
         .iter()
         .map(|t| t.to_string())
         .chain(envoy_type_urls())
+        .map(|t| &*Box::leak(t.into_boxed_str()))
         .collect()
 });
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct TypeLabels {
-    type_url: String,
+    type_url: &'static str,
     variant: &'static str,
 }
 
 impl TypeLabels {
     fn new(type_url: &str, variant: Variant) -> Self {
-        let type_url = if KNOWN_TYPES.contains(type_url) {
-            type_url.to_string()
-        } else {
-            "other".to_string()
-        };
+        let type_url = KNOWN_TYPES.get(type_url).copied().unwrap_or("other");
         Self {
             type_url,
             variant: variant_label(variant),

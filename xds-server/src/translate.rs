@@ -15,7 +15,7 @@ mod tests;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 
 use envoy_types::pb::{envoy::config::endpoint::v3::ClusterLoadAssignment, google::protobuf::Any};
@@ -80,6 +80,33 @@ pub struct Resources {
     /// Resources whose current version a proxy of the group rejected: replaced by the last
     /// version a proxy accepted, or left out when none did (last-known-good).
     pub held_back: Vec<HeldBack>,
+    /// Each type's whole set and its version, made on first use and shared by every stream.
+    pub(crate) wholes: Wholes,
+}
+
+/// One type's whole set, in name order, and its version: what a wildcard subscriber is sent.
+#[derive(Debug, Default)]
+pub struct Whole {
+    pub version: String,
+    pub items: Arc<[Arc<Encoded>]>,
+}
+
+/// [`Whole`]s by type, computed once. A copy starts empty: it may be changed (last-known-good
+/// edits copies), so it computes its own.
+#[derive(Debug, Default)]
+pub(crate) struct Wholes(OnceLock<BTreeMap<String, Whole>>);
+
+impl Clone for Wholes {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Wholes {
+    /// Derived data: equal resources have equal wholes.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// A resource held back from a group because one of its proxies rejected its current version.
@@ -100,6 +127,28 @@ pub struct HeldBack {
 impl Resources {
     pub fn of_type(&self, type_url: &str) -> Option<&TypeResources> {
         self.by_type.get(type_url)
+    }
+
+    /// The whole set of `type_url` and its version (empty for a type with nothing).
+    pub fn whole(&self, type_url: &str) -> &Whole {
+        static EMPTY: OnceLock<Whole> = OnceLock::new();
+        let wholes = self.wholes.0.get_or_init(|| {
+            self.by_type
+                .iter()
+                .map(|(t, all)| {
+                    let version =
+                        set_version(all.iter().map(|(n, e)| (n.as_str(), e.version.as_str())));
+                    let items = all.values().cloned().collect();
+                    (t.clone(), Whole { version, items })
+                })
+                .collect()
+        });
+        wholes.get(type_url).unwrap_or_else(|| {
+            EMPTY.get_or_init(|| Whole {
+                version: set_version([]),
+                items: Arc::new([]),
+            })
+        })
     }
 
     /// Whether a proxy new to `cluster` warms it by fetching its assignment from us.

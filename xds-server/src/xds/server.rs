@@ -33,13 +33,12 @@ use tonic::{
     service::Routes,
     transport::server::{Connected, TcpConnectInfo},
 };
-use tonic_prost::ProstCodec;
 
 use super::{
     delta::Delta,
     sotw::Sotw,
     stream::{self, Context, Machine, Outbound},
-    wire::{DeltaResponse, SotwResponse},
+    wire::{DeltaResponse, SotwResponse, XdsCodec},
 };
 use xds_core::TypeUrl;
 
@@ -335,11 +334,11 @@ impl<K: Kind> tower::Service<http::Request<Body>> for Service<K> {
         let max = ctx.limits.max_request_bytes;
         Box::pin(async move {
             let response = if method == K::SOTW {
-                let codec = ProstCodec::<SotwResponse, DiscoveryRequest>::default();
+                let codec = XdsCodec::<SotwResponse, DiscoveryRequest>::default();
                 let mut grpc = Grpc::new(codec).apply_max_message_size_config(Some(max), None);
                 grpc.streaming(Method::<Sotw, K>::new(ctx), req).await
             } else if method == K::DELTA {
-                let codec = ProstCodec::<DeltaResponse, DeltaDiscoveryRequest>::default();
+                let codec = XdsCodec::<DeltaResponse, DeltaDiscoveryRequest>::default();
                 let mut grpc = Grpc::new(codec).apply_max_message_size_config(Some(max), None);
                 grpc.streaming(Method::<Delta, K>::new(ctx), req).await
             } else if K::FETCH == Some(method.as_str()) {

@@ -173,7 +173,7 @@ impl Sotw {
                     .collect();
                 let version = version_of(&items);
                 if version != sent.version {
-                    let r = self.respond(&type_url, version, items, &mut step.feedback);
+                    let r = self.respond(&type_url, version, items.into(), &mut step.feedback);
                     step.responses.push(r);
                 }
             }
@@ -284,14 +284,14 @@ impl Sotw {
             let response = if aggregated && !removed.is_empty() && t.wildcard_capable() {
                 // Make: keep what is going away until everything else has moved off it.
                 deferred.push(t.clone());
-                let mut union = items;
+                let mut union = items.to_vec();
                 union.extend(removed);
                 union.sort_by(|a, b| a.name.cmp(&b.name));
                 let union_version = version_of(&union);
                 if sent.is_some_and(|s| s.version == union_version) {
                     continue; // the proxy already has the union (sent before a warming wait)
                 }
-                self.respond(t, union_version, union, &mut step.feedback)
+                self.respond(t, union_version, union.into(), &mut step.feedback)
             } else {
                 self.respond(t, version, items, &mut step.feedback)
             };
@@ -327,7 +327,7 @@ impl Sotw {
         &mut self,
         type_url: &TypeUrl,
         version: String,
-        items: Vec<Arc<Encoded>>,
+        items: Arc<[Arc<Encoded>]>,
         feedback: &mut Vec<Feedback>,
     ) -> SotwResponse {
         let nonce = self.nonces.next();
@@ -336,7 +336,6 @@ impl Sotw {
             version: version.clone(),
             count: items.len(),
         });
-        let items: Arc<[Arc<Encoded>]> = items.into();
         let state = self.types.entry(type_url.clone()).or_default();
         state.sent = Some(Sent {
             version: version.clone(),
@@ -388,24 +387,27 @@ fn find<'a>(items: &'a [Arc<Encoded>], name: &str) -> Option<&'a Arc<Encoded>> {
 }
 
 /// What a subscription should hold now, in name order, and its version.
+/// A wildcard view is the same for every stream of the group: it comes computed once from
+/// the resources ([`Resources::whole`]), so a change costs each stream no work proportional
+/// to the whole config.
 fn view(
     resources: &Resources,
     type_url: &TypeUrl,
     state: &TypeState,
-) -> (String, Vec<Arc<Encoded>>) {
+) -> (String, Arc<[Arc<Encoded>]>) {
+    if state.wildcard {
+        let whole = resources.whole(type_url.as_str());
+        return (whole.version.clone(), whole.items.clone());
+    }
     let Some(all) = resources.of_type(type_url.as_str()) else {
-        return (version_of(&[]), Vec::new());
+        return (version_of(&[]), Arc::new([]));
     };
-    let items: Vec<Arc<Encoded>> = if state.wildcard {
-        all.values().cloned().collect()
-    } else {
-        state
-            .names
-            .iter()
-            .filter_map(|n| all.get(n).cloned())
-            .collect()
-    };
-    (version_of(&items), items)
+    let items: Vec<Arc<Encoded>> = state
+        .names
+        .iter()
+        .filter_map(|n| all.get(n).cloned())
+        .collect();
+    (version_of(&items), items.into())
 }
 
 /// The version of a response: a hash of its resources' names and versions.

@@ -94,14 +94,20 @@ impl Context {
 /// `--xds-max-streams` until both it and the stream's task are gone.
 #[derive(Debug)]
 pub struct Outbound<R> {
-    rx: ReceiverStream<Result<R, Status>>,
+    rx: ReceiverStream<Queued<R>>,
     _slot: Arc<OwnedSemaphorePermit>,
 }
+
+/// What a stream's queue holds. Boxed: the queue allocates room for 32 items up front, and a
+/// response or a `Status` inline would make that a few KiB per stream.
+type Queued<R> = Result<Box<R>, Box<Status>>;
 
 impl<R> Stream for Outbound<R> {
     type Item = Result<R, Status>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.rx).poll_next(cx)
+        Pin::new(&mut self.rx)
+            .poll_next(cx)
+            .map(|item| item.map(|r| r.map(|b| *b).map_err(|s| *s)))
     }
 }
 
@@ -200,7 +206,7 @@ where
     tokio::spawn(async move {
         let _slot = held;
         if let Err(status) = serve::<M>(ctx, inbound, only, service, &tx, cut).await {
-            let _ = tx.send(Err(status)).await;
+            let _ = tx.send(Err(Box::new(status))).await;
         }
     });
     Ok(Outbound {
@@ -214,7 +220,7 @@ async fn serve<M: Machine>(
     mut inbound: Streaming<M::Request>,
     only: Option<TypeUrl>,
     service: &'static str,
-    tx: &mpsc::Sender<Result<M::Response, Status>>,
+    tx: &mpsc::Sender<Queued<M::Response>>,
     cut: Option<Cutter>,
 ) -> Result<(), Status> {
     let wait = ctx.limits.first_request_timeout;
@@ -255,6 +261,10 @@ async fn serve<M: Machine>(
         machine = machine.without_rewarm_resend();
     }
     let mut step = machine.on_request(&first)?;
+    // Held for the stream's life otherwise: the first request (its node can be large) and the
+    // mesh snapshot the stream started on (old snapshots would stay alive with old streams).
+    drop(first);
+    drop(published);
     let mut changed_at: Option<Instant> = None;
     let mut hold_until: Option<tokio::time::Instant> = None;
     loop {
@@ -262,7 +272,7 @@ async fn serve<M: Machine>(
         record_verdicts(&ctx, &resources, &info.id, &step.feedback);
         for response in step.responses {
             let write_timeout = ctx.limits.write_timeout;
-            match tokio::time::timeout(write_timeout, tx.send(Ok(response))).await {
+            match tokio::time::timeout(write_timeout, tx.send(Ok(Box::new(response)))).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Ok(()), // the proxy went away
                 Err(_) => {

@@ -18,7 +18,10 @@ mod tests;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, Weak},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use tokio::sync::watch;
@@ -30,6 +33,9 @@ use crate::translate::{Delivery, Encoded, HeldBack, Resources, Selection};
 pub struct Verdicts {
     books: Mutex<HashMap<Delivery, Book>>,
     generation: watch::Sender<u64>,
+    /// Rejections recorded and not yet forgotten, over every group: while none, applying is
+    /// free (no lock), which is the common case on every stream at every change.
+    rejections: AtomicUsize,
 }
 
 /// One group's verdicts.
@@ -64,6 +70,7 @@ impl Default for Verdicts {
         Self {
             books: Mutex::new(HashMap::new()),
             generation: watch::channel(0).0,
+            rejections: AtomicUsize::new(0),
         }
     }
 }
@@ -88,6 +95,18 @@ impl Verdicts {
         let mut books = self.books.lock().unwrap();
         match verdict {
             Verdict::Accepted => {
+                // Usually the group accepted these already (another proxy did): then this
+                // only reads.
+                let known = books.get(&group.delivery).is_some_and(|b| {
+                    b.accepted.get(type_url).is_some_and(|a| {
+                        items
+                            .iter()
+                            .all(|e| a.get(&e.name).is_some_and(|x| x.version == e.version))
+                    })
+                });
+                if known {
+                    return false;
+                }
                 let book = books.entry(group.delivery.clone()).or_default();
                 let accepted = book.accepted.entry(type_url.to_string()).or_default();
                 for e in items {
@@ -134,6 +153,8 @@ impl Verdicts {
                 }
                 if new {
                     book.applied.clear();
+                    let total = books.values().map(|b| b.rejected.len()).sum();
+                    self.rejections.store(total, Ordering::Release);
                     drop(books);
                     self.generation.send_modify(|g| *g += 1);
                 }
@@ -147,6 +168,9 @@ impl Verdicts {
     /// nothing of it is held back. Rejections of versions the translation no longer holds are
     /// forgotten: the operator changed the object.
     pub fn apply(&self, raw: Arc<Resources>) -> Arc<Resources> {
+        if self.rejections.load(Ordering::Acquire) == 0 {
+            return raw;
+        }
         let mut books = self.books.lock().unwrap();
         let Some(book) = books.get_mut(&raw.group.delivery) else {
             return raw;
@@ -169,6 +193,9 @@ impl Verdicts {
         // changed it (a resource this selection does not have at all may still matter to
         // another selection of the group).
         book.rejected.retain(|k, _| current(k) || !has(k));
+        let total = books.values().map(|b| b.rejected.len()).sum();
+        self.rejections.store(total, Ordering::Release);
+        let book = books.get_mut(&raw.group.delivery).expect("looked up above");
         let held: Vec<(&Key, &Rejection)> =
             book.rejected.iter().filter(|(k, _)| current(k)).collect();
         if held.is_empty() {

@@ -6,15 +6,53 @@
 //! format (`envoy.service.discovery.v3.DiscoveryResponse` and `DeltaDiscoveryResponse`) when
 //! tonic encodes them, so the only copy is into the transport's buffer.
 
-use std::sync::Arc;
+use std::{marker::PhantomData, sync::Arc};
 
 use bytes::{Buf, BufMut};
 use prost::{
     DecodeError, Message,
     encoding::{self, DecodeContext, WireType, encode_key, encode_varint, encoded_len_varint},
 };
+use tonic::codec::{BufferSettings, Codec};
+use tonic_prost::{ProstDecoder, ProstEncoder};
 
 use crate::translate::Encoded;
+
+/// The codec of every xDS stream: prost, with small buffers. tonic allocates its buffer size
+/// per stream and direction up front (8 KiB by default: most of a stream's memory with 10,000
+/// streams) and grows it in steps of that size for larger messages.
+#[derive(Debug)]
+pub struct XdsCodec<T, U>(PhantomData<fn() -> (T, U)>);
+
+impl<T, U> Default for XdsCodec<T, U> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// Starting size of a stream's encode and decode buffers (an ACK fits; larger messages grow
+/// it); the yield threshold stays tonic's.
+const BUFFERS: usize = 512;
+const YIELD_THRESHOLD: usize = 32 * 1024;
+
+impl<T, U> Codec for XdsCodec<T, U>
+where
+    T: Message + Send + 'static,
+    U: Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = ProstDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::new(BufferSettings::new(BUFFERS, YIELD_THRESHOLD))
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::new(BufferSettings::new(BUFFERS, YIELD_THRESHOLD))
+    }
+}
 
 /// The identity every response carries, so a proxy's config dump says who configured it.
 pub const CONTROL_PLANE: &str = concat!("xds-server/", env!("CARGO_PKG_VERSION"));
