@@ -18,8 +18,8 @@ use std::{
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
 use super::{
-    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url, warming::Warming,
-    wire::DeltaResponse,
+    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url, type_map::TypeMap,
+    warming::Warming, wire::DeltaResponse,
 };
 use xds_core::TypeUrl;
 
@@ -31,7 +31,7 @@ const RECENT_NONCES: usize = 8;
 #[derive(Debug)]
 pub struct Delta {
     only: Option<TypeUrl>,
-    types: BTreeMap<TypeUrl, TypeState>,
+    types: TypeMap<TypeState>,
     resources: Arc<Resources>,
     /// Clusters new to the proxy whose assignments it has not acknowledged yet; listener and
     /// route updates wait meanwhile (see `Sotw` for why).
@@ -76,7 +76,7 @@ impl Delta {
     pub fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Self {
             only,
-            types: BTreeMap::new(),
+            types: TypeMap::default(),
             resources,
             hold: Warming::default(),
             nonces: Nonces::default(),
@@ -97,7 +97,7 @@ impl Delta {
     ) -> Result<Step<DeltaResponse>, Error> {
         let type_url = resolve_type_url(&req.type_url, self.only.as_ref())?;
         let mut step = Step::default();
-        let state = self.types.entry(type_url.clone()).or_default();
+        let state = self.types.entry(type_url.clone());
         let position = state
             .recent
             .iter()
@@ -138,7 +138,7 @@ impl Delta {
         if let Some(f) = step.feedback.first().cloned() {
             self.maybe_release(&f, &mut step);
         }
-        let state = self.types.entry(type_url.clone()).or_default();
+        let state = self.types.entry(type_url.clone());
         let first = !state.subscribed;
         let resumed = first && !req.initial_resource_versions.is_empty();
         if first {
@@ -331,7 +331,7 @@ impl Delta {
         feedback: &mut Vec<Feedback>,
     ) -> DeltaResponse {
         let nonce = self.nonces.next();
-        let state = self.types.entry(type_url.clone()).or_default();
+        let state = self.types.entry(type_url.clone());
         for e in &change.updated {
             state.known.insert(e.name.clone(), e.version.clone());
         }

@@ -7,7 +7,7 @@
 //! Every refusal says which limit was hit and which flag raises it, and is counted in
 //! `xds_limit_refusals_total{limit}`.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::time::Duration;
 
 use envoy_types::pb::envoy::{
     config::core::v3::Node,
@@ -261,12 +261,12 @@ impl Limits {
 
 /// The type URLs one stream has used, capped at [`Limits::max_types_per_stream`].
 #[derive(Debug, Default)]
-pub(crate) struct TypeSet(BTreeSet<String>);
+pub(crate) struct TypeSet(Vec<String>);
 
 impl TypeSet {
     /// Admits `type_url` if the stream already uses it or has room for one more.
     pub(crate) fn admit(&mut self, type_url: &str, max: usize) -> Result<(), Exceeded> {
-        if self.0.contains(type_url) {
+        if self.0.iter().any(|t| t == type_url) {
             return Ok(());
         }
         if self.0.len() >= max {
@@ -275,7 +275,7 @@ impl TypeSet {
                 type_url: type_url.to_string(),
             });
         }
-        self.0.insert(type_url.to_string());
+        self.0.push(type_url.to_string());
         Ok(())
     }
 }

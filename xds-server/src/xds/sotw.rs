@@ -14,16 +14,13 @@
 #[cfg(test)]
 mod tests;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::Arc,
-};
+use std::{collections::BTreeSet, sync::Arc};
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
 use super::{
-    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url, warming::Warming,
-    wire::SotwResponse,
+    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url, type_map::TypeMap,
+    warming::Warming, wire::SotwResponse,
 };
 use xds_core::TypeUrl;
 
@@ -34,7 +31,7 @@ use crate::translate::{Encoded, Resources, set_version};
 pub struct Sotw {
     /// `Some` on a per-type service (CDS, EDS, ...): the one type it serves.
     only: Option<TypeUrl>,
-    types: BTreeMap<TypeUrl, TypeState>,
+    types: TypeMap<TypeState>,
     resources: Arc<Resources>,
     /// Clusters new to the proxy whose assignments it has not acknowledged yet. While set,
     /// listener and route updates (and removals) wait, so no route points at a cluster that
@@ -80,7 +77,7 @@ impl Sotw {
     pub fn new(only: Option<TypeUrl>, resources: Arc<Resources>) -> Self {
         Self {
             only,
-            types: BTreeMap::new(),
+            types: TypeMap::default(),
             resources,
             hold: Warming::default(),
             nonces: Nonces::default(),
@@ -99,7 +96,7 @@ impl Sotw {
     pub fn on_request(&mut self, req: &DiscoveryRequest) -> Result<Step<SotwResponse>, Error> {
         let type_url = resolve_type_url(&req.type_url, self.only.as_ref())?;
         let mut step = Step::default();
-        let state = self.types.entry(type_url.clone()).or_default();
+        let state = self.types.entry(type_url.clone());
         if !req.response_nonce.is_empty() {
             match &state.sent {
                 Some(sent) if sent.nonce == req.response_nonce => match &req.error_detail {
@@ -145,7 +142,7 @@ impl Sotw {
                 asked: req.resource_names.len(),
             });
         }
-        let state = self.types.entry(type_url.clone()).or_default();
+        let state = self.types.entry(type_url.clone());
         let star = req.resource_names.iter().any(|n| n == "*");
         // Legacy wildcard: a first request naming nothing, and every later one while it lasts.
         // After an explicit `*`, naming nothing means no resources at all.
@@ -336,7 +333,7 @@ impl Sotw {
             version: version.clone(),
             count: items.len(),
         });
-        let state = self.types.entry(type_url.clone()).or_default();
+        let state = self.types.entry(type_url.clone());
         state.sent = Some(Sent {
             version: version.clone(),
             nonce: nonce.clone(),

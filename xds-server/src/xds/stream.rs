@@ -16,7 +16,7 @@ use envoy_types::pb::envoy::{
     config::core::v3::Node,
     service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest},
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Status, Streaming};
 use xds_core::TypeUrl;
@@ -36,6 +36,7 @@ use crate::{
     metrics::Metrics,
     status::{ProxyStatus, Registry, StreamGuard, SyncState, TypeStatus, Variant},
     translate::{Delivery, NodeInfo, Resources},
+    watch::Published,
 };
 
 /// How long listener and route updates may wait for new clusters to warm before they are
@@ -215,21 +216,34 @@ where
     })
 }
 
-async fn serve<M: Machine>(
-    ctx: Context,
-    mut inbound: Streaming<M::Request>,
+/// What a stream needs once its first request is in.
+struct Started<M: Machine> {
+    types: TypeSet,
+    info: NodeInfo,
+    delivery: Delivery,
+    mesh: watch::Receiver<Arc<Published>>,
+    resources: Arc<Resources>,
+    guard: StreamGuard,
+    verdicts: watch::Receiver<u64>,
+    machine: M,
+    step: Step<M::Response>,
+}
+
+/// Reads the first request (within the deadline), registers the stream and answers it; `None`
+/// when the proxy closed the stream without a request.
+async fn start<M: Machine>(
+    ctx: &Context,
+    inbound: &mut Streaming<M::Request>,
     only: Option<TypeUrl>,
     service: &'static str,
-    tx: &mpsc::Sender<Queued<M::Response>>,
-    cut: Option<Cutter>,
-) -> Result<(), Status> {
+) -> Result<Option<Started<M>>, Status> {
     let wait = ctx.limits.first_request_timeout;
     let first = tokio::time::timeout(wait, inbound.message())
         .await
         .map_err(|_| ctx.refuse(Exceeded::FirstRequest(wait)))?;
     let first = first.map_err(|s| ctx.read_error(s))?;
     let Some(first) = first else {
-        return Ok(());
+        return Ok(None);
     };
     let mut types = TypeSet::default();
     ctx.admit(&first, &mut types)?;
@@ -238,7 +252,7 @@ async fn serve<M: Machine>(
     let mut mesh = ctx.cache.mesh();
     let published = mesh.borrow_and_update().clone();
     let delivery = delivery(&info, service, M::VARIANT);
-    let mut resources = ctx.cache.resources(&published, &info, &delivery).await;
+    let resources = ctx.cache.resources(&published, &info, &delivery).await;
     let guard = ctx.registry.connect(ProxyStatus {
         node_id: info.id.clone(),
         cluster: info.cluster.clone(),
@@ -250,7 +264,7 @@ async fn serve<M: Machine>(
         held_back: resources.held_back.clone(),
         resources: Some(resources.clone()),
     });
-    let mut verdicts = ctx.cache.verdicts().watch();
+    let verdicts = ctx.cache.verdicts().watch();
     tracing::info!(node = %info.id, cluster = %info.cluster, variant = ?M::VARIANT, service, "proxy connected");
     let mut machine = M::new(only, resources.clone());
     if node
@@ -260,11 +274,44 @@ async fn serve<M: Machine>(
     {
         machine = machine.without_rewarm_resend();
     }
-    let mut step = machine.on_request(&first)?;
-    // Held for the stream's life otherwise: the first request (its node can be large) and the
-    // mesh snapshot the stream started on (old snapshots would stay alive with old streams).
-    drop(first);
-    drop(published);
+    let step = machine.on_request(&first)?;
+    Ok(Some(Started {
+        types,
+        info,
+        delivery,
+        mesh,
+        resources,
+        guard,
+        verdicts,
+        machine,
+        step,
+    }))
+}
+
+async fn serve<M: Machine>(
+    ctx: Context,
+    mut inbound: Streaming<M::Request>,
+    only: Option<TypeUrl>,
+    service: &'static str,
+    tx: &mpsc::Sender<Queued<M::Response>>,
+    cut: Option<Cutter>,
+) -> Result<(), Status> {
+    // The start runs boxed: its locals (the first request, the starting snapshot, the first
+    // translation's future) then take no room in this future, which lives as long as the stream.
+    let Some(started) = Box::pin(start::<M>(&ctx, &mut inbound, only, service)).await? else {
+        return Ok(());
+    };
+    let Started {
+        mut types,
+        info,
+        delivery,
+        mut mesh,
+        mut resources,
+        guard,
+        mut verdicts,
+        mut machine,
+        mut step,
+    } = started;
     let mut changed_at: Option<Instant> = None;
     let mut hold_until: Option<tokio::time::Instant> = None;
     loop {
@@ -318,13 +365,13 @@ async fn serve<M: Machine>(
                 }
                 let published = mesh.borrow_and_update().clone();
                 changed_at = Some(published.at);
-                let next = ctx.cache.resources(&published, &info, &delivery).await;
+                let next = Box::pin(ctx.cache.resources(&published, &info, &delivery)).await;
                 refresh(&mut machine, &mut resources, next, &guard, (&ctx.metrics, ctx.cache.verdicts()))
             }
             // A proxy rejected something: what its group is sent may have moved back.
             Ok(()) = verdicts.changed() => {
                 let published = mesh.borrow().clone();
-                let next = ctx.cache.resources(&published, &info, &delivery).await;
+                let next = Box::pin(ctx.cache.resources(&published, &info, &delivery)).await;
                 refresh(&mut machine, &mut resources, next, &guard, (&ctx.metrics, ctx.cache.verdicts()))
             }
         };
@@ -466,14 +513,16 @@ fn record(
 }
 
 fn entry<'a>(
-    types: &'a mut std::collections::BTreeMap<String, TypeStatus>,
+    types: &'a mut std::collections::BTreeMap<String, Box<TypeStatus>>,
     type_url: &str,
 ) -> &'a mut TypeStatus {
-    types.entry(type_url.to_string()).or_insert(TypeStatus {
-        version_sent: None,
-        version_acked: None,
-        status: SyncState::Stale,
-        error_detail: None,
-        resources_sent: 0,
+    types.entry(type_url.to_string()).or_insert_with(|| {
+        Box::new(TypeStatus {
+            version_sent: None,
+            version_acked: None,
+            status: SyncState::Stale,
+            error_detail: None,
+            resources_sent: 0,
+        })
     })
 }

@@ -93,7 +93,10 @@ pub(crate) fn proxy(
         variant,
         service,
         connected_since: chrono::Utc::now(),
-        types: types.into_iter().map(|(t, s)| (t.to_string(), s)).collect(),
+        types: types
+            .into_iter()
+            .map(|(t, s)| (t.to_string(), Box::new(s)))
+            .collect(),
         resources: None,
         held_back: vec![],
     }
