@@ -178,11 +178,10 @@ fn synthetic(present: &[u8; 5], tags: &[u8; 5], warm: u8) -> Arc<Resources> {
         .filter(|(i, _)| warm & (1 << i) != 0)
         .map(|(_, n)| n.to_string())
         .collect();
-    Arc::new(Resources {
-        by_type,
-        eds_clusters,
-        ..Resources::default()
-    })
+    let mut resources = Resources::default();
+    resources.by_type = by_type;
+    resources.eds_clusters = eds_clusters;
+    Arc::new(resources)
 }
 
 /// Every resource a stream was given, by type and bytes: how a SotW response's resources are
