@@ -49,6 +49,10 @@ pub struct FanoutArgs {
     /// long, in ms (so late extra responses are counted).
     #[arg(long, default_value_t = 500)]
     pub quiet_ms: u64,
+    /// Opens streams at this many per second (default: all at once, as after a server
+    /// restart). Slower shows what a stream costs without the burst.
+    #[arg(long)]
+    pub connect_rate: Option<f64>,
     /// How long one round may take before the streams still waiting are counted as missed.
     #[arg(long, default_value_t = 60)]
     pub round_timeout_s: u64,
@@ -113,7 +117,13 @@ pub async fn run(args: &FanoutArgs, server: &Server, threads: usize) -> anyhow::
 
     let (gen_cpu0, srv_cpu0) = (crate::procfs::own_cpu_time(), server.cpu_time());
     let started = Instant::now();
+    let mut pace = args
+        .connect_rate
+        .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(1.0))));
     for i in 1..args.streams {
+        if let Some(p) = pace.as_mut() {
+            p.tick().await;
+        }
         spawn(&mut tasks, i);
     }
     drop(tx);
@@ -146,6 +156,8 @@ pub async fn run(args: &FanoutArgs, server: &Server, threads: usize) -> anyhow::
     let secs = |a: Option<Duration>, b: Option<Duration>| Some((b? - a?).as_secs_f64());
     figures.cpu_connect_s = secs(srv_cpu0, srv_cpu1);
     figures.cpu_rounds_s = secs(srv_cpu1, srv_cpu2);
+    let stream_changes = (n as f64) * f64::from(args.rounds);
+    figures.cpu_us_per_stream_change = figures.cpu_rounds_s.map(|c| c * 1e6 / stream_changes);
     if let (Some(a), Some(b)) = (figures.rss_kb_first_stream, figures.rss_kb_connected) {
         figures.kb_per_stream = Some((b as f64 - a as f64) / (n.max(2) - 1) as f64);
     }
@@ -175,6 +187,12 @@ pub async fn run(args: &FanoutArgs, server: &Server, threads: usize) -> anyhow::
             cpu_rounds_s: (gen_cpu2 - gen_cpu1).as_secs_f64(),
             wall_rounds_s: wall_rounds.as_secs_f64(),
             cpu_total_s: gen_cpu2.as_secs_f64(),
+            cpu_us_per_response: (gen_cpu2 - gen_cpu1).as_secs_f64() * 1e6
+                / all_counts
+                    .iter()
+                    .map(|&c| f64::from(c))
+                    .sum::<f64>()
+                    .max(1.0),
         },
         per_round,
     })

@@ -43,6 +43,9 @@ pub struct ServerFigures {
     pub kb_per_stream: Option<f64>,
     pub cpu_connect_s: Option<f64>,
     pub cpu_rounds_s: Option<f64>,
+    /// Server CPU during the rounds per stream per change, in µs: the figure to optimise
+    /// (unlike latency it hardly depends on what else shares the cores).
+    pub cpu_us_per_stream_change: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,6 +56,8 @@ pub struct GeneratorFigures {
     /// Wall time of the rounds, gaps and quiet periods included.
     pub wall_rounds_s: f64,
     pub cpu_total_s: f64,
+    /// Generator CPU during the rounds per response received (and ACKed), in µs.
+    pub cpu_us_per_response: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,15 +112,22 @@ impl std::fmt::Display for Report {
         let cpu = |c: Option<f64>| c.map_or("?".to_string(), |c| format!("{c:.2} s"));
         writeln!(
             f,
-            "  server CPU: {} while streams connected, {} during the rounds",
+            "  server CPU: {} while streams connected, {} during the rounds ({} µs per stream per change)",
             cpu(s.cpu_connect_s),
-            cpu(s.cpu_rounds_s)
+            cpu(s.cpu_rounds_s),
+            s.cpu_us_per_stream_change
+                .map_or("?".to_string(), |c| format!("{c:.1}"))
         )?;
         let g = &self.generator;
         write!(
             f,
-            "  generator CPU ({} threads): {:.2} s connecting, {:.2} s during {:.2} s of rounds, {:.2} s in all",
-            g.threads, g.cpu_connect_s, g.cpu_rounds_s, g.wall_rounds_s, g.cpu_total_s
+            "  generator CPU ({} threads): {:.2} s connecting, {:.2} s during {:.2} s of rounds ({:.1} µs per response), {:.2} s in all",
+            g.threads,
+            g.cpu_connect_s,
+            g.cpu_rounds_s,
+            g.wall_rounds_s,
+            g.cpu_us_per_response,
+            g.cpu_total_s
         )
     }
 }
