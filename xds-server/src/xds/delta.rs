@@ -18,8 +18,10 @@ use std::{
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
 use super::{
-    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url, type_map::TypeMap,
-    warming::Warming, wire::DeltaResponse,
+    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url,
+    type_map::{Held, NameSet, TypeMap},
+    warming::Warming,
+    wire::DeltaResponse,
 };
 use xds_core::TypeUrl;
 
@@ -46,9 +48,9 @@ pub struct Delta {
 struct TypeState {
     subscribed: bool,
     wildcard: bool,
-    names: BTreeSet<String>,
+    names: NameSet,
     /// What the proxy holds: name → version.
-    known: BTreeMap<String, String>,
+    known: Held,
     /// The last few responses sent for this type, oldest first: their nonces, and what they
     /// updated (name, version), so a NACK is pinned on what it rejected.
     recent: VecDeque<(String, Arc<[Arc<Encoded>]>)>,
@@ -380,7 +382,7 @@ fn diff(
         .filter(|(name, _)| in_scope(name))
         .filter(|(name, e)| {
             let forced = force.contains(*name) && !state.rejected(e);
-            forced || state.known.get(*name) != Some(&e.version)
+            forced || state.known.get(name) != Some(&e.version)
         })
         .map(|(_, e)| e.clone())
         .collect();
@@ -394,11 +396,7 @@ fn diff(
 }
 
 /// The clusters in `updated` that warm and that the proxy does not hold (`known`).
-fn new_warming(
-    resources: &Resources,
-    updated: &[Arc<Encoded>],
-    known: &BTreeMap<String, String>,
-) -> BTreeSet<String> {
+fn new_warming(resources: &Resources, updated: &[Arc<Encoded>], known: &Held) -> BTreeSet<String> {
     updated
         .iter()
         .filter(|e| !known.contains_key(&e.name) && resources.warms(&e.name))
@@ -407,6 +405,6 @@ fn new_warming(
 }
 
 /// A version for status: a hash of everything the proxy holds of one type.
-fn known_version(known: &BTreeMap<String, String>) -> String {
+fn known_version(known: &Held) -> String {
     set_version(known.iter().map(|(n, v)| (n.as_str(), v.as_str())))
 }

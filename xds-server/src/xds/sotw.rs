@@ -19,8 +19,10 @@ use std::{collections::BTreeSet, sync::Arc};
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
 use super::{
-    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url, type_map::TypeMap,
-    warming::Warming, wire::SotwResponse,
+    Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url,
+    type_map::{NameSet, TypeMap},
+    warming::Warming,
+    wire::SotwResponse,
 };
 use xds_core::TypeUrl;
 
@@ -51,7 +53,7 @@ struct TypeState {
     /// The wildcard was asked for with an explicit `*` (not the legacy empty first request):
     /// a later request naming nothing then unsubscribes from everything.
     explicit_wildcard: bool,
-    names: BTreeSet<String>,
+    names: NameSet,
     sent: Option<Sent>,
     /// The version the proxy last rejected: never sent again (not even by the forced
     /// assignment resend after a cluster push) until the content or subscription changes.
@@ -348,18 +350,11 @@ impl Sotw {
     }
 }
 
-/// The names a request subscribes to (without `*`), at most [`MAX_NAMES`]; true when more
-/// were asked for (the rest are not served, and the status says so, rather than ending the
-/// stream and making the proxy reconnect in a loop).
-fn subscribed_names(requested: &[String]) -> (BTreeSet<String>, bool) {
-    let mut names = BTreeSet::new();
-    for n in requested.iter().filter(|n| *n != "*") {
-        if names.len() == MAX_NAMES && !names.contains(n) {
-            return (names, true);
-        }
-        names.insert(n.clone());
-    }
-    (names, false)
+/// The names a request subscribes to (without `*`), at most [`MAX_NAMES`] (the first in name
+/// order); true when more were asked for (the rest are not served, and the status says so,
+/// rather than ending the stream and making the proxy reconnect in a loop).
+fn subscribed_names(requested: &[String]) -> (NameSet, bool) {
+    NameSet::capped(requested.iter().filter(|n| *n != "*"), MAX_NAMES)
 }
 
 /// The clusters in `items` that warm and that the proxy was not sent (`before`).
