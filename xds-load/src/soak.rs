@@ -182,6 +182,12 @@ pub async fn run(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
         _ => None,
     };
     let rss_flat = rss_spread.map(|s| s <= 1.0 + FLAT);
+    // Growth rather than noise: the mean of the last quarter of the post-warm-up samples
+    // over the mean of the first quarter (information; not part of the verdict).
+    let quarter = warm.len() / 4;
+    let avg = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len() as f64;
+    let rss_trend =
+        (quarter > 0).then(|| avg(&warm[warm.len() - quarter..]) / avg(&warm[..quarter]));
     let streams_back = drained.streams <= baseline.streams;
     let proxies_back = drained.proxies <= baseline.proxies;
     let tasks_back = tasks_back(&baseline, &drained);
@@ -192,6 +198,7 @@ pub async fn run(args: &SoakArgs, server: &Server) -> anyhow::Result<Report> {
         drained,
         drain_s,
         rss_spread,
+        rss_trend,
         rss_flat,
         streams_back,
         tasks_back,

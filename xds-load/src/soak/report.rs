@@ -26,6 +26,9 @@ pub struct Report {
     pub drain_s: Option<f64>,
     /// Max over min of RSS in the samples after warm-up (`None`: no such sample).
     pub rss_spread: Option<f64>,
+    /// Mean RSS of the last quarter of the samples after warm-up over that of the first
+    /// quarter: growth shows here, sample-to-sample noise does not.
+    pub rss_trend: Option<f64>,
     pub rss_flat: Option<bool>,
     pub streams_back: bool,
     pub tasks_back: Option<bool>,
@@ -84,10 +87,12 @@ impl std::fmt::Display for Report {
         }
         writeln!(
             f,
-            "RSS after warm-up flat within {:.0} %: {} (max/min {})",
+            "RSS after warm-up flat within {:.0} %: {} (max/min {}; last-quarter mean over first-quarter mean {})",
             FLAT * 100.0,
             opt(self.rss_flat),
             self.rss_spread
+                .map_or("n/a".to_string(), |s| format!("{s:.3}")),
+            self.rss_trend
                 .map_or("n/a".to_string(), |s| format!("{s:.3}"))
         )?;
         writeln!(
