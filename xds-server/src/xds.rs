@@ -22,6 +22,7 @@ pub mod limits;
 pub mod server;
 pub mod sotw;
 mod stream;
+mod type_map;
 pub mod verdicts;
 mod warming;
 pub mod wire;
@@ -127,7 +128,6 @@ pub(crate) fn resolve_type_url(got: &str, only: Option<&TypeUrl>) -> Result<Type
         }
     }
 }
-
 
 /// The selector-relevant parts of an Envoy node: id, cluster and string metadata fields.
 pub(crate) fn node_info(node: &Node) -> NodeInfo {
