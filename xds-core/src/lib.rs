@@ -9,6 +9,7 @@
 //!   only what renders or validates proto3 JSON pays for it.
 //! - [`json`]: proto3 JSON rendering of encoded Envoy messages (config dumps, status APIs).
 //! - [`node`]: protobuf `Struct` <-> JSON, for node metadata.
+//! - [`refs`]: what a cluster or listener makes a proxy fetch next (EDS and RDS names).
 //! - [`drain`]: one drain signal from the top of a binary to every server and accept loop:
 //!   graceful up to a deadline, then forced.
 //! - `testing` (feature `testing`): an Envoy-like ADS client for tests and benchmarks.
@@ -19,6 +20,7 @@ pub mod descriptors;
 pub mod drain;
 pub mod json;
 pub mod node;
+pub mod refs;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod type_url;

@@ -58,6 +58,12 @@ pub fn json_to_value(json: &serde_json::Value) -> Value {
     Value { kind: Some(kind) }
 }
 
+/// `Node.client_features` a proxy sends when a changed cluster re-warms from the assignment it
+/// already holds. Envoy on ADS waits for the assignment to be sent again (shown by
+/// `integration/tests/rewarm.rs` against Envoy 1.40); a proxy advertising this spares the
+/// server that second response per cluster change.
+pub const REWARMS_FROM_HELD_ASSIGNMENTS: &str = "xds.mesh.rewarms_from_held_assignments";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,9 +79,3 @@ mod tests {
         assert!(json_to_struct(&serde_json::json!([1])).is_none());
     }
 }
-
-/// `Node.client_features` a proxy sends when a changed cluster re-warms from the assignment it
-/// already holds. Envoy on ADS waits for the assignment to be sent again (shown by
-/// `integration/tests/rewarm.rs` against Envoy 1.40); a proxy advertising this spares the
-/// server that second response per cluster change.
-pub const REWARMS_FROM_HELD_ASSIGNMENTS: &str = "xds.mesh.rewarms_from_held_assignments";

@@ -12,17 +12,8 @@ mod tests;
 
 use envoy_types::pb::envoy::{
     config::{
-        cluster::v3::{
-            Cluster,
-            cluster::{ClusterDiscoveryType, DiscoveryType},
-        },
-        core::v3::Node,
-        endpoint::v3::ClusterLoadAssignment,
-        listener::v3::{Listener, filter::ConfigType},
-        route::v3::RouteConfiguration,
-    },
-    extensions::filters::network::http_connection_manager::v3::{
-        HttpConnectionManager, http_connection_manager::RouteSpecifier,
+        cluster::v3::Cluster, core::v3::Node, endpoint::v3::ClusterLoadAssignment,
+        listener::v3::Listener, route::v3::RouteConfiguration,
     },
     service::discovery::v3::{
         DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
@@ -351,14 +342,14 @@ fn describe(kind: Kind, name: Option<&str>, bytes: &[u8]) -> Held {
         Kind::Cluster => Cluster::decode(bytes).map_or_else(
             |_| (String::new(), vec![]),
             |c| {
-                let refers = eds_name(&c).into_iter().collect();
+                let refers = xds_core::refs::eds_service(&c).into_iter().collect();
                 (c.name, refers)
             },
         ),
         Kind::Listener => Listener::decode(bytes).map_or_else(
             |_| (String::new(), vec![]),
             |l| {
-                let refers = rds_names(&l);
+                let refers = xds_core::refs::rds_names(&l);
                 (l.name, refers)
             },
         ),
@@ -386,46 +377,4 @@ fn describe(kind: Kind, name: Option<&str>, bytes: &[u8]) -> Held {
 
 fn hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh64::xxh64(bytes, 0)
-}
-
-/// The assignment an EDS cluster waits for: `eds_cluster_config.service_name`, or its name.
-fn eds_name(c: &Cluster) -> Option<String> {
-    let eds = Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32));
-    if c.cluster_discovery_type != eds {
-        return None;
-    }
-    let service = c
-        .eds_cluster_config
-        .as_ref()
-        .map(|e| e.service_name.clone());
-    Some(
-        service
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| c.name.clone()),
-    )
-}
-
-/// The route configurations a listener's HTTP connection managers fetch over RDS.
-fn rds_names(listener: &Listener) -> Vec<String> {
-    let mut names = Vec::new();
-    let chains = listener
-        .filter_chains
-        .iter()
-        .chain(listener.default_filter_chain.as_ref());
-    for filter in chains.flat_map(|chain| &chain.filters) {
-        let Some(ConfigType::TypedConfig(config)) = &filter.config_type else {
-            continue;
-        };
-        if !config.type_url.ends_with(".HttpConnectionManager") {
-            continue;
-        }
-        if let Ok(HttpConnectionManager {
-            route_specifier: Some(RouteSpecifier::Rds(rds)),
-            ..
-        }) = HttpConnectionManager::decode(config.value.as_slice())
-        {
-            names.push(rds.route_config_name);
-        }
-    }
-    names
 }

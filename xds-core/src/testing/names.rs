@@ -7,27 +7,17 @@ use std::collections::BTreeSet;
 use envoy_types::pb::{
     envoy::{
         config::{
-            cluster::v3::{
-                Cluster,
-                cluster::{ClusterDiscoveryType, DiscoveryType},
-            },
-            endpoint::v3::ClusterLoadAssignment,
-            listener::v3::{Listener, filter::ConfigType},
+            cluster::v3::Cluster, endpoint::v3::ClusterLoadAssignment, listener::v3::Listener,
             route::v3::RouteConfiguration,
         },
-        extensions::{
-            filters::network::http_connection_manager::v3::{
-                HttpConnectionManager, http_connection_manager::RouteSpecifier,
-            },
-            transport_sockets::tls::v3::Secret,
-        },
+        extensions::transport_sockets::tls::v3::Secret,
     },
     google::protobuf::Any,
 };
 use prost::Message;
 use prost_reflect::{DynamicMessage, Value};
 
-use crate::{TypeUrl, descriptors};
+use crate::{TypeUrl, descriptors, refs};
 
 /// The resource's name; an error (what Envoy would NACK with) when it does not decode as the
 /// message its type URL names.
@@ -58,39 +48,16 @@ pub(crate) fn resource_name(any: &Any) -> Result<String, String> {
 /// The assignments EDS clusters wait for: `eds_cluster_config.service_name`, or the cluster's
 /// own name. Clusters of other discovery types need none.
 pub(crate) fn eds_names<'a>(clusters: impl Iterator<Item = &'a Any>) -> BTreeSet<String> {
-    let eds = Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32));
     clusters
         .filter_map(|any| Cluster::decode(any.value.as_slice()).ok())
-        .filter(|c| c.cluster_discovery_type == eds)
-        .map(|c| {
-            let service = c.eds_cluster_config.map(|e| e.service_name);
-            service.filter(|s| !s.is_empty()).unwrap_or(c.name)
-        })
+        .filter_map(|c| refs::eds_service(&c))
         .collect()
 }
 
 /// The route configurations listeners' HTTP connection managers fetch over RDS.
 pub(crate) fn rds_names<'a>(listeners: impl Iterator<Item = &'a Any>) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for listener in listeners.filter_map(|any| Listener::decode(any.value.as_slice()).ok()) {
-        let chains = listener
-            .filter_chains
-            .iter()
-            .chain(listener.default_filter_chain.as_ref());
-        for filter in chains.flat_map(|chain| &chain.filters) {
-            let Some(ConfigType::TypedConfig(config)) = &filter.config_type else {
-                continue;
-            };
-            if !config.type_url.ends_with(".HttpConnectionManager") {
-                continue;
-            }
-            let Ok(hcm) = HttpConnectionManager::decode(config.value.as_slice()) else {
-                continue;
-            };
-            if let Some(RouteSpecifier::Rds(rds)) = hcm.route_specifier {
-                names.insert(rds.route_config_name);
-            }
-        }
-    }
-    names
+    listeners
+        .filter_map(|any| Listener::decode(any.value.as_slice()).ok())
+        .flat_map(|l| refs::rds_names(&l))
+        .collect()
 }

@@ -4,12 +4,17 @@
 use envoy_types::pb::{
     envoy::{
         config::{
-            cluster::v3::{Cluster, cluster::EdsClusterConfig},
+            cluster::v3::{
+                Cluster,
+                cluster::{ClusterDiscoveryType, DiscoveryType, EdsClusterConfig},
+            },
             endpoint::v3::{ClusterLoadAssignment, LocalityLbEndpoints},
-            listener::v3::{Filter, FilterChain, Listener},
+            listener::v3::{Filter, FilterChain, Listener, filter::ConfigType},
             route::v3::RouteConfiguration,
         },
-        extensions::filters::network::http_connection_manager::v3::Rds,
+        extensions::filters::network::http_connection_manager::v3::{
+            HttpConnectionManager, Rds, http_connection_manager::RouteSpecifier,
+        },
         service::discovery::v3::Resource,
     },
     google::protobuf::{Any, UInt32Value},
