@@ -9,10 +9,9 @@ use xds_server::model::{EnvoyResource, Spec};
 /// the fuzzer did not reach it in 10 minutes): a raw Envoy resource carrying a double (here a
 /// metadata number) changes on every trip through its JSON text: serde_json's default float parsing is not exact, so what a
 /// PUT accepted and what the store reads back (or a GET-then-PUT client sends) differ in the
-/// last digit, and drift further on each trip. Enabling serde_json's `float_roundtrip` feature
-/// in the workspace makes parsing exact.
+/// last digit, and drift further on each trip. serde_json's `float_roundtrip` feature (on in
+/// the workspace) makes parsing exact.
 #[test]
-#[ignore = "needs serde_json's float_roundtrip feature in the workspace Cargo.toml (reported)"]
 fn a_raw_resource_double_survives_its_json_text() {
     let body = r#"{"type_url": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
         "resource": {"name": "c1",
