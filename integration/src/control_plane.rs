@@ -157,6 +157,19 @@ impl ControlPlane {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// The value of the unlabelled series `name` in the server's `/metrics` (Prometheus text);
+    /// panics when it is missing.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let resp = self.http.get(self.url("/metrics")).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("GET /metrics: {e}"));
+        let text = resp.text().await.unwrap_or_default();
+        let prefix = format!("{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("/metrics has no {name}:\n{text}"))
+    }
+
     /// The bootstrap for one proxy, from `GET /api/v1/bootstrap`.
     pub async fn bootstrap(&self, node_id: &str, variant: Variant, admin_port: u16) -> String {
         let path = format!(

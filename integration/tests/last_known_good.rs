@@ -37,16 +37,7 @@ fn extra(node_id: &str, port: u16, connect_timeout: &str, lb_policy: &str) -> Va
 
 /// The `xds_held_back_resources` gauge of the server's `/metrics`.
 async fn held_back_gauge(stage: &Stage) -> u64 {
-    let text = reqwest::get(stage.cp.url("/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("xds_held_back_resources "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("/metrics has no xds_held_back_resources:\n{text}"))
+    stage.cp.metric("xds_held_back_resources").await as u64
 }
 
 fn held_back(status: &Value) -> Vec<Value> {

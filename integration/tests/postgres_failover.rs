@@ -474,19 +474,8 @@ async fn wait_log(cp: &mut ControlPlane, name: &str, needle: &str, count: usize)
 
 /// The revision a replica knows of: the `xds_store_revision` gauge of its `/metrics` (its
 /// watch, moved by its own writes and by NOTIFY).
-async fn known_revision(http: &Client, cp: &ControlPlane) -> i64 {
-    let text = http
-        .get(cp.url("/metrics"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
-        .text()
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("xds_store_revision "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("/metrics has no xds_store_revision:\n{text}"))
+async fn known_revision(cp: &ControlPlane) -> i64 {
+    cp.metric("xds_store_revision").await as i64
 }
 
 /// Waits until both replicas know of the database's revision; returns it.
@@ -498,7 +487,7 @@ async fn wait_converged(http: &Client, a: &ControlPlane, b: &ControlPlane) -> i6
         let database = ready["revision"]
             .as_i64()
             .expect("/readyz names the revision");
-        let known = (known_revision(http, a).await, known_revision(http, b).await);
+        let known = (known_revision(a).await, known_revision(b).await);
         if known == (database, database) {
             return database;
         }

@@ -14,7 +14,7 @@ use integration::{
     proxy::Proxy,
     upstream::Upstream,
 };
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use xds_core::type_url;
 
@@ -39,17 +39,8 @@ async fn replicas(plane: DataPlane) -> Option<(ControlPlane, ControlPlane)> {
 
 /// The revision a replica knows of (the `xds_store_revision` gauge of its `/metrics`: its
 /// watch, moved by its own writes and by NOTIFY, not read from the database).
-async fn known_revision(http: &Client, cp: &ControlPlane) -> i64 {
-    let resp = http.get(cp.url("/metrics")).send().await;
-    let text = resp
-        .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
-        .text()
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("xds_store_revision "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("/metrics has no xds_store_revision:\n{text}"))
+async fn known_revision(cp: &ControlPlane) -> i64 {
+    cp.metric("xds_store_revision").await as i64
 }
 
 /// The database's revision, as a replica's `/readyz` reads it.
@@ -62,10 +53,10 @@ async fn database_revision(cp: &ControlPlane) -> i64 {
 }
 
 /// Polls until `cp` knows of `revision` (within [`WAIT`]).
-async fn wait_known(http: &Client, cp: &ControlPlane, name: &str, revision: i64) {
+async fn wait_known(cp: &ControlPlane, name: &str, revision: i64) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let known = known_revision(http, cp).await;
+        let known = known_revision(cp).await;
         if known >= revision {
             return;
         }
@@ -191,7 +182,6 @@ async fn a_write_to_either_replica_reaches_the_proxy(
     let Some((a, b)) = replicas(plane).await else {
         return;
     };
-    let http = local_client();
     let node_id = format!(
         "{}-replicas-{}-{}",
         plane.as_str(),
@@ -225,8 +215,8 @@ async fn a_write_to_either_replica_reaches_the_proxy(
     )
     .await;
     let written_by_a = database_revision(&a).await;
-    assert_eq!(known_revision(&http, &a).await, written_by_a);
-    wait_known(&http, &b, "B", written_by_a).await;
+    assert_eq!(known_revision(&a).await, written_by_a);
+    wait_known(&b, "B", written_by_a).await;
     wait_reply_from(&proxy, listener_port, "a").await;
     proxy.wait_ready(WAIT).await;
     wait_proxy(&b, &proxy, &node_id, "every type SYNCED on B", all_synced).await;
@@ -237,8 +227,8 @@ async fn a_write_to_either_replica_reaches_the_proxy(
     assert_eq!(version, 2, "the route's second write: {changed}");
     let written_by_b = database_revision(&b).await;
     assert!(written_by_b > written_by_a);
-    wait_known(&http, &a, "A", written_by_b).await;
-    assert_eq!(known_revision(&http, &b).await, written_by_b);
+    wait_known(&a, "A", written_by_b).await;
+    assert_eq!(known_revision(&b).await, written_by_b);
     let (status_a, on_a) = a.get("/api/v1/routes/main").await;
     let (status_b, on_b) = b.get("/api/v1/routes/main").await;
     assert_eq!((status_a, status_b), (StatusCode::OK, StatusCode::OK));
