@@ -94,6 +94,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })
         .await?;
     let cache = Cache::new(mesh);
+    cache.verdicts().set_enabled(config.last_known_good);
 
     let xds_listener = bind(config.xds_addr).await?;
     let xds_addr = xds_listener.local_addr().map_err(Error::Serve)?;

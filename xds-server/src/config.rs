@@ -60,6 +60,17 @@ pub struct Config {
     /// What any client reaching the xDS port may make the server hold or do.
     #[command(flatten)]
     pub xds_limits: XdsLimits,
+
+    /// Last-known-good: a resource version a proxy rejects is held back from its group, which
+    /// keeps the last version a proxy accepted. It trusts what proxies say: while the xDS port
+    /// is not authenticated, a client reaching it can hold versions back from its group.
+    #[arg(
+        long,
+        env = "XDS_SERVER_LAST_KNOWN_GOOD",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub last_known_good: bool,
 }
 
 /// The xDS limits (see `xds::limits`); defaults are far above what real proxies need.
@@ -176,6 +187,9 @@ mod tests {
         assert!(Config::try_parse_from(["xds-server", "--poll-interval", "fast"]).is_err());
         assert!(Config::try_parse_from(["xds-server", "--admin-addr", "nowhere"]).is_err());
         assert!(Config::try_parse_from(["xds-server", "--log-format", "xml"]).is_err());
+        let off = Config::try_parse_from(["xds-server", "--last-known-good", "false"]).unwrap();
+        assert!(!off.last_known_good);
+        assert!(Config::try_parse_from(["xds-server", "--last-known-good", "maybe"]).is_err());
     }
 
     #[test]

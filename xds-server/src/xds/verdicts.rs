@@ -20,7 +20,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -36,6 +36,8 @@ pub struct Verdicts {
     /// Rejections recorded and not yet forgotten, over every group: while none, applying is
     /// free (no lock), which is the common case on every stream at every change.
     rejections: AtomicUsize,
+    /// Off: nothing is recorded or held back (`--last-known-good false`).
+    enabled: AtomicBool,
 }
 
 /// One group's verdicts.
@@ -71,11 +73,17 @@ impl Default for Verdicts {
             books: Mutex::new(HashMap::new()),
             generation: watch::channel(0).0,
             rejections: AtomicUsize::new(0),
+            enabled: AtomicBool::new(true),
         }
     }
 }
 
 impl Verdicts {
+    /// Turns last-known-good on or off (on by default).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Release);
+    }
+
     /// Moves whenever a new rejection changes what some group is sent; streams watch it.
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
@@ -92,6 +100,9 @@ impl Verdicts {
         items: &[Arc<Encoded>],
         verdict: Verdict<'_>,
     ) -> bool {
+        if !self.enabled.load(Ordering::Acquire) {
+            return false;
+        }
         let mut books = self.books.lock().unwrap();
         match verdict {
             Verdict::Accepted => {

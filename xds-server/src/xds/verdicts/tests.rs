@@ -186,3 +186,14 @@ fn an_acceptance_of_a_rejected_version_does_not_make_it_good() {
     v.record(&g, CDS, &items(&bad), Verdict::Accepted);
     assert_eq!(tags(&v.apply(bad)), ["a:1"]);
 }
+
+#[test]
+fn turned_off_nothing_is_recorded_or_held_back() {
+    let v = Verdicts::default();
+    v.set_enabled(false);
+    let g = group("l");
+    v.record(&g, CDS, &items(&clusters(&g, "a:1")), Verdict::Accepted);
+    let bad = clusters(&g, "a:2");
+    assert!(!reject(&v, &bad, "bad a"));
+    assert!(Arc::ptr_eq(&v.apply(bad.clone()), &bad));
+}
