@@ -3,7 +3,8 @@
 //!
 //! - [`net`]: free ports, HTTP clients, one request through a proxy read back as a `Reply`.
 //! - [`postgres`]: the test PostgreSQL server (started by `scripts/test.sh`) and fresh
-//!   databases on it; skips loudly without one, fails under `CI=true`.
+//!   databases on it; skips loudly without one, fails under `CI=true`; and a private
+//!   `postgres::Cluster` a test may restart and stop (outage tests).
 //! - [`server`]: the real `xds-server` binary as a child process.
 //! - [`proxy`]: the data plane under test, Envoy (`ENVOY_BIN`; skips loudly without it, fails
 //!   under `CI=true`) or minimal-proxy, started the same way and read through the same admin
