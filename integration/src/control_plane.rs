@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::{
@@ -155,6 +155,32 @@ impl ControlPlane {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// An HTTP service `name` with one endpoint on 127.0.0.1:`port`.
+    pub async fn service(&self, name: &str, port: u16) {
+        self.put(
+            &format!("/api/v1/services/{name}"),
+            json!({ "protocol": "http", "connect_timeout": "1s" }),
+        )
+        .await;
+        self.put(
+            &format!("/api/v1/services/{name}/endpoints"),
+            json!({ "endpoints": [{ "address": "127.0.0.1", "port": port }] }),
+        )
+        .await;
+    }
+
+    /// The route `main`, sending everything to `service`; returns the stored route.
+    pub async fn route_to(&self, service: &str) -> Value {
+        self.put(
+            "/api/v1/routes/main",
+            json!({ "hosts": ["*"],
+                    "rules": [{ "match": { "path": { "prefix": "/" } },
+                                "destinations": [{ "service": service }],
+                                "timeout": "5s" }] }),
+        )
+        .await
     }
 
     /// The value of the unlabelled series `name` in the server's `/metrics` (Prometheus text);

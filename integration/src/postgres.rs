@@ -163,36 +163,19 @@ impl Cluster {
     /// `pg_ctl restart -m fast`: sessions are cut (open transactions roll back), the server
     /// checkpoints, stops and starts again; waits until it accepts connections.
     pub fn restart_fast(&self) {
-        self.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data_str(),
-                "-m",
-                "fast",
-                "-w",
-                "-t",
-                "60",
-                "restart",
-            ],
-        );
+        self.pg_ctl_fast("restart");
     }
 
     /// `pg_ctl stop -m fast`: waits until the server is down.
     pub fn stop_fast(&self) {
-        self.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data_str(),
-                "-m",
-                "fast",
-                "-w",
-                "-t",
-                "60",
-                "stop",
-            ],
-        );
+        self.pg_ctl_fast("stop");
+    }
+
+    /// `pg_ctl <action> -m fast`, waiting (up to 60 s) for it to finish.
+    fn pg_ctl_fast(&self, action: &str) {
+        let data = self.data_str();
+        let args = ["-D", &data, "-m", "fast", "-w", "-t", "60", action];
+        self.pg("pg_ctl", &args);
     }
 
     /// `tool` from the server binaries, as the postgres user when root.

@@ -77,9 +77,9 @@ async fn replicas_and_envoy_ride_out_a_postgres_restart_and_outage() {
     let after_a = Upstream::start("after-a");
     let after_b = Upstream::start("after-b");
     for up in [&before, &after_a, &after_b] {
-        service(&a, up).await;
+        a.service(up.name(), up.port()).await;
     }
-    route_to(&a, "before").await;
+    a.route_to("before").await;
     let pid = std::process::id();
     let mut proxies = Vec::new();
     for (cp, side, variant) in [(&a, "a", Variant::Delta), (&b, "b", Variant::Sotw)] {
@@ -173,12 +173,12 @@ async fn replicas_and_envoy_ride_out_a_postgres_restart_and_outage() {
     // A change through A reaches the Envoy on B (B heard A's NOTIFY), and one through B the
     // Envoy on A.
     let written = Instant::now();
-    route_to(&a, "after-a").await;
+    a.route_to("after-a").await;
     for (proxy, port) in &proxies {
         wait_reply_from(proxy, *port, "after-a").await;
     }
     let propagated = written.elapsed();
-    route_to(&b, "after-b").await;
+    b.route_to("after-b").await;
     for (proxy, port) in &proxies {
         wait_reply_from(proxy, *port, "after-b").await;
     }
@@ -389,33 +389,6 @@ async fn wait_acked_after(writers: &[Writer], since: Instant, count: usize, what
 }
 
 // === helpers ===
-
-/// A service with its endpoint on `upstream`, named after it.
-async fn service(cp: &ControlPlane, upstream: &Upstream) {
-    let name = upstream.name();
-    cp.put(
-        &format!("/api/v1/services/{name}"),
-        json!({ "protocol": "http", "connect_timeout": "1s" }),
-    )
-    .await;
-    cp.put(
-        &format!("/api/v1/services/{name}/endpoints"),
-        json!({ "endpoints": [{ "address": "127.0.0.1", "port": upstream.port() }] }),
-    )
-    .await;
-}
-
-/// The route `main`, sending everything to `service`.
-async fn route_to(cp: &ControlPlane, service: &str) {
-    cp.put(
-        "/api/v1/routes/main",
-        json!({ "hosts": ["*"],
-                "rules": [{ "match": { "path": { "prefix": "/" } },
-                            "destinations": [{ "service": service }],
-                            "timeout": "5s" }] }),
-    )
-    .await;
-}
 
 /// `GET path` on `cp`: status and JSON body; panics when no answer comes back.
 async fn get(http: &Client, cp: &ControlPlane, path: &str) -> (StatusCode, Value) {

@@ -68,32 +68,6 @@ async fn wait_known(cp: &ControlPlane, name: &str, revision: i64) {
     }
 }
 
-/// A service with its endpoint on `upstream`.
-async fn service(cp: &ControlPlane, name: &str, upstream: &Upstream) {
-    cp.put(
-        &format!("/api/v1/services/{name}"),
-        json!({ "protocol": "http", "connect_timeout": "1s" }),
-    )
-    .await;
-    cp.put(
-        &format!("/api/v1/services/{name}/endpoints"),
-        json!({ "endpoints": [{ "address": "127.0.0.1", "port": upstream.port() }] }),
-    )
-    .await;
-}
-
-/// The route `main`, sending everything to `service`; returns the stored route.
-async fn route_to(cp: &ControlPlane, service: &str) -> Value {
-    cp.put(
-        "/api/v1/routes/main",
-        json!({ "hosts": ["*"],
-                "rules": [{ "match": { "path": { "prefix": "/" } },
-                            "destinations": [{ "service": service }],
-                            "timeout": "5s" }] }),
-    )
-    .await
-}
-
 /// Sends requests through the proxy's listener until one comes back from `upstream`.
 async fn wait_reply_from(proxy: &Proxy, port: u16, upstream: &str) -> Reply {
     let client = local_client();
@@ -205,9 +179,9 @@ async fn a_write_to_either_replica_reaches_the_proxy(
     );
 
     // The whole mesh, written through A.
-    service(&a, "svc-a", &up_a).await;
-    service(&a, "svc-b", &up_b).await;
-    route_to(&a, "svc-a").await;
+    a.service("svc-a", up_a.port()).await;
+    a.service("svc-b", up_b.port()).await;
+    a.route_to("svc-a").await;
     a.put(
         "/api/v1/listeners/ingress",
         json!({ "address": "127.0.0.1", "port": listener_port, "protocol": "http",
@@ -222,7 +196,7 @@ async fn a_write_to_either_replica_reaches_the_proxy(
     wait_proxy(&b, &proxy, &node_id, "every type SYNCED on B", all_synced).await;
 
     // The route moves to svc-b, written through B.
-    let changed = route_to(&b, "svc-b").await;
+    let changed = b.route_to("svc-b").await;
     let version = changed["version"].as_i64().expect("a version");
     assert_eq!(version, 2, "the route's second write: {changed}");
     let written_by_b = database_revision(&b).await;
