@@ -293,3 +293,274 @@ mod proxy_on_an_empty_mesh_is_ready_at_once {
         Postgres
     );
 }
+
+// === a reconnect after the mesh changed ===
+
+/// What a request loop saw, in order: the name of the upstream that answered, or what went
+/// wrong.
+#[derive(Default)]
+struct Seen {
+    replies: std::sync::Mutex<Vec<String>>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Seen {
+    fn count(&self, what: &str) -> usize {
+        self.replies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| *r == what)
+            .count()
+    }
+
+    /// Everything that was not a 200 from one of `upstreams`.
+    fn failures(&self, upstreams: &[&str]) -> Vec<String> {
+        let replies = self.replies.lock().unwrap();
+        replies
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !upstreams.contains(&r.as_str()))
+            .map(|(i, r)| format!("request {i}: {r}"))
+            .collect()
+    }
+}
+
+/// Sends requests back to back through `port` (at most 4000, for at most 40 s) until told to
+/// stop. Refused connections before the first answer are not recorded: the listener is not
+/// there yet.
+fn request_loop(port: u16, seen: std::sync::Arc<Seen>) -> tokio::task::JoinHandle<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    tokio::spawn(async move {
+        let client = local_client();
+        let until = Instant::now() + Duration::from_secs(40);
+        let mut answered = false;
+        for i in 0..4000 {
+            if seen.stop.load(SeqCst) || Instant::now() > until {
+                return;
+            }
+            let what = match net::send(&client, port, &format!("/reconnect/{i}"), &[]).await {
+                Ok(reply) => match reply.upstream.as_deref() {
+                    Some(up) if reply.status == 200 => up.to_string(),
+                    _ => format!("{} {}", reply.status, reply.body),
+                },
+                Err(_) if !answered => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                Err(e) => e,
+            };
+            answered = true;
+            seen.replies.lock().unwrap().push(what);
+        }
+    })
+}
+
+/// Waits (within [`WAIT`]) until the loop has seen `n` replies from `upstream`.
+async fn wait_seen(proxy: &Proxy, seen: &Seen, upstream: &str, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    while seen.count(upstream) < n {
+        if Instant::now() > deadline {
+            let failures = seen.failures(&["a", "b"]);
+            proxy.fail(&format!(
+                "{n} replies from {upstream} never came ({} so far; failures: {:?})",
+                seen.count(upstream),
+                &failures[..failures.len().min(5)]
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The proxy's replica B is stopped while the route moves, through A, to a service the
+/// proxy has never seen; when B is back the proxy reconnects and gets the changed mesh in its
+/// first responses. The new cluster must be warm before the route that names it reaches the
+/// proxy: requests running throughout see a, then b, and not one failure (Envoy answers 503
+/// for a route to a cluster still warming).
+async fn a_reconnect_after_the_mesh_changed_drops_nothing(
+    plane: DataPlane,
+    variant: Variant,
+    _postgres: Backend,
+) {
+    let Some((a, mut b)) = replicas(plane).await else {
+        return;
+    };
+    let node_id = format!(
+        "{}-reconnect-{}-{}",
+        plane.as_str(),
+        std::process::id(),
+        variant.as_str()
+    );
+    let listener_port = free_port();
+    let (up_a, up_b) = (Upstream::start("a"), Upstream::start("b"));
+    a.service("svc-a", up_a.port()).await;
+    a.route_to("svc-a").await;
+    a.put(
+        "/api/v1/listeners/ingress",
+        json!({ "address": "127.0.0.1", "port": listener_port, "protocol": "http",
+                "routes": ["main"], "selector": { "node_id": node_id } }),
+    )
+    .await;
+    wait_known(&b, "B", database_revision(&a).await).await;
+    let bootstrap = b.bootstrap(&node_id, variant, free_port()).await;
+    let proxy = Proxy::start(plane, &bootstrap);
+    wait_reply_from(&proxy, listener_port, "a").await;
+
+    let seen = std::sync::Arc::new(Seen::default());
+    let looping = request_loop(listener_port, seen.clone());
+    wait_seen(&proxy, &seen, "a", 20).await;
+
+    b.stop();
+    a.service("svc-b", up_b.port()).await;
+    a.route_to("svc-b").await;
+    b.start_again();
+    wait_seen(&proxy, &seen, "b", 50).await;
+    seen.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    looping.await.expect("the request loop panicked");
+
+    let failures = seen.failures(&["a", "b"]);
+    if !failures.is_empty() {
+        let stats = proxy
+            .stats_matching(&["no_cluster", "warming", "cds.", "rq_5xx"])
+            .await;
+        proxy.fail(&format!(
+            "{} requests failed across the reconnect; first: {:#?}\nproxy stats:\n{stats}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        ));
+    }
+    let replies = seen.replies.lock().unwrap().clone();
+    let first_b = replies
+        .iter()
+        .position(|r| r == "b")
+        .expect("replies from b");
+    assert!(
+        replies[first_b..].iter().all(|r| r == "b"),
+        "once b answers, a never does again"
+    );
+}
+
+mod a_reconnect_after_the_mesh_changed_drops_nothing {
+    use super::conformance_case;
+
+    conformance_case!(
+        a_reconnect_after_the_mesh_changed_drops_nothing,
+        envoy_sotw,
+        Envoy,
+        Sotw,
+        Postgres
+    );
+    conformance_case!(
+        a_reconnect_after_the_mesh_changed_drops_nothing,
+        envoy_delta,
+        Envoy,
+        Delta,
+        Postgres
+    );
+    conformance_case!(
+        a_reconnect_after_the_mesh_changed_drops_nothing,
+        minimal_sotw,
+        Minimal,
+        Sotw,
+        Postgres
+    );
+    conformance_case!(
+        a_reconnect_after_the_mesh_changed_drops_nothing,
+        minimal_delta,
+        Minimal,
+        Delta,
+        Postgres
+    );
+}
+
+/// A proxy with no cluster at all (an empty mesh) loses its replica; meanwhile a service, its
+/// route and a listener are written through A. When B is back, the reconnected proxy's first
+/// EDS-typed cluster must warm before the listener that routes to it arrives: from the first
+/// answer on the new listener, every request reaches the upstream.
+async fn a_first_cluster_after_a_reconnect_is_warm_before_its_listener(
+    plane: DataPlane,
+    variant: Variant,
+    _postgres: Backend,
+) {
+    let Some((a, mut b)) = replicas(plane).await else {
+        return;
+    };
+    let node_id = format!(
+        "{}-first-cluster-{}-{}",
+        plane.as_str(),
+        std::process::id(),
+        variant.as_str()
+    );
+    let listener_port = free_port();
+    let up_a = Upstream::start("a");
+    let bootstrap = b.bootstrap(&node_id, variant, free_port()).await;
+    let proxy = Proxy::start(plane, &bootstrap);
+    proxy.wait_ready(WAIT).await;
+    wait_proxy(&b, &proxy, &node_id, "CDS and LDS SYNCED on B", |p| {
+        [type_url::CLUSTER, type_url::LISTENER]
+            .iter()
+            .all(|t| p["types"][*t]["status"] == "SYNCED")
+    })
+    .await;
+
+    b.stop();
+    a.service("svc-a", up_a.port()).await;
+    a.route_to("svc-a").await;
+    a.put(
+        "/api/v1/listeners/ingress",
+        json!({ "address": "127.0.0.1", "port": listener_port, "protocol": "http",
+                "routes": ["main"], "selector": { "node_id": node_id } }),
+    )
+    .await;
+    let seen = std::sync::Arc::new(Seen::default());
+    let looping = request_loop(listener_port, seen.clone());
+    b.start_again();
+    wait_seen(&proxy, &seen, "a", 50).await;
+    seen.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    looping.await.expect("the request loop panicked");
+
+    let failures = seen.failures(&["a"]);
+    if !failures.is_empty() {
+        let stats = proxy
+            .stats_matching(&["no_cluster", "warming", "cds.", "rq_5xx"])
+            .await;
+        proxy.fail(&format!(
+            "{} requests failed on the new listener; first: {:#?}\nproxy stats:\n{stats}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        ));
+    }
+}
+
+mod a_first_cluster_after_a_reconnect_is_warm_before_its_listener {
+    use super::conformance_case;
+
+    conformance_case!(
+        a_first_cluster_after_a_reconnect_is_warm_before_its_listener,
+        envoy_sotw,
+        Envoy,
+        Sotw,
+        Postgres
+    );
+    conformance_case!(
+        a_first_cluster_after_a_reconnect_is_warm_before_its_listener,
+        envoy_delta,
+        Envoy,
+        Delta,
+        Postgres
+    );
+    conformance_case!(
+        a_first_cluster_after_a_reconnect_is_warm_before_its_listener,
+        minimal_sotw,
+        Minimal,
+        Sotw,
+        Postgres
+    );
+    conformance_case!(
+        a_first_cluster_after_a_reconnect_is_warm_before_its_listener,
+        minimal_delta,
+        Minimal,
+        Delta,
+        Postgres
+    );
+}

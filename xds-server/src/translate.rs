@@ -82,6 +82,28 @@ pub struct Resources {
     pub held_back: Vec<HeldBack>,
     /// Each type's whole set and its version, made on first use and shared by every stream.
     pub(crate) wholes: Wholes,
+    /// The mesh these were translated from, for [`Resources::spare_cluster`].
+    pub(crate) source: Source,
+}
+
+/// The mesh a translation came from. Not part of what the resources are: ignored by `==`.
+#[derive(Clone, Default)]
+pub(crate) struct Source(pub(crate) Option<Arc<Mesh>>);
+
+impl PartialEq for Source {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Source(mesh)"
+        } else {
+            "Source(none)"
+        })
+    }
 }
 
 /// One type's whole set, in name order, and its version: what a wildcard subscriber is sent.
@@ -149,6 +171,26 @@ impl Resources {
                 items: Arc::new([]),
             })
         })
+    }
+
+    /// The cluster of `service` although no route of the group uses it any more (so without
+    /// subsets): kept in a SotW proxy's first cluster response after a reconnect, while its
+    /// routes still send to it, until its new routes are in place. `None` when the service no
+    /// longer exists.
+    pub fn spare_cluster(&self, service: &str) -> Option<Arc<Encoded>> {
+        let mesh = self.source.0.as_ref()?;
+        let spec = mesh.services.get(service)?;
+        let config_source = cluster::config_source(&self.group.delivery);
+        let message = cluster::cluster(service, spec, &BTreeSet::new(), &config_source);
+        let value = message.encode_to_vec();
+        Some(Arc::new(Encoded {
+            name: service.to_string(),
+            version: content_version(&value),
+            resource: Any {
+                type_url: type_url::CLUSTER.to_string(),
+                value,
+            },
+        }))
     }
 
     /// Whether a proxy new to `cluster` warms it by fetching its assignment from us.

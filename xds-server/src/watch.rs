@@ -25,7 +25,7 @@ use load::load;
 /// A mesh snapshot and when it was published (for push-latency metrics).
 #[derive(Debug, Clone)]
 pub struct Published {
-    pub mesh: Mesh,
+    pub mesh: Arc<Mesh>,
     pub at: Instant,
 }
 

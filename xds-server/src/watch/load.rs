@@ -1,7 +1,7 @@
 //! One load: the store's snapshot, parsed into the model. The model knows nothing of the
 //! store; this is where stored records become mesh values.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use serde::de::DeserializeOwned;
 
@@ -15,7 +15,7 @@ use crate::{
 pub(super) async fn load(store: &dyn Store) -> Result<Published, Error> {
     let snapshot = store.snapshot().await?;
     Ok(Published {
-        mesh: parse(&snapshot)?,
+        mesh: Arc::new(parse(&snapshot)?),
         at: Instant::now(),
     })
 }

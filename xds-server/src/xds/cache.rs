@@ -14,7 +14,7 @@ use tokio::sync::{OnceCell, watch};
 
 use super::verdicts::Verdicts;
 use crate::{
-    translate::{Delivery, NodeInfo, Resources, Selection, select, translate},
+    translate::{Delivery, NodeInfo, Resources, Selection, Source, select, translate},
     watch::Published,
 };
 
@@ -136,6 +136,7 @@ impl Cache {
         let run = move || {
             let mut resources = translate(&published.mesh, &selection);
             resources.group = selection;
+            resources.source = Source(Some(published.mesh.clone()));
             for w in &resources.warnings {
                 tracing::warn!(revision = published.mesh.revision, warning = %w, "translation");
             }
@@ -209,7 +210,7 @@ mod tests {
             ..Mesh::default()
         };
         Arc::new(Published {
-            mesh,
+            mesh: Arc::new(mesh),
             at: Instant::now(),
         })
     }

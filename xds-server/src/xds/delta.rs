@@ -20,7 +20,7 @@ use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use super::{
     Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url,
     type_map::{Held, NameSet, TypeMap},
-    warming::Warming,
+    warming::{Wait, Warming},
     wire::DeltaResponse,
 };
 use xds_core::TypeUrl;
@@ -186,6 +186,13 @@ impl Delta {
             }
         }
         let mut change = diff(&self.resources, &type_url, state, &BTreeSet::new());
+        if type_url == TypeUrl::Cluster && self.only.is_none() {
+            // Clusters new to the proxy warm, including on a first request (a new proxy, or a
+            // reconnect after the mesh changed: `known` holds what it reported). Decided
+            // before anything is sent, so this very response already defers its removals.
+            let added = new_warming(&self.resources, &change.updated, &state.known);
+            self.hold.wait_for(added);
+        }
         if self.hold.active() {
             // While new clusters warm, removals wait (a removed assignment of a cluster that
             // routes still use would fail requests), and so do listener and route updates,
@@ -195,20 +202,16 @@ impl Delta {
                 change.updated.clear();
             }
         }
-        // A newly named resource that does not exist: say so, so the proxy stops waiting.
+        // A newly named resource that does not exist: say so, so the proxy stops waiting. One
+        // the proxy holds (a reconnect) is a removal, and waits like the others.
         let all = self.resources.of_type(type_url.as_str());
+        let state = &self.types[&type_url];
         let mut removed: BTreeSet<String> = change.removed.iter().cloned().collect();
         for name in newly {
-            if all.is_none_or(|a| !a.contains_key(&name)) && removed.insert(name.clone()) {
+            let held = self.hold.active() && state.known.contains_key(&name);
+            if !held && all.is_none_or(|a| !a.contains_key(&name)) && removed.insert(name.clone()) {
                 change.removed.push(name);
             }
-        }
-        if type_url == TypeUrl::Cluster && self.only.is_none() {
-            // Clusters new to the proxy warm, including on a first request (a new proxy, or a
-            // reconnect after the mesh changed: `known` holds what it reported).
-            let state = &self.types[&type_url];
-            let added = new_warming(&self.resources, &change.updated, &state.known);
-            self.hold.wait_for(added);
         }
         let nothing = change.updated.is_empty() && change.removed.is_empty();
         let state = &self.types[&type_url];
@@ -236,9 +239,10 @@ impl Delta {
         step
     }
 
-    /// Whether listener and route updates wait for new clusters to warm.
-    pub fn holding(&self) -> bool {
-        self.hold.active()
+    /// What listener and route updates wait for, if anything (a delta proxy says what it
+    /// holds when it reconnects, so only new clusters warming).
+    pub(crate) fn waiting(&self) -> Option<Wait> {
+        self.hold.active().then_some(Wait::Warm)
     }
 
     /// Stops waiting for new clusters to warm and sends what was held back.

@@ -9,7 +9,10 @@
 //! - a changed subscription is answered even when no version changed;
 //! - on ADS, additions go out CDS → EDS → LDS → RDS and removals the other way round (a
 //!   removed cluster or listener stays in the first CDS/LDS response and goes in a second one);
-//! - after a CDS push, EDS is answered again so re-warming clusters get their assignments.
+//! - after a CDS push, EDS is answered again so re-warming clusters get their assignments;
+//! - a proxy reconnecting after the mesh changed keeps the clusters it still routes through:
+//!   its first cluster response waits for its assignment request (which names them) and
+//!   holds them until its new routes are in place.
 
 #[cfg(test)]
 mod tests;
@@ -21,7 +24,7 @@ use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use super::{
     Error, Feedback, MAX_NAMES, Nonces, Step, resolve_type_url,
     type_map::{NameSet, TypeMap},
-    warming::Warming,
+    warming::{Wait, Warming},
     wire::SotwResponse,
 };
 use xds_core::TypeUrl;
@@ -43,6 +46,11 @@ pub struct Sotw {
     /// After a cluster changes, its assignment is sent again (Envoy on ADS waits for it);
     /// off for a proxy that re-warms from the assignment it holds.
     rewarm_resend: bool,
+    /// A proxy reconnected with clusters other than ours: its first cluster request is not
+    /// answered until it says which clusters it holds (its assignment request names them),
+    /// because a SotW response without them would remove them while its routes still use
+    /// them. Listener and route updates wait meanwhile.
+    resuming: bool,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +92,7 @@ impl Sotw {
             hold: Warming::default(),
             nonces: Nonces::default(),
             rewarm_resend: true,
+            resuming: false,
         }
     }
 
@@ -158,7 +167,13 @@ impl Sotw {
         state.wildcard = wildcard;
         state.explicit_wildcard = star;
         state.names = names;
-        if self.hold.holds(&type_url) {
+        if self.resuming && type_url == TypeUrl::Endpoint {
+            // The reconnecting proxy names the clusters it holds: its cluster request is
+            // answered, keeping them, and then this one (and whatever else may go).
+            self.resume(&mut step);
+            return Ok(step);
+        }
+        if self.waits(&type_url) {
             // While new clusters warm, listeners and routes do not move: a changed subscription
             // is answered with what the proxy was sent before, narrowed to what it now asks
             // for; what it newly asks for goes out when the wait ends.
@@ -185,18 +200,22 @@ impl Sotw {
         // While new clusters warm, only changed subscriptions are answered: anything merely
         // outdated (held routes, deferred removals) goes out when the wait ends.
         if changed || (outdated && !rejected && !self.hold.active()) {
-            if type_url == TypeUrl::Cluster && self.only.is_none() {
-                // A first response to a proxy that does not already run exactly this set (a
-                // new proxy, or one reconnecting after the mesh changed) warms every cluster
-                // in it as far as we know; otherwise only the ones it was not sent.
-                let before: Option<&[Arc<Encoded>]> = match &state.sent {
-                    Some(sent) => Some(&sent.items),
-                    None if req.version_info == version => None,
-                    None => Some(&[]),
-                };
-                if let Some(before) = before {
-                    let added = new_warming(&self.resources, &items, before);
+            if type_url == TypeUrl::Cluster && self.only.is_none() && state.sent.is_none() {
+                if req.version_info.is_empty() {
+                    // A new proxy: every cluster is new to it.
+                    let added = new_warming(&self.resources, &items, &[]);
                     self.hold.wait_for(added);
+                } else if req.version_info != version {
+                    // A proxy reconnecting after the mesh changed.
+                    self.resuming = true;
+                    if self
+                        .types
+                        .get(&TypeUrl::Endpoint)
+                        .is_some_and(|s| s.subscribed)
+                    {
+                        self.resume(&mut step);
+                    }
+                    return Ok(step);
                 }
             }
             let r = self.respond(&type_url, version, items, &mut step.feedback);
@@ -205,24 +224,77 @@ impl Sotw {
         Ok(step)
     }
 
+    /// Answers a reconnecting proxy's cluster request (see `resuming`): the clusters it holds
+    /// (those it asks assignments for) stay until its new listeners and routes are in place;
+    /// the others warm first. Then sends whatever else can go.
+    fn resume(&mut self, step: &mut Step<SotwResponse>) {
+        self.resuming = false;
+        let Some(state) = self.types.get(&TypeUrl::Cluster) else {
+            return;
+        };
+        let (version, items) = view(&self.resources, &TypeUrl::Cluster, state);
+        let held: Vec<&str> = self
+            .types
+            .get(&TypeUrl::Endpoint)
+            .filter(|s| s.subscribed)
+            .map(|s| s.names.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let added = items
+            .iter()
+            .filter(|e| !held.contains(&e.name.as_str()) && self.resources.warms(&e.name))
+            .map(|e| e.name.clone())
+            .collect();
+        self.hold.wait_for(added);
+        let spare: Vec<Arc<Encoded>> = held
+            .iter()
+            .filter(|n| find(&items, n).is_none())
+            .filter_map(|n| self.resources.spare_cluster(n))
+            .collect();
+        let response = if spare.is_empty() {
+            self.respond(&TypeUrl::Cluster, version, items, &mut step.feedback)
+        } else {
+            let mut union = items.to_vec();
+            union.extend(spare);
+            union.sort_by(|a, b| a.name.cmp(&b.name));
+            let version = version_of(&union);
+            self.respond(&TypeUrl::Cluster, version, union.into(), &mut step.feedback)
+        };
+        step.responses.insert(0, response);
+        // What waited (routes, once nothing warms) and the spare clusters' removal.
+        self.sync(step);
+    }
+
+    /// Whether updates of `type_url` wait now (see [`Wait`]).
+    fn waits(&self, type_url: &TypeUrl) -> bool {
+        self.hold.holds(type_url) || (self.resuming && type_url.waits_for_warming())
+    }
+
     /// Takes a new set of resources and sends what changed, make-before-break.
     pub fn on_resources(&mut self, resources: Arc<Resources>) -> Step<SotwResponse> {
         self.resources = resources;
         let mut step = Step::default();
-        self.sync(&mut step);
+        if !self.resuming {
+            self.sync(&mut step);
+        }
         step
     }
 
-    /// Whether listener and route updates wait for new clusters to warm.
-    pub fn holding(&self) -> bool {
-        self.hold.active()
+    /// What listener and route updates wait for, if anything.
+    pub(crate) fn waiting(&self) -> Option<Wait> {
+        if self.resuming {
+            Some(Wait::Resume)
+        } else {
+            self.hold.active().then_some(Wait::Warm)
+        }
     }
 
-    /// Stops waiting for new clusters to warm (the proxy never asked for their assignments)
-    /// and sends what was held back.
+    /// Stops waiting (the proxy never named the clusters it holds, or never asked for the new
+    /// clusters' assignments) and sends what was held back.
     pub fn release(&mut self) -> Step<SotwResponse> {
         let mut step = Step::default();
-        if self.hold.give_up() {
+        if self.resuming {
+            self.resume(&mut step);
+        } else if self.hold.give_up() {
             self.sync(&mut step);
         }
         step

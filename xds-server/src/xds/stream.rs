@@ -22,6 +22,7 @@ use tonic::{Status, Streaming};
 use xds_core::TypeUrl;
 
 use super::verdicts::{Verdict, Verdicts};
+use super::warming::Wait;
 use super::{
     Error, Feedback, Step,
     cache::Cache,
@@ -39,9 +40,16 @@ use crate::{
     watch::Published,
 };
 
-/// How long listener and route updates may wait for new clusters to warm before they are
-/// sent anyway (Envoy's own cluster warming gives up after 15 s).
-const HOLD_LIMIT: Duration = Duration::from_secs(5);
+/// How long listener and route updates may wait before they are sent anyway: for new
+/// clusters to warm, 5 s (Envoy's own cluster warming gives up after 15 s); for a reconnected
+/// SotW proxy to name the clusters it holds, 1 s (Envoy names them in the same burst as its
+/// cluster request; a proxy with no EDS cluster never does).
+fn wait_limit(wait: Wait) -> Duration {
+    match wait {
+        Wait::Warm => Duration::from_secs(5),
+        Wait::Resume => Duration::from_secs(1),
+    }
+}
 
 /// What every stream needs from the server. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -122,9 +130,9 @@ pub(crate) trait Machine: Send + 'static {
     fn node(req: &Self::Request) -> Option<&Node>;
     fn on_request(&mut self, req: &Self::Request) -> Result<Step<Self::Response>, Error>;
     fn on_resources(&mut self, resources: Arc<Resources>) -> Step<Self::Response>;
-    /// Listener and route updates wait for new clusters to warm.
-    fn holding(&self) -> bool;
-    /// Gives up waiting (the proxy never acknowledged the assignments) and sends what waited.
+    /// What listener and route updates wait for, if anything.
+    fn waiting(&self) -> Option<Wait>;
+    /// Gives up waiting (see [`wait_limit`]) and sends what waited.
     fn release(&mut self) -> Step<Self::Response>;
 }
 
@@ -147,8 +155,8 @@ impl Machine for Sotw {
     fn on_resources(&mut self, resources: Arc<Resources>) -> Step<SotwResponse> {
         Sotw::on_resources(self, resources)
     }
-    fn holding(&self) -> bool {
-        Sotw::holding(self)
+    fn waiting(&self) -> Option<Wait> {
+        Sotw::waiting(self)
     }
     fn release(&mut self) -> Step<SotwResponse> {
         Sotw::release(self)
@@ -174,8 +182,8 @@ impl Machine for Delta {
     fn on_resources(&mut self, resources: Arc<Resources>) -> Step<DeltaResponse> {
         Delta::on_resources(self, resources)
     }
-    fn holding(&self) -> bool {
-        Delta::holding(self)
+    fn waiting(&self) -> Option<Wait> {
+        Delta::waiting(self)
     }
     fn release(&mut self) -> Step<DeltaResponse> {
         Delta::release(self)
@@ -313,7 +321,7 @@ async fn serve<M: Machine>(
         mut step,
     } = started;
     let mut changed_at: Option<Instant> = None;
-    let mut hold_until: Option<tokio::time::Instant> = None;
+    let mut wait_until: Option<(Wait, tokio::time::Instant)> = None;
     loop {
         record(&guard, &ctx, M::VARIANT, &step.feedback, changed_at.take());
         record_verdicts(&ctx, &resources, &info.id, &step.feedback);
@@ -335,14 +343,17 @@ async fn serve<M: Machine>(
                 }
             }
         }
-        hold_until = match (machine.holding(), hold_until) {
-            (false, _) => None,
-            (true, Some(t)) => Some(t),
-            (true, None) => Some(tokio::time::Instant::now() + HOLD_LIMIT),
+        wait_until = match (machine.waiting(), wait_until) {
+            (None, _) => None,
+            (Some(w), Some((was, t))) if w == was => Some((w, t)),
+            (Some(w), _) => Some((w, tokio::time::Instant::now() + wait_limit(w))),
         };
         step = tokio::select! {
-            () = tokio::time::sleep_until(hold_until.unwrap_or_else(tokio::time::Instant::now)), if hold_until.is_some() => {
-                tracing::warn!(node = %info.id, "new clusters did not warm in time; sending routes anyway");
+            () = tokio::time::sleep_until(wait_until.map_or_else(tokio::time::Instant::now, |(_, t)| t)), if wait_until.is_some() => {
+                match wait_until.map(|(w, _)| w) {
+                    Some(Wait::Warm) => tracing::warn!(node = %info.id, "new clusters did not warm in time; sending routes anyway"),
+                    _ => tracing::info!(node = %info.id, "the reconnected proxy named no assignments; answering its cluster request"),
+                }
                 machine.release()
             }
             msg = inbound.message() => match msg {

@@ -8,6 +8,16 @@ use std::collections::BTreeSet;
 use super::Feedback;
 use xds_core::{TypeUrl, type_url};
 
+/// What a stream's machine is waiting for before it sends listener and route updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// A SotW proxy reconnecting after the mesh changed to name the clusters it holds (its
+    /// assignment request), so its first cluster response keeps them.
+    Resume,
+    /// New clusters' assignments to be acknowledged.
+    Warm,
+}
+
 /// The clusters a stream is waiting on, if any.
 #[derive(Debug, Default)]
 pub(crate) struct Warming(Option<BTreeSet<String>>);

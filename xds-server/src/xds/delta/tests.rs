@@ -384,7 +384,7 @@ fn routes_to_a_new_cluster_wait_until_its_assignment_is_acked() {
     // The route moves to a new cluster c and b goes away.
     let step = h.update(resources("a:1 c:1", "a:1 c:1", "l:1", "r:2"));
     assert_eq!(sent(&step), ["CDS:c"], "routes and removals wait");
-    assert!(h.delta.holding());
+    assert!(h.delta.waiting().is_some());
     let cds = step.responses[0].clone();
     h.request(req(CDS, &[], &[], &cds.nonce));
 
@@ -396,7 +396,7 @@ fn routes_to_a_new_cluster_wait_until_its_assignment_is_acked() {
     // Acknowledged: the route goes out, then the removals in reverse order.
     let step = h.request(req(EDS, &[], &[], &eds.nonce));
     assert_eq!(sent(&step), ["RDS:r", "EDS:-b", "CDS:-b"]);
-    assert!(!h.delta.holding());
+    assert!(h.delta.waiting().is_none());
 }
 
 #[test]
@@ -483,7 +483,7 @@ fn the_first_eds_cluster_holds_routes_before_any_eds_subscription() {
     h.subscribe(RDS, &["r"]);
     let step = h.update(resources("s:1 web:1", "web:1", "l:1", "r:2"));
     assert_eq!(sent(&step), ["CDS:web"], "the route to web waits");
-    assert!(h.delta.holding());
+    assert!(h.delta.waiting().is_some());
     let step = h.request(req(EDS, &["web"], &[], ""));
     assert_eq!(sent(&step), ["EDS:web"]);
     let eds = step.responses[0].clone();
@@ -503,7 +503,7 @@ fn a_reconnect_after_the_mesh_changed_holds_listeners_until_clusters_warm() {
         ..req(CDS, &[], &[], "")
     });
     assert_eq!(sent(&step), ["CDS:new"]);
-    assert!(h.delta.holding());
+    assert!(h.delta.waiting().is_some());
     let step = h.request(req(LDS, &[], &[], ""));
     assert_eq!(
         sent(&step),
@@ -519,10 +519,40 @@ fn a_reconnect_after_the_mesh_changed_holds_listeners_until_clusters_warm() {
     let mut h2 = Harness::new(None, resources("new:1", "new:1", "", ""));
     h2.request(req(CDS, &[], &[], ""));
     assert_eq!(sent(&h2.request(req(LDS, &[], &[], ""))), NONE);
-    assert!(h2.delta.holding());
+    assert!(h2.delta.waiting().is_some());
     let step = h2.delta.release();
     let step = h2.check(step);
     assert_eq!(sent(&step), ["LDS:"]);
+}
+
+/// A proxy reconnecting with a cluster the mesh no longer routes it to (`old`) keeps it, and
+/// its assignment, until its routes moved to the new cluster: its first responses add `new`
+/// and remove nothing; the removals go last.
+#[test]
+fn a_reconnect_removes_what_the_proxy_holds_only_after_its_routes_moved() {
+    let mut h = Harness::new(None, resources("new:1", "new:1", "l:1", "r:2"));
+    let held = |name: &str, tag: &str| (name.to_string(), content_version(&payload(name, tag)));
+    let step = h.request(DeltaDiscoveryRequest {
+        initial_resource_versions: HashMap::from([held("old", "1")]),
+        ..req(CDS, &[], &[], "")
+    });
+    assert_eq!(sent(&step), ["CDS:new"], "`old` is not removed yet");
+    let step = h.request(DeltaDiscoveryRequest {
+        initial_resource_versions: HashMap::from([held("old", "1")]),
+        ..req(EDS, &["old"], &[], "")
+    });
+    assert_eq!(sent(&step), NONE, "nor its assignment");
+    let step = h.request(DeltaDiscoveryRequest {
+        initial_resource_versions: HashMap::from([held("r", "1")]),
+        ..req(RDS, &["r"], &[], "")
+    });
+    assert_eq!(sent(&step), NONE, "the route moves once `new` warmed");
+    let step = h.request(req(EDS, &["new"], &[], ""));
+    assert_eq!(sent(&step), ["EDS:new"]);
+    let eds = step.responses[0].clone();
+    let step = h.request(req(EDS, &[], &[], &eds.nonce));
+    assert_eq!(sent(&step), ["RDS:r", "EDS:-old", "CDS:-old"]);
+    assert_eq!(h.delta.waiting(), None);
 }
 
 #[test]
@@ -532,7 +562,7 @@ fn newly_asked_routes_wait_while_clusters_warm() {
     h.subscribe(EDS, &["a"]);
     h.subscribe(RDS, &["r"]);
     h.update(resources("a:1 c:1", "a:1 c:1", "l:1", "r:2 r2:1"));
-    assert!(h.delta.holding());
+    assert!(h.delta.waiting().is_some());
     let step = h.request(req(RDS, &["r2"], &[], ""));
     assert_eq!(sent(&step), NONE, "r2 may route to c: it waits");
     let step = h.request(req(EDS, &["c"], &[], ""));

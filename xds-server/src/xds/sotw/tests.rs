@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use envoy_types::pb::{
     envoy::{
-        config::core::v3::Node,
+        config::{cluster::v3::Cluster, core::v3::Node},
         service::discovery::v3::{DiscoveryRequest, DiscoveryResponse},
     },
     google::rpc::Status,
@@ -14,10 +14,10 @@ use envoy_types::pb::{
 use prost::Message;
 use xds_core::TypeUrl;
 
-use super::Sotw;
+use super::{Sotw, Wait};
 use crate::xds::{Step, wire::SotwResponse};
 use crate::{
-    translate::Resources,
+    translate::{Resources, Source},
     xds::{Error, Feedback, fixtures::*},
 };
 
@@ -62,8 +62,11 @@ fn names(r: &DiscoveryResponse) -> String {
         .iter()
         .map(|a| {
             assert_eq!(a.type_url, r.type_url);
-            let text = String::from_utf8(a.value.clone()).expect("utf-8 test payload");
-            text.split('#').next().unwrap().to_string()
+            match String::from_utf8(a.value.clone()) {
+                Ok(text) if text.contains('#') => text.split('#').next().unwrap().to_string(),
+                // A real (translated) cluster.
+                _ => Cluster::decode(a.value.as_slice()).expect("a cluster").name,
+            }
         })
         .collect();
     names.join(" ")
@@ -469,7 +472,7 @@ fn routes_to_a_new_cluster_wait_until_its_assignment_is_acked() {
         ["CDS:a b c", "EDS:a"],
         "routes and removals wait"
     );
-    assert!(h.sotw.holding());
+    assert!(h.sotw.waiting().is_some());
     let cds = step.responses[0].clone();
     let eds = step.responses[1].clone();
 
@@ -487,7 +490,7 @@ fn routes_to_a_new_cluster_wait_until_its_assignment_is_acked() {
     // c's assignment is acknowledged: the route goes out, then b's removal.
     let step = h.request(req(EDS, &["a", "c"], &eds.nonce, &eds.version_info));
     assert_eq!(sent(&step), ["RDS:r", "CDS:a c"]);
-    assert!(!h.sotw.holding());
+    assert!(h.sotw.waiting().is_none());
 }
 
 #[test]
@@ -506,7 +509,7 @@ fn a_rejected_cluster_or_giving_up_releases_the_routes() {
 
     let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
     h.update(resources("a:1 b:1 c:1", "a:1 b:1 c:1", l, "r:2"));
-    assert!(h.sotw.holding());
+    assert!(h.sotw.waiting().is_some());
     let step = h.sotw.release();
     assert_eq!(sent(&h.check(step)), ["RDS:r"]);
 }
@@ -519,7 +522,7 @@ fn a_new_cluster_without_an_assignment_does_not_hold_routes() {
     let step = h.update(resources("a:1 b:1 s:1", "a:1 b:1", l, "r:2"));
     // a and b did not change: Envoy does not re-warm them, so no assignment goes again.
     assert_eq!(sent(&step), ["CDS:a b s", "RDS:r"]);
-    assert!(!h.sotw.holding());
+    assert!(h.sotw.waiting().is_none());
 }
 
 #[test]
@@ -529,7 +532,7 @@ fn a_second_change_while_warming_keeps_the_old_cluster_until_routes_move() {
     // The route moves from a to the new b: a stays (union), routes wait for b.
     let step = h.update(resources("b:1", "b:1", l, "r:2"));
     assert_eq!(sent(&step)[0], "CDS:a b");
-    assert!(h.sotw.holding());
+    assert!(h.sotw.waiting().is_some());
     // Another change arrives before b warmed: a must still not go.
     let step = h.update(resources("b:1", "b:1", "l:2", "r:2"));
     assert!(
@@ -539,7 +542,7 @@ fn a_second_change_while_warming_keeps_the_old_cluster_until_routes_move() {
         "{:?}",
         sent(&step)
     );
-    assert!(h.sotw.holding());
+    assert!(h.sotw.waiting().is_some());
 }
 
 #[test]
@@ -548,18 +551,18 @@ fn waiting_covers_every_new_cluster_and_ends_when_they_are_gone() {
     let (mut h, _) = subscribed_everywhere(resources("a:1 b:1", "a:1 b:1", l, r));
     h.update(resources("a:1 b:1 c:1", "a:1 b:1 c:1", l, "r:2"));
     h.update(resources("a:1 b:1 c:1 d:1", "a:1 b:1 c:1 d:1", l, "r:3"));
-    assert!(h.sotw.holding());
+    assert!(h.sotw.waiting().is_some());
 
     // Only d's assignment asked for and acknowledged: c still warms, routes still wait.
     let names = ["a", "b", "d"];
     let eds = step_eds(&mut h, &names);
     let step = h.request(req(EDS, &names, &eds.nonce, &eds.version_info));
     assert_eq!(sent(&step), NONE);
-    assert!(h.sotw.holding(), "c has not warmed yet");
+    assert!(h.sotw.waiting().is_some(), "c has not warmed yet");
 
     // The operator reverts: c and d are gone, nothing is left to wait for.
     let step = h.update(resources("a:1 b:1", "a:1 b:1", l, r));
-    assert!(!h.sotw.holding());
+    assert!(h.sotw.waiting().is_none());
     let s = sent(&step);
     assert_eq!(s.last().map(String::as_str), Some("CDS:a b"), "{s:?}");
 }
@@ -591,12 +594,12 @@ fn the_first_eds_cluster_holds_routes_before_any_eds_subscription() {
     let mut h = Harness::new(None, resources("s:1", "", "l:1", "r:1"));
     // A raw STATIC-like cluster `s` with no assignment: nothing to warm.
     let cds = h.subscribe(CDS, &[]);
-    assert!(!h.sotw.holding());
+    assert!(h.sotw.waiting().is_none());
     h.subscribe(LDS, &[]);
     h.subscribe(RDS, &["r"]);
     let step = h.update(resources("s:1 web:1", "web:1", "l:1", "r:2"));
     assert_eq!(sent(&step), ["CDS:s web"], "the route to web waits");
-    assert!(h.sotw.holding());
+    assert!(h.sotw.waiting().is_some());
     let cds2 = step.responses[0].clone();
     assert_ne!(cds2.version_info, cds.version_info);
     h.request(req(CDS, &[], &cds2.nonce, &cds2.version_info));
@@ -606,36 +609,92 @@ fn the_first_eds_cluster_holds_routes_before_any_eds_subscription() {
     let eds = step.responses[0].clone();
     let step = h.request(req(EDS, &["web"], &eds.nonce, &eds.version_info));
     assert_eq!(sent(&step), ["RDS:r"]);
-    assert!(!h.sotw.holding());
+    assert!(h.sotw.waiting().is_none());
 }
 
 /// A proxy reconnecting after the mesh changed (a server restart, a replica failover) reports
-/// an older CDS version: the clusters it may not have warm before its listeners move.
+/// an older CDS version. Its cluster request waits until its assignment request names the
+/// clusters it holds; listeners wait too. Then the clusters new to it warm before its
+/// listeners move.
 #[test]
 fn a_reconnect_after_the_mesh_changed_holds_listeners_until_clusters_warm() {
     let res = || resources("a:1 new:1", "a:1 new:1", "l:2", "r:1");
     let mut h = Harness::new(None, res());
     let step = h.request(req(CDS, &[], "", "an-older-version"));
-    assert_eq!(sent(&step), ["CDS:a new"]);
-    assert!(h.sotw.holding());
-    // Its LDS request (resuming) waits: the listener may route to `new`.
+    assert_eq!(
+        sent(&step),
+        NONE,
+        "waits for the proxy to name what it holds"
+    );
+    assert_eq!(h.sotw.waiting(), Some(Wait::Resume));
     let step = h.request(req(LDS, &[], "", "old-lds"));
-    assert_eq!(sent(&step), NONE);
-    let step = h.request(req(EDS, &["a", "new"], "", "old-eds"));
+    assert_eq!(sent(&step), NONE, "the listener may route to `new`");
+    // It held `a`: the cluster response goes first, then the assignment.
+    let step = h.request(req(EDS, &["a"], "", "old-eds"));
+    assert_eq!(sent(&step), ["CDS:a new", "EDS:a"]);
+    assert_eq!(h.sotw.waiting(), Some(Wait::Warm), "`new` warms");
+    let eds = step.responses[1].clone();
+    let step = h.request(req(EDS, &["a", "new"], &eds.nonce, &eds.version_info));
+    assert_eq!(sent(&step), ["EDS:a new"]);
     let eds = step.responses[0].clone();
     let step = h.request(req(EDS, &["a", "new"], &eds.nonce, &eds.version_info));
     assert_eq!(
         sent(&step),
         ["LDS:l"],
-        "the listener goes out once both warmed"
+        "the listener goes out once `new` warmed"
     );
+    assert_eq!(h.sotw.waiting(), None);
 
     // Reconnecting with exactly the current CDS version: nothing new, nothing waits.
     let mut h = Harness::new(None, res());
     let current = Harness::new(None, res()).subscribe(CDS, &[]).version_info;
     let step = h.request(req(CDS, &[], "", &current));
     assert_eq!(sent(&step), ["CDS:a new"]);
-    assert!(!h.sotw.holding());
+    assert_eq!(h.sotw.waiting(), None);
+
+    // A proxy that names no assignment (it has no EDS cluster) is answered when the wait
+    // is given up; every cluster then warms.
+    let mut h = Harness::new(None, res());
+    h.request(req(CDS, &[], "", "an-older-version"));
+    let step = h.sotw.release();
+    let step = h.check(step);
+    assert_eq!(sent(&step), ["CDS:a new"]);
+    assert_eq!(h.sotw.waiting(), Some(Wait::Warm));
+}
+
+/// A reconnecting proxy whose routes still send to a service the mesh no longer routes it
+/// to keeps that service's cluster until its new routes are in place: a SotW response
+/// without it would remove it at once, and requests still routed there would fail.
+#[test]
+fn a_reconnect_keeps_the_clusters_the_proxy_still_routes_through() {
+    let service = || serde_json::from_value(serde_json::json!({ "protocol": "http" })).unwrap();
+    let mesh = crate::model::Mesh {
+        services: BTreeMap::from([("old".into(), service()), ("new".into(), service())]),
+        ..Default::default()
+    };
+    let mut res = (*resources("new:1", "new:1", "l:2", "r:2")).clone();
+    res.source = Source(Some(Arc::new(mesh)));
+    let mut h = Harness::new(None, Arc::new(res));
+    h.request(req(CDS, &[], "", "an-older-version"));
+    h.request(req(LDS, &[], "", "old-lds"));
+    h.request(req(RDS, &["r"], "", "old-rds"));
+    let step = h.request(req(EDS, &["old"], "", "old-eds"));
+    assert_eq!(
+        sent(&step),
+        ["CDS:new old", "EDS:"],
+        "`old` stays, `new` warms"
+    );
+    let eds = step.responses[1].clone();
+    let step = h.request(req(EDS, &["new", "old"], &eds.nonce, &eds.version_info));
+    assert_eq!(sent(&step), ["EDS:new"]);
+    let eds = step.responses[0].clone();
+    let step = h.request(req(EDS, &["new", "old"], &eds.nonce, &eds.version_info));
+    assert_eq!(
+        sent(&step),
+        ["LDS:l", "RDS:r", "CDS:new"],
+        "routes move, then `old` goes"
+    );
+    assert_eq!(h.sotw.waiting(), None);
 }
 
 #[test]
@@ -654,7 +713,7 @@ fn a_subscription_change_while_warming_does_not_leak_held_routes() {
         (LDS, l),
         (RDS, "r:2 r2:1"),
     ]));
-    assert!(h.sotw.holding());
+    assert!(h.sotw.waiting().is_some());
     assert!(!sent(&step).iter().any(|s| s.starts_with("RDS")));
     // Meanwhile the proxy asks for r2 too: it is not sent r's held update (nor r2, which
     // may route to c as well) until c warmed.
