@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
             .with_env_filter(filter)
             .init(),
     }
+    heap::spawn_trimmer(config.heap_trim_interval.get());
     xds_server::app::run(config, shutdown_signal())
         .await
         .context("xds-server stopped with an error")
@@ -44,4 +45,44 @@ async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = term => tracing::info!("SIGTERM received"),
     }
+}
+
+/// Handing freed memory back to the OS. glibc returns only the top of each arena; the rest of
+/// what streams free stays resident, scattered between live allocations, so under churn the
+/// process's resident memory creeps up while its live heap stays flat (BENCHMARKS.md, "Churn
+/// soak": a heap profile of the soak shows the live heap flat and glibc's arenas 40 % free).
+/// `malloc_trim` releases the free pages inside the arenas too.
+mod heap {
+    use std::time::Duration;
+
+    /// Trims every `every` on a blocking thread (a trim takes the arenas' locks for a moment;
+    /// tokio workers must not wait on it); nothing when `every` is zero.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    pub fn spawn_trimmer(every: Duration) {
+        if every.is_zero() {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let _ = tokio::task::spawn_blocking(trim).await;
+            }
+        });
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    fn trim() {
+        // SAFETY: `malloc_trim` takes no pointers and only returns free memory to the OS,
+        // under glibc's own arena locks; it is safe to call from any thread at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    pub fn spawn_trimmer(_every: Duration) {}
 }
