@@ -142,6 +142,7 @@ fn tcp_listener(service: &str) -> BTreeMap<String, Listener> {
             routes: vec![],
             service: Some(service.to_string()),
             selector: Default::default(),
+            labels: Default::default(),
         },
     )])
 }
@@ -156,6 +157,7 @@ fn http_listener(route: &str) -> BTreeMap<String, Listener> {
             routes: vec![route.to_string()],
             service: None,
             selector: Default::default(),
+            labels: Default::default(),
         },
     )])
 }

@@ -82,6 +82,7 @@ fn json_body(type_url: &str, resource: &[u8]) {
         type_url: type_url.to_string(),
         resource: rendered.clone(),
         selector: Default::default(),
+        labels: Default::default(),
     };
     if let Err(e) = back.validate(&own) {
         panic!("the rendering {rendered} of an accepted resource is refused: {e}");

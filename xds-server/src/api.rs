@@ -5,6 +5,7 @@
 mod auth;
 pub(crate) mod body;
 mod bootstrap;
+mod dry_run;
 mod endpoints;
 mod error;
 mod health;

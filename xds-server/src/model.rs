@@ -11,6 +11,7 @@ mod duration;
 mod endpoints;
 mod envoy_resource;
 mod hash_policy;
+mod labels;
 mod listener;
 mod mesh;
 mod name;
@@ -29,6 +30,9 @@ pub use duration::Duration;
 pub use endpoints::{Endpoint, EndpointHealth, Endpoints};
 pub use envoy_resource::{EnvoyResource, envoy_type_urls};
 pub use hash_policy::{HashOn, HashPolicy, MAX_HASH_POLICIES};
+pub use labels::{
+    LabelSelector, Labels, MAX_LABELS, ParseSelectorError, SELECTOR_PATTERN, validate_labels,
+};
 pub use listener::{Listener, ListenerProtocol};
 pub use mesh::Mesh;
 pub use name::validate_name;

@@ -25,6 +25,7 @@ use crate::model::{Kind, Reference};
 pub use postgres::{PostgresBackend, PostgresStore};
 pub use sql::SqlStore;
 pub use sqlite::{SqliteBackend, SqliteStore};
+pub(crate) use transaction::check_version;
 
 /// One stored resource: the operator's spec plus what the store adds.
 #[derive(Debug, Clone, PartialEq)]

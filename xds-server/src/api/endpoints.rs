@@ -2,15 +2,17 @@
 
 use axum::{
     Json,
-    extract::State,
+    extract::{Query, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
+use std::collections::HashMap;
 
 use super::{
     ApiError, AppState,
     body::Body,
+    dry_run,
     path::Path,
     resources::{not_found, put_spec, record_response},
 };
@@ -34,13 +36,15 @@ pub async fn endpoints_get(
 pub async fn endpoints_put(
     State(state): State<AppState>,
     Path(service): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     Body(bytes): Body,
 ) -> Result<Response, ApiError> {
+    let dry_run = dry_run::parse_query(&params)?;
     // The store checks the reference again inside the write; this only picks the status a
     // client expects for a missing parent (404 rather than 422).
     if state.store.get(Kind::Service, &service).await?.is_none() {
         return Err(not_found::<Service>(&service));
     }
-    put_spec::<Endpoints>(&state, &service, &headers, &bytes).await
+    put_spec::<Endpoints>(&state, &service, &headers, &bytes, dry_run).await
 }

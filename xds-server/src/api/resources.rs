@@ -15,11 +15,12 @@ use serde_json::{Map, Value, json};
 use super::{
     ApiError, AppState,
     body::{self, Body},
+    dry_run,
     path::Path,
 };
 use crate::{
-    model::{Spec, validate_name},
-    store::{Record, Write},
+    model::{Kind, LabelSelector, Spec, validate_name},
+    store::{Record, Store, Write},
 };
 
 /// Default and largest page size for lists.
@@ -52,18 +53,22 @@ async fn resource_get<S: Spec>(
 async fn resource_put<S: Spec>(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     Body(bytes): Body,
 ) -> Result<Response, ApiError> {
-    put_spec::<S>(&state, &name, &headers, &bytes).await
+    let dry_run = dry_run::parse_query(&params)?;
+    put_spec::<S>(&state, &name, &headers, &bytes, dry_run).await
 }
 
 /// Parses, validates and stores one resource; 201 when it was created, 200 when replaced.
+/// `dry_run`: checks and answers the same, and stores nothing (see `dry_run.rs`).
 pub(super) async fn put_spec<S: Spec>(
     state: &AppState,
     name: &str,
     headers: &HeaderMap,
     bytes: &[u8],
+    dry_run: bool,
 ) -> Result<Response, ApiError> {
     validate_name("name", name)?;
     let envelope = body::parse::<S>(bytes)?;
@@ -85,6 +90,9 @@ pub(super) async fn put_spec<S: Spec>(
         references: envelope.spec.references(name),
         expected_version,
     };
+    if dry_run {
+        return dry_run::preview(state, write).await;
+    }
     let written = state.store.put(write).await?;
     let status = if written.created {
         StatusCode::CREATED
@@ -100,6 +108,7 @@ async fn resource_list<S: Spec>(
 ) -> Result<Json<Value>, ApiError> {
     let mut limit = DEFAULT_LIMIT;
     let mut after = None;
+    let mut selector = None;
     for (key, value) in &params {
         match key.as_str() {
             "limit" => {
@@ -119,15 +128,24 @@ async fn resource_list<S: Spec>(
                 })?;
                 after = Some(value.as_str());
             }
+            "selector" => {
+                selector =
+                    Some(LabelSelector::parse(value).map_err(|e| {
+                        ApiError::invalid_query(e.to_string()).with_field("selector")
+                    })?);
+            }
             other => {
                 return Err(ApiError::invalid_query(format!(
-                    "unknown query parameter '{other}'; use limit and page_token"
+                    "unknown query parameter '{other}'; use limit, page_token and selector"
                 )));
             }
         }
     }
     // One extra row tells whether another page follows.
-    let mut records = state.store.list(S::KIND, after, limit + 1).await?;
+    let mut records = match &selector {
+        None => state.store.list(S::KIND, after, limit + 1).await?,
+        Some(selector) => list_matching(&*state.store, S::KIND, after, limit + 1, selector).await?,
+    };
     let next_page_token = if records.len() > limit as usize {
         records.truncate(limit as usize);
         records.last().map(|r| r.name.clone())
@@ -138,6 +156,33 @@ async fn resource_list<S: Spec>(
     Ok(Json(
         json!({ "items": items, "next_page_token": next_page_token }),
     ))
+}
+
+/// Up to `want` resources after `after` whose labels match `selector`, in name order. The
+/// store pages by name, so this reads on in pages of the largest size until it has enough or
+/// none are left.
+async fn list_matching(
+    store: &dyn Store,
+    kind: Kind,
+    after: Option<&str>,
+    want: u32,
+    selector: &LabelSelector,
+) -> Result<Vec<Record>, ApiError> {
+    let mut out = Vec::new();
+    let mut cursor = after.map(str::to_string);
+    loop {
+        let page = store.list(kind, cursor.as_deref(), MAX_LIMIT).await?;
+        let last_page = page.len() < MAX_LIMIT as usize;
+        cursor = page.last().map(|r| r.name.clone());
+        out.extend(
+            page.into_iter()
+                .filter(|r| selector.matches(r.spec.get("labels"))),
+        );
+        if last_page || out.len() >= want as usize {
+            out.truncate(want as usize);
+            return Ok(out);
+        }
+    }
 }
 
 async fn resource_delete<S: Spec>(

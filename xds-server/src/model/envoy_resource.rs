@@ -6,7 +6,10 @@ use prost_reflect::{DeserializeOptions, DynamicMessage, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Kind, Reference, Selector, Spec, ValidationError, invalid};
+use super::{
+    Kind, Labels, Reference, Selector, Spec, ValidationError, invalid,
+    labels::{labels_schema, validate_labels},
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +22,11 @@ pub struct EnvoyResource {
     pub resource: serde_json::Value,
     #[serde(default)]
     pub selector: Selector,
+    /// The operator's labels (Kubernetes-style keys and values, at most 64): found by
+    /// `?selector=` on lists; never sent to proxies.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[schema(schema_with = labels_schema)]
+    pub labels: Labels,
 }
 
 /// The resource types a raw resource may have, with the field holding each one's name.
@@ -47,6 +55,7 @@ impl Spec for EnvoyResource {
     const KIND: Kind = Kind::EnvoyResource;
 
     fn validate(&self, name: &str) -> Result<(), ValidationError> {
+        validate_labels("labels", &self.labels)?;
         let full_name = self.type_url.strip_prefix(TYPE_URL_PREFIX);
         let (message, name_field) = full_name
             .and_then(|n| TYPES.iter().find(|(t, _)| *t == n))

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    Kind, Reference, Selector, Spec, ValidationError, check_range, invalid, name::validate_name,
+    Kind, Labels, Reference, Selector, Spec, ValidationError, check_range, invalid,
+    labels::{labels_schema, validate_labels},
+    name::validate_name,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -28,6 +30,11 @@ pub struct Listener {
     /// Which proxies get this listener; absent or `{}` means all.
     #[serde(default)]
     pub selector: Selector,
+    /// The operator's labels (Kubernetes-style keys and values, at most 64): found by
+    /// `?selector=` on lists; never sent to proxies.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[schema(schema_with = labels_schema)]
+    pub labels: Labels,
 }
 
 fn any_address() -> String {
@@ -45,6 +52,7 @@ impl Spec for Listener {
     const KIND: Kind = Kind::Listener;
 
     fn validate(&self, _name: &str) -> Result<(), ValidationError> {
+        validate_labels("labels", &self.labels)?;
         self.address.parse::<IpAddr>().map_err(|_| {
             invalid(
                 "address",

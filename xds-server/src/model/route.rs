@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    Duration, HashPolicy, Kind, Reference, Spec, ValidationError, check_range,
+    Duration, HashPolicy, Kind, Labels, Reference, Spec, ValidationError, check_range,
     hash_policy::MAX_HASH_POLICIES,
     invalid,
+    labels::{labels_schema, validate_labels},
     name::{validate_label, validate_name},
     service::{check_http_path, positive},
     syntax::{check_header_name, check_host, check_len, check_regex},
@@ -23,6 +24,11 @@ pub struct Route {
     pub hosts: Vec<String>,
     /// Tried in order; the first that matches wins.
     pub rules: Vec<Rule>,
+    /// The operator's labels (Kubernetes-style keys and values, at most 64): found by
+    /// `?selector=` on lists; never sent to proxies.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[schema(schema_with = labels_schema)]
+    pub labels: Labels,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -171,6 +177,7 @@ impl Spec for Route {
     const KIND: Kind = Kind::Route;
 
     fn validate(&self, _name: &str) -> Result<(), ValidationError> {
+        validate_labels("labels", &self.labels)?;
         check_len("hosts", self.hosts.len(), 1..=100)?;
         let mut seen = HashSet::new();
         for (i, host) in self.hosts.iter().enumerate() {

@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Duration, Kind, Reference, Spec, ValidationError, check_range, invalid};
+use super::{
+    Duration, Kind, Labels, Reference, Spec, ValidationError, check_range, invalid,
+    labels::{labels_schema, validate_labels},
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +24,11 @@ pub struct Service {
     pub outlier_detection: Option<OutlierDetection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// The operator's labels (Kubernetes-style keys and values, at most 64): found by
+    /// `?selector=` on lists; never sent to proxies.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[schema(schema_with = labels_schema)]
+    pub labels: Labels,
 }
 
 /// How the proxy talks to the service's endpoints.
@@ -106,6 +114,7 @@ impl Spec for Service {
     const KIND: Kind = Kind::Service;
 
     fn validate(&self, _name: &str) -> Result<(), ValidationError> {
+        validate_labels("labels", &self.labels)?;
         if let Some(t) = self.connect_timeout {
             positive("connect_timeout", t)?;
         }

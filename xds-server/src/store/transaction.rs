@@ -108,8 +108,9 @@ pub(super) async fn delete<T: WriteTx>(
     Ok((revision, deleted))
 }
 
-/// Checks the version a writer expects against what is stored.
-fn check_version(
+/// Checks the version a writer expects against what is stored (also for dry runs, which
+/// check without writing).
+pub(crate) fn check_version(
     kind: Kind,
     name: &str,
     expected: Option<i64>,

@@ -17,7 +17,9 @@ use utoipa::{
 use super::{error_response, json, name_param, name_schema, op, plain, query_param, store_errors};
 use serde_json::{Value, json};
 
-use crate::model::{Endpoints, EnvoyResource, Kind, Listener, Route, Service, Spec};
+use crate::model::{
+    Endpoints, EnvoyResource, Kind, Listener, Route, SELECTOR_PATTERN, Service, Spec,
+};
 
 type Schemas = Vec<(String, RefOr<Schema>)>;
 
@@ -68,10 +70,18 @@ fn kind_paths<S: Spec>(schemas: &mut Schemas) -> [(String, PathItem); 2] {
                     name_schema(),
                     "The next_page_token of the previous page",
                 ))
+                .parameter(query_param(
+                    "selector",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(SELECTOR_PATTERN.as_str())),
+                    "Only objects carrying every label given, as key=value pairs joined by \
+                     ',' (e.g. team=web,tier=edge)",
+                ))
                 .response("200", json("a page", list))
                 .response(
                     "400",
-                    error_response("bad limit or page_token, or an unknown parameter"),
+                    error_response("bad limit, page_token or selector, or an unknown parameter"),
                 ),
         ),
     );
@@ -90,6 +100,7 @@ fn kind_paths<S: Spec>(schemas: &mut Schemas) -> [(String, PathItem); 2] {
             op(&format!("{id}_put"), &format!("Create or replace a {noun}"))
                 .description(Some(PUT_DESCRIPTION))
                 .parameter(name_param())
+                .parameter(dry_run_param())
                 .request_body(Some(body(&schema, S::KIND))),
             &schema,
         )
@@ -143,7 +154,18 @@ fn kind_paths<S: Spec>(schemas: &mut Schemas) -> [(String, PathItem); 2] {
 const PUT_DESCRIPTION: &str = "The body may also carry `name` (must equal the path) and `version` \
      (the version last read; 0 = must not exist); `If-Match: N` does the same as `version` and \
      must agree with it. `created_at` and `updated_at` are ignored, so a GET response can be \
-     sent back unchanged. 201 when created, 200 when replaced; the ETag is the new version.";
+     sent back unchanged. 201 when created, 200 when replaced; the ETag is the new version. \
+     With `?dry_run=true` every check runs and the answer is the same (the resource as it \
+     would be stored, without an ETag), but nothing is written.";
+
+/// `?dry_run=true`: check and answer, write nothing (`api/dry_run.rs`).
+fn dry_run_param() -> utoipa::openapi::path::ParameterBuilder {
+    query_param(
+        "dry_run",
+        ObjectBuilder::new().schema_type(Type::Boolean),
+        "true: run every check and answer as the write would, but write nothing",
+    )
+}
 
 /// `/api/v1/services/{name}/endpoints` (get, put).
 fn endpoints_path(schemas: &mut Schemas) -> (String, PathItem) {
@@ -167,6 +189,7 @@ fn endpoints_path(schemas: &mut Schemas) -> (String, PathItem) {
             op("endpoints_put", "Replace all endpoints of the service")
                 .description(Some(PUT_DESCRIPTION))
                 .parameter(name_param())
+                .parameter(dry_run_param())
                 .request_body(Some(body(&schema, Kind::Endpoints))),
             &schema,
         )
@@ -187,7 +210,10 @@ fn writes(op: OperationBuilder, schema: &str) -> OperationBuilder {
             .response("201", resource_response(schema, true))
             .response(
                 "400",
-                error_response("a body that is not a JSON object, a bad If-Match, or invalid_path"),
+                error_response(
+                    "a body that is not a JSON object, a bad If-Match, a bad dry_run or an \
+                     unknown parameter, or invalid_path",
+                ),
             )
             .response("409", error_response("version conflict"))
             .response("413", error_response("body larger than --max-body-bytes")),
