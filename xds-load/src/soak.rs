@@ -223,12 +223,15 @@ fn tasks_back(baseline: &Row, row: &Row) -> Option<bool> {
     Some(row.tasks? <= baseline.tasks?)
 }
 
+/// The memory first: read after the two admin calls, it would show the server answering them
+/// (listing 1,000 proxies briefly takes memory of its own), not the server under churn.
 async fn sample(admin: &Admin, server: &Server, t: u64) -> anyhow::Result<Row> {
+    let rss_kb = server.rss_kb();
     let scrape = admin.scrape().await.context("sampling /metrics")?;
     let proxies = admin.proxies().await.context("sampling /api/v1/proxies")?;
     Ok(Row {
         t,
-        rss_kb: server.rss_kb(),
+        rss_kb,
         streams: scrape.streams,
         tasks: scrape.tasks,
         proxies,
