@@ -129,7 +129,7 @@ fuzz_target!(|input: Input| {
             }
             Op::Release => {
                 let step = decoded(h.delta.release());
-                assert!(!h.delta.holding(), "still holding after release");
+                assert!(h.delta.waiting().is_none(), "still waiting after release");
                 h.check_push(&step);
             }
         }
@@ -243,7 +243,7 @@ impl Harness {
         let ours: Vec<&DeltaDiscoveryResponse> =
             step.responses.iter().filter(|r| r.type_url == t).collect();
         // Listener and route updates wait while new clusters warm (make-before-break).
-        let held = self.delta.holding() && TypeUrl::from(t.as_str()).waits_for_warming();
+        let held = self.delta.waiting().is_some() && TypeUrl::from(t.as_str()).waits_for_warming();
         // A first wildcard request is answered even when there is nothing to send.
         if first && initial.is_empty() && wildcard && !held {
             assert!(
@@ -363,7 +363,7 @@ impl Harness {
             })
             .collect();
         check_push_order(&ranks, removal_from);
-        if self.delta.holding() {
+        if self.delta.waiting().is_some() {
             for r in &step.responses {
                 assert!(
                     !TypeUrl::from(r.type_url.as_str()).waits_for_warming(),

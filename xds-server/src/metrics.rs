@@ -33,6 +33,11 @@ const LATENCY_BUCKETS: [f64; 13] = [
 ];
 
 /// Snapshot rebuild buckets, in seconds: 0.1 ms to 10 s.
+/// Up to the 5 s warming limit and beyond: an ACK can wait for clusters to warm.
+const CONVERGENCE_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 const REBUILD_BUCKETS: [f64; 12] = [
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
 ];
@@ -97,6 +102,7 @@ struct Inner {
     acks: Family<TypeLabels, Counter>,
     nacks: Family<TypeLabels, Counter>,
     push_latency: Histogram,
+    convergence: Histogram,
     rebuilds: Counter,
     rebuild_duration: Histogram,
     limit_refusals: Family<LimitLabels, Counter>,
@@ -116,6 +122,7 @@ impl Metrics {
         let acks = Family::<TypeLabels, Counter>::default();
         let nacks = Family::<TypeLabels, Counter>::default();
         let push_latency = Histogram::new(LATENCY_BUCKETS);
+        let convergence = Histogram::new(CONVERGENCE_BUCKETS);
         let rebuilds = Counter::default();
         let rebuild_duration = Histogram::new(REBUILD_BUCKETS);
         let limit_refusals = Family::<LimitLabels, Counter>::default();
@@ -147,6 +154,12 @@ impl Metrics {
             Unit::Seconds,
             push_latency.clone(),
         );
+        registry.register_with_unit(
+            "xds_convergence",
+            "Time from publishing a mesh snapshot to a proxy acknowledging a response it caused, per proxy and type (listener and route updates held while new clusters warm count from the change too)",
+            Unit::Seconds,
+            convergence.clone(),
+        );
         registry.register(
             "xds_snapshot_rebuilds",
             "Mesh snapshots loaded from the store after a change (translation then runs once per proxy group)",
@@ -175,6 +188,7 @@ impl Metrics {
                 acks,
                 nacks,
                 push_latency,
+                convergence,
                 rebuilds,
                 rebuild_duration,
                 limit_refusals,
@@ -233,6 +247,11 @@ impl Metrics {
     /// Seconds from the store change to the response being sent.
     pub fn observe_push_latency(&self, seconds: f64) {
         self.inner.push_latency.observe(seconds);
+    }
+
+    /// Seconds from a snapshot's publication to a proxy's ACK of a response it caused.
+    pub fn observe_convergence(&self, seconds: f64) {
+        self.inner.convergence.observe(seconds);
     }
 
     /// One snapshot rebuild that took `duration_seconds`.

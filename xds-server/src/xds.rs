@@ -28,6 +28,7 @@ mod warming;
 pub mod wire;
 
 pub use stream::Context;
+pub use warming::Wait;
 
 use std::sync::Arc;
 

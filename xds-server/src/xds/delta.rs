@@ -241,7 +241,7 @@ impl Delta {
 
     /// What listener and route updates wait for, if anything (a delta proxy says what it
     /// holds when it reconnects, so only new clusters warming).
-    pub(crate) fn waiting(&self) -> Option<Wait> {
+    pub fn waiting(&self) -> Option<Wait> {
         self.hold.active().then_some(Wait::Warm)
     }
 

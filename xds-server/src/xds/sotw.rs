@@ -280,7 +280,7 @@ impl Sotw {
     }
 
     /// What listener and route updates wait for, if anything.
-    pub(crate) fn waiting(&self) -> Option<Wait> {
+    pub fn waiting(&self) -> Option<Wait> {
         if self.resuming {
             Some(Wait::Resume)
         } else {

@@ -321,8 +321,16 @@ async fn serve<M: Machine>(
         mut step,
     } = started;
     let mut changed_at: Option<Instant> = None;
+    let mut convergence = Convergence::default();
     let mut wait_until: Option<(Wait, tokio::time::Instant)> = None;
     loop {
+        if let Some(at) = changed_at {
+            convergence.change = Some(at);
+        }
+        convergence.observe(&step.feedback, &ctx.metrics);
+        if machine.waiting().is_none() {
+            convergence.change = None; // everything the change caused is out
+        }
         record(&guard, &ctx, M::VARIANT, &step.feedback, changed_at.take());
         record_verdicts(&ctx, &resources, &info.id, &step.feedback);
         for response in step.responses {
@@ -456,6 +464,41 @@ fn delivery(node: &NodeInfo, service: &'static str, variant: Variant) -> Deliver
     }
 }
 
+/// For `xds_convergence_seconds`: the mesh change a stream is still sending (until nothing
+/// waits), and per type the change its unacknowledged response carries.
+#[derive(Debug, Default)]
+struct Convergence {
+    change: Option<Instant>,
+    /// At most one entry per type, so a handful; empty between changes.
+    pending: Vec<(String, Instant)>,
+}
+
+impl Convergence {
+    fn observe(&mut self, feedback: &[Feedback], metrics: &Metrics) {
+        for f in feedback {
+            match f {
+                Feedback::Sent { type_url, .. } => {
+                    // An older change still unacknowledged keeps its start: this ACK ends both.
+                    if let Some(at) = self.change
+                        && !self.pending.iter().any(|(t, _)| t == type_url)
+                    {
+                        self.pending.push((type_url.clone(), at));
+                    }
+                }
+                Feedback::Ack { type_url, .. } => {
+                    if let Some(i) = self.pending.iter().position(|(t, _)| t == type_url) {
+                        let (_, at) = self.pending.swap_remove(i);
+                        metrics.observe_convergence(at.elapsed().as_secs_f64());
+                    }
+                }
+                // A rejected change never converges on this proxy: not a duration.
+                Feedback::Nack { type_url, .. } => self.pending.retain(|(t, _)| t != type_url),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Applies a step's feedback to the proxy status and the metrics.
 fn record(
     guard: &StreamGuard,
@@ -536,4 +579,62 @@ fn entry<'a>(
             resources_sent: 0,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The convergence histogram: measured from the change to the ACK of what it caused,
+    //! once per type, never for a rejection or for what no change caused.
+
+    use super::*;
+    use crate::status::Registry;
+
+    fn count(metrics: &Metrics) -> f64 {
+        let text = metrics.render(&Registry::default(), 0);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("xds_convergence_seconds_count "))
+            .expect("the convergence histogram is exposed");
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    fn sent(t: &str) -> Feedback {
+        Feedback::Sent {
+            type_url: t.into(),
+            version: "v".into(),
+            count: 1,
+        }
+    }
+
+    fn ack(t: &str) -> Feedback {
+        Feedback::Ack {
+            type_url: t.into(),
+            version: "v".into(),
+        }
+    }
+
+    #[test]
+    fn convergence_counts_each_acknowledged_type_of_a_change_once() {
+        let metrics = Metrics::new();
+        let mut c = Convergence::default();
+        // Not caused by a change (a proxy's own subscription): not measured.
+        c.observe(&[sent("cds"), ack("cds")], &metrics);
+        assert_eq!(count(&metrics), 0.0);
+
+        c.change = Some(Instant::now());
+        c.observe(&[sent("cds"), sent("lds"), sent("rds")], &metrics);
+        c.observe(&[ack("cds")], &metrics);
+        c.observe(&[ack("cds")], &metrics); // a second ACK of the same: counted once
+        assert_eq!(count(&metrics), 1.0);
+        c.observe(
+            &[Feedback::Nack {
+                type_url: "lds".into(),
+                message: "bad".into(),
+            }],
+            &metrics,
+        );
+        c.observe(&[ack("lds"), ack("rds")], &metrics);
+        assert_eq!(count(&metrics), 2.0, "the rejected type is not counted");
+        assert!(c.pending.is_empty());
+    }
 }

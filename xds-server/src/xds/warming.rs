@@ -10,7 +10,7 @@ use xds_core::{TypeUrl, type_url};
 
 /// What a stream's machine is waiting for before it sends listener and route updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
+pub enum Wait {
     /// A SotW proxy reconnecting after the mesh changed to name the clusters it holds (its
     /// assignment request), so its first cluster response keeps them.
     Resume,

@@ -48,6 +48,7 @@ async fn metrics_count_streams_pushes_and_the_store_revision() {
         "xds_acks_total",
         "xds_nacks_total",
         "xds_push_latency_seconds",
+        "xds_convergence_seconds",
         "xds_snapshot_rebuilds_total",
         "xds_snapshot_rebuild_duration_seconds",
         "xds_store_revision",
