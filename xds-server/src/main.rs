@@ -55,8 +55,11 @@ async fn shutdown_signal() {
 mod heap {
     use std::time::Duration;
 
-    /// Trims every `every` on a blocking thread (a trim takes the arenas' locks for a moment;
-    /// tokio workers must not wait on it); nothing when `every` is zero.
+    /// Every `every`, if xDS streams ended since the last trim, trims on a blocking thread
+    /// (tokio workers must not run it). A trim holds each arena's lock while it walks it
+    /// (measured 0.5-130 ms on a loaded 2-core machine at 1,000 churning streams), so
+    /// allocations on that arena wait: a stable fleet, which frees nothing scattered, is
+    /// never made to. Nothing when `every` is zero.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     pub fn spawn_trimmer(every: Duration) {
         if every.is_zero() {
@@ -66,9 +69,20 @@ mod heap {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
+            let mut ended = xds_server::xds::streams_ended();
             loop {
                 tick.tick().await;
+                let now = xds_server::xds::streams_ended();
+                if now == ended {
+                    continue;
+                }
+                ended = now;
+                let started = std::time::Instant::now();
                 let _ = tokio::task::spawn_blocking(trim).await;
+                tracing::debug!(
+                    took_us = started.elapsed().as_micros() as u64,
+                    "heap trimmed"
+                );
             }
         });
     }

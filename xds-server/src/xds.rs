@@ -27,7 +27,7 @@ pub mod verdicts;
 mod warming;
 pub mod wire;
 
-pub use stream::Context;
+pub use stream::{Context, streams_ended};
 pub use warming::Wait;
 
 use std::sync::Arc;

@@ -140,3 +140,24 @@ async fn too_many_names_are_served_up_to_the_cap_and_reported() {
     let detail = eds.error_detail.as_deref().unwrap_or_default();
     assert!(detail.contains("only the first"), "{detail}");
 }
+
+/// The count the binary's heap trimmer watches moves when a stream ends (it is process-wide,
+/// and other tests end streams too: only that it grows is asserted).
+#[tokio::test]
+async fn an_ended_stream_is_counted() {
+    let (_server, channel, _dir) = server().await;
+    let before = xds_server::xds::streams_ended();
+    let proxy = proxy().wildcard(TypeUrl::Cluster);
+    assert_eq!(
+        first_answer(&channel, proxy).await.unwrap(),
+        TypeUrl::Cluster
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while xds_server::xds::streams_ended() <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -51,6 +51,16 @@ fn wait_limit(wait: Wait) -> Duration {
     }
 }
 
+/// Streams ended since the process started (see [`streams_ended`]).
+static ENDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many xDS streams have ended in this process: the binary trims the heap only after some
+/// did (streams ending is what leaves freed memory scattered through the allocator's arenas),
+/// so a stable fleet never waits on a trim.
+pub fn streams_ended() -> u64 {
+    ENDED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What every stream needs from the server. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -217,6 +227,7 @@ where
         if let Err(status) = serve::<M>(ctx, inbound, only, service, &tx, cut).await {
             let _ = tx.send(Err(Box::new(status))).await;
         }
+        ENDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     });
     Ok(Outbound {
         rx: ReceiverStream::new(rx),
