@@ -165,6 +165,7 @@ fn synthetic(present: &[u8; 5], tags: &[u8; 5], warm: u8) -> Arc<Resources> {
                     type_url: type_url.to_string(),
                     value,
                 },
+                origins: Default::default(),
             };
             typed.insert(name.to_string(), Arc::new(encoded));
         }

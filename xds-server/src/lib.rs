@@ -13,9 +13,11 @@
 //! - [`store`]: one `Store` trait; SQLite (embedded default) and Postgres backends.
 //! - [`watch`]: store revisions → coalesced, immutable mesh snapshots (stored records are
 //!   parsed into the model here, so the model does not know the store).
-//! - [`translate`]: pure: a mesh and a proxy's selection → encoded Envoy resources.
+//! - [`translate`]: pure: a mesh and a proxy's selection → encoded Envoy resources, each with
+//!   the mesh objects it came from.
 //! - [`xds`]: the SotW and delta state machines, the per-group cache, the tonic services.
-//! - [`status`]: what every connected proxy was sent and accepted.
+//! - [`status`]: what every connected proxy was sent and accepted, and from that what each
+//!   mesh object's read-only `status` says.
 //! - [`metrics`]: Prometheus counters and histograms for the xDS server.
 
 #![forbid(unsafe_code)]

@@ -3,19 +3,23 @@
 //! Nothing here does I/O or keeps state, so it is tested with golden files. Translation
 //! depends only on a [`Selection`] (which listeners and raw resources apply), never on the node
 //! itself: proxies with equal selections share one computed, already-encoded [`Resources`].
+//! Each resource records the mesh objects it came from (`provenance.rs`), so what proxies say
+//! of it can be shown on them.
 
 mod cluster;
 mod endpoint;
 mod json;
 mod listener;
+mod provenance;
 mod raw;
 mod route;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::{Arc, OnceLock},
+    sync::Arc,
 };
 
 use envoy_types::pb::{envoy::config::endpoint::v3::ClusterLoadAssignment, google::protobuf::Any};
@@ -23,9 +27,12 @@ use prost::{Message, Name};
 
 use xds_core::{json::canonical_bytes, type_url};
 
-use crate::model::{ListenerProtocol, Mesh, Selector};
+use crate::model::{Kind, ListenerProtocol, Mesh, Selector};
 
 pub use json::resources_to_json;
+pub use provenance::{ObjectRef, Origin, Origins, blame};
+pub use views::Whole;
+pub(crate) use views::Wholes;
 
 /// Who a proxy is, as far as selectors care (from the xDS `Node`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,6 +68,8 @@ pub struct Encoded {
     /// A hash of the encoded bytes: equal content, equal version, on every replica.
     pub version: String,
     pub resource: Any,
+    /// The mesh objects it came from (see `provenance.rs`).
+    pub origins: Origins,
 }
 
 /// A type's resources by name.
@@ -82,6 +91,8 @@ pub struct Resources {
     pub held_back: Vec<HeldBack>,
     /// Each type's whole set and its version, made on first use and shared by every stream.
     pub(crate) wholes: Wholes,
+    /// Each type's set as a proxy fetches it, made on first use (see [`Resources::fetched`]).
+    pub(crate) fetched: Wholes,
     /// The mesh these were translated from, for [`Resources::spare_cluster`].
     pub(crate) source: Source,
 }
@@ -106,31 +117,6 @@ impl std::fmt::Debug for Source {
     }
 }
 
-/// One type's whole set, in name order, and its version: what a wildcard subscriber is sent.
-#[derive(Debug, Default)]
-pub struct Whole {
-    pub version: String,
-    pub items: Arc<[Arc<Encoded>]>,
-}
-
-/// [`Whole`]s by type, computed once. A copy starts empty: it may be changed (last-known-good
-/// edits copies), so it computes its own.
-#[derive(Debug, Default)]
-pub(crate) struct Wholes(OnceLock<BTreeMap<String, Whole>>);
-
-impl Clone for Wholes {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl PartialEq for Wholes {
-    /// Derived data: equal resources have equal wholes.
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
 /// A resource held back from a group because one of its proxies rejected its current version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HeldBack {
@@ -144,6 +130,12 @@ pub struct HeldBack {
     /// The proxy that rejected it, and its message.
     pub rejected_by: String,
     pub message: String,
+    /// The objects the rejected version came from, each with whether the rejection is theirs
+    /// ([`blame`]): where the REST API shows it. An object whose part the group still runs
+    /// (it is in the version served instead) is not to blame. Shared: every stream's status
+    /// holds a copy of its group's held-back entries.
+    #[serde(skip)]
+    pub origins: Arc<[(ObjectRef, bool)]>,
 }
 
 impl Resources {
@@ -151,26 +143,10 @@ impl Resources {
         self.by_type.get(type_url)
     }
 
-    /// The whole set of `type_url` and its version (empty for a type with nothing).
-    pub fn whole(&self, type_url: &str) -> &Whole {
-        static EMPTY: OnceLock<Whole> = OnceLock::new();
-        let wholes = self.wholes.0.get_or_init(|| {
-            self.by_type
-                .iter()
-                .map(|(t, all)| {
-                    let version =
-                        set_version(all.iter().map(|(n, e)| (n.as_str(), e.version.as_str())));
-                    let items = all.values().cloned().collect();
-                    (t.clone(), Whole { version, items })
-                })
-                .collect()
-        });
-        wholes.get(type_url).unwrap_or_else(|| {
-            EMPTY.get_or_init(|| Whole {
-                version: set_version([]),
-                items: Arc::new([]),
-            })
-        })
+    /// The mesh revision these were translated from (`None` for a translation made without
+    /// the cache, as in tests).
+    pub fn revision(&self) -> Option<i64> {
+        self.source.0.as_ref().map(|m| m.revision)
     }
 
     /// The cluster of `service` although no route of the group uses it any more (so without
@@ -190,6 +166,7 @@ impl Resources {
                 type_url: type_url::CLUSTER.to_string(),
                 value,
             },
+            origins: Arc::new([Origin::whole(Kind::Service, service)]),
         }))
     }
 
@@ -204,22 +181,40 @@ impl Resources {
     /// Adds a generated resource, encoding it once. Generated messages hold no map with more
     /// than one entry, so prost's encoding is deterministic and its bytes make the version
     /// (the exceptions, label maps in assignments and route subsets, hash stable bytes).
-    fn add<M: Message + Name>(&mut self, name: &str, message: &M) {
+    fn add<M: Message + Name>(&mut self, name: &str, message: &M, origin: Origin) {
         let value = message.encode_to_vec();
         let version = content_version(&value);
-        self.insert(name, M::type_url(), value, version);
+        self.insert(name, M::type_url(), value, version, Arc::new([origin]));
     }
 
-    /// Adds an assignment. Its endpoints' labels are a protobuf map (encoded in hash order),
-    /// so its version hashes the rest of it plus the labels in name order.
+    /// Adds a service's assignment (made by the service and its endpoints). Its endpoints'
+    /// labels are a protobuf map (encoded in hash order), so its version hashes the rest of it
+    /// plus the labels in name order.
     fn add_assignment(&mut self, name: &str, cla: &ClusterLoadAssignment) {
         let version = content_version(&endpoint::stable_bytes(cla));
-        self.add_versioned(name, cla, version);
+        // The service makes only the name; everything else is its endpoints'.
+        let origins = [
+            Origin::part(Kind::Service, name, name.as_bytes()),
+            Origin::whole(Kind::Endpoints, name),
+        ];
+        self.add_versioned(name, cla, version, origins.into());
     }
 
     /// Adds a generated resource whose version was computed from stable bytes.
-    fn add_versioned<M: Message + Name>(&mut self, name: &str, message: &M, version: String) {
-        self.insert(name, M::type_url(), message.encode_to_vec(), version);
+    fn add_versioned<M: Message + Name>(
+        &mut self,
+        name: &str,
+        message: &M,
+        version: String,
+        origins: Origins,
+    ) {
+        self.insert(
+            name,
+            M::type_url(),
+            message.encode_to_vec(),
+            version,
+            origins,
+        );
     }
 
     /// Adds a raw resource: any Envoy message, maps included, so its version hashes its
@@ -228,10 +223,18 @@ impl Resources {
     fn add_any(&mut self, name: &str, type_url: String, value: Vec<u8>) {
         let value = canonical_bytes(&type_url, &value);
         let version = content_version(&value);
-        self.insert(name, type_url, value, version);
+        let origin = Origin::whole(Kind::EnvoyResource, name);
+        self.insert(name, type_url, value, version, Arc::new([origin]));
     }
 
-    fn insert(&mut self, name: &str, type_url: String, value: Vec<u8>, version: String) {
+    fn insert(
+        &mut self,
+        name: &str,
+        type_url: String,
+        value: Vec<u8>,
+        version: String,
+        origins: Origins,
+    ) {
         let encoded = Encoded {
             name: name.to_string(),
             version,
@@ -239,6 +242,7 @@ impl Resources {
                 type_url: type_url.clone(),
                 value,
             },
+            origins,
         };
         self.by_type
             .entry(type_url)
@@ -261,12 +265,17 @@ pub fn set_version<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> S
 
 /// FNV-1a over the bytes, as 16 hex digits: stable across processes and builds.
 pub fn content_version(bytes: &[u8]) -> String {
+    format!("{:016x}", content_hash(bytes))
+}
+
+/// FNV-1a over the bytes.
+pub fn content_hash(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{hash:016x}")
+    hash
 }
 
 impl Selector {
@@ -305,7 +314,10 @@ pub fn select(mesh: &Mesh, node: &NodeInfo) -> Selection {
 
 /// The resources for a selection: its listeners, the route configurations they use, the
 /// clusters and assignments those routes and TCP listeners need, and the selected raw
-/// resources (a raw resource replaces a generated one of the same type and name).
+/// resources (a raw resource replaces a generated one of the same type and name). Each with
+/// its origins: a listener ← the listener; its route configuration ← the listener and each
+/// route that made a virtual host; a cluster ← the service; an assignment ← the service and
+/// its endpoints; a raw resource ← the envoy-resource.
 pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
     let mut out = Resources::default();
     let config_source = cluster::config_source(&selection.delivery);
@@ -325,7 +337,11 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
             ));
             continue;
         }
-        out.add(name, &listener::listener(name, l, &config_source));
+        out.add(
+            name,
+            &listener::listener(name, l, &config_source),
+            Origin::whole(Kind::Listener, name),
+        );
         match l.protocol {
             ListenerProtocol::Tcp => {
                 if let Some(s) = &l.service {
@@ -351,7 +367,8 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
                 let config =
                     route::route_configuration(name, &routes, &mesh.services, &mut out.warnings);
                 let version = content_version(&route::stable_bytes(&config));
-                out.add_versioned(name, &config, version);
+                let origins = route::origins(name, &config);
+                out.add_versioned(name, &config, version, origins);
             }
         }
     }
@@ -364,6 +381,7 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
         out.add(
             name,
             &cluster::cluster(name, service, &subset_keys, &config_source),
+            Origin::whole(Kind::Service, name),
         );
         out.add_assignment(
             name,

@@ -25,12 +25,13 @@ use envoy_types::pb::envoy::{
 };
 
 use super::{
+    Origin, Origins,
     cluster::{duration, uint32},
     endpoint::{lb_metadata, metadata_text},
 };
 use crate::model::{
-    Destination, HashOn, HashPolicy, HeaderChanges, HeaderMatch, LbPolicy, PathMatch, Retries,
-    Route, RouteMatch as ModelMatch, Rule, Service,
+    Destination, HashOn, HashPolicy, HeaderChanges, HeaderMatch, Kind, LbPolicy, PathMatch,
+    Retries, Route, RouteMatch as ModelMatch, Rule, Service,
 };
 
 /// What Envoy retries on when a rule asks for retries without saying on what.
@@ -191,6 +192,29 @@ pub(super) fn stable_bytes(config: &RouteConfiguration) -> Vec<u8> {
     let mut bytes = bare.encode_to_vec();
     bytes.extend(subsets.into_bytes());
     bytes
+}
+
+/// Where the route configuration of `listener` came from: the listener (its part: everything
+/// but the virtual hosts) and each route that made a virtual host (its part: that host), each
+/// part as stable bytes.
+pub(super) fn origins(listener: &str, config: &RouteConfiguration) -> Origins {
+    let frame = RouteConfiguration {
+        virtual_hosts: Vec::new(),
+        ..config.clone()
+    };
+    let mut out = vec![Origin::part(
+        Kind::Listener,
+        listener,
+        &stable_bytes(&frame),
+    )];
+    for vh in &config.virtual_hosts {
+        let alone = RouteConfiguration {
+            virtual_hosts: vec![vh.clone()],
+            ..RouteConfiguration::default()
+        };
+        out.push(Origin::part(Kind::Route, &vh.name, &stable_bytes(&alone)));
+    }
+    out.into()
 }
 
 /// One plain destination is a plain cluster; anything else (several, or a subset) is a

@@ -13,6 +13,7 @@ use crate::model::{Endpoints, Spec};
 
 mod encoding;
 mod hash_policy;
+mod provenance;
 
 // === helpers ===
 
@@ -75,11 +76,17 @@ fn names(r: &Resources, type_url: &str) -> Vec<String> {
 /// `UPDATE_GOLDEN=1`.
 #[track_caller]
 fn golden(name: &str, r: &Resources) {
+    golden_json(&format!("{name}.json"), &resources_to_json(r));
+}
+
+/// Compares `actual` with `testdata/<file>`, or rewrites the file when `UPDATE_GOLDEN=1`.
+#[track_caller]
+fn golden_json(file: &str, actual: &Value) {
     let path = format!(
-        "{}/src/translate/testdata/{name}.json",
+        "{}/src/translate/testdata/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
-    let actual = serde_json::to_string_pretty(&resources_to_json(r)).unwrap() + "\n";
+    let actual = serde_json::to_string_pretty(actual).unwrap() + "\n";
     if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
         std::fs::write(&path, &actual).unwrap();
         return;

@@ -31,6 +31,7 @@ pub fn typed(type_url: &str, spec: &str) -> TypeResources {
                     type_url: type_url.to_string(),
                     value,
                 },
+                origins: Default::default(),
             };
             (name.to_string(), Arc::new(encoded))
         })

@@ -26,7 +26,7 @@ use std::{
 
 use tokio::sync::watch;
 
-use crate::translate::{Delivery, Encoded, HeldBack, Resources, Selection};
+use crate::translate::{Delivery, Encoded, HeldBack, Resources, Selection, blame};
 
 /// Every group's verdicts. Shared by the cache and the streams.
 #[derive(Debug)]
@@ -215,6 +215,13 @@ impl Verdicts {
         let mut out = (*raw).clone();
         for ((t, name, version), why) in held {
             let fallback = book.accepted.get(t).and_then(|a| a.get(name));
+            // The rejected version's objects, and which of them the rejection is about.
+            let origins: Arc<[_]> = raw
+                .of_type(t)
+                .and_then(|all| all.get(name))
+                .map(|rejected| blame(&rejected.origins, fallback.map(|g| &*g.origins)))
+                .unwrap_or_default()
+                .into();
             let all = out.by_type.entry(t.clone()).or_default();
             match fallback {
                 Some(good) => all.insert(name.clone(), good.clone()),
@@ -227,6 +234,7 @@ impl Verdicts {
                 serving_version: fallback.map(|g| g.version.clone()),
                 rejected_by: why.node_id.clone(),
                 message: why.message.clone(),
+                origins,
             });
         }
         let out = Arc::new(out);
@@ -251,7 +259,7 @@ impl Verdicts {
 }
 
 /// Whether `message` names `name` as a word (not inside a longer name).
-fn mentions(message: &str, name: &str) -> bool {
+pub(crate) fn mentions(message: &str, name: &str) -> bool {
     let part = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
     message.match_indices(name).any(|(at, _)| {
         let before = message[..at].chars().next_back();

@@ -275,6 +275,7 @@ mod tests {
                 type_url: "type.googleapis.com/x.Y".to_string(),
                 value: value.to_vec(),
             },
+            origins: Default::default(),
         })
     }
 
