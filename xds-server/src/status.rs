@@ -1,5 +1,6 @@
 //! What every connected proxy has been sent and has accepted: the source of
-//! `GET /api/v1/proxies` and of the xDS metrics.
+//! `GET /api/v1/proxies`, of the xDS metrics and of every mesh object's `status` block
+//! ([`objects`]).
 //!
 //! Each stream writes its own entry (its own lock, so 10,000 streams reacting to one change do
 //! not queue on one); the registry's map lock is taken only to connect, disconnect and list.
@@ -16,6 +17,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::translate::{HeldBack, Resources};
+
+mod objects;
+
+pub use objects::{MAX_REJECTIONS, ObjectRejection, ObjectStatus};
 
 /// Which flavour of xDS a stream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

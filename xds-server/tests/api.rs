@@ -50,13 +50,25 @@ async fn assert_missing(app: &Router, uri: &str) {
     assert_error(&get(app, uri).await, StatusCode::NOT_FOUND, "not_found");
 }
 
-/// The response without the envelope fields: what the client sent as the spec.
+/// The response without the envelope fields and the status: what the client sent as the spec.
 fn spec_of(resource: &Value) -> Value {
     let mut obj = resource.as_object().unwrap().clone();
-    for key in ["name", "version", "created_at", "updated_at"] {
+    for key in ["name", "version", "created_at", "updated_at", "status"] {
         obj.remove(key);
     }
     Value::Object(obj)
+}
+
+/// A GET answer without its read-only `status` block: what a PUT answered.
+fn stored_of(resource: &Value) -> Value {
+    let mut obj = resource.as_object().unwrap().clone();
+    obj.remove("status");
+    Value::Object(obj)
+}
+
+/// The status of an object no connected proxy has anything of.
+fn idle() -> Value {
+    json!({ "proxies": 0, "received": 0, "accepted": 0, "rejected": [] })
 }
 
 fn names(list: &Value) -> Vec<String> {
@@ -151,7 +163,16 @@ async fn every_kind_supports_create_replace_get_list_delete(store: Arc<dyn Store
         let (status, headers, got) = get(&app, &uri("b-item")).await;
         assert_eq!(status, StatusCode::OK, "{kind}: {got}");
         assert_eq!(headers[header::ETAG], "\"2\"", "{kind}");
-        assert_eq!(got, replaced, "{kind}: GET returns what PUT returned");
+        assert_eq!(
+            stored_of(&got),
+            replaced,
+            "{kind}: GET returns what PUT returned, and the status"
+        );
+        assert_eq!(got["status"], idle(), "{kind}: no proxy is connected");
+        assert!(
+            replaced.get("status").is_none(),
+            "{kind}: a PUT answers without it"
+        );
 
         assert_missing(&app, &uri("missing")).await;
 

@@ -198,7 +198,8 @@ async fn dry_run_answers_like_the_write_and_writes_nothing() {
     assert_eq!(preview["version"], 2);
     assert_eq!(preview["protocol"], "http2");
     assert_eq!(preview["created_at"], stored["created_at"]);
-    let (_, _, read) = get(&app, "/api/v1/services/web").await;
+    let (_, _, mut read) = get(&app, "/api/v1/services/web").await;
+    read.as_object_mut().unwrap().remove("status"); // read-only, GET only
     assert_eq!(read, stored);
 
     // The write's checks run: a stale version, a dangling reference, a bad field.

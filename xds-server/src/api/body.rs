@@ -41,8 +41,9 @@ pub struct Envelope<S> {
     pub version: Option<i64>,
 }
 
-/// Parses `bytes` into an envelope around `S`. `created_at` and `updated_at` are accepted and
-/// ignored, so a resource read with GET can be sent back with PUT unchanged.
+/// Parses `bytes` into an envelope around `S`. `created_at`, `updated_at` and `status` (what
+/// the server sets) are accepted and ignored, so a resource read with GET can be sent back
+/// with PUT unchanged.
 pub fn parse<S: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<S>, ApiError> {
     let mut value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid_json(format!("body is not valid JSON: {e}")))?;
@@ -64,6 +65,7 @@ pub fn parse<S: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<S>, ApiError>
     };
     obj.remove("created_at");
     obj.remove("updated_at");
+    obj.remove("status");
     let spec = serde_path_to_error::deserialize(value).map_err(from_serde)?;
     Ok(Envelope {
         spec,

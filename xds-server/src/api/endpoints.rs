@@ -14,22 +14,31 @@ use super::{
     body::Body,
     dry_run,
     path::Path,
-    resources::{not_found, put_spec, record_response},
+    resources::{not_found, object_of, put_spec, read_response, statuses, with_status},
 };
-use crate::model::{Endpoints, Kind, Service};
+use crate::{
+    model::{Endpoints, Kind, Service},
+    translate::ObjectRef,
+};
 
-/// The endpoints, or an empty list at version 0 while none were ever set.
+/// The endpoints, or an empty list at version 0 while none were ever set; with the `status`
+/// block of the service's assignment.
 pub async fn endpoints_get(
     State(state): State<AppState>,
     Path(service): Path<String>,
 ) -> Result<Response, ApiError> {
     if let Some(record) = state.store.get(Kind::Endpoints, &service).await? {
-        return Ok(record_response(axum::http::StatusCode::OK, &record));
+        let status = statuses(&state, vec![object_of(&record)]).await;
+        return Ok(read_response(&record, &status[0]));
     }
-    if state.store.get(Kind::Service, &service).await?.is_none() {
+    let Some(parent) = state.store.get(Kind::Service, &service).await? else {
         return Err(not_found::<Service>(&service));
-    }
-    Ok(Json(json!({ "name": service, "endpoints": [], "version": 0 })).into_response())
+    };
+    // Never written: the assignment (empty) is as current as the service.
+    let object = (ObjectRef::new(Kind::Endpoints, &service), parent.revision);
+    let status = statuses(&state, vec![object]).await;
+    let empty = json!({ "name": service, "endpoints": [], "version": 0 });
+    Ok(Json(with_status(empty, &status[0])).into_response())
 }
 
 /// Replaces every endpoint of the service at once; 404 when the service does not exist.

@@ -22,6 +22,7 @@ use utoipa::{
     },
 };
 
+mod object_status;
 mod probes;
 mod proxies;
 mod resources;
@@ -61,6 +62,7 @@ pub fn openapi() -> OpenApi {
 pub fn document(secured: bool) -> OpenApi {
     let mut schemas: Vec<(String, RefOr<Schema>)> = Vec::new();
     collect::<ErrorEnvelope>(&mut schemas);
+    object_status::schemas(&mut schemas);
     let mut paths = PathsBuilder::new();
     for (path, item) in resources::paths(&mut schemas)
         .into_iter()

@@ -20,7 +20,9 @@ use super::{
 };
 use crate::{
     model::{Kind, LabelSelector, Spec, validate_name},
+    status::ObjectStatus,
     store::{Record, Store, Write},
+    translate::ObjectRef,
 };
 
 /// Default and largest page size for lists.
@@ -45,7 +47,10 @@ async fn resource_get<S: Spec>(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     match state.store.get(S::KIND, &name).await? {
-        Some(record) => Ok(record_response(StatusCode::OK, &record)),
+        Some(record) => {
+            let status = statuses(&state, vec![object_of(&record)]).await;
+            Ok(read_response(&record, &status[0]))
+        }
         None => Err(not_found::<S>(&name)),
     }
 }
@@ -152,7 +157,12 @@ async fn resource_list<S: Spec>(
     } else {
         None
     };
-    let items: Vec<Value> = records.iter().map(record_json).collect();
+    let status = statuses(&state, records.iter().map(object_of).collect()).await;
+    let items: Vec<Value> = records
+        .iter()
+        .zip(&status)
+        .map(|(r, s)| with_status(record_json(r), s))
+        .collect();
     Ok(Json(
         json!({ "items": items, "next_page_token": next_page_token }),
     ))
@@ -242,6 +252,41 @@ pub(super) fn record_json(record: &Record) -> Value {
     obj.insert("created_at".into(), time(&record.created_at).into());
     obj.insert("updated_at".into(), time(&record.updated_at).into());
     Value::Object(obj)
+}
+
+/// The record's object and the revision of its last write, for [`statuses`].
+pub(super) fn object_of(record: &Record) -> (ObjectRef, i64) {
+    (ObjectRef::new(record.kind, &record.name), record.revision)
+}
+
+/// The `status` block of each object (read-only; see `status/objects.rs`). It reads every
+/// connected stream, so it runs on a blocking thread, not on a worker serving xDS streams.
+pub(super) async fn statuses(
+    state: &AppState,
+    objects: Vec<(ObjectRef, i64)>,
+) -> Vec<ObjectStatus> {
+    let registry = state.registry.clone();
+    let run = move || registry.object_statuses(&objects);
+    tokio::task::spawn_blocking(run)
+        .await
+        .expect("computing object status does not panic")
+}
+
+/// `object` (a JSON object) with its `status` block.
+pub(super) fn with_status(mut object: Value, status: &ObjectStatus) -> Value {
+    if let (Value::Object(map), Ok(status)) = (&mut object, serde_json::to_value(status)) {
+        map.insert("status".into(), status);
+    }
+    object
+}
+
+/// A record as read by GET: with its `status` block and its version as the `ETag`.
+pub(super) fn read_response(record: &Record, status: &ObjectStatus) -> Response {
+    let mut response = Json(with_status(record_json(record), status)).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", record.version)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
 }
 
 /// A record as JSON with its version as the `ETag`, for use with `If-Match`.

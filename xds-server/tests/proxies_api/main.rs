@@ -1,11 +1,13 @@
 //! The read-only and operations API driven in-process: `/api/v1/proxies` over fake streams
-//! registered straight in the status registry, a proxy's computed config, `/metrics`, and
-//! `/api/v1/bootstrap` (checked by the real Envoy in `--mode validate` when `ENVOY_BIN` is set).
+//! registered straight in the status registry, a proxy's computed config, `/metrics`,
+//! `/api/v1/bootstrap` (checked by the real Envoy in `--mode validate` when `ENVOY_BIN` is set),
+//! and the `status` block of mesh objects (`object_status.rs`).
 
 mod bootstrap;
 #[path = "../common/mod.rs"]
 mod common;
 mod metrics;
+mod object_status;
 
 use std::{collections::BTreeMap, sync::Arc};
 

@@ -1,6 +1,8 @@
 //! The OpenAPI paths and schemas of the mesh resources: list, get, put and delete per kind,
-//! and a service's endpoints. A resource is read as `{Model}Resource` (the model's fields plus
-//! the envelope) and written as `{Model}Put` (the same, with the envelope as `body.rs` reads it).
+//! and a service's endpoints. A resource is read as `{Model}Resource` (the model's fields, the
+//! envelope and the read-only `status` block), answered to a PUT as `{Model}Stored` (the same
+//! without `status`) and written as `{Model}Put` (the model's fields with the envelope as
+//! `body.rs` reads it).
 
 use utoipa::{
     ToSchema,
@@ -206,8 +208,8 @@ fn endpoints_path(schemas: &mut Schemas) -> (String, PathItem) {
 /// The answers every PUT shares (422 is the caller's: what it checks differs per kind).
 fn writes(op: OperationBuilder, schema: &str) -> OperationBuilder {
     store_errors(
-        op.response("200", resource_response(schema, true))
-            .response("201", resource_response(schema, true))
+        op.response("200", stored_response(schema))
+            .response("201", stored_response(schema))
             .response(
                 "400",
                 error_response(
@@ -234,6 +236,10 @@ fn resource_ref(schema: &str) -> Ref {
     Ref::from_schema_name(format!("{schema}Resource"))
 }
 
+fn stored_ref(schema: &str) -> Ref {
+    Ref::from_schema_name(format!("{schema}Stored"))
+}
+
 fn put_ref(schema: &str) -> Ref {
     Ref::from_schema_name(format!("{schema}Put"))
 }
@@ -253,10 +259,11 @@ fn version(minimum: i64, description: &str) -> ObjectBuilder {
         .description(Some(description))
 }
 
-/// Adds the model's schema, `{Model}Resource` (what the server returns) and `{Model}Put` (what
-/// it accepts). The model objects refuse unknown fields, so the envelope cannot be an `allOf`
-/// beside them: it is merged into copies of the model's object. `stamped`: responses always
-/// carry `created_at` and `updated_at` (all but the endpoints placeholder).
+/// Adds the model's schema, `{Model}Resource` (what GET returns), `{Model}Stored` (what a PUT
+/// answers) and `{Model}Put` (what it accepts). The model objects refuse unknown fields, so
+/// the envelope cannot be an `allOf` beside them: it is merged into copies of the model's
+/// object. `stamped`: responses always carry `created_at` and `updated_at` (all but the
+/// endpoints placeholder).
 fn collect_resource<T: ToSchema>(schemas: &mut Schemas, stamped: bool) {
     collect::<T>(schemas);
     let RefOr::T(Schema::Object(model)) = T::schema() else {
@@ -280,6 +287,12 @@ fn collect_resource<T: ToSchema>(schemas: &mut Schemas, stamped: bool) {
         read.required
             .extend(["created_at".to_string(), "updated_at".to_string()]);
     }
+    let stored = read.clone();
+    read.properties.insert(
+        "status".into(),
+        RefOr::Ref(Ref::from_schema_name("ObjectStatus")),
+    );
+    read.required.push("status".into());
     let ignored = |what: &str| {
         ObjectBuilder::new()
             .schema_type(SchemaType::AnyValue)
@@ -302,10 +315,12 @@ fn collect_resource<T: ToSchema>(schemas: &mut Schemas, stamped: bool) {
         )
         .property("created_at", ignored("Set by the server"))
         .property("updated_at", ignored("Set by the server"))
+        .property("status", ignored("Read-only, computed by the server"))
         .build();
     write.properties.extend(write_envelope.properties);
     let name = T::name();
     schemas.push((format!("{name}Resource"), RefOr::T(Schema::Object(read))));
+    schemas.push((format!("{name}Stored"), RefOr::T(Schema::Object(stored))));
     schemas.push((format!("{name}Put"), RefOr::T(Schema::Object(write))));
 }
 
@@ -344,6 +359,14 @@ fn example(kind: Kind) -> Value {
             },
         }),
     }
+}
+
+/// A PUT's answer: the resource as stored (without `status`), and its version as the ETag.
+fn stored_response(schema: &str) -> utoipa::openapi::ResponseBuilder {
+    resource_response(schema, true).content(
+        "application/json",
+        utoipa::openapi::Content::new(Some(stored_ref(schema))),
+    )
 }
 
 /// The resource as JSON; `etag`: the response carries `ETag: "<version>"`.
