@@ -8,8 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::{kind::Kind, manifest::Object};
 
-/// Fields the server adds to every object; they are not part of its spec.
-const SERVER_FIELDS: &[&str] = &["name", "version", "created_at", "updated_at"];
+/// Fields the server adds to every object (`status` to what GET returns); they are not part
+/// of its spec.
+const SERVER_FIELDS: &[&str] = &["name", "version", "created_at", "updated_at", "status"];
 
 /// An object's spec: the body fields of what the server returned, without the envelope.
 pub fn spec(object: &Value) -> Value {

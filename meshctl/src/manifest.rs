@@ -15,9 +15,17 @@ use serde_json::{Map, Value};
 use crate::kind::Kind;
 
 /// Fields of a document that are not part of the body: `kind` and `name` say what it is;
-/// `version`, `created_at` and `updated_at` are what `meshctl get -o yaml` prints, accepted so
-/// that output can be applied again, and ignored (apply writes at the version it read).
-const ENVELOPE: &[&str] = &["kind", "name", "version", "created_at", "updated_at"];
+/// `version`, `created_at`, `updated_at` and `status` (read-only) are what `meshctl get -o
+/// yaml` prints, accepted so that output can be applied again, and ignored (apply writes at
+/// the version it read).
+const ENVELOPE: &[&str] = &[
+    "kind",
+    "name",
+    "version",
+    "created_at",
+    "updated_at",
+    "status",
+];
 
 /// One object a file describes.
 #[derive(Debug, Clone, PartialEq)]

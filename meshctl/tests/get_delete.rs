@@ -22,22 +22,35 @@ async fn get_prints_tables_yaml_and_json() {
     assert_eq!(
         header,
         [
-            "NAME", "VERSION", "ADDRESS", "PROTOCOL", "SERVES", "LABELS", "AGE"
+            "NAME",
+            "VERSION",
+            "ADDRESS",
+            "PROTOCOL",
+            "SERVES",
+            "LABELS",
+            "PROXIES",
+            "ACCEPTED/RECEIVED",
+            "REJECTED",
+            "AGE"
         ]
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
-        &row[..6],
+        &row[..9],
         [
             "ingress",
             "1",
             "0.0.0.0:10000",
             "http",
             "route/web",
-            "app=demo"
-        ]
+            "app=demo",
+            "0",
+            "0/0",
+            "0"
+        ],
+        "no proxy connected"
     );
-    assert!(row[6].ends_with('s'), "an age in seconds: {run}");
+    assert!(row[9].ends_with('s'), "an age in seconds: {run}");
     let run = env.meshctl(&["get", "endpoints"]);
     assert!(
         run.ok().stdout.contains("127.0.0.1:8081,127.0.0.1:8082"),
@@ -46,12 +59,14 @@ async fn get_prints_tables_yaml_and_json() {
     let run = env.meshctl(&["get", "route", "web"]);
     assert!(run.ok().lines()[1].starts_with("web "), "{run}");
 
-    // YAML: kind first, every field, and it applies back unchanged.
+    // YAML: kind first, every field (the read-only status too), and it applies back
+    // unchanged.
     let run = env.meshctl(&["get", "route", "web", "-o", "yaml"]);
     assert!(
         run.ok().stdout.starts_with("kind: route\nname: web\n"),
         "{run}"
     );
+    assert!(run.stdout.contains("\nstatus:\n  accepted: 0\n"), "{run}");
     let file = env.file("route.yaml", &run.stdout);
     let again = env.meshctl(&["apply", "-f", &file]);
     assert_eq!(again.ok().lines(), ["route/web unchanged"]);

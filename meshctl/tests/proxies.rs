@@ -1,6 +1,7 @@
 //! `meshctl proxy-status`, `proxy-config` and `bootstrap` with a real data plane: no proxies,
-//! then a minimal-proxy started from the bootstrap meshctl prints, seen SYNCED on every type,
-//! then a resource it rejects, seen held back with the proxy's own words.
+//! then a minimal-proxy started from the bootstrap meshctl prints, seen SYNCED on every type
+//! (and `meshctl get` counting it on the objects it runs), then a resource it rejects, seen
+//! held back with the proxy's own words, on the proxy and on the object.
 
 mod support;
 
@@ -122,6 +123,14 @@ async fn proxy_status_and_config_of_a_real_minimal_proxy() {
     assert_eq!(cds[1], "SYNCED");
     assert_eq!(cds[2], cds[3], "acknowledged what was sent: {run}");
 
+    // The objects count the proxy: it runs the route's current version.
+    let run = env.meshctl(&["get", "route", "web"]);
+    let lines = run.ok().lines();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    let at = header.iter().position(|h| *h == "PROXIES").unwrap();
+    assert_eq!(row[at..at + 3], ["1", "1/1", "0"], "{run}");
+
     // What the proxy was computed: the web cluster, the ingress listener, by type.
     let run = env.meshctl(&["proxy-config", NODE, "--type", "cluster"]);
     let rows: Vec<Vec<&str>> = run
@@ -184,5 +193,21 @@ async fn proxy_status_and_config_of_a_real_minimal_proxy() {
         run.ok().stdout.contains("holds back CDS bad-cluster"),
         "{run}"
     );
+    // The object shows it too, and its YAML (with the status) applies back unchanged.
+    let run = env.meshctl(&["get", "envoy-resource", "bad-cluster"]);
+    let note = run
+        .ok()
+        .stdout
+        .lines()
+        .find(|l| {
+            l.starts_with("envoy-resource/bad-cluster: rejected by edge-1 (Cluster bad-cluster): ")
+        })
+        .unwrap_or_else(|| panic!("no rejection line: {run}"))
+        .to_string();
+    assert!(note.contains("lb_policy"), "{note}");
+    let run = env.meshctl(&["get", "envoy-resource", "bad-cluster", "-o", "yaml"]);
+    assert!(run.ok().stdout.contains("\nstatus:\n"), "{run}");
+    let again = env.meshctl(&["apply", "-f", &env.file("got.yaml", &run.stdout)]);
+    assert_eq!(again.ok().lines(), ["envoy-resource/bad-cluster unchanged"]);
     drop(proxy);
 }

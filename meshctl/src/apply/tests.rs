@@ -8,7 +8,9 @@ use crate::manifest::{Source, parse};
 #[test]
 fn only_body_fields_are_compared() {
     let current = json!({ "name": "web", "version": 3, "created_at": "a", "updated_at": "b",
-                          "protocol": "http" });
+                          "protocol": "http",
+                          "status": { "proxies": 1, "received": 1, "accepted": 0,
+                                      "rejected": [] } });
     let desired = json!({ "name": "web", "version": 4, "created_at": "a", "updated_at": "c",
                           "protocol": "http" });
     assert_eq!(decide(Some(&current), &desired), Action::Unchanged);

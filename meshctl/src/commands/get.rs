@@ -1,5 +1,7 @@
 //! `meshctl get KIND [NAME]`: one object or all of a kind (every page), as a table with a few
-//! key fields per kind, or as YAML/JSON that `apply -f` reads back.
+//! key fields per kind and what the connected proxies did with it (the server's read-only
+//! `status`: each rejection is listed under the table with the proxy's message), or as
+//! YAML/JSON that `apply -f` reads back (`status` included; apply ignores it).
 
 use chrono::Utc;
 use serde_json::Value;
@@ -29,7 +31,10 @@ pub async fn run(client: &Client, args: GetArgs) -> Result<(), Error> {
         Format::Table if objects.is_empty() => {
             eprintln!("no {} found at {}", args.kind.collection(), client.server());
         }
-        Format::Table => out(&table(args.kind, &objects)),
+        Format::Table => {
+            out(&table(args.kind, &objects));
+            out(&rejections(args.kind, &objects));
+        }
         Format::Yaml => {
             let docs: Vec<_> = objects
                 .iter()
@@ -79,7 +84,9 @@ async fn list_all(
 /// A kind's own column headers, and how to fill them from an object.
 type Columns = (&'static [&'static str], fn(&Value) -> Vec<String>);
 
-/// NAME, VERSION, the kind's key fields, AGE.
+/// NAME, VERSION, the kind's key fields, then from the object's `status`: PROXIES (connected
+/// proxies that fetch something it made), ACCEPTED/RECEIVED (how many acknowledged / were sent
+/// its current version), REJECTED (rejections of it; `-` from a server without `status`), AGE.
 fn table(kind: Kind, objects: &[Value]) -> String {
     let now = Utc::now();
     let (headers, fields): Columns = match kind {
@@ -147,17 +154,58 @@ fn table(kind: Kind, objects: &[Value]) -> String {
     };
     let mut all_headers = vec!["NAME", "VERSION"];
     all_headers.extend_from_slice(headers);
-    all_headers.push("AGE");
+    all_headers.extend(["PROXIES", "ACCEPTED/RECEIVED", "REJECTED", "AGE"]);
     let rows: Vec<Vec<String>> = objects
         .iter()
         .map(|o| {
             let mut row = vec![cell(&o["name"]), cell(&o["version"])];
             row.extend(fields(o));
+            row.extend(status_cells(&o["status"]));
             row.push(age(o["created_at"].as_str(), now));
             row
         })
         .collect();
     output::table(&all_headers, &rows)
+}
+
+/// PROXIES, ACCEPTED/RECEIVED and REJECTED from a `status` block.
+fn status_cells(status: &Value) -> [String; 3] {
+    if !status.is_object() {
+        return ["-".into(), "-".into(), "-".into()];
+    }
+    let rejected = status["rejected"].as_array().map_or(0, Vec::len);
+    [
+        cell(&status["proxies"]),
+        format!(
+            "{}/{}",
+            cell(&status["accepted"]),
+            cell(&status["received"])
+        ),
+        rejected.to_string(),
+    ]
+}
+
+/// Under the table, each rejection with the proxy's message (nothing when there is none):
+/// `route/web: rejected by ingress-1 (RouteConfiguration ingress): <message>`.
+fn rejections(kind: Kind, objects: &[Value]) -> String {
+    let mut out = String::new();
+    for o in objects {
+        for r in o["status"]["rejected"].as_array().into_iter().flatten() {
+            let type_url = cell(&r["type_url"]);
+            let short = type_url.rsplit('.').next().unwrap_or_default();
+            out.push_str(&format!(
+                "{kind}/{}: rejected by {} ({short} {}): {}\n",
+                cell(&o["name"]),
+                cell(&r["node_id"]),
+                cell(&r["resource"]),
+                cell(&r["message"]),
+            ));
+        }
+    }
+    if !out.is_empty() {
+        out.insert(0, '\n');
+    }
+    out
 }
 
 fn strings_of(value: &Value) -> Vec<String> {
@@ -183,7 +231,16 @@ mod tests {
         assert_eq!(
             header,
             [
-                "NAME", "VERSION", "ADDRESS", "PROTOCOL", "SERVES", "LABELS", "AGE"
+                "NAME",
+                "VERSION",
+                "ADDRESS",
+                "PROTOCOL",
+                "SERVES",
+                "LABELS",
+                "PROXIES",
+                "ACCEPTED/RECEIVED",
+                "REJECTED",
+                "AGE"
             ]
         );
         let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
@@ -196,8 +253,12 @@ mod tests {
                 "http",
                 "route/web",
                 "app=demo",
+                "-",
+                "-",
+                "-",
                 "<unknown>"
-            ]
+            ],
+            "a server without status"
         );
 
         let route = json!({ "name": "web", "version": 1, "hosts": ["*"], "rules": [
@@ -205,5 +266,28 @@ mod tests {
             { "destinations": [{ "service": "a" }] }] });
         let text = table(Kind::Route, &[route]);
         assert!(text.lines().nth(1).unwrap().contains("a,b"), "{text}");
+    }
+
+    #[test]
+    fn status_shows_as_counts_and_each_rejection_below() {
+        let route = json!({ "name": "web", "version": 3, "hosts": ["*"], "rules": [],
+            "status": { "proxies": 3, "received": 2, "accepted": 1, "rejected": [
+                { "node_id": "edge-1",
+                  "type_url": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+                  "resource": "ingress", "message": "regex too big" }] } });
+        let text = table(Kind::Route, std::slice::from_ref(&route));
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            row[row.len() - 4..row.len() - 1],
+            ["3", "1/2", "1"],
+            "{text}"
+        );
+        assert_eq!(
+            rejections(Kind::Route, &[route]),
+            "\nroute/web: rejected by edge-1 (RouteConfiguration ingress): regex too big\n"
+        );
+        let quiet = json!({ "name": "web", "status": { "proxies": 0, "received": 0,
+                                                        "accepted": 0, "rejected": [] } });
+        assert_eq!(rejections(Kind::Route, &[quiet]), "");
     }
 }

@@ -31,7 +31,8 @@ fn yaml_streams_and_json_lists_become_objects() {
 #[test]
 fn what_get_prints_can_be_applied_again() {
     let got = "kind: service\nname: web\nversion: 3\ncreated_at: '2026-01-01T00:00:00Z'\n\
-               updated_at: '2026-01-01T00:00:00Z'\nprotocol: http\n";
+               updated_at: '2026-01-01T00:00:00Z'\nprotocol: http\nstatus:\n  proxies: 2\n\
+               \x20 received: 2\n  accepted: 1\n  rejected: []\n";
     let objects = parse("got.yaml", got).unwrap();
     assert_eq!(objects[0].body.keys().collect::<Vec<_>>(), ["protocol"]);
 }
