@@ -291,6 +291,33 @@ impl Stage {
         }
     }
 
+    /// Polls the read-only `status` block of the mesh object at `path` (e.g.
+    /// `/api/v1/routes/main`) until `accept` holds for it; returns it.
+    pub async fn wait_status(
+        &self,
+        path: &str,
+        what: &str,
+        timeout: Duration,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut last = Value::Null;
+        loop {
+            let (code, object) = self.cp.get(path).await;
+            if code.is_success() {
+                if accept(&object["status"]) {
+                    return object["status"].clone();
+                }
+                last = object;
+            }
+            if Instant::now() > deadline {
+                self.proxy()
+                    .fail(&format!("GET {path} never showed {what}; last: {last:#}"));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Waits until the proxy status shows all four types SYNCED.
     pub async fn wait_synced(&self, timeout: Duration) -> Value {
         self.wait_proxy("every type SYNCED", timeout, all_synced)
