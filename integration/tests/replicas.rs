@@ -113,6 +113,26 @@ async fn wait_proxy(
     }
 }
 
+/// A node id unique to this test run, data plane and variant.
+fn node_id(plane: DataPlane, what: &str, variant: Variant) -> String {
+    format!(
+        "{}-{what}-{}-{}",
+        plane.as_str(),
+        std::process::id(),
+        variant.as_str()
+    )
+}
+
+/// The listener `ingress` on `port`, routing with `main`, for `node_id` only.
+async fn ingress(cp: &ControlPlane, port: u16, node_id: &str) {
+    cp.put(
+        "/api/v1/listeners/ingress",
+        json!({ "address": "127.0.0.1", "port": port, "protocol": "http",
+                "routes": ["main"], "selector": { "node_id": node_id } }),
+    )
+    .await;
+}
+
 // === replicas ===
 
 mod a_write_to_either_replica_reaches_the_proxy {
@@ -156,12 +176,7 @@ async fn a_write_to_either_replica_reaches_the_proxy(
     let Some((a, b)) = replicas(plane).await else {
         return;
     };
-    let node_id = format!(
-        "{}-replicas-{}-{}",
-        plane.as_str(),
-        std::process::id(),
-        variant.as_str()
-    );
+    let node_id = node_id(plane, "replicas", variant);
     let listener_port = free_port();
     let up_a = Upstream::start("a");
     let up_b = Upstream::start("b");
@@ -182,12 +197,7 @@ async fn a_write_to_either_replica_reaches_the_proxy(
     a.service("svc-a", up_a.port()).await;
     a.service("svc-b", up_b.port()).await;
     a.route_to("svc-a").await;
-    a.put(
-        "/api/v1/listeners/ingress",
-        json!({ "address": "127.0.0.1", "port": listener_port, "protocol": "http",
-                "routes": ["main"], "selector": { "node_id": node_id } }),
-    )
-    .await;
+    ingress(&a, listener_port, &node_id).await;
     let written_by_a = database_revision(&a).await;
     assert_eq!(known_revision(&a).await, written_by_a);
     wait_known(&b, "B", written_by_a).await;
@@ -245,12 +255,7 @@ async fn proxy_on_an_empty_mesh_is_ready_at_once(
     let Some((_a, b)) = replicas(plane).await else {
         return;
     };
-    let node_id = format!(
-        "{}-empty-{}-{}",
-        plane.as_str(),
-        std::process::id(),
-        variant.as_str()
-    );
+    let node_id = node_id(plane, "empty", variant);
     let bootstrap = b.bootstrap(&node_id, variant, free_port()).await;
     let proxy = Proxy::start(plane, &bootstrap);
     let start = Instant::now();
@@ -378,6 +383,22 @@ async fn wait_seen(proxy: &Proxy, seen: &Seen, upstream: &str, n: usize) {
     }
 }
 
+/// Fails the test, with the proxy's warming and 5xx stats, if the loop saw anything but
+/// replies from `upstreams`.
+async fn fail_on_failures(proxy: &Proxy, seen: &Seen, upstreams: &[&str], when: &str) {
+    let failures = seen.failures(upstreams);
+    if !failures.is_empty() {
+        let stats = proxy
+            .stats_matching(&["no_cluster", "warming", "cds.", "rq_5xx"])
+            .await;
+        proxy.fail(&format!(
+            "{} requests failed {when}; first: {:#?}\nproxy stats:\n{stats}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        ));
+    }
+}
+
 /// The proxy's replica B is stopped while the route moves, through A, to a service the
 /// proxy has never seen; when B is back the proxy reconnects and gets the changed mesh in its
 /// first responses. The new cluster must be warm before the route that names it reaches the
@@ -391,22 +412,12 @@ async fn a_reconnect_after_the_mesh_changed_drops_nothing(
     let Some((a, mut b)) = replicas(plane).await else {
         return;
     };
-    let node_id = format!(
-        "{}-reconnect-{}-{}",
-        plane.as_str(),
-        std::process::id(),
-        variant.as_str()
-    );
+    let node_id = node_id(plane, "reconnect", variant);
     let listener_port = free_port();
     let (up_a, up_b) = (Upstream::start("a"), Upstream::start("b"));
     a.service("svc-a", up_a.port()).await;
     a.route_to("svc-a").await;
-    a.put(
-        "/api/v1/listeners/ingress",
-        json!({ "address": "127.0.0.1", "port": listener_port, "protocol": "http",
-                "routes": ["main"], "selector": { "node_id": node_id } }),
-    )
-    .await;
+    ingress(&a, listener_port, &node_id).await;
     wait_known(&b, "B", database_revision(&a).await).await;
     let bootstrap = b.bootstrap(&node_id, variant, free_port()).await;
     let proxy = Proxy::start(plane, &bootstrap);
@@ -424,17 +435,7 @@ async fn a_reconnect_after_the_mesh_changed_drops_nothing(
     seen.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     looping.await.expect("the request loop panicked");
 
-    let failures = seen.failures(&["a", "b"]);
-    if !failures.is_empty() {
-        let stats = proxy
-            .stats_matching(&["no_cluster", "warming", "cds.", "rq_5xx"])
-            .await;
-        proxy.fail(&format!(
-            "{} requests failed across the reconnect; first: {:#?}\nproxy stats:\n{stats}",
-            failures.len(),
-            &failures[..failures.len().min(5)]
-        ));
-    }
+    fail_on_failures(&proxy, &seen, &["a", "b"], "across the reconnect").await;
     let replies = seen.replies.lock().unwrap().clone();
     let first_b = replies
         .iter()
@@ -491,12 +492,7 @@ async fn a_first_cluster_after_a_reconnect_is_warm_before_its_listener(
     let Some((a, mut b)) = replicas(plane).await else {
         return;
     };
-    let node_id = format!(
-        "{}-first-cluster-{}-{}",
-        plane.as_str(),
-        std::process::id(),
-        variant.as_str()
-    );
+    let node_id = node_id(plane, "first-cluster", variant);
     let listener_port = free_port();
     let up_a = Upstream::start("a");
     let bootstrap = b.bootstrap(&node_id, variant, free_port()).await;
@@ -512,12 +508,7 @@ async fn a_first_cluster_after_a_reconnect_is_warm_before_its_listener(
     b.stop();
     a.service("svc-a", up_a.port()).await;
     a.route_to("svc-a").await;
-    a.put(
-        "/api/v1/listeners/ingress",
-        json!({ "address": "127.0.0.1", "port": listener_port, "protocol": "http",
-                "routes": ["main"], "selector": { "node_id": node_id } }),
-    )
-    .await;
+    ingress(&a, listener_port, &node_id).await;
     let seen = std::sync::Arc::new(Seen::default());
     let looping = request_loop(listener_port, seen.clone());
     b.start_again();
@@ -525,17 +516,7 @@ async fn a_first_cluster_after_a_reconnect_is_warm_before_its_listener(
     seen.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     looping.await.expect("the request loop panicked");
 
-    let failures = seen.failures(&["a"]);
-    if !failures.is_empty() {
-        let stats = proxy
-            .stats_matching(&["no_cluster", "warming", "cds.", "rq_5xx"])
-            .await;
-        proxy.fail(&format!(
-            "{} requests failed on the new listener; first: {:#?}\nproxy stats:\n{stats}",
-            failures.len(),
-            &failures[..failures.len().min(5)]
-        ));
-    }
+    fail_on_failures(&proxy, &seen, &["a"], "on the new listener").await;
 }
 
 mod a_first_cluster_after_a_reconnect_is_warm_before_its_listener {
