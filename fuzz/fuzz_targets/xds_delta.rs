@@ -254,9 +254,12 @@ impl Harness {
         let current = self.current.of_type(&t);
         for name in &newly {
             match current.and_then(|c| c.get(name)) {
-                // A newly named resource that does not exist is said to be absent.
+                // A newly named resource that does not exist is said to be absent; one the
+                // proxy says it holds (a reconnect) is a removal, which waits while new
+                // clusters warm (make-before-break).
                 None => assert!(
-                    ours.iter().any(|r| r.removed_resources.contains(name)),
+                    ours.iter().any(|r| r.removed_resources.contains(name))
+                        || (self.delta.waiting().is_some() && initial.contains_key(name)),
                     "newly subscribed '{name}' of {t} does not exist but was not reported"
                 ),
                 // One that exists is sent unless the proxy holds it at this version.
