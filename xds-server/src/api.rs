@@ -96,5 +96,7 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        // After the token's layer: the console's files hold no data (it asks for the token).
+        .merge(crate::ui::routes())
         .with_state(state)
 }

@@ -19,6 +19,7 @@
 //! - [`status`]: what every connected proxy was sent and accepted, and from that what each
 //!   mesh object's read-only `status` says.
 //! - [`metrics`]: Prometheus counters and histograms for the xDS server.
+//! - [`ui`]: the web console at `/ui`, static files embedded in the binary.
 
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod model;
 pub mod status;
 pub mod store;
 pub mod translate;
+pub mod ui;
 pub mod watch;
 pub mod xds;
 
