@@ -13,9 +13,11 @@
 //!   HTTP/1.1 + h2c, gRPC, TCP.
 //! - [`control_plane`]: the server on a fixed xDS port, restartable in place, and its REST API.
 //! - [`mesh`]: the xDS stage: server + one proxy bootstrapped from it, driven over REST.
+//! - [`browser`]: headless Chromium over the DevTools protocol, for the web console's tests.
 //! - [`conformance`]: the macros that run each scenario for every data plane × xDS variant ×
 //!   store backend it applies to.
 
+pub mod browser;
 pub mod conformance;
 pub mod control_plane;
 pub mod mesh;
