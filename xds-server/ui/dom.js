@@ -1,5 +1,5 @@
-// Building DOM without innerHTML (nothing from the API is ever parsed as markup), and
-// replacing a view in place without losing the reader's place: focus, open <details>.
+// Building DOM from nodes, never from markup strings (nothing from the API is parsed as
+// HTML), and replacing a view in place without losing the reader's place: focus, open <details>.
 
 /** `h('a', {href: '#/x'}, 'text', child)`: attributes (`on…` are listeners), then children. */
 export function h(tag, attrs = {}, ...children) {

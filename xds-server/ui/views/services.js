@@ -7,20 +7,21 @@ import { h, table, link } from '../dom.js';
 import { rate, percent, ms } from '../format.js';
 import { STATUS_COLUMNS, statusCells, statusSection } from './objects.js';
 
-/** The windows the server computes, longest first. */
-const WINDOWS = ['1m', '10s'];
+/** The windows the server computes (`?window=`), longest first. */
+const WINDOWS = [['1m', 'Last minute'], ['10s', 'Last 10 seconds']];
 
 /**
- * One window of golden metrics as the console shows it, from one entry of the stats API:
- * `{rps, success, p50, p95, p99}` (any may be null: no requests, no figure).
+ * The golden metrics of one entry of the stats API (a service, or one of its routes or
+ * proxies) as the console shows them: `{requests, rps, success, p50, p95, p99}`; a figure is
+ * null when there were no requests (no rate of success, no latency).
  */
-export function golden(entry, window = '1m') {
-  const w = entry?.windows?.[window] ?? entry?.[window] ?? null;
-  if (!w) return null;
-  const latency = w.latency_ms ?? {};
+export function golden(entry) {
+  if (!entry) return null;
+  const latency = entry.latency_ms ?? {};
   return {
-    rps: w.requests_per_second ?? null,
-    success: w.success_rate ?? null,
+    requests: entry.requests ?? null,
+    rps: entry.requests_per_second ?? null,
+    success: entry.success_rate ?? null,
     p50: latency.p50 ?? null,
     p95: latency.p95 ?? null,
     p99: latency.p99 ?? null,
@@ -42,11 +43,7 @@ function metricCells(g) {
 
 /** The per-service entries of `GET /api/v1/stats`, by name. */
 function byService(stats) {
-  const list = stats?.services ?? stats?.items ?? [];
-  const out = new Map();
-  if (Array.isArray(list)) for (const s of list) out.set(s.service ?? s.name, s);
-  else for (const [name, s] of Object.entries(list)) out.set(name, s);
-  return out;
+  return new Map((stats?.items ?? []).map((s) => [s.service, s]));
 }
 
 export const serviceList = {
@@ -89,14 +86,14 @@ export const serviceDetail = {
       if (e instanceof ApiError && e.status === 404) return { missing: e.message };
       throw e;
     }
-    const [endpoints, stats] = await Promise.all([
-      getJson(`${base}/endpoints`, signal),
-      getOptional(`${base}/stats`, signal).catch((e) => {
-        if (e instanceof ApiError && !e.unauthorized) return { error: e.message };
-        throw e;
-      }),
+    const stats = (window) => getOptional(`${base}/stats?window=${window}`, signal).catch((e) => {
+      if (e instanceof ApiError && !e.unauthorized) return { error: e.message };
+      throw e;
+    });
+    const [endpoints, ...windows] = await Promise.all([
+      getJson(`${base}/endpoints`, signal), ...WINDOWS.map(([w]) => stats(w)),
     ]);
-    return { service, endpoints, stats };
+    return { service, endpoints, windows };
   },
   render(data, [name]) {
     const view = h('section', {}, h('h1', { id: 'view-title', tabindex: '-1' }, `Service ${name}`));
@@ -104,25 +101,38 @@ export const serviceDetail = {
       view.append(h('p', {}, data.missing), h('p', {}, link(['services'], 'All services')));
       return view;
     }
-    const { service, endpoints, stats } = data;
+    const { service, endpoints, windows } = data;
     view.append(h('p', { class: 'muted' },
       `${service.protocol ?? 'http'} · version ${service.version}, updated ${service.updated_at}`));
 
     view.append(h('h2', { id: 'metrics-title' }, 'Golden metrics'));
     const metrics = h('div', { id: 'golden-metrics', 'aria-labelledby': 'metrics-title' });
-    if (stats === null) {
+    if (windows.every((w) => w === null)) {
       metrics.append(h('p', { class: 'muted' }, 'Not available on this server.'));
-    } else if (stats.error) {
-      metrics.append(h('p', { class: 'error' }, stats.error));
-    } else {
-      for (const window of WINDOWS) {
-        const g = golden(stats, window);
-        metrics.append(h('h3', {}, window === '1m' ? 'Last minute' : 'Last 10 seconds'));
-        metrics.append(h('div', { class: 'metrics', 'data-window': window },
-          tile('Requests/s', rate(g?.rps), 'rps'), tile('Success rate', percent(g?.success), 'success'),
-          tile('p50', ms(g?.p50), 'p50'), tile('p95', ms(g?.p95), 'p95'), tile('p99', ms(g?.p99), 'p99')));
-      }
     }
+    WINDOWS.forEach(([window, label], i) => {
+      const stats = windows[i];
+      if (stats === null) return;
+      metrics.append(h('h3', {}, label));
+      if (stats.error) {
+        metrics.append(h('p', { class: 'error' }, stats.error));
+        return;
+      }
+      const g = golden(stats);
+      metrics.append(h('div', { class: 'metrics', 'data-window': window },
+        tile('Requests/s', rate(g.rps), 'rps'), tile('Success rate', percent(g.success), 'success'),
+        tile('p50', ms(g.p50), 'p50'), tile('p95', ms(g.p95), 'p95'), tile('p99', ms(g.p99), 'p99')));
+      if (window !== '1m') return;
+      if ((stats.routes ?? []).length) {
+        metrics.append(table('By route (the whole route, over every service it sends to)',
+          ['Route', ...METRIC_COLUMNS],
+          stats.routes.map((r) => [link(['routes', r.route], r.route), ...metricCells(golden(r))])));
+      }
+      if ((stats.proxies ?? []).length) {
+        metrics.append(table('By calling proxy', ['Proxy', ...METRIC_COLUMNS],
+          stats.proxies.map((p) => [link(['proxies', p.node_id], p.node_id), ...metricCells(golden(p))])));
+      }
+    });
     view.append(metrics);
 
     const list = endpoints.endpoints ?? [];
