@@ -11,7 +11,8 @@
 //! - [`output`]: tables, ages, YAML/JSON rendering.
 //! - [`commands`]: each command's I/O, built from the above.
 //! - [`error`]: every failure and its exit code (0 ok, 1 refused, 2 input, 3 unreachable).
-//! - [`kind`]: the object kinds, their names, paths and dependency order.
+//! - [`kind`]: the object kinds, their names, paths and dependency order (from xds-core,
+//!   shared with the server, so the two cannot drift).
 
 #![forbid(unsafe_code)]
 
@@ -21,8 +22,8 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;
-pub mod kind;
 pub mod manifest;
 pub mod output;
 
 pub use error::Error;
+pub use xds_core::kind;

@@ -7,6 +7,8 @@
 //!   properties.
 //! - [`descriptors`]: Envoy's descriptor pool (from the `envoy-types` crate), decoded lazily:
 //!   only what renders or validates proto3 JSON pays for it.
+//! - [`kind`]: the kinds of mesh object the REST API stores (service, route, …), their
+//!   names, REST paths and dependency order, for the server and meshctl.
 //! - [`json`]: proto3 JSON rendering of encoded Envoy messages (config dumps, status APIs).
 //! - [`node`]: protobuf `Struct` <-> JSON, for node metadata.
 //! - [`refs`]: what a cluster or listener makes a proxy fetch next (EDS and RDS names).
@@ -19,10 +21,12 @@
 pub mod descriptors;
 pub mod drain;
 pub mod json;
+pub mod kind;
 pub mod node;
 pub mod refs;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod type_url;
 
+pub use kind::Kind;
 pub use type_url::TypeUrl;

@@ -43,55 +43,20 @@ pub use route::{
 pub use selector::Selector;
 pub use service::{CircuitBreaker, HealthCheck, LbPolicy, OutlierDetection, Protocol, Service};
 
-/// The kinds of resource the store keeps. The string form is the REST collection name and the
-/// stored kind, so one name is used everywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Service,
-    Endpoints,
-    Route,
-    Listener,
-    EnvoyResource,
-}
+/// The kinds of resource the store keeps, shared with meshctl. The collection name
+/// (`Kind::collection`) is the REST path segment and the stored kind, so one name is used
+/// everywhere.
+pub use xds_core::Kind;
 
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Service,
-        Kind::Endpoints,
-        Kind::Route,
-        Kind::Listener,
-        Kind::EnvoyResource,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Service => "services",
-            Kind::Endpoints => "endpoints",
-            Kind::Route => "routes",
-            Kind::Listener => "listeners",
-            Kind::EnvoyResource => "envoy-resources",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// The singular noun used in messages ("service 'web' does not exist").
-    pub fn singular(self) -> &'static str {
-        match self {
-            Kind::Service => "service",
-            Kind::Endpoints => "endpoints of service",
-            Kind::Route => "route",
-            Kind::Listener => "listener",
-            Kind::EnvoyResource => "envoy resource",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The noun for a kind in the server's messages ("service 'web' does not exist", "endpoints
+/// of service 'web' does not exist").
+pub fn noun(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Service => "service",
+        Kind::Endpoints => "endpoints of service",
+        Kind::Route => "route",
+        Kind::Listener => "listener",
+        Kind::EnvoyResource => "envoy resource",
     }
 }
 

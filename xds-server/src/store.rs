@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::model::{Kind, Reference};
+use crate::model::{Kind, Reference, noun};
 
 pub use postgres::{PostgresBackend, PostgresStore};
 pub use sql::SqlStore;
@@ -83,11 +83,11 @@ impl Snapshot {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{} '{name}' does not exist", kind.singular())]
+    #[error("{} '{name}' does not exist", noun(*kind))]
     NotFound { kind: Kind, name: String },
     #[error(
         "{} '{name}' is at version {}, not {expected}: read it again and retry",
-        kind.singular(), actual.map_or("absent".to_string(), |v| v.to_string())
+        noun(*kind), actual.map_or("absent".to_string(), |v| v.to_string())
     )]
     Conflict {
         kind: Kind,
@@ -95,7 +95,7 @@ pub enum Error {
         expected: i64,
         actual: Option<i64>,
     },
-    #[error("{} '{name}' does not exist: create it first", kind.singular())]
+    #[error("{} '{name}' does not exist: create it first", noun(*kind))]
     DanglingReference {
         field: String,
         kind: Kind,
@@ -103,7 +103,8 @@ pub enum Error {
     },
     #[error(
         "{} '{name}' is still used by {}: change or delete those first",
-        kind.singular(), describe(referrers)
+        noun(*kind),
+        describe(referrers)
     )]
     Referenced {
         kind: Kind,
@@ -164,7 +165,7 @@ fn transient_code(code: &str) -> bool {
 fn describe(referrers: &[(Kind, String)]) -> String {
     referrers
         .iter()
-        .map(|(k, n)| format!("{} '{n}'", k.singular()))
+        .map(|(k, n)| format!("{} '{n}'", noun(*k)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -206,7 +207,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 fn parse_kind(s: &str) -> Result<Kind, Error> {
-    Kind::parse(s).ok_or_else(|| Error::Corrupt(format!("unknown kind '{s}'")))
+    Kind::from_collection(s).ok_or_else(|| Error::Corrupt(format!("unknown kind '{s}'")))
 }
 
 #[cfg(test)]

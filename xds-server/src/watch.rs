@@ -27,9 +27,6 @@ use load::load;
 pub struct Published {
     pub mesh: Arc<Mesh>,
     pub at: Instant,
-    /// The live taps open at publication (see `crate::tap`): a tap opening or closing
-    /// publishes the same mesh with a new plan.
-    pub taps: Arc<crate::tap::Plan>,
 }
 
 /// Why a mesh could not be loaded; the watcher keeps the previous one and retries.
@@ -40,7 +37,8 @@ pub enum Error {
     /// A stored spec the current model refuses: the schema moved without a migration, or
     /// another process wrote the row directly.
     #[error(
-        "stored {kind} '{name}' does not parse as the current model: {source} (PUT it again or DELETE it through the admin API)"
+        "stored {} '{name}' does not parse as the current model: {source} (PUT it again or DELETE it through the admin API)",
+        kind.collection()
     )]
     Unparsable {
         kind: Kind,

@@ -30,8 +30,7 @@ pub struct ErrorEnvelope {
 pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_json`, `invalid_field`, `unknown_field`,
     /// `invalid_query`, `invalid_header`, `invalid_path`, `not_found`, `conflict`, `referenced`, `payload_too_large`,
-    /// `unauthorized`, `method_not_allowed`, `too_many_taps`, `unavailable`, `store_unavailable`,
-    /// `internal`.
+    /// `unauthorized`, `method_not_allowed`, `unavailable`, `store_unavailable`, `internal`.
     pub code: &'static str,
     /// For people: what was wrong and what to do.
     pub message: String,
@@ -138,7 +137,7 @@ impl From<store::Error> for ApiError {
                 err.body.referrers = referrers
                     .into_iter()
                     .map(|(kind, name): (Kind, String)| Referrer {
-                        kind: kind.as_str().to_string(),
+                        kind: kind.collection().to_string(),
                         name,
                     })
                     .collect();

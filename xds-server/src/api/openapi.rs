@@ -26,7 +26,6 @@ mod object_status;
 mod probes;
 mod proxies;
 mod resources;
-mod tap;
 
 use super::{AppState, error::ErrorEnvelope};
 
@@ -69,7 +68,6 @@ pub fn document(secured: bool) -> OpenApi {
         .into_iter()
         .chain(proxies::paths(&mut schemas))
         .chain(probes::paths())
-        .chain(tap::paths())
     {
         paths = paths.path(path, item);
     }

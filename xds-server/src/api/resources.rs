@@ -19,7 +19,7 @@ use super::{
     path::Path,
 };
 use crate::{
-    model::{Kind, LabelSelector, Spec, validate_name},
+    model::{Kind, LabelSelector, Spec, noun, validate_name},
     status::ObjectStatus,
     store::{Record, Store, Write},
     translate::ObjectRef,
@@ -31,7 +31,7 @@ const MAX_LIMIT: u32 = 1000;
 
 /// `/api/v1/{kind}` and `/api/v1/{kind}/{name}` for one kind.
 pub fn routes<S: Spec>() -> Router<AppState> {
-    let kind = S::KIND.as_str();
+    let kind = S::KIND.collection();
     Router::new()
         .route(&format!("/api/v1/{kind}"), get(resource_list::<S>))
         .route(
@@ -237,7 +237,7 @@ async fn resource_delete<S: Spec>(
 }
 
 pub(super) fn not_found<S: Spec>(name: &str) -> ApiError {
-    ApiError::not_found(format!("{} '{name}' does not exist", S::KIND.singular()))
+    ApiError::not_found(format!("{} '{name}' does not exist", noun(S::KIND)))
 }
 
 /// The spec's fields, flat, plus `name`, `version`, `created_at`, `updated_at`.

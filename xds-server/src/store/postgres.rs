@@ -176,7 +176,7 @@ async fn fetch<'e>(
     sqlx::query(&format!(
         "SELECT {COLUMNS} FROM resources WHERE kind = $1 AND name = $2"
     ))
-    .bind(kind.as_str())
+    .bind(kind.collection())
     .bind(name)
     .fetch_optional(conn)
     .await?
@@ -208,7 +208,7 @@ impl WriteTx for PostgresTx {
              ON CONFLICT (kind, name) DO UPDATE SET version = excluded.version,
                revision = excluded.revision, spec = excluded.spec, updated_at = excluded.updated_at"
         ))
-        .bind(r.kind.as_str())
+        .bind(r.kind.collection())
         .bind(&r.name)
         .bind(r.version)
         .bind(r.revision)
@@ -227,7 +227,7 @@ impl WriteTx for PostgresTx {
         targets: &[Reference],
     ) -> Result<(), Error> {
         sqlx::query("DELETE FROM resource_refs WHERE from_kind = $1 AND from_name = $2")
-            .bind(kind.as_str())
+            .bind(kind.collection())
             .bind(name)
             .execute(&mut *self.0)
             .await?;
@@ -236,9 +236,9 @@ impl WriteTx for PostgresTx {
                 "INSERT INTO resource_refs (from_kind, from_name, to_kind, to_name, owned)
                  VALUES ($1, $2, $3, $4, $5)",
             )
-            .bind(kind.as_str())
+            .bind(kind.collection())
             .bind(name)
-            .bind(t.kind.as_str())
+            .bind(t.kind.collection())
             .bind(&t.name)
             .bind(t.owned)
             .execute(&mut *self.0)
@@ -257,7 +257,7 @@ impl WriteTx for PostgresTx {
             "SELECT from_kind, from_name FROM resource_refs
              WHERE to_kind = $1 AND to_name = $2 AND owned = $3 ORDER BY from_kind, from_name",
         )
-        .bind(kind.as_str())
+        .bind(kind.collection())
         .bind(name)
         .bind(owned)
         .fetch_all(&mut *self.0)
@@ -274,7 +274,7 @@ impl WriteTx for PostgresTx {
 
     async fn delete_row(&mut self, kind: Kind, name: &str) -> Result<(), Error> {
         sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2")
-            .bind(kind.as_str())
+            .bind(kind.collection())
             .bind(name)
             .execute(&mut *self.0)
             .await?;
@@ -309,7 +309,7 @@ impl Backend for PostgresBackend {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM resources WHERE kind = $1 AND name > $2 ORDER BY name LIMIT $3"
         ))
-        .bind(kind.as_str())
+        .bind(kind.collection())
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)

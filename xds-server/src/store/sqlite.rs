@@ -88,7 +88,7 @@ async fn fetch<'e>(
     sqlx::query(&format!(
         "SELECT {COLUMNS} FROM resources WHERE kind = ? AND name = ?"
     ))
-    .bind(kind.as_str())
+    .bind(kind.collection())
     .bind(name)
     .fetch_optional(conn)
     .await?
@@ -121,7 +121,7 @@ impl WriteTx for SqliteTx {
              ON CONFLICT (kind, name) DO UPDATE SET version = excluded.version,
                revision = excluded.revision, spec = excluded.spec, updated_at = excluded.updated_at"
         ))
-        .bind(r.kind.as_str())
+        .bind(r.kind.collection())
         .bind(&r.name)
         .bind(r.version)
         .bind(r.revision)
@@ -140,7 +140,7 @@ impl WriteTx for SqliteTx {
         targets: &[Reference],
     ) -> Result<(), Error> {
         sqlx::query("DELETE FROM resource_refs WHERE from_kind = ? AND from_name = ?")
-            .bind(kind.as_str())
+            .bind(kind.collection())
             .bind(name)
             .execute(&mut *self.0)
             .await?;
@@ -149,9 +149,9 @@ impl WriteTx for SqliteTx {
                 "INSERT INTO resource_refs (from_kind, from_name, to_kind, to_name, owned)
                  VALUES (?, ?, ?, ?, ?)",
             )
-            .bind(kind.as_str())
+            .bind(kind.collection())
             .bind(name)
-            .bind(t.kind.as_str())
+            .bind(t.kind.collection())
             .bind(&t.name)
             .bind(t.owned)
             .execute(&mut *self.0)
@@ -170,7 +170,7 @@ impl WriteTx for SqliteTx {
             "SELECT from_kind, from_name FROM resource_refs
              WHERE to_kind = ? AND to_name = ? AND owned = ? ORDER BY from_kind, from_name",
         )
-        .bind(kind.as_str())
+        .bind(kind.collection())
         .bind(name)
         .bind(owned)
         .fetch_all(&mut *self.0)
@@ -187,7 +187,7 @@ impl WriteTx for SqliteTx {
 
     async fn delete_row(&mut self, kind: Kind, name: &str) -> Result<(), Error> {
         sqlx::query("DELETE FROM resources WHERE kind = ? AND name = ?")
-            .bind(kind.as_str())
+            .bind(kind.collection())
             .bind(name)
             .execute(&mut *self.0)
             .await?;
@@ -217,7 +217,7 @@ impl Backend for SqliteBackend {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM resources WHERE kind = ? AND name > ? ORDER BY name LIMIT ?"
         ))
-        .bind(kind.as_str())
+        .bind(kind.collection())
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)

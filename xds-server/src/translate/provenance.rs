@@ -32,7 +32,7 @@ impl ObjectRef {
 impl fmt::Display for ObjectRef {
     /// `routes/web`, as the REST paths name it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.kind.as_str(), self.name)
+        write!(f, "{}/{}", self.kind.collection(), self.name)
     }
 }
 

@@ -17,7 +17,6 @@ pub(super) async fn load(store: &dyn Store) -> Result<Published, Error> {
     Ok(Published {
         mesh: Arc::new(parse(&snapshot)?),
         at: Instant::now(),
-        taps: Arc::default(),
     })
 }
 

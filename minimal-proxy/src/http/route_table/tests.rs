@@ -16,7 +16,6 @@ fn direct(status: u16) -> RouteAction {
 
 fn route(path: PathMatch, headers: Vec<HeaderMatch>, status: u16) -> Route {
     Route {
-        stat_prefix: String::new(),
         name: String::new(),
         matcher: RouteMatch {
             path,
@@ -38,13 +37,10 @@ fn vhost(name: &str, domains: &[&str]) -> VirtualHost {
 }
 
 fn table(vhosts: Vec<VirtualHost>) -> RouteTable {
-    RouteTable::new(
-        &RouteConfig {
-            name: "r".into(),
-            virtual_hosts: vhosts,
-        },
-        &crate::stats::Registry::default(),
-    )
+    RouteTable::new(&RouteConfig {
+        name: "r".into(),
+        virtual_hosts: vhosts,
+    })
 }
 
 #[test]
@@ -301,7 +297,7 @@ fn prefix_rewrite_remembers_the_matched_prefix_length() {
         retry: None,
         hash_policy: vec![],
     });
-    let compiled = CompiledRoute::new(&r, None);
+    let compiled = CompiledRoute::new(&r);
     let Action::Forward(f) = &compiled.action else {
         panic!("forward expected")
     };

@@ -20,7 +20,7 @@ use super::{error_response, json, name_param, name_schema, op, plain, query_para
 use serde_json::{Value, json};
 
 use crate::model::{
-    Endpoints, EnvoyResource, Kind, Listener, Route, SELECTOR_PATTERN, Service, Spec,
+    Endpoints, EnvoyResource, Kind, Listener, Route, SELECTOR_PATTERN, Service, Spec, noun,
 };
 
 type Schemas = Vec<(String, RefOr<Schema>)>;
@@ -39,8 +39,8 @@ pub(super) fn paths(schemas: &mut Schemas) -> Vec<(String, PathItem)> {
 /// `/api/v1/{kind}` (list) and `/api/v1/{kind}/{name}` (get, put, delete).
 fn kind_paths<S: Spec>(schemas: &mut Schemas) -> [(String, PathItem); 2] {
     collect_resource::<S>(schemas, true);
-    let kind = S::KIND.as_str();
-    let noun = S::KIND.singular();
+    let kind = S::KIND.collection();
+    let noun = noun(S::KIND);
     let schema = S::name();
     let id = kind.replace('-', "_");
     let list = ObjectBuilder::new()

@@ -12,7 +12,6 @@ fn group(listener: &str) -> Selection {
         listeners: vec![listener.to_string()],
         envoy_resources: vec![],
         delivery: Delivery::Ads,
-        ..Selection::default()
     }
 }
 

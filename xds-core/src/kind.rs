@@ -1,5 +1,6 @@
-//! The kinds of mesh object meshctl handles: their names on the command line and in files,
-//! their REST paths, and the order in which they depend on each other.
+//! The kinds of mesh object the REST API stores, named once for the server and meshctl: their
+//! names in files and on the command line, their REST collections, and the order in which they
+//! depend on each other.
 
 use std::{fmt, str::FromStr};
 
@@ -18,6 +19,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in dependency order.
     pub const ALL: [Kind; 5] = [
         Kind::Service,
         Kind::Endpoints,
@@ -26,7 +28,7 @@ impl Kind {
         Kind::EnvoyResource,
     ];
 
-    /// The singular name meshctl prints (`service/web created`) and writes in `kind:`.
+    /// The singular name written in a manifest's `kind:` and printed as `service/web`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Service => "service",
@@ -37,7 +39,7 @@ impl Kind {
         }
     }
 
-    /// The REST collection name (`/api/v1/{collection}`).
+    /// The REST collection (`/api/v1/{collection}`), which is also the kind the store records.
     pub fn collection(self) -> &'static str {
         match self {
             Kind::Service => "services",
@@ -48,7 +50,13 @@ impl Kind {
         }
     }
 
-    /// The path of one object. Endpoints live under their service.
+    /// The kind whose collection is exactly `s`, as the store records it; no aliases, so a
+    /// stored value that is not one is recognised as corrupt.
+    pub fn from_collection(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.collection() == s)
+    }
+
+    /// The REST path of one object. Endpoints live under their service.
     pub fn path(self, name: &str) -> String {
         match self {
             Kind::Endpoints => format!("/api/v1/services/{name}/endpoints"),
@@ -56,7 +64,7 @@ impl Kind {
         }
     }
 
-    /// Whether objects of this kind carry `labels` (and so can be pruned by selector).
+    /// Whether objects of this kind carry `labels` (and so can be listed by selector).
     pub fn has_labels(self) -> bool {
         self != Kind::Endpoints
     }
@@ -68,7 +76,7 @@ impl fmt::Display for Kind {
     }
 }
 
-/// A kind name meshctl does not know; the message lists those it does.
+/// A kind name nobody knows; the message lists those that exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown kind '{0}': use service, endpoints, route, listener or envoy-resource (or their \
@@ -79,7 +87,7 @@ pub struct UnknownKind(pub String);
 impl FromStr for Kind {
     type Err = UnknownKind;
 
-    /// Accepts the singular, the REST collection name and a few short forms, in any case.
+    /// Accepts the singular, the REST collection and a few short forms, in any case.
     fn from_str(s: &str) -> Result<Self, UnknownKind> {
         let kind = match s.to_ascii_lowercase().as_str() {
             "service" | "services" | "svc" => Kind::Service,
@@ -104,6 +112,7 @@ mod tests {
         for kind in Kind::ALL {
             assert_eq!(kind.as_str().parse(), Ok(kind));
             assert_eq!(kind.collection().parse(), Ok(kind));
+            assert_eq!(Kind::from_collection(kind.collection()), Some(kind));
         }
         assert_eq!("Services".parse(), Ok(Kind::Service));
         assert!(
@@ -113,6 +122,13 @@ mod tests {
                 .to_string()
                 .contains("envoy-resource")
         );
+    }
+
+    #[test]
+    fn stored_kinds_take_no_aliases() {
+        assert_eq!(Kind::from_collection("service"), None);
+        assert_eq!(Kind::from_collection("Services"), None);
+        assert_eq!(Kind::from_collection("svc"), None);
     }
 
     #[test]
