@@ -43,7 +43,7 @@ async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, 
     )
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(&name)
         .map(|v| v.to_str().unwrap())
