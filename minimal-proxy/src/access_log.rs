@@ -5,7 +5,11 @@
 //!
 //! Formats are Envoy `json_format`s of command operators ([`supported_operator`] says which);
 //! a log without a format writes the proxy's default record (Envoy's default fields as JSON).
+//!
+//! gRPC logs (`envoy.access_loggers.http_grpc`) take the same records, filtered (`filter.rs`),
+//! to their logger's queue (see [`crate::telemetry`]).
 
+mod filter;
 mod format;
 mod record;
 #[cfg(test)]
@@ -25,7 +29,11 @@ use std::{
 
 use http::{HeaderMap, HeaderValue};
 
-use crate::{config::AccessLog, http::route_table::RequestView};
+use crate::{
+    config::{AccessLog, GrpcAccessLog},
+    http::route_table::{HeaderPredicate, RequestView},
+    telemetry::{EntryFields, GrpcLoggers, LogQueue, grpc_log::LogMessage},
+};
 use format::Format;
 use record::HeaderKey;
 pub use record::{Record, ResponseFlags};
@@ -42,6 +50,14 @@ pub enum Error {
          DOWNSTREAM_LOCAL_ADDRESS, ROUTE_NAME"
     )]
     UnsupportedOperator(String),
+    #[error(transparent)]
+    Grpc(#[from] crate::telemetry::Error),
+    #[error(
+        "the access log filters of a listener have more than {} header conditions; \
+         minimal-proxy evaluates at most that many",
+        filter::MAX_HEADER_FILTERS
+    )]
+    TooManyHeaderFilters,
     #[error(
         "cannot open access log file {path}: {source} (does the directory exist and is it writable?)"
     )]
@@ -156,6 +172,12 @@ fn write_lines(path: &str, out: Box<dyn Write + Send>, rx: Receiver<Message>) {
 #[derive(Debug)]
 pub struct AccessLogs {
     sinks: Vec<(Arc<Format>, SyncSender<Message>)>,
+    /// gRPC logs: their filter and their logger's queue.
+    grpc: Vec<(Option<filter::Filter>, LogQueue)>,
+    /// The gRPC logs' filters' header conditions, decided when a request arrives.
+    header_filters: Vec<HeaderPredicate>,
+    /// Where the gRPC entries' request fields are among the captured headers.
+    entry_fields: Arc<EntryFields>,
     request_keys: Vec<HeaderKey>,
     response_keys: Vec<HeaderKey>,
     /// Warned once that a queue was full.
@@ -164,8 +186,13 @@ pub struct AccessLogs {
 
 impl AccessLogs {
     /// `None` when there is no log to write (nothing to capture on the request path).
-    pub fn new(configs: &[AccessLog], files: &Files) -> Result<Option<Arc<AccessLogs>>, Error> {
-        if configs.is_empty() {
+    pub fn new(
+        configs: &[AccessLog],
+        grpc_configs: &[GrpcAccessLog],
+        files: &Files,
+        loggers: &GrpcLoggers,
+    ) -> Result<Option<Arc<AccessLogs>>, Error> {
+        if configs.is_empty() && grpc_configs.is_empty() {
             return Ok(None);
         }
         let mut request_keys = Vec::new();
@@ -178,8 +205,41 @@ impl AccessLogs {
             };
             sinks.push((Arc::new(format), files.writer(&config.path)?));
         }
+        let mut header_filters = Vec::new();
+        let mut grpc = Vec::with_capacity(grpc_configs.len());
+        for config in grpc_configs {
+            let filter = match &config.filter {
+                Some(f) => Some(
+                    filter::compile(f, &mut header_filters).ok_or(Error::TooManyHeaderFilters)?,
+                ),
+                None => None,
+            };
+            grpc.push((filter, loggers.queue(config)?));
+        }
+        let entry_fields = if grpc.is_empty() {
+            EntryFields::default()
+        } else {
+            let mut key = |name: &str| {
+                let key = HeaderKey::new(name, None).expect("a valid header name");
+                request_keys.push(key);
+                request_keys.len() - 1
+            };
+            EntryFields {
+                method: key(":method"),
+                scheme: key(":scheme"),
+                authority: key(":authority"),
+                path: key(":path"),
+                user_agent: key("user-agent"),
+                referer: key("referer"),
+                forwarded_for: key("x-forwarded-for"),
+                request_id: key("x-request-id"),
+            }
+        };
         Ok(Some(Arc::new(AccessLogs {
             sinks,
+            grpc,
+            header_filters,
+            entry_fields: Arc::new(entry_fields),
             request_keys,
             response_keys,
             warned: AtomicBool::new(false),
@@ -198,6 +258,11 @@ impl AccessLogs {
             .collect()
     }
 
+    /// The gRPC log filters' header conditions for this request ([`Record::header_matches`]).
+    pub fn header_matches(&self, req: &RequestView<'_>) -> u64 {
+        filter::header_bits(&self.header_filters, req)
+    }
+
     /// The response headers the formats read, in [`Record::response_headers`] order.
     pub fn capture_response(&self, status: u16, headers: &HeaderMap) -> Vec<Option<HeaderValue>> {
         self.response_keys
@@ -213,6 +278,14 @@ impl AccessLogs {
     /// Queues the record for every log; drops it (warning once) when a queue is full.
     pub fn log(&self, record: Record) {
         let record = Arc::new(record);
+        for (filter, queue) in &self.grpc {
+            if filter.as_ref().is_none_or(|f| f.admits(&record)) {
+                queue.push(LogMessage {
+                    record: record.clone(),
+                    fields: self.entry_fields.clone(),
+                });
+            }
+        }
         for (format, tx) in &self.sinks {
             let message = Message {
                 format: format.clone(),

@@ -1,5 +1,5 @@
-//! Wires the proxy for `main.rs`: the runtime, the listener manager, the xDS client and the
-//! admin API, all from one checked bootstrap; then waits for SIGTERM, SIGINT or `POST
+//! Wires the proxy for `main.rs`: the runtime, the listener manager, the xDS client, the
+//! telemetry (metrics sink, gRPC access loggers) and the admin API, all from one checked bootstrap; then waits for SIGTERM, SIGINT or `POST
 //! /quitquitquit`, drains the listeners (up to `--drain-time-s`) and returns.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -13,6 +13,7 @@ use crate::{
     config::{ListenerConfig, Rejection},
     listener,
     runtime::Runtime,
+    telemetry::{self, GrpcLoggers},
     xds::{self, ListenerSink, engine::Engine},
 };
 
@@ -49,7 +50,11 @@ pub enum Error {
 pub async fn run(options: Options) -> Result<(), Error> {
     let bootstrap = Arc::new(options.bootstrap);
     let runtime = Runtime::new();
-    let listeners = Arc::new(listener::Manager::new(runtime.clone(), options.drain_time));
+    let node = xds::node_proto(&bootstrap.node);
+    let loggers = GrpcLoggers::new(node.clone(), bootstrap.grpc_targets.clone());
+    let listeners = Arc::new(
+        listener::Manager::new(runtime.clone(), options.drain_time).with_grpc_loggers(loggers),
+    );
     let handle = xds::Handle::new(Engine::new(&bootstrap, std::time::Instant::now()));
     let quit = Arc::new(Notify::new());
     let (admin_drain, admin_watch) = drain::channel();
@@ -77,6 +82,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
         drop(admin_watch);
     }
 
+    let sink = bootstrap
+        .metrics_sink
+        .clone()
+        .map(|sink| telemetry::metrics::spawn(sink, node, runtime.stats.clone()));
+
     let client = tokio::spawn(xds::run(
         bootstrap.clone(),
         handle.clone(),
@@ -87,6 +97,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
     wait_for_shutdown(&quit).await?;
     tracing::info!(drain_time = ?options.drain_time, "shutting down: draining listeners");
     client.abort();
+    if let Some(sink) = sink {
+        sink.abort();
+    }
     listeners.drain_all(options.drain_time).await;
     admin_drain.start_drain();
     Ok(())

@@ -11,6 +11,7 @@
 mod dynamic;
 mod raw;
 mod resources;
+mod stats_sink;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ use serde_json::Value;
 use crate::config::{ClusterConfig, ListenerConfig};
 
 pub use raw::{Locality, parse_duration};
+pub use stats_sink::{DEFAULT_FLUSH_INTERVAL, HistogramEmitMode, MetricsSink};
 
 /// Envoy's default `initial_fetch_timeout`.
 pub const DEFAULT_INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -75,6 +77,10 @@ pub struct Bootstrap {
     pub dynamic: Option<Dynamic>,
     pub clusters: Vec<StaticResource<ClusterConfig>>,
     pub listeners: Vec<StaticResource<ListenerConfig>>,
+    /// The metrics service sink (`stats_sinks`), if any.
+    pub metrics_sink: Option<MetricsSink>,
+    /// Static clusters a gRPC client may send to (telemetry: access logs), by name.
+    pub grpc_targets: std::collections::BTreeMap<String, Target>,
     /// The document as given (YAML read as JSON), for `/config_dump`.
     pub document: Value,
 }
@@ -179,6 +185,12 @@ pub fn from_document(document: Value, overrides: &Overrides) -> Result<Bootstrap
     let statics = raw.static_resources.unwrap_or_default();
     let clusters = resources::clusters(&statics.clusters)?;
     let listeners = resources::listeners(&statics.listeners)?;
+    let metrics_sink =
+        stats_sink::metrics_sink(&raw.stats_sinks, raw.stats_flush_interval, &clusters)?;
+    let grpc_targets = clusters
+        .iter()
+        .filter_map(|(c, t)| Some((c.config.name.clone(), t.clone()?)))
+        .collect();
     let dynamic = match raw.dynamic_resources {
         Some(d) => Some(dynamic::dynamic(d, &clusters)?),
         None => None,
@@ -196,6 +208,8 @@ pub fn from_document(document: Value, overrides: &Overrides) -> Result<Bootstrap
         dynamic,
         clusters: clusters.into_iter().map(|(r, _)| r).collect(),
         listeners,
+        metrics_sink,
+        grpc_targets,
         document,
     })
 }

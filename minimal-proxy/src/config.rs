@@ -259,6 +259,8 @@ pub struct HttpConnectionManager {
     pub codec: Codec,
     pub routes: RouteSource,
     pub access_log: Vec<AccessLog>,
+    /// `envoy.access_loggers.http_grpc` entries of `access_log`.
+    pub grpc_access_log: Vec<GrpcAccessLog>,
     /// Envoy's `stream_idle_timeout`, default 5 min; `None` disables it.
     pub stream_idle_timeout: Option<Duration>,
 }
@@ -286,6 +288,53 @@ pub struct TcpProxy {
     /// Envoy's default 1 h; `None` disables it.
     pub idle_timeout: Option<Duration>,
     pub access_log: Vec<AccessLog>,
+}
+
+/// Envoy's gRPC HTTP access logger (`envoy.access_loggers.http_grpc`): entries streamed to
+/// an `AccessLogService` in batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrpcAccessLog {
+    /// `common_config.log_name`: sent in the stream's identifier.
+    pub log_name: String,
+    /// The static cluster of `grpc_service.envoy_grpc.cluster_name`.
+    pub cluster: String,
+    /// How long entries wait for a batch (Envoy's default 1 s).
+    pub buffer_flush_interval: Duration,
+    /// A batch is sent once its entries reach this size (Envoy's default 16 KiB).
+    pub buffer_size_bytes: u32,
+    /// Which requests are logged; `None`: all.
+    pub filter: Option<LogFilter>,
+}
+
+/// Envoy's access log filters, as far as minimal-proxy implements them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogFilter {
+    /// `status_code_filter`: the response code (0 when none) compared to a value.
+    Status(Comparison),
+    /// `duration_filter`: the request's duration in milliseconds compared to a value.
+    Duration(Comparison),
+    /// `header_filter`: a request header matcher, as in routes.
+    Header(HeaderMatch),
+    /// `response_flag_filter`: any of these flags set (any flag when empty).
+    ResponseFlags(Vec<String>),
+    And(Vec<LogFilter>),
+    Or(Vec<LogFilter>),
+}
+
+/// `ComparisonFilter`: `op` against `default_value` (minimal-proxy has no runtime, so the
+/// runtime key never overrides it, as in an Envoy with no runtime layer setting it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    pub op: CompareOp,
+    pub value: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ge,
+    Le,
+    Ne,
 }
 
 /// A file access log of JSON lines (`envoy.access_loggers.file` with `json_format`, or the
@@ -318,6 +367,9 @@ pub struct VirtualHost {
 pub struct Route {
     /// Envoy's `Route.name`: what `%ROUTE_NAME%` prints; empty when the route has none.
     pub name: String,
+    /// Envoy's `Route.stat_prefix`: the route's stats are `vhost.<vhost>.route.<prefix>.*`;
+    /// empty: no route stats.
+    pub stat_prefix: String,
     pub matcher: RouteMatch,
     pub action: RouteAction,
     pub request_headers: HeaderMutation,

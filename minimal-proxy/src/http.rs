@@ -94,7 +94,7 @@ impl ConnectionManager {
         let stats = runtime.stats.http(&config.stat_prefix);
         let routes = match &config.routes {
             RouteSource::Inline(route_config) => {
-                Routes::Inline(Arc::new(RouteTable::new(route_config)))
+                Routes::Inline(Arc::new(RouteTable::new(route_config, &runtime.stats)))
             }
             RouteSource::Rds(name) => Routes::Rds {
                 name: name.clone(),
@@ -137,7 +137,7 @@ impl ConnectionManager {
                     return Some(cached.table.clone());
                 }
                 // A new version: compile it once; concurrent first requests may both compile.
-                let table = Arc::new(RouteTable::new(source));
+                let table = Arc::new(RouteTable::new(source, &self.runtime.stats));
                 compiled.store(Some(Arc::new(Compiled {
                     source: source.clone(),
                     table: table.clone(),

@@ -19,7 +19,8 @@
 //! - [`http`]: the HTTP connection manager and router.
 //! - [`tcp`]: the TCP proxy.
 //! - [`upstream`]: clusters, load balancers, health checks, outlier detection, pools.
-//! - [`access_log`]: JSON-lines access logs.
+//! - [`access_log`]: JSON-lines access logs (and the records gRPC access logs send).
+//! - [`telemetry`]: the metrics service stats sink and the gRPC access logger.
 //! - [`stats`]: counters, gauges and histograms with Envoy's names.
 //! - [`admin`]: `/ready`, `/config_dump`, `/clusters`, `/stats`, `/stats/prometheus`.
 //! - [`app`]: wires everything for `main.rs`.
@@ -36,5 +37,6 @@ pub mod listener;
 pub mod runtime;
 pub mod stats;
 pub mod tcp;
+pub mod telemetry;
 pub mod upstream;
 pub mod xds;

@@ -18,6 +18,7 @@ use crate::{
     http::ConnectionManager,
     runtime::Runtime,
     tcp::TcpProxyFilter,
+    telemetry::GrpcLoggers,
 };
 use generation::{Filter, Generation};
 
@@ -29,6 +30,8 @@ pub struct Manager {
     drain_time: Duration,
     /// Access log writers, shared across listeners and generations.
     files: access_log::Files,
+    /// gRPC access loggers, shared likewise.
+    grpc_loggers: GrpcLoggers,
     /// Only `apply` and `drain_all` take it: never on the request path.
     state: Mutex<State>,
 }
@@ -56,8 +59,16 @@ impl Manager {
             runtime,
             drain_time,
             files: access_log::Files::default(),
+            grpc_loggers: GrpcLoggers::default(),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Where gRPC access logs go (the node and the bootstrap's static clusters); without
+    /// it, a listener with a gRPC access log is refused.
+    pub fn with_grpc_loggers(mut self, loggers: GrpcLoggers) -> Manager {
+        self.grpc_loggers = loggers;
+        self
     }
 
     /// Makes the running set exactly `listeners` (by name); returns the ones refused, each
@@ -184,20 +195,20 @@ impl Manager {
 
     /// The filter a listener's connections are served with.
     fn filter(&self, config: &ListenerConfig) -> Result<Filter, Rejection> {
-        let logs = |configs| {
-            AccessLogs::new(configs, &self.files)
+        let logs = |configs, grpc| {
+            AccessLogs::new(configs, grpc, &self.files, &self.grpc_loggers)
                 .map_err(|e| rejection(config, "access_log", &e.to_string()))
         };
         Ok(match &config.filter {
             ListenerFilter::Http(hcm) => Filter::Http(ConnectionManager::new(
                 hcm,
                 self.runtime.clone(),
-                logs(&hcm.access_log)?,
+                logs(&hcm.access_log, &hcm.grpc_access_log)?,
             )),
             ListenerFilter::Tcp(tcp) => Filter::Tcp(TcpProxyFilter::new(
                 tcp,
                 self.runtime.clone(),
-                logs(&tcp.access_log)?,
+                logs(&tcp.access_log, &[])?,
             )),
         })
     }

@@ -246,6 +246,34 @@ pub struct HttpStats {
     pub downstream_rq_idle_timeout: Counter,
 }
 
+/// `vhost.<virtual host>.route.<stat_prefix>.*` in Envoy: the statistics of a route that has
+/// a `stat_prefix`, charged by the router for every attempt as the cluster's are.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    pub upstream_rq_total: Counter,
+    pub upstream_rq_completed: Counter,
+    /// By status class: index 1..=5 for 1xx..5xx.
+    pub upstream_rq_xx: [Counter; 6],
+    pub upstream_rq_code: CodeCounters,
+    pub upstream_rq_time: Histogram,
+    pub upstream_rq_timeout: Counter,
+    pub upstream_rq_retry: Counter,
+    pub upstream_rq_retry_success: Counter,
+    pub upstream_rq_retry_overflow: Counter,
+    pub upstream_rq_retry_limit_exceeded: Counter,
+}
+
+impl RouteStats {
+    /// Charges one attempt's code: `upstream_rq_<code>`, `_<class>xx` and `_completed`.
+    pub fn charge_upstream_code(&self, code: u16) {
+        self.upstream_rq_code.inc(code);
+        if let Some(class) = self.upstream_rq_xx.get(usize::from(code / 100)) {
+            class.inc();
+        }
+        self.upstream_rq_completed.inc();
+    }
+}
+
 /// `listener.<address>.*` in Envoy.
 #[derive(Debug, Default)]
 pub struct ListenerStats {
@@ -281,6 +309,8 @@ pub struct XdsStats {
 pub struct Registry {
     clusters: Mutex<BTreeMap<String, Arc<ClusterStats>>>,
     http: Mutex<BTreeMap<String, Arc<HttpStats>>>,
+    /// By `(virtual host, route stat_prefix)`.
+    routes: Mutex<BTreeMap<(String, String), Arc<RouteStats>>>,
     listeners: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
     tcp: Mutex<BTreeMap<String, Arc<TcpStats>>>,
     /// By xDS short type name (`CDS`, `EDS`, `LDS`, `RDS`).
@@ -292,6 +322,42 @@ fn get_or_create<T: Default>(map: &Mutex<BTreeMap<String, Arc<T>>>, name: &str) 
     map.entry(name.to_string()).or_default().clone()
 }
 
+/// A statistic as a stats sink sees it (see [`Registry::samples`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Envoy's full name (`cluster.web.upstream_rq_200`).
+    pub name: String,
+    /// Envoy's tag-extracted name (`cluster.upstream_rq`).
+    pub extracted: String,
+    /// Envoy's tags in Envoy's order, with Envoy's names (`envoy.response_code`).
+    pub tags: Vec<(String, String)>,
+    pub value: SampleValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SampleValue {
+    Counter(u64),
+    Gauge(u64),
+    /// Counts per bucket of [`BUCKETS_MS`] (not cumulative) then the overflow bucket, and
+    /// the sum in milliseconds.
+    Histogram {
+        buckets: Vec<u64>,
+        sum_ms: f64,
+    },
+}
+
+impl Histogram {
+    /// Counts per bucket (not cumulative, the overflow last) and the sum in milliseconds.
+    pub fn raw(&self) -> (Vec<u64>, f64) {
+        let buckets = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        (buckets, self.sum_us.load(Ordering::Relaxed) as f64 / 1000.0)
+    }
+}
+
 impl Registry {
     pub fn cluster(&self, name: &str) -> Arc<ClusterStats> {
         get_or_create(&self.clusters, name)
@@ -300,6 +366,13 @@ impl Registry {
         get_or_create(&self.http, stat_prefix)
     }
     /// Keyed by the listener's address as Envoy prints it (`127.0.0.1_10000`).
+    /// A route's stats (a route with a `stat_prefix` in virtual host `vhost`).
+    pub fn route(&self, vhost: &str, stat_prefix: &str) -> Arc<RouteStats> {
+        let mut map = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((vhost.to_string(), stat_prefix.to_string()))
+            .or_default()
+            .clone()
+    }
     pub fn listener(&self, address: &str) -> Arc<ListenerStats> {
         get_or_create(&self.listeners, address)
     }
@@ -322,6 +395,12 @@ impl Registry {
     /// (quantiles interpolated within buckets; `interval` values are not kept, so null).
     pub fn render_json(&self) -> serde_json::Value {
         render::json(self)
+    }
+
+    /// Every statistic with its names and tags, for the metrics service sink (read from
+    /// the atomics: nothing on the request path waits for it).
+    pub fn samples(&self) -> Vec<Sample> {
+        render::samples(self)
     }
 }
 

@@ -13,6 +13,7 @@ mod openapi;
 mod path;
 mod proxies;
 mod resources;
+mod tap;
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -26,6 +27,7 @@ use crate::{
     model::{EnvoyResource, Listener, Route, Service},
     status::Registry,
     store::Store,
+    tap::Taps,
 };
 
 pub use error::{ApiError, ErrorBody};
@@ -52,6 +54,8 @@ pub struct AppState {
     /// The xDS listen address, for `/api/v1/bootstrap` (when unspecified, `0.0.0.0` or `::`,
     /// the bootstrap uses the host the request came to).
     pub xds_addr: SocketAddr,
+    /// The live taps `/api/v1/tap` opens (fed by the xDS server's access-log service).
+    pub taps: Taps,
 }
 
 impl AppState {
@@ -63,6 +67,7 @@ impl AppState {
             registry: Registry::default(),
             metrics: Metrics::new(),
             xds_addr: DEFAULT_XDS_ADDR,
+            taps: Taps::default(),
         }
     }
 }
@@ -89,6 +94,7 @@ pub fn router(state: AppState) -> Router {
             get(proxies::proxy_config),
         )
         .route("/api/v1/bootstrap", get(bootstrap::bootstrap_get))
+        .route("/api/v1/tap", get(tap::tap_get))
         .fallback(|| async { ApiError::not_found("no such API path; see /api/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(

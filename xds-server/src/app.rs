@@ -93,7 +93,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             rebuilds.rebuild(d.as_secs_f64())
         })
         .await?;
-    let cache = Cache::new(mesh);
+    // Taps opening and closing republish the mesh, so the proxies they select gain and lose
+    // their access logs at once.
+    let taps = crate::tap::Taps::new(config.tap.clone());
+    let cache = Cache::new(taps.attach(mesh));
     cache.verdicts().set_enabled(config.last_known_good);
 
     let xds_listener = bind(config.xds_addr).await?;
@@ -106,6 +109,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         registry: registry.clone(),
         metrics: metrics.clone(),
         xds_addr,
+        taps: taps.clone(),
         ..AppState::new(store)
     };
     if state.admin_token.is_none() && !admin_addr.ip().is_loopback() {
@@ -126,7 +130,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let mut watch = watch.clone();
         async move { watch.signaled().await }
     };
-    let ctx = Context::new(cache, registry, metrics, config.xds_limits.limits());
+    let mut ctx = Context::new(cache, registry, metrics, config.xds_limits.limits());
+    ctx.taps = taps.clone();
     let xds_server = server::serve(ctx, xds_listener, draining());
     let admin_server = axum::serve(admin_listener, api::router(state))
         .with_graceful_shutdown(draining())
@@ -150,6 +155,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     // Ending the mesh watch ends every xDS stream; proxies keep their config and reconnect.
     mesh_task.abort();
+    taps.close_all(); // open SSE streams end, so they do not hold the admin server open
     drain.start_drain();
     match tokio::time::timeout(grace, servers).await {
         Ok(result) => result?,

@@ -61,6 +61,10 @@ pub struct Config {
     #[command(flatten)]
     pub xds_limits: XdsLimits,
 
+    /// Live taps: how many at once, and how many events a second each.
+    #[command(flatten)]
+    pub tap: crate::tap::TapConfig,
+
     /// Last-known-good: a resource version a proxy rejects is held back from its group, which
     /// keeps the last version a proxy accepted. It trusts what proxies say: while the xDS port
     /// is not authenticated, a client reaching it can hold versions back from its group.

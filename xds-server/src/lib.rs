@@ -18,6 +18,8 @@
 //! - [`xds`]: the SotW and delta state machines, the per-group cache, the tonic services.
 //! - [`status`]: what every connected proxy was sent and accepted, and from that what each
 //!   mesh object's read-only `status` says.
+//! - [`tap`]: the live tap: open taps, the access logs they switch on, the gRPC
+//!   `AccessLogService` that feeds them.
 //! - [`metrics`]: Prometheus counters and histograms for the xDS server.
 //! - [`ui`]: the web console at `/ui`, static files embedded in the binary.
 
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod model;
 pub mod status;
 pub mod store;
+pub mod tap;
 pub mod translate;
 pub mod ui;
 pub mod watch;

@@ -6,6 +6,7 @@
 //! Each resource records the mesh objects it came from (`provenance.rs`), so what proxies say
 //! of it can be shown on them.
 
+mod access_log;
 mod cluster;
 mod endpoint;
 mod json;
@@ -29,6 +30,7 @@ use xds_core::{json::canonical_bytes, type_url};
 
 use crate::model::{Kind, ListenerProtocol, Mesh, Selector};
 
+pub use access_log::{AccessLog, LogMatch, StatusMatch};
 pub use json::resources_to_json;
 pub use provenance::{ObjectRef, Origin, Origins, blame};
 pub use views::Whole;
@@ -49,6 +51,9 @@ pub struct Selection {
     pub listeners: Vec<String>,
     pub envoy_resources: Vec<String>,
     pub delivery: Delivery,
+    /// The HTTP listeners that log to the server for live taps, by name (see `crate::tap`):
+    /// empty unless a tap selects the proxy, so untapped proxies keep their group.
+    pub access_logs: BTreeMap<String, AccessLog>,
 }
 
 /// How a proxy fetches what its clusters and listeners refer to (assignments, routes).
@@ -309,6 +314,7 @@ pub fn select(mesh: &Mesh, node: &NodeInfo) -> Selection {
             .map(|(n, _)| n.clone())
             .collect(),
         delivery: Delivery::Ads,
+        access_logs: BTreeMap::new(),
     }
 }
 
@@ -339,7 +345,7 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
         }
         out.add(
             name,
-            &listener::listener(name, l, &config_source),
+            &listener::listener(name, l, &config_source, selection.access_logs.get(name)),
             Origin::whole(Kind::Listener, name),
         );
         match l.protocol {

@@ -27,6 +27,9 @@ use load::load;
 pub struct Published {
     pub mesh: Arc<Mesh>,
     pub at: Instant,
+    /// The live taps open at publication (see `crate::tap`): a tap opening or closing
+    /// publishes the same mesh with a new plan.
+    pub taps: Arc<crate::tap::Plan>,
 }
 
 /// Why a mesh could not be loaded; the watcher keeps the previous one and retries.

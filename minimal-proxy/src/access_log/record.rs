@@ -74,6 +74,17 @@ impl ResponseFlags {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// The short names of the flags set (`UF`, `URX`), oldest first.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        self.codes().map(|code| Self::NAMES[code as usize])
+    }
+
+    /// The flag of a short name, `None` for a flag the proxy never sets.
+    pub fn from_name(name: &str) -> Option<ResponseFlags> {
+        let code = Self::NAMES.iter().skip(1).position(|n| *n == name)?;
+        Some(ResponseFlags(code as u64 + 1))
+    }
 }
 
 impl fmt::Display for ResponseFlags {
@@ -114,6 +125,8 @@ pub struct Record {
     pub request_headers: Vec<Option<HeaderValue>>,
     /// Values of [`AccessLogs`]' response header keys, in order.
     pub response_headers: Vec<Option<HeaderValue>>,
+    /// The results of the log filters' header conditions, one bit each (see `filter.rs`).
+    pub header_matches: u64,
 }
 
 impl Record {
@@ -134,6 +147,7 @@ impl Record {
             route_name: None,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
+            header_matches: 0,
         }
     }
 }

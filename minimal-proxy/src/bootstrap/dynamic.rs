@@ -98,24 +98,7 @@ fn api_source(
     };
     let cluster = service.envoy_grpc.cluster_name.clone();
     let field = format!("{path}.grpc_services[0].envoy_grpc.cluster_name");
-    let found = clusters.iter().find(|(c, _)| c.config.name == cluster);
-    let target = match found {
-        None => {
-            return Err(Error::field(
-                field,
-                format!(
-                    "'{cluster}' is not a static cluster: define it in static_resources.clusters"
-                ),
-            ));
-        }
-        Some((_, None)) => {
-            return Err(Error::field(
-                field,
-                format!("static cluster '{cluster}' has no endpoint with a socket address"),
-            ));
-        }
-        Some((_, Some(target))) => target.clone(),
-    };
+    let target = super::stats_sink::static_target(&cluster, &field, clusters)?;
     Ok(Channel {
         aggregated,
         protocol,

@@ -19,6 +19,37 @@ pub struct Bootstrap {
     pub dynamic_resources: Option<DynamicResources>,
     #[serde(default)]
     pub static_resources: Option<StaticResources>,
+    /// Only `envoy.stat_sinks.metrics_service` (see `stats_sink.rs`).
+    #[serde(default)]
+    pub stats_sinks: Vec<StatsSink>,
+    #[serde(default, deserialize_with = "duration")]
+    pub stats_flush_interval: Option<Duration>,
+}
+
+/// One entry of `stats_sinks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsSink {
+    #[serde(default)]
+    pub name: String,
+    pub typed_config: MetricsServiceConfig,
+}
+
+/// `envoy.config.metrics.v3.MetricsServiceConfig`, the metrics service sink's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsServiceConfig {
+    #[serde(rename = "@type")]
+    pub type_url: String,
+    pub grpc_service: GrpcService,
+    #[serde(default)]
+    pub transport_api_version: Option<String>,
+    #[serde(default)]
+    pub report_counters_as_deltas: bool,
+    #[serde(default)]
+    pub emit_tags_as_labels: bool,
+    #[serde(default)]
+    pub histogram_emit_mode: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -177,7 +177,7 @@ fn a_rich_static_cluster_and_a_static_listener_go_through_envoys_descriptors() {
 fn top_level_features_not_implemented_are_refused_by_name() {
     for field in [
         "layered_runtime",
-        "stats_sinks",
+        "stats_config",
         "tracing",
         "overload_manager",
         "watchdogs",

@@ -2,6 +2,7 @@
 //! no TLS) holding one network filter, an HTTP connection manager or a TCP proxy.
 
 mod access_log;
+mod grpc_log;
 mod hcm;
 mod tcp_proxy;
 

@@ -10,6 +10,8 @@ mod headers;
 mod matcher;
 mod retry;
 
+pub(super) use matcher::header_matcher;
+
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::route::v3::{
@@ -228,7 +230,6 @@ fn route(
         typed_per_filter_config,
         tracing,
         per_request_buffer_limit_bytes,
-        stat_prefix,
         request_body_buffer_limit,
         route_specifiers,
     );
@@ -250,6 +251,7 @@ fn route(
     };
     Ok(Route {
         name: name.clone(),
+        stat_prefix: stat_prefix.clone(),
         matcher,
         action,
         request_headers: headers::mutation(

@@ -21,7 +21,7 @@ use tokio::time::Sleep;
 use super::books::Completion;
 use crate::{
     access_log::ResponseFlags,
-    stats::ClusterStats,
+    stats::{ClusterStats, RouteStats},
     upstream::{self, BoxError},
 };
 
@@ -52,6 +52,9 @@ pub struct Timers {
     pub deadline: Option<(Pin<Box<Sleep>>, Arc<ClusterStats>)>,
     /// The stream idle timeout, re-armed by every frame: a body silent that long is cut.
     pub idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    /// When the attempt went out, for the route's `upstream_rq_time` (a route with a
+    /// `stat_prefix`), recorded when the upstream body completes, as the cluster's is.
+    pub route_time: Option<(std::time::Instant, Arc<RouteStats>)>,
 }
 
 impl ResponseBody {
@@ -87,6 +90,12 @@ impl ResponseBody {
     }
 
     fn finish(&mut self, flags: ResponseFlags) {
+        if let Some((sent_at, stats)) = self.timers.route_time.take()
+            && flags.is_empty()
+            && matches!(&self.kind, Kind::Upstream(body) if body.is_end_stream())
+        {
+            stats.upstream_rq_time.observe(sent_at.elapsed());
+        }
         if let Some(mut completion) = self.completion.take() {
             completion.close(self.bytes_sent, flags);
         }

@@ -15,12 +15,15 @@ use std::{borrow::Cow, collections::BTreeMap, collections::HashMap, sync::Arc, t
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::config::{
-    ClusterTarget, HashPolicy, HeaderMutation, PathMatch, RetryPolicy, Route, RouteAction,
-    RouteConfig, VirtualHost,
+use crate::{
+    config::{
+        ClusterTarget, HashPolicy, HeaderMutation, PathMatch, RetryPolicy, Route, RouteAction,
+        RouteConfig, VirtualHost,
+    },
+    stats::{Registry, RouteStats},
 };
 use matcher::Matcher;
-pub use matcher::strip_query;
+pub use matcher::{HeaderPredicate, strip_query};
 
 /// A compiled [`RouteConfig`].
 #[derive(Debug)]
@@ -49,6 +52,8 @@ pub struct CompiledRoute {
     /// `%ROUTE_NAME%`, `None` for an unnamed route; shared so that a logged request takes
     /// it without allocating.
     pub name: Option<Arc<str>>,
+    /// `vhost.<vhost>.route.<stat_prefix>.*` when the route has a `stat_prefix`.
+    pub stats: Option<Arc<RouteStats>>,
     matcher: Matcher,
     pub action: Action,
     pub request_headers: HeaderMutation,
@@ -116,8 +121,9 @@ pub struct RequestView<'a> {
 // === impl RouteTable ===
 
 impl RouteTable {
-    /// Compiles a route configuration (already validated by the conversion layer).
-    pub fn new(config: &RouteConfig) -> RouteTable {
+    /// Compiles a route configuration (already validated by the conversion layer); routes
+    /// with a `stat_prefix` get their stats from `stats`.
+    pub fn new(config: &RouteConfig, stats: &Registry) -> RouteTable {
         let mut table = RouteTable {
             exact: HashMap::new(),
             suffixes: Vec::new(),
@@ -138,7 +144,7 @@ impl RouteTable {
                     table.exact.entry(domain.into()).or_insert(index);
                 }
             }
-            table.vhosts.push(VirtualHostTable::new(vhost));
+            table.vhosts.push(VirtualHostTable::new(vhost, stats));
         }
         // Stable sorts: among equal lengths the earlier virtual host stays first.
         table
@@ -187,10 +193,18 @@ impl RouteTable {
 }
 
 impl VirtualHostTable {
-    fn new(vhost: &VirtualHost) -> VirtualHostTable {
+    fn new(vhost: &VirtualHost, stats: &Registry) -> VirtualHostTable {
         VirtualHostTable {
             name: vhost.name.clone(),
-            routes: vhost.routes.iter().map(CompiledRoute::new).collect(),
+            routes: vhost
+                .routes
+                .iter()
+                .map(|r| {
+                    let stats = (!r.stat_prefix.is_empty())
+                        .then(|| stats.route(&vhost.name, &r.stat_prefix));
+                    CompiledRoute::new(r, stats)
+                })
+                .collect(),
         }
     }
 }
@@ -198,7 +212,7 @@ impl VirtualHostTable {
 // === impl CompiledRoute ===
 
 impl CompiledRoute {
-    fn new(route: &Route) -> CompiledRoute {
+    fn new(route: &Route, stats: Option<Arc<RouteStats>>) -> CompiledRoute {
         let m = &route.matcher;
         let matcher = Matcher::new(m);
         let action = match &route.action {
@@ -230,6 +244,7 @@ impl CompiledRoute {
         };
         CompiledRoute {
             name: (!route.name.is_empty()).then(|| Arc::from(route.name.as_str())),
+            stats,
             matcher,
             action,
             request_headers: route.request_headers.clone(),

@@ -199,6 +199,7 @@ impl Call<'_> {
                 _ = until(&mut per_try_sleep) => Attempt::PerTryTimeout,
                 _ = until_idle(&mut self.idle) => Attempt::StreamIdle,
             };
+            self.charge_route(&attempt);
             let (outcome, result) = match attempt {
                 Attempt::StreamIdle => return self.fail(LocalReply::StreamIdleTimeout),
                 Attempt::RouteTimeout => {
@@ -225,7 +226,11 @@ impl Call<'_> {
             };
             // The cluster's retry budget (`max_retries`); it counts its own overflow.
             let permit = if covered && self.retries.remaining() && replayable {
-                self.cluster.try_retry()
+                let permit = self.cluster.try_retry();
+                if let (None, Some(r)) = (&permit, &self.route.stats) {
+                    r.upstream_rq_retry_overflow.inc();
+                }
+                permit
             } else {
                 None
             };
@@ -234,6 +239,9 @@ impl Call<'_> {
                 // outcome but `num_retries` is spent (also when it was 0).
                 if covered && !self.retries.remaining() {
                     stats.upstream_rq_retry_limit_exceeded.inc();
+                    if let Some(r) = &self.route.stats {
+                        r.upstream_rq_retry_limit_exceeded.inc();
+                    }
                     self.exchange
                         .flags
                         .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
@@ -242,6 +250,9 @@ impl Call<'_> {
                     Some(Ok(response)) => {
                         if self.retries.done() > 0 && !covered {
                             stats.upstream_rq_retry_success.inc();
+                            if let Some(r) = &self.route.stats {
+                                r.upstream_rq_retry_success.inc();
+                            }
                         }
                         self.respond(response, sent_at)
                     }
@@ -252,17 +263,43 @@ impl Call<'_> {
             // Retry: drop this attempt's response, wait the backoff (within the deadline).
             drop(result);
             stats.upstream_rq_retry.inc();
+            if let Some(r) = &self.route.stats {
+                r.upstream_rq_retry.inc();
+            }
             let backoff = self.retries.next_backoff();
             tokio::select! {
                 biased;
                 _ = until(&mut self.deadline) => {
                     stats.upstream_rq_timeout.inc();
+                    if let Some(r) = &self.route.stats {
+                        r.upstream_rq_timeout.inc();
+                    }
                     return self.fail(LocalReply::Timeout);
                 }
                 _ = tokio::time::sleep(backoff) => {}
             }
             _retry_permit = Some(permit);
         }
+    }
+
+    /// Charges an attempt to the route's stats (a route with a `stat_prefix`) as the cluster
+    /// charges it: the attempt, its code (503 for a reset or connect failure, 504 for a
+    /// timeout), the route timeout.
+    fn charge_route(&self, attempt: &Attempt) {
+        let Some(r) = &self.route.stats else { return };
+        let code = match attempt {
+            Attempt::StreamIdle => return,
+            Attempt::Done(Err(upstream::Error::NoHealthyUpstream)) => return,
+            Attempt::Done(Ok(response)) => response.status().as_u16(),
+            Attempt::Done(Err(_)) => 503,
+            Attempt::PerTryTimeout => 504,
+            Attempt::RouteTimeout => {
+                r.upstream_rq_timeout.inc();
+                504
+            }
+        };
+        r.upstream_rq_total.inc();
+        r.charge_upstream_code(code);
     }
 
     /// This attempt's request: the head (moved for a single attempt, copied when a retry may
@@ -311,6 +348,7 @@ impl Call<'_> {
         headers::apply(&self.target.response_headers, &mut parts.headers);
         headers::apply(&self.route.response_headers, &mut parts.headers);
         let timers = Timers {
+            route_time: self.route.stats.clone().map(|r| (sent_at, r)),
             deadline: self
                 .deadline
                 .take()

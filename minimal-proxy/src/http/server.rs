@@ -95,6 +95,7 @@ impl ConnectionManager {
                 let mut record = Box::new(Record::new(downstream.peer, downstream.local));
                 record.protocol = Some(protocol(request.version()));
                 record.request_headers = logs.capture_request(&view);
+                record.header_matches = logs.header_matches(&view);
                 PendingLog {
                     logs: logs.clone(),
                     record,

@@ -19,6 +19,8 @@ struct Metric<'a> {
     name: String,
     /// The Prometheus family (`envoy_cluster_upstream_rq`).
     family: String,
+    /// Envoy's tag-extracted name (`cluster.upstream_rq`).
+    extracted: String,
     /// Envoy's tags, in Envoy's order (the specific tag first, the scope's last).
     labels: Vec<(&'static str, String)>,
     value: Sample<'a>,
@@ -46,7 +48,7 @@ struct Scope<'m, 'a> {
     out: &'m mut Vec<Metric<'a>>,
     dotted: String,
     family: &'static str,
-    tag: Option<(&'static str, String)>,
+    tags: Vec<(&'static str, String)>,
 }
 
 impl<'a> Scope<'_, 'a> {
@@ -57,10 +59,15 @@ impl<'a> Scope<'_, 'a> {
         family: &str,
         value: Sample<'a>,
     ) {
-        let labels = extra.into_iter().chain(self.tag.clone()).collect();
+        let labels = extra.into_iter().chain(self.tags.iter().cloned()).collect();
+        // `cluster.web.` → `cluster.`: the scope's name without its tag values.
+        let scope = self.tags.iter().fold(self.dotted.clone(), |d, (_, v)| {
+            d.replacen(&format!(".{v}."), ".", 1)
+        });
         self.out.push(Metric {
             name: format!("{}{stat}", self.dotted),
             family: format!("{}{}", self.family, family.replace('.', "_")),
+            extracted: format!("{scope}{family}"),
             labels,
             value,
         });
@@ -101,7 +108,7 @@ fn scope<'m, 'a>(
         out,
         dotted,
         family,
-        tag: tag.map(|(k, v)| (k, v.to_string())),
+        tags: tag.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
     }
 }
 
@@ -147,6 +154,16 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
         s.gauge("downstream_cx_active", h.downstream_cx_active.get());
         s.gauge("downstream_rq_active", h.downstream_rq_active.get());
         s.histogram("downstream_rq_time", &h.downstream_rq_time);
+    }
+    for ((vhost, prefix), r) in &held.routes {
+        let mut s = scope(
+            &mut out,
+            format!("vhost.{vhost}.route.{prefix}."),
+            "envoy_vhost_route_",
+            Some(("envoy_virtual_host", vhost)),
+        );
+        s.tags.push(("envoy_route", prefix.clone()));
+        route(&mut s, r);
     }
     for (address, l) in &held.listeners {
         let tag = Some(("envoy_listener_address", address.as_str()));
@@ -200,25 +217,56 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
     out
 }
 
+/// `vhost.<vhost>.route.<prefix>.*`, the statistics Envoy prints for a route.
+fn route<'a>(s: &mut Scope<'_, 'a>, r: &'a super::RouteStats) {
+    for (code, n) in r.upstream_rq_code.snapshot() {
+        let tag = ("envoy_response_code", code.to_string());
+        s.push(
+            &format!("upstream_rq_{code}"),
+            Some(tag),
+            "upstream_rq",
+            Sample::Counter(n),
+        );
+    }
+    s.classes("upstream_rq", &r.upstream_rq_xx, false);
+    for (stat, v) in [
+        ("upstream_rq_completed", &r.upstream_rq_completed),
+        ("upstream_rq_retry", &r.upstream_rq_retry),
+        (
+            "upstream_rq_retry_limit_exceeded",
+            &r.upstream_rq_retry_limit_exceeded,
+        ),
+        ("upstream_rq_retry_overflow", &r.upstream_rq_retry_overflow),
+        ("upstream_rq_retry_success", &r.upstream_rq_retry_success),
+        ("upstream_rq_timeout", &r.upstream_rq_timeout),
+        ("upstream_rq_total", &r.upstream_rq_total),
+    ] {
+        s.counter(stat, v.get());
+    }
+    s.histogram("upstream_rq_time", &r.upstream_rq_time);
+}
+
 /// The registry's objects, taken out of its locks.
 struct Held {
     clusters: Vec<(String, std::sync::Arc<super::ClusterStats>)>,
     http: Vec<(String, std::sync::Arc<super::HttpStats>)>,
+    routes: Vec<((String, String), std::sync::Arc<super::RouteStats>)>,
     listeners: Vec<(String, std::sync::Arc<super::ListenerStats>)>,
     tcp: Vec<(String, std::sync::Arc<super::TcpStats>)>,
     xds: Vec<(String, std::sync::Arc<super::XdsStats>)>,
 }
 
 fn hold(registry: &Registry) -> Held {
-    fn take<T>(
-        m: &std::sync::Mutex<std::collections::BTreeMap<String, std::sync::Arc<T>>>,
-    ) -> Vec<(String, std::sync::Arc<T>)> {
+    fn take<K: Clone, T>(
+        m: &std::sync::Mutex<std::collections::BTreeMap<K, std::sync::Arc<T>>>,
+    ) -> Vec<(K, std::sync::Arc<T>)> {
         let m = m.lock().unwrap_or_else(|e| e.into_inner());
         m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
     Held {
         clusters: take(&registry.clusters),
         http: take(&registry.http),
+        routes: take(&registry.routes),
         listeners: take(&registry.listeners),
         tcp: take(&registry.tcp),
         xds: take(&registry.xds),
@@ -331,6 +379,31 @@ fn quantiles(h: &Histogram) -> Vec<Option<f64>> {
             }
             // Past the last bound: the largest bound is all that is known.
             Some(BUCKETS_MS[BUCKETS_MS.len() - 1])
+        })
+        .collect()
+}
+
+pub(super) fn samples(registry: &Registry) -> Vec<super::Sample> {
+    let held = hold(registry);
+    collect(&held)
+        .into_iter()
+        .map(|m| super::Sample {
+            name: m.name,
+            extracted: m.extracted,
+            // Envoy's tag names are dotted (`envoy.cluster_name`); Prometheus has `_`.
+            tags: m
+                .labels
+                .into_iter()
+                .map(|(k, v)| (k.replacen("envoy_", "envoy.", 1), v))
+                .collect(),
+            value: match m.value {
+                Sample::Counter(v) => super::SampleValue::Counter(v),
+                Sample::Gauge(v) => super::SampleValue::Gauge(v),
+                Sample::Histogram(h) => {
+                    let (buckets, sum_ms) = h.raw();
+                    super::SampleValue::Histogram { buckets, sum_ms }
+                }
+            },
         })
         .collect()
 }

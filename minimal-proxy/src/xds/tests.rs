@@ -128,6 +128,8 @@ fn bootstrap(protocol: Protocol, aggregated: bool, timeout: Option<Duration>) ->
         }),
         clusters: Vec::new(),
         listeners: Vec::new(),
+        metrics_sink: None,
+        grpc_targets: Default::default(),
         document: Value::Null,
     }
 }

@@ -30,7 +30,8 @@ pub struct ErrorEnvelope {
 pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_json`, `invalid_field`, `unknown_field`,
     /// `invalid_query`, `invalid_header`, `invalid_path`, `not_found`, `conflict`, `referenced`, `payload_too_large`,
-    /// `unauthorized`, `method_not_allowed`, `unavailable`, `store_unavailable`, `internal`.
+    /// `unauthorized`, `method_not_allowed`, `too_many_taps`, `unavailable`, `store_unavailable`,
+    /// `internal`.
     pub code: &'static str,
     /// For people: what was wrong and what to do.
     pub message: String,

@@ -21,7 +21,10 @@ use envoy_types::pb::envoy::{
     },
 };
 
-use super::cluster::to_any;
+use super::{
+    access_log::{AccessLog, access_log},
+    cluster::to_any,
+};
 use crate::model::{self, ListenerProtocol};
 
 const HTTP_CONNECTION_MANAGER: &str = "envoy.filters.network.http_connection_manager";
@@ -30,17 +33,18 @@ const ROUTER: &str = "envoy.filters.http.router";
 
 /// The listener `name`. An HTTP listener's routes come over RDS in the `RouteConfiguration`
 /// named after the listener itself (see `translate`), so route changes never touch the
-/// listener and never drain its connections.
+/// listener and never drain its connections. `log` is the access log of a live tap.
 pub(super) fn listener(
     name: &str,
     listener: &model::Listener,
     rds_config: &ConfigSource,
+    log: Option<&AccessLog>,
 ) -> Listener {
     let filter = match listener.protocol {
         ListenerProtocol::Http => Filter {
             name: HTTP_CONNECTION_MANAGER.to_string(),
             config_type: Some(filter::ConfigType::TypedConfig(to_any(
-                &http_connection_manager(name, rds_config),
+                &http_connection_manager(name, rds_config, log),
             ))),
         },
         ListenerProtocol::Tcp => Filter {
@@ -72,8 +76,13 @@ pub(super) fn listener(
     }
 }
 
-fn http_connection_manager(name: &str, rds_config: &ConfigSource) -> HttpConnectionManager {
+fn http_connection_manager(
+    name: &str,
+    rds_config: &ConfigSource,
+    log: Option<&AccessLog>,
+) -> HttpConnectionManager {
     HttpConnectionManager {
+        access_log: log.map(access_log).into_iter().collect(),
         stat_prefix: name.to_string(),
         codec_type: CodecType::Auto as i32,
         route_specifier: Some(RouteSpecifier::Rds(Rds {

@@ -78,7 +78,7 @@ pub(super) fn route_configuration(
         virtual_hosts.push(VirtualHost {
             name: route_name.to_string(),
             domains,
-            routes: route.rules.iter().map(rule).collect(),
+            routes: route.rules.iter().map(|r| rule(route_name, r)).collect(),
             ..VirtualHost::default()
         });
     }
@@ -89,12 +89,18 @@ pub(super) fn route_configuration(
     }
 }
 
-fn rule(rule: &Rule) -> EnvoyRoute {
+/// A rule of the mesh route `route_name`: the Envoy route carries that name, which access logs
+/// report (`route_name`), so a live tap can tell the mesh route a request took.
+fn rule(route_name: &str, rule: &Rule) -> EnvoyRoute {
     let (request_headers_to_add, request_headers_to_remove) =
         header_changes(rule.request_headers.as_ref());
     let (response_headers_to_add, response_headers_to_remove) =
         header_changes(rule.response_headers.as_ref());
     EnvoyRoute {
+        name: route_name.to_string(),
+        // Per-route golden metrics: every rule of a mesh route shares one set of stats,
+        // `vhost.<route>.route.<route>.upstream_rq_*` (the virtual host is named after it too).
+        stat_prefix: route_name.to_string(),
         r#match: Some(route_match(&rule.matches)),
         action: Some(Action::Route(RouteAction {
             cluster_specifier: Some(cluster_specifier(&rule.destinations)),

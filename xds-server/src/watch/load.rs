@@ -17,6 +17,7 @@ pub(super) async fn load(store: &dyn Store) -> Result<Published, Error> {
     Ok(Published {
         mesh: Arc::new(parse(&snapshot)?),
         at: Instant::now(),
+        taps: Arc::default(),
     })
 }
 

@@ -81,10 +81,14 @@ impl Cache {
         node: &NodeInfo,
         delivery: &Delivery,
     ) -> Arc<Resources> {
-        let selection = Selection {
+        let mut selection = Selection {
             delivery: delivery.clone(),
             ..select(&published.mesh, node)
         };
+        selection.access_logs =
+            published
+                .taps
+                .access_logs(&published.mesh, node, &selection.listeners);
         let revision = published.mesh.revision;
         let slot = {
             let mut groups = self.groups.lock().unwrap();
@@ -212,6 +216,7 @@ mod tests {
         Arc::new(Published {
             mesh: Arc::new(mesh),
             at: Instant::now(),
+            taps: Arc::default(),
         })
     }
 

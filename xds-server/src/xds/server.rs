@@ -197,7 +197,8 @@ impl XdsServer {
             .add_service(Service::<Cds>::new(self.ctx.clone()))
             .add_service(Service::<Eds>::new(self.ctx.clone()))
             .add_service(Service::<Lds>::new(self.ctx.clone()))
-            .add_service(Service::<Rds>::new(self.ctx))
+            .add_service(Service::<Rds>::new(self.ctx.clone()))
+            .add_service(crate::tap::receiver::service(self.ctx.taps))
     }
 }
 

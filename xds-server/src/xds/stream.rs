@@ -69,6 +69,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// What any one client may make the server hold or do.
     pub limits: Arc<Limits>,
+    /// The live taps, fed by the access-log service on the same server.
+    pub taps: crate::tap::Taps,
     /// One permit per open stream: `limits.max_streams` in all.
     streams: Arc<Semaphore>,
 }
@@ -78,6 +80,7 @@ impl Context {
         Self {
             streams: Arc::new(Semaphore::new(limits.max_streams)),
             limits: Arc::new(limits),
+            taps: crate::tap::Taps::default(),
             cache,
             registry,
             metrics,

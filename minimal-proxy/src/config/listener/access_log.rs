@@ -13,6 +13,7 @@ use envoy_types::pb::{
         },
         extensions::access_loggers::{
             file::v3::{FileAccessLog, file_access_log::AccessLogFormat},
+            grpc::v3::HttpGrpcAccessLogConfig,
             stream::v3::{StderrAccessLog, StdoutAccessLog, stderr_access_log, stdout_access_log},
         },
     },
@@ -21,7 +22,7 @@ use envoy_types::pb::{
 use prost::Name;
 
 use crate::config::{
-    AccessLog,
+    AccessLog, GrpcAccessLog,
     check::{self, Refusal, Result, not_supported, required, unset},
 };
 
@@ -33,6 +34,37 @@ fn supported() -> String {
         StderrAccessLog::full_name(),
     ]
     .join(", ")
+        + " (and, on an HTTP connection manager, "
+        + &HttpGrpcAccessLogConfig::full_name()
+        + ")"
+}
+
+/// A connection manager's `access_log`: file logs, and gRPC logs (which may carry a filter).
+pub(super) fn http_access_logs(
+    logs: &[EnvoyAccessLog],
+) -> Result<(Vec<AccessLog>, Vec<GrpcAccessLog>)> {
+    let mut files = Vec::new();
+    let mut grpc = Vec::new();
+    for (i, l) in logs.iter().enumerate() {
+        let under = |e: Refusal| e.under(format!("access_log[{i}]"));
+        match &l.config_type {
+            Some(ConfigType::TypedConfig(any)) if check::is::<HttpGrpcAccessLogConfig>(any) => {
+                let config: HttpGrpcAccessLogConfig =
+                    check::decode("typed_config", any).map_err(under)?;
+                let mut log = super::grpc_log::http_grpc(&config)
+                    .map_err(|e| under(e.under("typed_config")))?;
+                log.filter = match &l.filter {
+                    Some(f) => {
+                        Some(super::grpc_log::filter(f).map_err(|e| under(e.under("filter")))?)
+                    }
+                    None => None,
+                };
+                grpc.push(log);
+            }
+            _ => files.push(access_log(l).map_err(under)?),
+        }
+    }
+    Ok((files, grpc))
 }
 
 pub(super) fn access_logs(logs: &[EnvoyAccessLog]) -> Result<Vec<AccessLog>> {

@@ -188,11 +188,13 @@ pub(super) fn http_connection_manager(h: &EnvoyHcm) -> Result<HttpConnectionMana
         Some(RouteSpecifier::ScopedRoutes(_)) => return Err(not_supported("scoped_routes")),
         None => return Err(required("rds")),
     };
+    let (access_log, grpc_access_log) = access_log::http_access_logs(access_log)?;
     Ok(HttpConnectionManager {
         stat_prefix: stat_prefix.clone(),
         codec,
         routes,
-        access_log: access_log::access_logs(access_log)?,
+        access_log,
+        grpc_access_log,
         stream_idle_timeout: check::timeout(
             "stream_idle_timeout",
             stream_idle_timeout,

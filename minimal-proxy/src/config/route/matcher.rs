@@ -73,7 +73,7 @@ pub(super) fn route_match(m: &EnvoyMatch) -> Result<RouteMatch> {
 }
 
 #[allow(deprecated)] // The deprecated specifiers are still honoured, as by Envoy.
-fn header_matcher(h: &HeaderMatcher) -> Result<HeaderMatch> {
+pub(in crate::config) fn header_matcher(h: &HeaderMatcher) -> Result<HeaderMatch> {
     let HeaderMatcher {
         name,
         invert_match,

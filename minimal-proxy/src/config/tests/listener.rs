@@ -111,6 +111,7 @@ fn http_listener_with_rds_and_envoy_defaults() {
             codec: Codec::Auto,
             routes: RouteSource::Rds("ingress".into()),
             access_log: vec![],
+            grpc_access_log: vec![],
             stream_idle_timeout: Some(Duration::from_secs(300)),
         })
     );

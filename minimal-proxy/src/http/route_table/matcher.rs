@@ -120,6 +120,25 @@ fn anchored(regex: &regex::Regex) -> regex::Regex {
     regex::Regex::new(&format!("^(?:{})$", regex.as_str())).unwrap_or_else(|_| regex.clone())
 }
 
+/// One header matcher on its own (an access log's `header_filter`), with the route
+/// matcher's semantics.
+#[derive(Debug)]
+pub struct HeaderPredicate(HeaderMatcher);
+
+impl HeaderPredicate {
+    pub fn new(m: &crate::config::HeaderMatch) -> HeaderPredicate {
+        HeaderPredicate(HeaderMatcher {
+            target: HeaderTarget::new(&m.name),
+            kind: ValueMatcher::new(&m.kind),
+            invert: m.invert,
+        })
+    }
+
+    pub fn matches(&self, request: &RequestView<'_>) -> bool {
+        self.0.matches(request)
+    }
+}
+
 // === impl HeaderMatcher ===
 
 impl HeaderTarget {

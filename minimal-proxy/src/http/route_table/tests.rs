@@ -16,6 +16,7 @@ fn direct(status: u16) -> RouteAction {
 
 fn route(path: PathMatch, headers: Vec<HeaderMatch>, status: u16) -> Route {
     Route {
+        stat_prefix: String::new(),
         name: String::new(),
         matcher: RouteMatch {
             path,
@@ -37,10 +38,13 @@ fn vhost(name: &str, domains: &[&str]) -> VirtualHost {
 }
 
 fn table(vhosts: Vec<VirtualHost>) -> RouteTable {
-    RouteTable::new(&RouteConfig {
-        name: "r".into(),
-        virtual_hosts: vhosts,
-    })
+    RouteTable::new(
+        &RouteConfig {
+            name: "r".into(),
+            virtual_hosts: vhosts,
+        },
+        &crate::stats::Registry::default(),
+    )
 }
 
 #[test]
@@ -297,7 +301,7 @@ fn prefix_rewrite_remembers_the_matched_prefix_length() {
         retry: None,
         hash_policy: vec![],
     });
-    let compiled = CompiledRoute::new(&r);
+    let compiled = CompiledRoute::new(&r, None);
     let Action::Forward(f) = &compiled.action else {
         panic!("forward expected")
     };

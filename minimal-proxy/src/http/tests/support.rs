@@ -184,6 +184,7 @@ pub fn publish(runtime: &Runtime, clusters: Vec<Arc<Cluster>>, routes: Vec<Route
 /// A route on a path prefix.
 pub fn route(prefix: &str, action: RouteAction) -> Route {
     Route {
+        stat_prefix: String::new(),
         name: String::new(),
         matcher: RouteMatch {
             path: PathMatch::Prefix(prefix.into()),
@@ -232,6 +233,7 @@ pub fn hcm(routes: RouteSource) -> HttpConnectionManager {
         codec: Codec::Auto,
         routes,
         access_log: Vec::new(),
+        grpc_access_log: Vec::new(),
         stream_idle_timeout: Some(Duration::from_secs(300)),
     }
 }

@@ -12,6 +12,7 @@ fn group(listener: &str) -> Selection {
         listeners: vec![listener.to_string()],
         envoy_resources: vec![],
         delivery: Delivery::Ads,
+        ..Selection::default()
     }
 }
 

@@ -1,0 +1,147 @@
+//! A client-streaming gRPC call to a telemetry service (metrics, access logs) that never holds
+//! up its caller: messages go through a small bounded queue (a full queue drops the message
+//! and counts it); a stream that ended is reopened on the next message after a jittered
+//! exponential backoff; the first message of every stream carries the identifier, as
+//! Envoy's does.
+
+use std::{
+    net::Ipv6Addr,
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{bootstrap::Target, xds::backoff::Backoff};
+
+/// Messages queued for the stream before new ones are dropped.
+const QUEUE: usize = 16;
+
+/// A stream that lived this long was healthy: the next failure starts from the first delay.
+const HEALTHY: Duration = Duration::from_secs(10);
+
+/// Opens the call on a channel with the stream of messages; resolves when the call ends.
+pub type Open<M> = fn(Channel, ReceiverStream<M>) -> BoxFuture<'static, Result<(), tonic::Status>>;
+
+/// One telemetry stream to a static cluster.
+pub struct Uplink<M> {
+    /// What the stream is for, in logs (`metrics service`, `access log 'xds-tap'`).
+    what: String,
+    cluster: String,
+    target: Target,
+    open: Open<M>,
+    current: Option<Current<M>>,
+    backoff: Backoff,
+    /// No stream is opened before this (after a failure).
+    retry_at: Option<Instant>,
+    /// Messages dropped: the queue was full, or no stream could be opened.
+    pub dropped: u64,
+}
+
+struct Current<M> {
+    tx: mpsc::Sender<M>,
+    call: JoinHandle<Result<(), tonic::Status>>,
+    opened: Instant,
+}
+
+impl<M: Send + 'static> Uplink<M> {
+    pub fn new(what: String, cluster: String, target: Target, open: Open<M>) -> Uplink<M> {
+        Uplink {
+            what,
+            cluster,
+            target,
+            open,
+            current: None,
+            backoff: Backoff::default(),
+            retry_at: None,
+            dropped: 0,
+        }
+    }
+
+    /// Sends the message `build` makes (`build(true)` on a new stream: it must carry the
+    /// identifier). Returns whether it was queued.
+    pub fn send(&mut self, build: impl FnOnce(bool) -> M) -> bool {
+        self.reap();
+        let first = self.current.is_none();
+        if first {
+            if self.retry_at.is_some_and(|at| Instant::now() < at) {
+                self.dropped += 1;
+                return false;
+            }
+            self.current = self.start();
+        }
+        let Some(current) = &self.current else {
+            self.dropped += 1;
+            return false;
+        };
+        match current.tx.try_send(build(first)) {
+            Ok(()) => true,
+            Err(_) => {
+                self.dropped += 1;
+                false
+            }
+        }
+    }
+
+    /// Ends the current stream cleanly (the server sees the end of the client stream).
+    pub fn close(&mut self) {
+        self.current = None;
+    }
+
+    /// Forgets a stream whose call ended, and schedules the next attempt.
+    fn reap(&mut self) {
+        let Some(current) = &self.current else { return };
+        if !current.call.is_finished() {
+            return;
+        }
+        let Some(current) = self.current.take() else {
+            return;
+        };
+        if current.opened.elapsed() >= HEALTHY {
+            self.backoff.reset();
+        }
+        let delay = self.backoff.next_delay(&mut rand::rng());
+        self.retry_at = Some(Instant::now() + delay);
+        tracing::warn!(
+            what = %self.what,
+            cluster = %self.cluster,
+            retry_in = ?delay,
+            "telemetry stream ended; is the server at the cluster's address up and serving this service?"
+        );
+    }
+
+    fn start(&mut self) -> Option<Current<M>> {
+        let t = &self.target;
+        let uri = match t.host.parse::<Ipv6Addr>() {
+            Ok(ip) => format!("http://[{ip}]:{}", t.port),
+            Err(_) => format!("http://{}:{}", t.host, t.port),
+        };
+        let channel = match Endpoint::from_shared(uri.clone()) {
+            Ok(e) => e
+                .connect_timeout(t.connect_timeout)
+                .tcp_nodelay(true)
+                .connect_lazy(),
+            Err(e) => {
+                tracing::warn!(%uri, error = %e, "telemetry target is not a valid URI");
+                self.retry_at = Some(Instant::now() + self.backoff.next_delay(&mut rand::rng()));
+                return None;
+            }
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let call = tokio::spawn((self.open)(channel, ReceiverStream::new(rx)));
+        Some(Current {
+            tx,
+            call,
+            opened: Instant::now(),
+        })
+    }
+}
+
+impl<M> Drop for Uplink<M> {
+    fn drop(&mut self) {
+        // Dropping the sender ends the client stream; the call task then finishes by itself.
+        self.current = None;
+    }
+}

@@ -1,0 +1,89 @@
+//! `envoy.service.accesslog.v3.AccessLogService`: where proxies send the access logs a tap
+//! switched on. Bounded: messages over [`MAX_MESSAGE_BYTES`] end the stream, at most
+//! [`MAX_STREAMS`] streams at once, and with no tap open entries are discarded undecoded.
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::accesslog::v3::{
+    StreamAccessLogsMessage, StreamAccessLogsResponse,
+    access_log_service_server::{AccessLogService, AccessLogServiceServer},
+    stream_access_logs_message::LogEntries,
+};
+use tokio::sync::Semaphore;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{TapEvent, Taps};
+
+/// The largest message a proxy may send (Envoy's batches are 16 KiB).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// Access-log streams open at once (a proxy opens one per worker thread and log).
+pub const MAX_STREAMS: usize = 10_000;
+
+/// The gRPC service, ready for the xDS server's routes.
+pub fn service(taps: Taps) -> AccessLogServiceServer<Receiver> {
+    AccessLogServiceServer::new(Receiver {
+        taps,
+        streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Reads access-log streams into the open taps.
+#[derive(Debug)]
+pub struct Receiver {
+    taps: Taps,
+    streams: Arc<Semaphore>,
+}
+
+#[tonic::async_trait]
+impl AccessLogService for Receiver {
+    async fn stream_access_logs(
+        &self,
+        request: Request<Streaming<StreamAccessLogsMessage>>,
+    ) -> Result<Response<StreamAccessLogsResponse>, Status> {
+        let _slot = self.streams.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{MAX_STREAMS} access-log streams are open, the most this server takes"
+            ))
+        })?;
+        let mut stream = request.into_inner();
+        let mut node_id: Option<Arc<str>> = None;
+        while let Some(message) = stream.message().await? {
+            let node = match &node_id {
+                Some(node) => node.clone(),
+                None => {
+                    let node = identify(&message)?;
+                    tracing::debug!(node = %node, "access-log stream opened");
+                    node_id.insert(node).clone()
+                }
+            };
+            if !self.taps.watched() {
+                continue;
+            }
+            if let Some(LogEntries::HttpLogs(logs)) = &message.log_entries {
+                self.taps.deliver(
+                    logs.log_entry
+                        .iter()
+                        .map(|entry| TapEvent::from_entry(&node, entry)),
+                );
+            }
+        }
+        Ok(Response::new(StreamAccessLogsResponse {}))
+    }
+}
+
+/// The node id of a stream's first message.
+fn identify(message: &StreamAccessLogsMessage) -> Result<Arc<str>, Status> {
+    message
+        .identifier
+        .as_ref()
+        .and_then(|i| i.node.as_ref())
+        .map(|n| n.id.as_str())
+        .filter(|id| !id.is_empty())
+        .map(Arc::from)
+        .ok_or_else(|| {
+            Status::invalid_argument(
+                "the first access-log message must carry identifier.node.id (the proxy's node id)",
+            )
+        })
+}
