@@ -11,8 +11,10 @@ mod error;
 mod health;
 mod openapi;
 mod path;
+mod prometheus;
 mod proxies;
 mod resources;
+mod stats;
 mod tap;
 
 use std::{
@@ -56,6 +58,8 @@ pub struct AppState {
     pub xds_addr: SocketAddr,
     /// The live taps `/api/v1/tap` opens (fed by the xDS server's access-log service).
     pub taps: Taps,
+    /// The golden metrics `/api/v1/stats` serves (fed by the xDS server's metrics service).
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl AppState {
@@ -68,6 +72,7 @@ impl AppState {
             metrics: Metrics::new(),
             xds_addr: DEFAULT_XDS_ADDR,
             taps: Taps::default(),
+            telemetry: crate::telemetry::Telemetry::detached(),
         }
     }
 }
@@ -94,6 +99,12 @@ pub fn router(state: AppState) -> Router {
             get(proxies::proxy_config),
         )
         .route("/api/v1/bootstrap", get(bootstrap::bootstrap_get))
+        .route("/api/v1/stats", get(stats::stats_list))
+        .route("/api/v1/services/{name}/stats", get(stats::stats_get))
+        .route(
+            "/api/v1/prometheus/targets",
+            get(prometheus::prometheus_targets),
+        )
         .route("/api/v1/tap", get(tap::tap_get))
         .fallback(|| async { ApiError::not_found("no such API path; see /api/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

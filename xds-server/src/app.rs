@@ -132,6 +132,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let mut ctx = Context::new(cache, registry, metrics, config.xds_limits.limits());
     ctx.taps = taps.clone();
+    let state = AppState {
+        telemetry: ctx.telemetry.clone(),
+        ..state
+    };
     let xds_server = server::serve(ctx, xds_listener, draining());
     let admin_server = axum::serve(admin_listener, api::router(state))
         .with_graceful_shutdown(draining())

@@ -21,6 +21,8 @@
 //! - [`tap`]: the live tap: open taps, the access logs they switch on, the gRPC
 //!   `AccessLogService` that feeds them.
 //! - [`metrics`]: Prometheus counters and histograms for the xDS server.
+//! - [`telemetry`]: golden metrics (requests/s, success rate, latency) per service, route and
+//!   proxy, from the stats every proxy streams to the server's MetricsService.
 //! - [`ui`]: the web console at `/ui`, static files embedded in the binary.
 
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@ pub mod model;
 pub mod status;
 pub mod store;
 pub mod tap;
+pub mod telemetry;
 pub mod translate;
 pub mod ui;
 pub mod watch;

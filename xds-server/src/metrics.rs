@@ -76,6 +76,15 @@ struct LimitLabels {
     limit: &'static str,
 }
 
+/// Why a golden-metrics stream was ended (`crate::telemetry::receiver`); a fixed set.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// The reasons of [`ReasonLabels`].
+const TELEMETRY_REFUSALS: [&str; 3] = ["no_node", "too_large", "too_many"];
+
 fn variant_label(variant: Variant) -> &'static str {
     match variant {
         Variant::Sotw => "sotw",
@@ -107,6 +116,44 @@ struct Inner {
     rebuild_duration: Histogram,
     limit_refusals: Family<LimitLabels, Counter>,
     held_back: Gauge,
+    telemetry: TelemetryMetrics,
+}
+
+/// The golden-metrics receiver's own figures.
+#[derive(Default)]
+struct TelemetryMetrics {
+    streams: Gauge,
+    messages: Counter,
+    malformed: Counter,
+    refusals: Family<ReasonLabels, Counter>,
+}
+
+impl TelemetryMetrics {
+    fn register(&self, registry: &mut PromRegistry) {
+        registry.register(
+            "xds_metrics_streams",
+            "Open golden-metrics streams (envoy.service.metrics.v3.MetricsService) from proxies",
+            self.streams.clone(),
+        );
+        registry.register(
+            "xds_metrics_messages",
+            "Stats messages received from proxies (one per proxy per flush interval)",
+            self.messages.clone(),
+        );
+        registry.register(
+            "xds_metrics_malformed",
+            "Consumed stats dropped because their value was not a count or a histogram",
+            self.malformed.clone(),
+        );
+        for reason in TELEMETRY_REFUSALS {
+            let _ = self.refusals.get_or_create(&ReasonLabels { reason });
+        }
+        registry.register(
+            "xds_metrics_streams_refused",
+            "Golden-metrics streams ended by the server: no_node (first message without a node id), too_large (a message over 4 MiB), too_many (over 100,000 metrics in a message)",
+            self.refusals.clone(),
+        );
+    }
 }
 
 impl Default for Metrics {
@@ -127,6 +174,8 @@ impl Metrics {
         let rebuild_duration = Histogram::new(REBUILD_BUCKETS);
         let limit_refusals = Family::<LimitLabels, Counter>::default();
         let held_back = Gauge::default();
+        let telemetry = TelemetryMetrics::default();
+        telemetry.register(&mut registry);
         registry.register(
             "xds_held_back_resources",
             "Resource versions a proxy rejected, which its group is not sent (it keeps the last version a proxy of the group accepted); see held_back in GET /api/v1/proxies",
@@ -193,6 +242,7 @@ impl Metrics {
                 rebuild_duration,
                 limit_refusals,
                 held_back,
+                telemetry,
             }),
         }
     }
@@ -242,6 +292,26 @@ impl Metrics {
             .limit_refusals
             .get_or_create(&LimitLabels { limit })
             .get()
+    }
+
+    /// A golden-metrics stream opened (`1`) or ended (`-1`).
+    pub fn telemetry_stream(&self, delta: i64) {
+        self.inner.telemetry.streams.inc_by(delta);
+    }
+
+    /// A stats message received, with `malformed` consumed stats dropped from it.
+    pub fn telemetry_message(&self, malformed: u64) {
+        self.inner.telemetry.messages.inc();
+        self.inner.telemetry.malformed.inc_by(malformed);
+    }
+
+    /// A golden-metrics stream ended for `reason` (one of `TELEMETRY_REFUSALS`).
+    pub fn telemetry_refused(&self, reason: &'static str) {
+        self.inner
+            .telemetry
+            .refusals
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Seconds from the store change to the response being sent.

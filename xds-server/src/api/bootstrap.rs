@@ -21,6 +21,10 @@ const DEFAULT_ADMIN_PORT: u16 = 9901;
 const MAX_ID_LEN: usize = 256;
 const MAX_METADATA: usize = 64;
 const MAX_METADATA_VALUE_LEN: usize = 1024;
+/// How often the proxy sends its stats to the server unless told otherwise: short enough for
+/// a 10 s window to hold ten reports.
+const DEFAULT_FLUSH_SECONDS: u64 = 1;
+const MAX_FLUSH_SECONDS: u64 = 60;
 
 /// What the query asked for, validated.
 #[derive(Debug)]
@@ -33,9 +37,14 @@ struct Params {
     admin_port: u16,
     xds_host: Option<String>,
     metadata: Map<String, Value>,
+    /// Whether the proxy streams its stats to the server (golden metrics).
+    stats_sink: bool,
+    /// Seconds between two stats reports.
+    flush_seconds: u64,
 }
 
-/// `?node_id=&cluster=&delta=true|false&ads=true|false&admin_port=&xds_host=&metadata.<key>=<value>`.
+/// `?node_id=&cluster=&delta=true|false&ads=true|false&admin_port=&xds_host=&metadata.<key>=<value>`
+/// `&stats_sink=true|false&stats_flush_interval=<N>s`.
 pub async fn bootstrap_get(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -68,6 +77,8 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
     let mut ads = None;
     let mut admin_port = None;
     let mut xds_host = None;
+    let mut stats_sink = None;
+    let mut flush_seconds = None;
     let mut metadata = Map::new();
     for (key, value) in query {
         let seen = match key.as_str() {
@@ -87,6 +98,8 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
                 )
                 .is_some(),
             "xds_host" => xds_host.replace(host("xds_host", value)?).is_some(),
+            "stats_sink" => stats_sink.replace(boolean("stats_sink", &value)?).is_some(),
+            "stats_flush_interval" => flush_seconds.replace(flush_interval(&value)?).is_some(),
             other => match other.strip_prefix("metadata.") {
                 Some(k) => {
                     let field = format!("metadata.{k}");
@@ -110,7 +123,7 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
                 }
                 None => {
                     return Err(ApiError::invalid_query(format!(
-                        "unknown query parameter '{other}'; use node_id, cluster, delta, ads, admin_port, xds_host and metadata.<key>"
+                        "unknown query parameter '{other}'; use node_id, cluster, delta, ads, admin_port, xds_host, stats_sink, stats_flush_interval and metadata.<key>"
                     )));
                 }
             },
@@ -124,6 +137,15 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
             "at most {MAX_METADATA} metadata.<key> parameters"
         )));
     }
+    let admin_port = admin_port.unwrap_or(DEFAULT_ADMIN_PORT);
+    // Where the proxy serves `/stats/prometheus`: its admin address, for the Prometheus
+    // service discovery (`/api/v1/prometheus/targets`), unless the caller said otherwise.
+    if !metadata.contains_key(super::prometheus::STATS_ADDRESS) {
+        metadata.insert(
+            super::prometheus::STATS_ADDRESS.to_string(),
+            Value::String(format!("127.0.0.1:{admin_port}")),
+        );
+    }
     Ok(Params {
         node_id: node_id.ok_or_else(|| {
             bad(
@@ -134,9 +156,11 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
         cluster: cluster.unwrap_or_else(|| "default".to_string()),
         delta: delta.unwrap_or(false),
         ads: ads.unwrap_or(true),
-        admin_port: admin_port.unwrap_or(DEFAULT_ADMIN_PORT),
+        admin_port,
         xds_host,
         metadata,
+        stats_sink: stats_sink.unwrap_or(true),
+        flush_seconds: flush_seconds.unwrap_or(DEFAULT_FLUSH_SECONDS),
     })
 }
 
@@ -146,6 +170,20 @@ fn boolean(field: &str, value: &str) -> Result<bool, ApiError> {
         "false" => Ok(false),
         _ => Err(bad(field, format!("must be true or false, got '{value}'"))),
     }
+}
+
+/// `<N>s`, 1..=60 whole seconds.
+fn flush_interval(value: &str) -> Result<u64, ApiError> {
+    value
+        .strip_suffix('s')
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| (1..=MAX_FLUSH_SECONDS).contains(n))
+        .ok_or_else(|| {
+            bad(
+                "stats_flush_interval",
+                format!("must be whole seconds from 1s to {MAX_FLUSH_SECONDS}s, got '{value}'"),
+            )
+        })
 }
 
 fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
@@ -262,12 +300,33 @@ fn render(p: &Params, xds_host: &str, xds: SocketAddr) -> Value {
         });
         json!({ "cds_config": source, "lds_config": source })
     };
-    json!({
+    let mut bootstrap = json!({
         "node": { "id": p.node_id, "cluster": p.cluster, "metadata": p.metadata },
         "admin": { "address": socket("127.0.0.1", p.admin_port) },
         "dynamic_resources": dynamic_resources,
         "static_resources": { "clusters": [xds_cluster] },
-    })
+    });
+    if p.stats_sink {
+        bootstrap["stats_flush_interval"] = format!("{}s", p.flush_seconds).into();
+        bootstrap["stats_sinks"] = stats_sinks(cluster_name);
+    }
+    bootstrap
+}
+
+/// Envoy's metrics-service sink, streaming to this server over the xDS cluster: counters as
+/// deltas since the last flush and latencies as buckets (not quantiles), so reports from any
+/// number of proxies and flushes add up exactly (see `crate::telemetry`).
+fn stats_sinks(cluster_name: &str) -> Value {
+    json!([{
+        "name": "envoy.stat_sinks.metrics_service",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig",
+            "transport_api_version": "V3",
+            "report_counters_as_deltas": true,
+            "histogram_emit_mode": "HISTOGRAM",
+            "grpc_service": { "envoy_grpc": { "cluster_name": cluster_name } },
+        },
+    }])
 }
 
 fn socket(address: &str, port: u16) -> Value {

@@ -15,6 +15,8 @@ pub struct Embedded {
     pub cache: Arc<Cache>,
     pub registry: Registry,
     pub metrics: Metrics,
+    /// The golden metrics its MetricsService feeds (for an admin API beside it).
+    pub telemetry: crate::telemetry::Telemetry,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -44,6 +46,7 @@ impl Embedded {
         let cache = Cache::new(mesh);
         let registry = Registry::default();
         let ctx = Context::new(cache.clone(), registry.clone(), metrics.clone(), limits);
+        let telemetry = ctx.telemetry.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
@@ -57,6 +60,7 @@ impl Embedded {
             cache,
             registry,
             metrics,
+            telemetry,
             tasks: vec![watcher, server],
         })
     }

@@ -198,6 +198,7 @@ impl XdsServer {
             .add_service(Service::<Eds>::new(self.ctx.clone()))
             .add_service(Service::<Lds>::new(self.ctx.clone()))
             .add_service(Service::<Rds>::new(self.ctx.clone()))
+            .add_service(crate::telemetry::Receiver::new(self.ctx.telemetry.clone()).server())
             .add_service(crate::tap::receiver::service(self.ctx.taps))
     }
 }

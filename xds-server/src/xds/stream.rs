@@ -71,6 +71,8 @@ pub struct Context {
     pub limits: Arc<Limits>,
     /// The live taps, fed by the access-log service on the same server.
     pub taps: crate::tap::Taps,
+    /// The golden metrics, fed by the metrics service on the same server.
+    pub telemetry: crate::telemetry::Telemetry,
     /// One permit per open stream: `limits.max_streams` in all.
     streams: Arc<Semaphore>,
 }
@@ -80,6 +82,7 @@ impl Context {
         Self {
             streams: Arc::new(Semaphore::new(limits.max_streams)),
             limits: Arc::new(limits),
+            telemetry: crate::telemetry::Telemetry::new(cache.mesh(), metrics.clone()),
             taps: crate::tap::Taps::default(),
             cache,
             registry,

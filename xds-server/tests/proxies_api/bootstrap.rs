@@ -31,8 +31,28 @@ async fn bootstrap_names_the_node_and_points_at_the_xds_port() {
     let b = bootstrap(&state, "node_id=edge-1", &[]).await;
     assert_eq!(b["node"]["id"], "edge-1");
     assert_eq!(b["node"]["cluster"], "default");
-    assert_eq!(b["node"]["metadata"], serde_json::json!({}));
+    // Where Prometheus finds its stats (see /api/v1/prometheus/targets): the admin address.
+    assert_eq!(
+        b["node"]["metadata"],
+        serde_json::json!({ "stats_address": "127.0.0.1:9901" })
+    );
     assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], 9901);
+    // Golden metrics: stats stream to the server over the xDS cluster every second, counters
+    // as deltas, latencies as buckets.
+    assert_eq!(b["stats_flush_interval"], "1s");
+    assert_eq!(
+        b["stats_sinks"],
+        serde_json::json!([{
+            "name": "envoy.stat_sinks.metrics_service",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig",
+                "transport_api_version": "V3",
+                "report_counters_as_deltas": true,
+                "histogram_emit_mode": "HISTOGRAM",
+                "grpc_service": { "envoy_grpc": { "cluster_name": "xds_cluster" } },
+            },
+        }])
+    );
     let ads = &b["dynamic_resources"]["ads_config"];
     assert_eq!(ads["api_type"], "GRPC");
     assert_eq!(ads["transport_api_version"], "V3");
@@ -64,12 +84,27 @@ async fn bootstrap_names_the_node_and_points_at_the_xds_port() {
     assert_eq!(b["node"]["cluster"], "ingress");
     assert_eq!(
         b["node"]["metadata"],
-        serde_json::json!({ "role": "edge", "zone": "z:1" })
+        serde_json::json!({ "role": "edge", "zone": "z:1", "stats_address": "127.0.0.1:19000" })
     );
+
     assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], 19000);
     assert_eq!(
         b["dynamic_resources"]["ads_config"]["api_type"],
         "DELTA_GRPC"
+    );
+
+    // The sink follows the xDS cluster's name; its interval and presence are the caller's.
+    let query = "node_id=n&metadata.xds_cluster=cp&metadata.stats_address=10.0.0.7:15000\
+                 &stats_flush_interval=10s";
+    let b = bootstrap(&state, query, &[]).await;
+    assert_eq!(b["stats_flush_interval"], "10s");
+    let sink = &b["stats_sinks"][0]["typed_config"]["grpc_service"]["envoy_grpc"];
+    assert_eq!(sink["cluster_name"], "cp");
+    assert_eq!(b["node"]["metadata"]["stats_address"], "10.0.0.7:15000");
+    let b = bootstrap(&state, "node_id=n&stats_sink=false", &[]).await;
+    assert!(
+        b.get("stats_sinks").is_none() && b.get("stats_flush_interval").is_none(),
+        "{b}"
     );
 }
 
@@ -131,6 +166,14 @@ async fn bootstrap_refuses_bad_parameters() {
         ("node_id=a&metadata.=x", "metadata."),
         ("node_id=a&metadata.k=%0A", "metadata.k"),
         ("node_id=a&format=json", "format"),
+        ("node_id=a&stats_sink=no", "stats_sink"),
+        ("node_id=a&stats_flush_interval=0s", "stats_flush_interval"),
+        ("node_id=a&stats_flush_interval=61s", "stats_flush_interval"),
+        (
+            "node_id=a&stats_flush_interval=1.5s",
+            "stats_flush_interval",
+        ),
+        ("node_id=a&stats_flush_interval=5", "stats_flush_interval"),
     ] {
         let (status, _, text) = get_text(&app, &format!("/api/v1/bootstrap?{query}"), &[]).await;
         let body: Value = serde_json::from_str(&text).unwrap();
