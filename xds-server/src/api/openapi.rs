@@ -26,6 +26,7 @@ mod object_status;
 mod probes;
 mod proxies;
 mod resources;
+mod stats;
 mod tap;
 
 use super::{AppState, error::ErrorEnvelope};
@@ -68,6 +69,7 @@ pub fn document(secured: bool) -> OpenApi {
     for (path, item) in resources::paths(&mut schemas)
         .into_iter()
         .chain(proxies::paths(&mut schemas))
+        .chain(stats::paths(&mut schemas))
         .chain(probes::paths())
         .chain(tap::paths())
     {

@@ -42,7 +42,7 @@ impl FromStr for Window {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "10s" => Ok(Window::TenSeconds),
-            "1m" | "60s" => Ok(Window::Minute),
+            "1m" => Ok(Window::Minute),
             other => Err(BadWindow(other.to_string())),
         }
     }

@@ -179,6 +179,8 @@ fn bootstrap_schema() -> ObjectBuilder {
         .property("admin", object())
         .property("dynamic_resources", object())
         .property("static_resources", object())
+        .property("stats_flush_interval", string())
+        .property("stats_sinks", ArrayBuilder::new().items(object()))
         .required("node")
         .required("admin")
         .required("dynamic_resources")
@@ -245,7 +247,9 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
          the host this request came to when xDS listens on 0.0.0.0 or ::. Node metadata: \
          metadata.<key>=<value> query parameters (at most 64; keys 1..=128 characters, values \
          at most 1024 bytes, no control characters), e.g. metadata.role=edge sets \
-         {\"role\": \"edge\"}. Each parameter may be given once.",
+         {\"role\": \"edge\"}; stats_address (where Prometheus scrapes the proxy, listed by \
+         /api/v1/prometheus/targets) defaults to 127.0.0.1:<admin_port>. Each parameter may be \
+         given once.",
     ))
     .parameter(
         query_param(
@@ -282,6 +286,17 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
         "xds_host",
         host(),
         "Override the xDS host (IP address or DNS name)",
+    ))
+    .parameter(query_param(
+        "stats_sink",
+        ObjectBuilder::new().schema_type(Type::Boolean),
+        "true (default): the proxy streams its stats to this server (golden metrics, \
+         envoy.stat_sinks.metrics_service); false: no stats_sinks",
+    ))
+    .parameter(query_param(
+        "stats_flush_interval",
+        string().pattern(Some("^([1-9]|[1-5][0-9]|60)s$")),
+        "Seconds between two stats reports, 1s..60s (default 1s)",
     ))
     .response(
         "200",
