@@ -15,6 +15,8 @@ mod entry;
 pub mod flush;
 pub mod grpc_log;
 pub mod metrics;
+#[cfg(test)]
+mod tests;
 mod uplink;
 
 pub use entry::{EntryFields, http_entry};

@@ -93,3 +93,6 @@ fn compare(c: Comparison, actual: u64) -> bool {
         CompareOp::Ne => actual != value,
     }
 }
+
+#[cfg(test)]
+mod tests;

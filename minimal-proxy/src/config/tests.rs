@@ -6,6 +6,7 @@ mod cluster_lb;
 mod cluster_limits;
 mod cluster_options;
 mod endpoint;
+mod grpc_log;
 mod listener;
 mod listener_parts;
 mod listener_refusals;
