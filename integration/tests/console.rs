@@ -450,3 +450,79 @@ async fn the_service_page_shows_golden_metrics_under_real_traffic() {
     eprintln!("the service page showed {shown}");
     assert_eq!(page.errors(), Vec::<String>::new(), "JavaScript errors");
 }
+
+#[tokio::test]
+async fn the_tap_page_streams_requests_as_they_happen() {
+    let Some(browser) = Browser::shared() else {
+        return;
+    };
+    let Some(mut stage) = Stage::new(DataPlane::Envoy, Variant::Sotw, Backend::Sqlite).await else {
+        return;
+    };
+    // A tap endpoint refuses a bad filter (400); a server without one answers 404.
+    let (status, _) = stage.cp.get("/api/v1/tap?status=bogus").await;
+    if status == 404 {
+        integration::announce_skip("the live tap", "this server has no /api/v1/tap");
+        return;
+    }
+    let a = Upstream::start("a");
+    stage.serve("svc-a", &a).await;
+    let page = browser.open(&stage.cp.url("/ui/#/tap")).await;
+
+    // The filters are typed and the tap started from the keyboard.
+    page.wait_for(
+        "the tap form",
+        "document.getElementById('tap-service')",
+        WAIT,
+    )
+    .await;
+    page.eval("document.getElementById('tap-service').focus()")
+        .await;
+    page.type_text("svc-a").await;
+    page.press(Key::Enter).await;
+    page.wait_for(
+        "the tap open",
+        &format!("{}.startsWith('Tapping')", text_of("tap-state")),
+        WAIT,
+    )
+    .await;
+
+    // Requests through Envoy until one shows (the access log switches on with the next push).
+    let port = stage.listener_port;
+    let traffic = tokio::spawn(async move {
+        let client = integration::net::local_client();
+        for i in 0..1000 {
+            let url = format!("http://127.0.0.1:{port}/tapped/{i}");
+            let _ = client.get(url).send().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let row = page
+        .wait_for(
+            "a tapped request in the table",
+            "[...document.querySelectorAll('#tap-rows tbody tr')]
+               .map((r) => [...r.cells].map((c) => c.textContent))
+               .find((c) => c[4].startsWith('/tapped/') && c[5] === '200')",
+            WAIT,
+        )
+        .await;
+    traffic.abort();
+    assert_eq!(row[1], stage.node_id.as_str(), "the proxy: {row}");
+    assert_eq!(row[2], "GET", "{row}");
+    assert_eq!(
+        row[7],
+        format!("127.0.0.1:{}", a.port()),
+        "the upstream: {row}"
+    );
+
+    // Stop closes the stream.
+    page.eval("document.getElementById('tap-stop').click()")
+        .await;
+    page.wait_for(
+        "the tap stopped",
+        &format!("{}.startsWith('Stopped')", text_of("tap-state")),
+        WAIT,
+    )
+    .await;
+    assert_eq!(page.errors(), Vec::<String>::new(), "JavaScript errors");
+}

@@ -52,7 +52,7 @@ export function statusSection(status, what) {
   const out = h('section', { 'aria-labelledby': 'status-title' },
     h('h2', { id: 'status-title' }, 'Status'),
     h('p', { id: 'status-counts' },
-      `${count(s.proxies, 'proxy', 'proxies')} fetch ${what}; ${s.received ?? 0} received its `
+      `${count(s.proxies, 'proxy fetches', 'proxies fetch')} ${what}; ${s.received ?? 0} received its `
       + `current version; ${s.accepted ?? 0} accepted it.`));
   if (rejected.length === 0) {
     out.append(h('p', { class: 'muted', id: 'status-rejections' }, 'No proxy rejects it.'));

@@ -150,5 +150,5 @@ export const serviceDetail = {
 
 function tile(label, value, name) {
   return h('div', { class: 'metric', 'data-metric': name },
-    h('span', { class: 'value' }, value), h('span', { class: 'label' }, label));
+    h('span', { class: 'label' }, label), h('span', { class: 'value' }, value));
 }
