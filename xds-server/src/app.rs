@@ -84,8 +84,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .as_ref()
         .map(read_token)
         .transpose()?;
-    let store = open_store(&config).await?;
     let metrics = Metrics::new();
+    let store: Arc<dyn Store> = Arc::new(store::Measured::new(
+        open_store(&config).await?,
+        metrics.store(),
+    ));
     let registry = Registry::default();
     let rebuilds = metrics.clone();
     let (mesh, mesh_task) =

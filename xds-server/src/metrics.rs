@@ -6,6 +6,8 @@
 //! for the label lookup. Type URL labels are bounded: anything that is not an Envoy resource
 //! type this server can serve is counted as `other`, so a client cannot grow the label set.
 
+mod store;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::{Arc, LazyLock},
@@ -23,6 +25,8 @@ use crate::{
     model::envoy_type_urls,
     status::{Registry, Variant},
 };
+
+pub use store::StoreMetrics;
 
 /// The `Content-Type` of [`Metrics::render`]'s output (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -68,6 +72,12 @@ impl TypeLabels {
             variant: variant_label(variant),
         }
     }
+}
+
+/// SotW or Delta, for series that are not per type.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VariantLabels {
+    variant: &'static str,
 }
 
 /// Which limit refused something (`crate::xds::limits`); a fixed set of names.
@@ -117,6 +127,7 @@ struct Inner {
     limit_refusals: Family<LimitLabels, Counter>,
     held_back: Gauge,
     telemetry: TelemetryMetrics,
+    store: StoreMetrics,
 }
 
 /// The golden-metrics receiver's own figures.
@@ -176,6 +187,8 @@ impl Metrics {
         let held_back = Gauge::default();
         let telemetry = TelemetryMetrics::default();
         telemetry.register(&mut registry);
+        let store = StoreMetrics::new();
+        store.register(&mut registry);
         registry.register(
             "xds_held_back_resources",
             "Resource versions a proxy rejected, which its group is not sent (it keeps the last version a proxy of the group accepted); see held_back in GET /api/v1/proxies",
@@ -243,8 +256,14 @@ impl Metrics {
                 limit_refusals,
                 held_back,
                 telemetry,
+                store,
             }),
         }
+    }
+
+    /// The store's series, for `crate::store::Measured`.
+    pub fn store(&self) -> StoreMetrics {
+        self.inner.store.clone()
     }
 
     /// How many resource versions are held back by last-known-good now.
@@ -344,7 +363,9 @@ impl Metrics {
                 counts.insert(TypeLabels::new(t.as_str(), v), 0);
             }
         }
+        let mut streams = [0i64; 2];
         for stream in registry.list() {
+            streams[usize::from(stream.variant == Variant::Delta)] += 1;
             for t in stream.types.keys() {
                 *counts
                     .entry(TypeLabels::new(t, stream.variant))
@@ -358,6 +379,16 @@ impl Metrics {
             "xds_connected_proxies",
             "Open xDS streams subscribed to each resource type",
             connected,
+        );
+        let open = Family::<VariantLabels, Gauge>::default();
+        for (variant, n) in [Variant::Sotw, Variant::Delta].into_iter().zip(streams) {
+            let variant = variant_label(variant);
+            open.get_or_create(&VariantLabels { variant }).set(n);
+        }
+        now.register(
+            "xds_streams",
+            "Open xDS streams, whether or not they subscribed to anything yet (a proxy on ADS has one; one on the per-type services has one per type)",
+            open,
         );
         let revision = Gauge::<i64>::default();
         revision.set(store_revision);

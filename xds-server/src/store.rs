@@ -3,11 +3,13 @@
 //! - [`SqliteStore`]: an embedded file, the zero-setup default for one replica.
 //! - [`PostgresStore`]: for production and several replicas; commits send `NOTIFY` so every
 //!   replica learns of every write.
+//! - [`Measured`]: wraps either and times every operation for `/metrics`.
 //!
 //! Every write runs in one transaction that first bumps the global revision. That single row
 //! lock serialises writers, so revision order is commit order, and the reference checks
 //! (dangling references, deleting something still referenced) cannot race.
 
+mod measured;
 mod postgres;
 mod revisions;
 mod sql;
@@ -22,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::model::{Kind, Reference, noun};
 
+pub use measured::Measured;
 pub use postgres::{PostgresBackend, PostgresStore};
 pub use sql::SqlStore;
 pub use sqlite::{SqliteBackend, SqliteStore};
