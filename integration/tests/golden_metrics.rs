@@ -118,6 +118,28 @@ async fn figures_per_service_route_and_proxy_match_the_proxys_own_counters(
     let (_, all) = stage.cp.get("/api/v1/stats").await;
     assert_eq!(all["items"][0]["service"], "web", "{all:#}");
     assert_eq!(all["items"][0]["requests"], completed, "{all:#}");
+
+    // Prometheus finds the proxy through the server and scrapes Envoy's names from it.
+    let (_, targets) = stage.cp.get("/api/v1/prometheus/targets").await;
+    let group = targets
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["labels"]["node_id"] == stage.node_id.as_str())
+        .unwrap_or_else(|| panic!("{} is not a target: {targets:#}", stage.node_id));
+    assert_eq!(group["labels"]["__metrics_path__"], "/stats/prometheus");
+    assert_eq!(group["labels"]["node_cluster"], "mesh-test");
+    let target = group["targets"][0].as_str().unwrap();
+    let scrape = reqwest::get(format!("http://{target}/stats/prometheus"))
+        .await
+        .and_then(|r| r.error_for_status());
+    let text = match scrape {
+        Ok(resp) => resp.text().await.unwrap_or_default(),
+        Err(e) => stage.proxy().fail(&format!("scraping {target}: {e}")),
+    };
+    let line =
+        format!("envoy_cluster_upstream_rq_completed{{envoy_cluster_name=\"web\"}} {completed}");
+    assert!(text.contains(&line), "{target}: no '{line}' in the scrape");
 }
 
 /// Polls `uri` until `accept` holds for its body; fails with the last one and the proxy's log.
