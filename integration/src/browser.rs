@@ -383,6 +383,27 @@ impl Page {
         self.call("Input.insertText", json!({ "text": text })).await;
     }
 
+    /// Minimizes the page's window (the page becomes hidden, as in a background tab) or
+    /// restores it.
+    pub async fn set_minimized(&self, minimized: bool) {
+        let window = self
+            .browser
+            .call(
+                None,
+                "Browser.getWindowForTarget",
+                json!({ "targetId": self.target }),
+            )
+            .await;
+        let state = if minimized { "minimized" } else { "normal" };
+        self.browser
+            .call(
+                None,
+                "Browser.setWindowBounds",
+                json!({ "windowId": window["windowId"], "bounds": { "windowState": state } }),
+            )
+            .await;
+    }
+
     /// The uncaught exceptions and console errors the page logged so far.
     pub fn errors(&self) -> Vec<String> {
         self.browser

@@ -132,6 +132,22 @@ async fn the_console_follows_a_proxy_from_synced_to_nacked_and_back() {
     )
     .await;
 
+    // The proxy's own page: the state per type, the message, and the config it is sent.
+    follow(&page, &node).await;
+    page.wait_for(
+        "RDS NACKED with Envoy's message on the proxy's page",
+        "[...document.querySelectorAll('tbody tr')].some((r) => r.cells[0].textContent === 'RDS' \
+           && r.cells[1].textContent === 'NACKED' && r.cells[5].textContent.includes('RE2 program size'))",
+        WAIT,
+    )
+    .await;
+    page.wait_for(
+        "the config sent to it, one block per resource",
+        "[...document.querySelectorAll('details summary')].some((s) => s.textContent.startsWith('svc-a'))",
+        WAIT,
+    )
+    .await;
+
     // The route's own page, reached through links: the rejection, in Envoy's words, on it.
     follow(&page, "Routes").await;
     follow(&page, "extra").await;
@@ -521,6 +537,69 @@ async fn the_tap_page_streams_requests_as_they_happen() {
     page.wait_for(
         "the tap stopped",
         &format!("{}.startsWith('Stopped')", text_of("tap-state")),
+        WAIT,
+    )
+    .await;
+    assert_eq!(page.errors(), Vec::<String>::new(), "JavaScript errors");
+}
+
+#[tokio::test]
+async fn a_hidden_page_stops_polling_and_catches_up_when_shown() {
+    let Some(browser) = Browser::shared() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(&dir, &[]);
+    let page = browser.open(&server.url("/ui/#/services")).await;
+    page.wait_for(
+        "the services page",
+        "document.body.innerText.includes('No services yet')",
+        WAIT,
+    )
+    .await;
+    let api_requests = "performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/')).length";
+
+    page.set_minimized(true).await;
+    page.wait_for(
+        "polling paused",
+        &format!(
+            "document.hidden && {}.startsWith('Paused')",
+            text_of("conn")
+        ),
+        WAIT,
+    )
+    .await;
+    let before = page.eval(api_requests).await;
+    // A change while hidden, then an observation window of three poll intervals (1.5 s
+    // each): a negative can only be seen over time.
+    let http = integration::net::local_client();
+    let created = http
+        .put(server.url("/api/v1/services/svc-hidden"))
+        .json(&json!({ "protocol": "http" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert_eq!(
+        page.eval(api_requests).await,
+        before,
+        "no request while hidden"
+    );
+    assert!(
+        !page
+            .eval("document.body.innerText")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("svc-hidden")
+    );
+
+    // Shown again: it polls at once and shows the change.
+    page.set_minimized(false).await;
+    page.wait_for(
+        "the change shown after the page is visible again",
+        &format!("!document.hidden && {}.startsWith('Live') && document.body.innerText.includes('svc-hidden')", text_of("conn")),
         WAIT,
     )
     .await;
