@@ -70,6 +70,9 @@ pub enum Command {
     ProxyConfig(ProxyConfigArgs),
     /// A ready Envoy bootstrap for a proxy (YAML on standard output)
     Bootstrap(BootstrapArgs),
+    /// Golden metrics: requests/s, success rate and latency per service (one service: per
+    /// route and per calling proxy too)
+    Stat(StatArgs),
     /// A shell completion script on standard output
     Completion(CompletionArgs),
 }
@@ -212,6 +215,46 @@ pub struct BootstrapArgs {
 pub enum Variant {
     Sotw,
     Delta,
+}
+
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    /// One service, with its routes and calling proxies; every service when absent
+    pub service: Option<String>,
+    /// The window the figures cover
+    #[arg(short, long, value_enum, default_value_t = Window::Minute)]
+    pub window: Window,
+    /// Refresh every --interval seconds until interrupted
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between two refreshes with --watch
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600), requires = "watch")]
+    pub interval: u64,
+    /// With --watch: stop after this many refreshes
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), requires = "watch")]
+    pub count: Option<u64>,
+    /// How to print: a table for people, or the server's figures as YAML/JSON for scripts
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// The windows the server computes golden metrics over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Window {
+    #[value(name = "10s")]
+    TenSeconds,
+    #[value(name = "1m")]
+    Minute,
+}
+
+impl Window {
+    /// As the server's `?window=` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::TenSeconds => "10s",
+            Window::Minute => "1m",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod bootstrap;
 mod delete;
 mod get;
 mod proxies;
+mod stat;
 
 use clap::CommandFactory;
 
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::ProxyStatus(args) => proxies::status(&client, args).await,
         Command::ProxyConfig(args) => proxies::config(&client, args).await,
         Command::Bootstrap(args) => bootstrap::run(&client, args).await,
+        Command::Stat(args) => stat::run(&client, args).await,
         Command::Completion(_) => Ok(()),
     }
 }
