@@ -36,23 +36,34 @@ impl Counter {
 #[derive(Debug, Default)]
 pub struct Gauge(AtomicU64);
 
+/// The gauge's top bit: it has been set, increased or decreased at least once (Envoy's
+/// "used", which decides whether a stats sink sends it).
+const USED: u64 = 1 << 63;
+
 impl Gauge {
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        // The bit is set once; later increments pay nothing more.
+        if self.0.fetch_add(1, Ordering::Relaxed) & USED == 0 {
+            self.0.fetch_or(USED, Ordering::Relaxed);
+        }
     }
     pub fn dec(&self) {
         // Saturating: a gauge never wraps below zero.
         let _ = self
             .0
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(1))
+                Some(((v & !USED).saturating_sub(1)) | USED)
             });
     }
     pub fn set(&self, v: u64) {
-        self.0.store(v, Ordering::Relaxed);
+        self.0.store((v & !USED) | USED, Ordering::Relaxed);
     }
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Relaxed) & !USED
+    }
+    /// Whether the gauge has ever been changed.
+    pub fn used(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0
     }
 }
 
@@ -332,6 +343,8 @@ pub struct Sample {
     /// Envoy's tags in Envoy's order, with Envoy's names (`envoy.response_code`).
     pub tags: Vec<(String, String)>,
     pub value: SampleValue,
+    /// Envoy's "used": a counter counted, a gauge changed, a histogram sampled at least once.
+    pub used: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -24,6 +24,8 @@ struct Metric<'a> {
     /// Envoy's tags, in Envoy's order (the specific tag first, the scope's last).
     labels: Vec<(&'static str, String)>,
     value: Sample<'a>,
+    /// Whether the stat has been used (see [`super::Sample::used`]).
+    used: bool,
 }
 
 enum Sample<'a> {
@@ -59,6 +61,22 @@ impl<'a> Scope<'_, 'a> {
         family: &str,
         value: Sample<'a>,
     ) {
+        let used = match &value {
+            Sample::Counter(v) => *v > 0,
+            Sample::Gauge(v) => *v > 0,
+            Sample::Histogram(h) => h.snapshot().2 > 0,
+        };
+        self.push_used(stat, extra, family, value, used);
+    }
+
+    fn push_used(
+        &mut self,
+        stat: &str,
+        extra: Option<(&'static str, String)>,
+        family: &str,
+        value: Sample<'a>,
+        used: bool,
+    ) {
         let labels = extra.into_iter().chain(self.tags.iter().cloned()).collect();
         // `cluster.web.` → `cluster.`: the scope's name without its tag values.
         let scope = self.tags.iter().fold(self.dotted.clone(), |d, (_, v)| {
@@ -70,13 +88,14 @@ impl<'a> Scope<'_, 'a> {
             extracted: format!("{scope}{family}"),
             labels,
             value,
+            used,
         });
     }
     fn counter(&mut self, stat: &str, v: u64) {
         self.push(stat, None, stat, Sample::Counter(v));
     }
-    fn gauge(&mut self, stat: &str, v: u64) {
-        self.push(stat, None, stat, Sample::Gauge(v));
+    fn gauge(&mut self, stat: &str, g: &super::Gauge) {
+        self.push_used(stat, None, stat, Sample::Gauge(g.get()), g.used());
     }
     fn histogram(&mut self, stat: &str, h: &'a Histogram) {
         self.push(stat, None, stat, Sample::Histogram(h));
@@ -151,8 +170,8 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
             s.counter(stat, v);
         }
         s.classes("downstream_rq", &h.downstream_rq_xx, true);
-        s.gauge("downstream_cx_active", h.downstream_cx_active.get());
-        s.gauge("downstream_rq_active", h.downstream_rq_active.get());
+        s.gauge("downstream_cx_active", &h.downstream_cx_active);
+        s.gauge("downstream_rq_active", &h.downstream_rq_active);
         s.histogram("downstream_rq_time", &h.downstream_rq_time);
     }
     for ((vhost, prefix), r) in &held.routes {
@@ -175,7 +194,7 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
         );
         s.counter("downstream_cx_total", l.downstream_cx_total.get());
         s.counter("downstream_cx_destroy", l.downstream_cx_destroy.get());
-        s.gauge("downstream_cx_active", l.downstream_cx_active.get());
+        s.gauge("downstream_cx_active", &l.downstream_cx_active);
     }
     for (prefix, t) in &held.tcp {
         let tag = Some(("envoy_tcp_prefix", prefix.as_str()));
@@ -191,7 +210,7 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
             t.downstream_cx_rx_bytes_total.get(),
         );
         s.counter("idle_timeout", t.idle_timeout.get());
-        s.gauge("upstream_flush_active", t.upstream_flush_active.get());
+        s.gauge("upstream_flush_active", &t.upstream_flush_active);
     }
     let connected = held.xds.iter().map(|(_, x)| x.connected_state.get()).max();
     let mut s = scope(
@@ -200,7 +219,15 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
         "envoy_control_plane_",
         None,
     );
-    s.gauge("connected_state", connected.unwrap_or(0));
+    // Envoy sets it at start: always used.
+    let connected = connected.unwrap_or(0);
+    s.push_used(
+        "connected_state",
+        None,
+        "connected_state",
+        Sample::Gauge(connected),
+        true,
+    );
     for (short, x) in &held.xds {
         // Envoy's per-type families; EDS and RDS are per cluster / per route configuration
         // in Envoy and have no aggregate to print.
@@ -396,6 +423,7 @@ pub(super) fn samples(registry: &Registry) -> Vec<super::Sample> {
                 .into_iter()
                 .map(|(k, v)| (k.replacen("envoy_", "envoy.", 1), v))
                 .collect(),
+            used: m.used,
             value: match m.value {
                 Sample::Counter(v) => super::SampleValue::Counter(v),
                 Sample::Gauge(v) => super::SampleValue::Gauge(v),

@@ -48,7 +48,7 @@ pub fn http_entry(record: &Record, fields: &EntryFields) -> HttpAccessLogEntry {
     };
     let duration = proto_duration(record.duration);
     let common = AccessLogCommon {
-        sample_rate: 1.0,
+        // Envoy leaves `sample_rate` unset (0) in its gRPC entries.
         downstream_remote_address: Some(address(record.downstream_remote)),
         downstream_direct_remote_address: Some(address(record.downstream_remote)),
         downstream_local_address: record.downstream_local.map(address),
@@ -57,9 +57,12 @@ pub fn http_entry(record: &Record, fields: &EntryFields) -> HttpAccessLogEntry {
         duration: Some(duration),
         upstream_remote_address: record.upstream_host.map(address),
         upstream_cluster: record.upstream_cluster.clone().unwrap_or_default(),
-        response_flags: Some(flags(record.flags)),
+        // Envoy leaves the message out when no flag is set.
+        response_flags: (!record.flags.is_empty()).then(|| flags(record.flags)),
         route_name: record.route_name.as_deref().unwrap_or_default().to_string(),
         access_log_type: AccessLogType::DownstreamEnd as i32,
+        // Envoy's stream id is the request id.
+        stream_id: header(fields.request_id),
         ..AccessLogCommon::default()
     };
     let request = HttpRequestProperties {

@@ -4,7 +4,7 @@
 //! statistics) as a summary, a histogram or both, with Envoy's bucket bounds. Pure: the
 //! caller passes the registry's samples and the time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use envoy_types::pb::io::prometheus::client::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
@@ -29,8 +29,6 @@ pub struct Flusher {
     counters: HashMap<String, u64>,
     /// Histogram bucket counts and sums at the previous flush.
     previous: HashMap<String, (Vec<u64>, f64)>,
-    /// Gauges that have been non-zero once: Envoy sends a gauge once it has been set.
-    used_gauges: HashSet<String>,
 }
 
 impl Flusher {
@@ -41,7 +39,6 @@ impl Flusher {
             histograms: sink.histograms,
             counters: HashMap::new(),
             previous: HashMap::new(),
-            used_gauges: HashSet::new(),
         }
     }
 
@@ -51,11 +48,11 @@ impl Flusher {
     pub fn flush(&mut self, samples: Vec<Sample>, now_ms: i64) -> Vec<MetricFamily> {
         let mut out = Vec::with_capacity(samples.len());
         for sample in samples {
+            if !sample.used {
+                continue;
+            }
             match &sample.value {
                 SampleValue::Counter(total) => {
-                    if *total == 0 {
-                        continue;
-                    }
                     let before = self.counters.insert(sample.name.clone(), *total);
                     let value = if self.counters_as_deltas {
                         total.saturating_sub(before.unwrap_or(0))
@@ -72,10 +69,6 @@ impl Flusher {
                     out.push(self.family(&sample, MetricType::Counter, metric, now_ms));
                 }
                 SampleValue::Gauge(value) => {
-                    if *value == 0 && !self.used_gauges.contains(&sample.name) {
-                        continue;
-                    }
-                    self.used_gauges.insert(sample.name.clone());
                     let metric = Metric {
                         gauge: Some(Gauge {
                             value: Some(*value as f64),
@@ -85,10 +78,6 @@ impl Flusher {
                     out.push(self.family(&sample, MetricType::Gauge, metric, now_ms));
                 }
                 SampleValue::Histogram { buckets, sum_ms } => {
-                    let total: u64 = buckets.iter().sum();
-                    if total == 0 {
-                        continue;
-                    }
                     let (before, before_sum) = self
                         .previous
                         .insert(sample.name.clone(), (buckets.clone(), *sum_ms))

@@ -352,7 +352,7 @@ fn an_entry_has_the_fields_envoy_fills() {
     let flags = c.response_flags.as_ref().unwrap();
     assert!(flags.upstream_connection_failure && flags.upstream_retry_limit_exceeded);
     assert!(!flags.no_route_found);
-    assert_eq!(c.sample_rate, 1.0);
+    assert_eq!(c.stream_id, "id-1");
     let req = e.request.as_ref().unwrap();
     assert_eq!(req.request_method, RequestMethod::Post as i32);
     assert_eq!(

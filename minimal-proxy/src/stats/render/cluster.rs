@@ -123,7 +123,7 @@ pub(super) fn render<'a>(s: &mut Scope<'_, 'a>, c: &'a ClusterStats) {
         ),
         ("health_check.healthy", &c.health_check_healthy),
     ] {
-        s.gauge(stat, v.get());
+        s.gauge(stat, v);
     }
     s.histogram("upstream_rq_time", &c.upstream_rq_time);
 }
