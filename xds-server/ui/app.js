@@ -88,7 +88,8 @@ function navigate(userAction) {
   document.title = `${route.view.title(route.params)} · xds-server`;
   if (route.view.mount) {
     poller.stop();
-    page.destroy = route.view.mount(viewEl, route.params, announce, () => needToken(true));
+    page.destroy = route.view.mount(viewEl, route.params, announce,
+      () => needToken(token.get() !== null));
     setConn('live', 'Live');
     settle(userAction);
     return;
