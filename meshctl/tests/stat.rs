@@ -93,7 +93,7 @@ async fn stat_shows_the_golden_metrics_of_real_traffic() {
     let run = env.wait_for(
         &["stat", "web", "-o", "json"],
         "every request counted",
-        |r| r.code == 0 && json(r)["requests"].to_string() == want,
+        |r| r.code == 0 && json(r)["requests"] == completed,
     );
     let stats = json(&run);
     assert_eq!(stats["window"], "1m");

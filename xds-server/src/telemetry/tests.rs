@@ -32,6 +32,9 @@ fn mesh() -> Mesh {
     }
 }
 
+/// One flush's stats: `(name, counter value, or histogram buckets)`.
+type Flush = Vec<(String, Option<f64>, Vec<(f64, u64)>)>;
+
 /// Envoy's cumulative buckets for `n` samples each at most `bound` ms.
 fn latency(bound: f64, n: u64) -> Vec<(f64, u64)> {
     BOUNDS
@@ -42,12 +45,7 @@ fn latency(bound: f64, n: u64) -> Vec<(f64, u64)> {
 
 /// One flush: `requests` completed on `prefix` (`cluster.web`, `vhost.main.route.main`),
 /// `errors` of them 5xx, all within `bound` ms.
-fn flush(
-    prefix: &str,
-    requests: u64,
-    errors: u64,
-    bound: f64,
-) -> Vec<(String, Option<f64>, Vec<(f64, u64)>)> {
+fn flush(prefix: &str, requests: u64, errors: u64, bound: f64) -> Flush {
     vec![
         (
             format!("{prefix}.upstream_rq_completed"),
@@ -72,7 +70,7 @@ fn flush(
     ]
 }
 
-fn readings(flushes: &[Vec<(String, Option<f64>, Vec<(f64, u64)>)>]) -> Vec<Reading<'_>> {
+fn readings(flushes: &[Flush]) -> Vec<Reading<'_>> {
     flushes
         .iter()
         .flatten()
@@ -90,13 +88,7 @@ fn readings(flushes: &[Vec<(String, Option<f64>, Vec<(f64, u64)>)>]) -> Vec<Read
         .collect()
 }
 
-fn send(
-    agg: &mut Aggregator,
-    index: &Index,
-    node: &str,
-    now: u64,
-    flushes: &[Vec<(String, Option<f64>, Vec<(f64, u64)>)>],
-) {
+fn send(agg: &mut Aggregator, index: &Index, node: &str, now: u64, flushes: &[Flush]) {
     let report = Report::read(index, readings(flushes));
     agg.record(node, &report, index, now);
 }
