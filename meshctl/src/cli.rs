@@ -73,6 +73,8 @@ pub enum Command {
     /// Golden metrics: requests/s, success rate and latency per service (one service: per
     /// route and per calling proxy too)
     Stat(StatArgs),
+    /// The live tap: one line per request the proxies serve, as it happens (Ctrl-C stops)
+    Tap(TapArgs),
     /// A shell completion script on standard output
     Completion(CompletionArgs),
 }
@@ -255,6 +257,37 @@ impl Window {
             Window::Minute => "1m",
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct TapArgs {
+    /// Only requests to this service
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only requests that took this route
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Only requests this proxy (node id) served
+    #[arg(long, visible_alias = "node")]
+    pub node_id: Option<String>,
+    /// Only requests whose path starts with this (e.g. /api)
+    #[arg(long, value_name = "PREFIX")]
+    pub path_prefix: Option<String>,
+    /// Only responses with this status: a code (503) or a class (5xx)
+    #[arg(long, value_name = "CODE|CLASS")]
+    pub status: Option<String>,
+    /// Stop after this many requests
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// How to print: one line per request, or one JSON object per line
+    #[arg(short, long, value_enum, default_value_t = TapFormat::Line)]
+    pub output: TapFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TapFormat {
+    Line,
+    Json,
 }
 
 #[derive(Debug, Args)]

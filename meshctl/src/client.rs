@@ -19,6 +19,8 @@ const PAGE: u32 = 1000;
 /// A client of one server. Holds the bearer token, so it is neither `Debug` nor printed.
 pub struct Client {
     http: reqwest::Client,
+    /// For streams that last as long as the user watches (the tap): no overall timeout.
+    streaming: reqwest::Client,
     /// The server's base URL, without a trailing `/`, as shown in messages.
     base: String,
     token: Option<String>,
@@ -146,8 +148,13 @@ impl Client {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| bad(&e.to_string()))?;
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| bad(&e.to_string()))?;
         Ok(Self {
             http,
+            streaming,
             base: server.trim_end_matches('/').to_string(),
             token,
         })
@@ -183,6 +190,37 @@ impl Client {
             Ok((status, text))
         } else {
             Err(ClientError::Refused(ServerError::from_body(status, &text)))
+        }
+    }
+
+    /// `GET path` whose body is a stream read as it comes (server-sent events); a non-2xx
+    /// answer becomes [`ClientError::Refused`].
+    pub async fn stream(
+        &self,
+        path: &str,
+        query: &(impl serde::Serialize + ?Sized),
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut request = self
+            .streaming
+            .get(format!("{}{path}", self.base))
+            .query(query);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.map_err(|e| self.transport(e))?;
+        Err(ClientError::Refused(ServerError::from_body(status, &text)))
+    }
+
+    /// A stream that broke while it was read: the server went away.
+    pub fn broken(&self, e: reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: format!("the stream broke: {e}"),
         }
     }
 

@@ -212,7 +212,8 @@ pub fn meshctl(args: &[&str], env: &[(&str, &str)], home: &Path) -> Run {
     run(command(args, env, home), None)
 }
 
-fn command(args: &[&str], env: &[(&str, &str)], home: &Path) -> Command {
+/// The meshctl command [`meshctl`] runs, for a test that runs it in the background.
+pub fn command(args: &[&str], env: &[(&str, &str)], home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshctl"));
     cmd.args(args)
         .env("HOME", home)
