@@ -439,6 +439,65 @@ async fn minimal_proxy_streams_metrics_and_filtered_access_logs() {
     assert_eq!(consumed(&o).len(), CONSUMED.len(), "{:?}", consumed(&o));
 }
 
+/// The sink keeps going without a receiver, finds it once it listens, and after the receiver
+/// ended a stream opens a new one whose first message names the node again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_reconnects_and_names_the_node_on_every_new_stream() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_minimal-proxy"));
+    let upstream = upstream::start().await;
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // Nothing listens here yet.
+    let at: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _proxy = start(
+        &bin,
+        dir.path(),
+        &bootstrap("mp-late", listen, upstream, at),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // A few flushes go nowhere while the proxy serves.
+    for _ in 0..3 {
+        while get(listen, "/api/ok").await.is_none() {
+            assert!(Instant::now() < deadline, "the proxy never listened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let received = Received::default();
+    received
+        .end_first_metrics_stream_after
+        .store(2, std::sync::atomic::Ordering::Relaxed);
+    let (_, received) = receiver::start_at(at, received).await;
+    let limit = Duration::from_secs(30);
+    received
+        .wait_for("a second metrics stream", limit, |r| {
+            r.metrics
+                .lock()
+                .unwrap()
+                .get(1)
+                .is_some_and(|s| !s.is_empty())
+        })
+        .await;
+    let streams = received.metrics.lock().unwrap().clone();
+    for (i, stream) in streams.iter().enumerate().filter(|(_, s)| !s.is_empty()) {
+        let node = stream[0]
+            .identifier
+            .clone()
+            .and_then(|i| i.node)
+            .map(|n| n.id);
+        assert_eq!(node.as_deref(), Some("mp-late"), "stream {i}");
+        assert!(
+            stream[1..].iter().all(|m| m.identifier.is_none()),
+            "stream {i}"
+        );
+    }
+    assert_eq!(
+        streams[0].len(),
+        2,
+        "the first stream ended after two messages"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_and_minimal_proxy_send_the_same_names_types_and_fields() {
     let Some(envoy) = envoy_bin() else {

@@ -1,12 +1,16 @@
 //! A client-streaming gRPC call to a telemetry service (metrics, access logs) that never holds
 //! up its caller: messages go through a small bounded queue (a full queue drops the message
 //! and counts it); a stream that ended is reopened on the next message after a jittered
-//! exponential backoff; the first message of every stream carries the identifier, as
-//! Envoy's does.
+//! exponential backoff (from the first delay again once a stream had connected); the first
+//! message of every stream carries the identifier, as Envoy's does.
 
 use std::{
     net::Ipv6Addr,
-    time::{Duration, Instant},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
 };
 
 use futures::future::BoxFuture;
@@ -18,9 +22,6 @@ use crate::{bootstrap::Target, xds::backoff::Backoff};
 
 /// Messages queued for the stream before new ones are dropped.
 const QUEUE: usize = 16;
-
-/// A stream that lived this long was healthy: the next failure starts from the first delay.
-const HEALTHY: Duration = Duration::from_secs(10);
 
 /// Opens the call on a channel with the stream of messages; resolves when the call ends.
 pub type Open<M> = fn(Channel, ReceiverStream<M>) -> BoxFuture<'static, Result<(), tonic::Status>>;
@@ -43,7 +44,8 @@ pub struct Uplink<M> {
 struct Current<M> {
     tx: mpsc::Sender<M>,
     call: JoinHandle<Result<(), tonic::Status>>,
-    opened: Instant,
+    /// Set once the connection is up: the stream was healthy, whatever ends it.
+    connected: Arc<AtomicBool>,
 }
 
 impl<M: Send + 'static> Uplink<M> {
@@ -99,7 +101,7 @@ impl<M: Send + 'static> Uplink<M> {
         let Some(current) = self.current.take() else {
             return;
         };
-        if current.opened.elapsed() >= HEALTHY {
+        if current.connected.load(Ordering::Relaxed) {
             self.backoff.reset();
         }
         let delay = self.backoff.next_delay(&mut rand::rng());
@@ -118,11 +120,8 @@ impl<M: Send + 'static> Uplink<M> {
             Ok(ip) => format!("http://[{ip}]:{}", t.port),
             Err(_) => format!("http://{}:{}", t.host, t.port),
         };
-        let channel = match Endpoint::from_shared(uri.clone()) {
-            Ok(e) => e
-                .connect_timeout(t.connect_timeout)
-                .tcp_nodelay(true)
-                .connect_lazy(),
+        let endpoint = match Endpoint::from_shared(uri.clone()) {
+            Ok(e) => e.connect_timeout(t.connect_timeout).tcp_nodelay(true),
             Err(e) => {
                 tracing::warn!(%uri, error = %e, "telemetry target is not a valid URI");
                 self.retry_at = Some(Instant::now() + self.backoff.next_delay(&mut rand::rng()));
@@ -130,11 +129,22 @@ impl<M: Send + 'static> Uplink<M> {
             }
         };
         let (tx, rx) = mpsc::channel(QUEUE);
-        let call = tokio::spawn((self.open)(channel, ReceiverStream::new(rx)));
+        let connected = Arc::new(AtomicBool::new(false));
+        let open = self.open;
+        let up = connected.clone();
+        // Messages wait in the queue while the connection is made.
+        let call = tokio::spawn(async move {
+            let channel = endpoint
+                .connect()
+                .await
+                .map_err(|e| tonic::Status::unavailable(format!("cannot connect: {e}")))?;
+            up.store(true, Ordering::Relaxed);
+            open(channel, ReceiverStream::new(rx)).await
+        });
         Some(Current {
             tx,
             call,
-            opened: Instant::now(),
+            connected,
         })
     }
 }

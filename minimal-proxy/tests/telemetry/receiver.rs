@@ -3,7 +3,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -24,6 +27,9 @@ use tonic::{Request, Response, Status, Streaming};
 pub struct Received {
     pub metrics: Arc<Mutex<Vec<Vec<StreamMetricsMessage>>>>,
     pub logs: Arc<Mutex<Vec<Vec<StreamAccessLogsMessage>>>>,
+    /// When not 0: the first metrics stream is ended (UNAVAILABLE) after this many messages,
+    /// as a server going away would end it.
+    pub end_first_metrics_stream_after: Arc<AtomicUsize>,
 }
 
 impl Received {
@@ -70,7 +76,15 @@ impl MetricsService for Received {
             all.len() - 1
         };
         while let Some(m) = stream.message().await? {
-            self.metrics.lock().unwrap()[index].push(m);
+            let received = {
+                let mut all = self.metrics.lock().unwrap();
+                all[index].push(m);
+                all[index].len()
+            };
+            let end = self.end_first_metrics_stream_after.load(Ordering::Relaxed);
+            if index == 0 && received == end {
+                return Err(Status::unavailable("the receiver ends this stream"));
+            }
         }
         Ok(Response::new(StreamMetricsResponse {}))
     }
@@ -97,9 +111,13 @@ impl AccessLogService for Received {
 
 /// Starts the receiver; it serves until the test's runtime ends.
 pub async fn start() -> (SocketAddr, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_at("127.0.0.1:0".parse().unwrap(), Received::default()).await
+}
+
+/// Starts the receiver on `address` (a port reserved earlier), recording into `received`.
+pub async fn start_at(address: SocketAddr, received: Received) -> (SocketAddr, Received) {
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
     let address = listener.local_addr().unwrap();
-    let received = Received::default();
     let server = tonic::transport::Server::builder()
         .add_service(MetricsServiceServer::new(received.clone()))
         .add_service(AccessLogServiceServer::new(received.clone()))
