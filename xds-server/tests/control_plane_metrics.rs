@@ -1,7 +1,8 @@
 //! The control-plane metrics of the real server binary, on each backend: a REST write is timed
 //! as a store `put`, a read as a `get`, and a mesh load as a `snapshot`; an xDS stream shows in
 //! `xds_streams`, its responses in `xds_pushes_total` and its rejection in `xds_nacks_total`
-//! for the rejected type.
+//! for the rejected type. Every metric family the server exposes is documented in
+//! `docs/observability.md`.
 
 use std::time::{Duration, Instant};
 
@@ -115,4 +116,34 @@ async fn streams_pushes_and_nacks_by_type_are_counted() {
 
     drop(proxy);
     wait_for_metric(&plane, streams, 0.0).await;
+}
+
+#[tokio::test]
+async fn every_metric_family_is_documented() {
+    let plane = ControlPlane::start(Backend::Sqlite).await.unwrap();
+    let text = integration::net::local_client()
+        .get(plane.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/observability.md");
+    let doc = std::fs::read_to_string(doc).expect("docs/observability.md");
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(families.len() > 10, "{text}");
+    let missing: Vec<&&str> = families
+        .iter()
+        .filter(|f| !doc.contains(&format!("`{f}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "/metrics serves {missing:?}, which docs/observability.md does not list: add each with \
+         its type, labels and meaning"
+    );
 }
