@@ -8,8 +8,8 @@
 //! when the taps close the access log is gone from the proxy's config and its listener is back
 //! at the version it had; a tap over the cap is answered 429, a bad query 400.
 //!
-//! minimal-proxy implements the same gRPC access-log client (from /tmp/contract/tap.md); its
-//! cases run from the same scenario.
+//! minimal-proxy implements the same gRPC access-log client and filters; its cases run from the
+//! same scenario.
 
 use std::time::{Duration, Instant};
 

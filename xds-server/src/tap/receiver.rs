@@ -1,6 +1,7 @@
 //! `envoy.service.accesslog.v3.AccessLogService`: where proxies send the access logs a tap
 //! switched on. Bounded: messages over [`MAX_MESSAGE_BYTES`] end the stream, at most
-//! [`MAX_STREAMS`] streams at once, and with no tap open entries are discarded undecoded.
+//! [`MAX_STREAMS`] streams at once, and with no tap open entries are dropped as they
+//! arrive (not converted, not matched).
 
 use std::sync::Arc;
 

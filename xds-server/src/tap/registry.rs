@@ -123,7 +123,8 @@ impl Taps {
         })
     }
 
-    /// Whether any tap is open (else access-log entries are discarded undecoded).
+    /// Whether any tap is open (else access-log entries are dropped without being
+    /// converted or matched).
     pub fn watched(&self) -> bool {
         self.shared.open.load(Ordering::Relaxed) > 0
     }

@@ -1,7 +1,7 @@
 //! The access log a live tap switches on: what to log (plain types, part of a proxy's
 //! [`Selection`](super::Selection)) and the Envoy `http_grpc` access-log config it becomes.
 //! Only Envoy's simple filters are used (`:path` header prefix, status code comparisons,
-//! and/or), so minimal-proxy can implement the same (see /tmp/contract/tap.md).
+//! and/or), so minimal-proxy implements the same (`minimal-proxy/src/access_log/filter.rs`).
 
 use envoy_types::pb::{
     envoy::{
