@@ -93,7 +93,7 @@ struct ReasonLabels {
 }
 
 /// The reasons of [`ReasonLabels`].
-const TELEMETRY_REFUSALS: [&str; 3] = ["no_node", "too_large", "too_many"];
+const TELEMETRY_REFUSALS: [&str; 4] = ["no_node", "too_large", "too_many", "too_many_proxies"];
 
 fn variant_label(variant: Variant) -> &'static str {
     match variant {
@@ -161,7 +161,7 @@ impl TelemetryMetrics {
         }
         registry.register(
             "xds_metrics_streams_refused",
-            "Golden-metrics streams ended by the server: no_node (first message without a node id), too_large (a message over 4 MiB), too_many (over 100,000 metrics in a message)",
+            "Golden-metrics streams ended by the server: no_node (first message without a node id), too_large (a message over 4 MiB), too_many (over 100,000 metrics in a message), too_many_proxies (--xds-max-streams proxies remembered already)",
             self.refusals.clone(),
         );
     }

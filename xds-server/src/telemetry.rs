@@ -58,6 +58,9 @@ struct Inner {
     /// Seconds count from here (monotonic).
     start: Instant,
     metrics: Metrics,
+    /// The most proxies remembered at once (`--xds-max-streams`): a client inventing node ids
+    /// cannot grow the state past it.
+    max_proxies: usize,
     state: Mutex<State>,
 }
 
@@ -72,22 +75,32 @@ struct State {
 }
 
 impl Telemetry {
-    /// Figures about the services and routes of the meshes `mesh` publishes.
-    pub fn new(mesh: watch::Receiver<Arc<Published>>, metrics: Metrics) -> Telemetry {
-        Self::with(Some(mesh), metrics)
+    /// Figures about the services and routes of the meshes `mesh` publishes, from at most
+    /// `max_proxies` proxies at once.
+    pub fn new(
+        mesh: watch::Receiver<Arc<Published>>,
+        metrics: Metrics,
+        max_proxies: usize,
+    ) -> Telemetry {
+        Self::with(Some(mesh), metrics, max_proxies)
     }
 
     /// Knows no service: every report is dropped (for an API without a mesh watch).
     pub fn detached() -> Telemetry {
-        Self::with(None, Metrics::new())
+        Self::with(None, Metrics::new(), 0)
     }
 
-    fn with(mesh: Option<watch::Receiver<Arc<Published>>>, metrics: Metrics) -> Telemetry {
+    fn with(
+        mesh: Option<watch::Receiver<Arc<Published>>>,
+        metrics: Metrics,
+        max_proxies: usize,
+    ) -> Telemetry {
         Telemetry {
             inner: Arc::new(Inner {
                 mesh,
                 start: Instant::now(),
                 metrics,
+                max_proxies,
                 state: Mutex::new(State::default()),
             }),
         }
@@ -119,15 +132,27 @@ impl Telemetry {
         state.index.clone()
     }
 
-    /// A metrics stream of `node` opened; it counts as open until the guard drops.
-    pub fn open(&self, node: &str) -> StreamGuard {
+    /// A metrics stream of `node` opened; it counts as open until the guard drops. `None`
+    /// when the most proxies are remembered already (see [`Telemetry::new`]).
+    pub fn open(&self, node: &str) -> Option<StreamGuard> {
+        let index = self.index();
         let now = self.now();
-        self.inner.state.lock().unwrap().aggregator.open(node, now);
+        let mut state = self.inner.state.lock().unwrap();
+        state.aggregator.expire(&index, now);
+        if !state.aggregator.open(node, now, self.inner.max_proxies) {
+            return None;
+        }
+        drop(state);
         self.inner.metrics.telemetry_stream(1);
-        StreamGuard {
+        Some(StreamGuard {
             telemetry: self.clone(),
             node: node.to_string(),
-        }
+        })
+    }
+
+    /// The most proxies remembered at once.
+    pub fn max_proxies(&self) -> usize {
+        self.inner.max_proxies
     }
 
     /// One message's readings from `node`: read without the lock, then added in one short

@@ -116,11 +116,16 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// A metrics stream of `node` opened.
-    pub fn open(&mut self, node: &str, now: u64) {
+    /// A metrics stream of `node` opened; `false` (nothing changed) when `max` other proxies
+    /// are remembered already.
+    pub fn open(&mut self, node: &str, now: u64, max: usize) -> bool {
+        if self.proxies.len() >= max && !self.proxies.contains_key(node) {
+            return false;
+        }
         let proxy = self.proxies.entry(node.into()).or_default();
         proxy.streams += 1;
         proxy.last_report = proxy.last_report.max(now);
+        true
     }
 
     /// A metrics stream of `node` ended; the proxy's figures stay for a minute.

@@ -61,7 +61,17 @@ impl MetricsService for Receiver {
             return Ok(Response::new(StreamMetricsResponse {}));
         };
         let node = node_id(&first).map_err(|e| self.refuse("no_node", e))?;
-        let _open = self.telemetry.open(&node);
+        let Some(_open) = self.telemetry.open(&node) else {
+            let max = self.telemetry.max_proxies();
+            return Err(self.refuse(
+                "too_many_proxies",
+                Status::resource_exhausted(format!(
+                    "golden metrics are kept for at most {max} proxies at once \
+                     (--xds-max-streams); a proxy is forgotten a minute after its last stream \
+                     ends"
+                )),
+            ));
+        };
         let mut message = first;
         loop {
             self.handle(&node, &message)?;

@@ -128,7 +128,7 @@ fn figures_per_service_route_and_proxy() {
     let index = Index::new(&mesh());
     let mut agg = Aggregator::default();
     for node in ["edge-1", "edge-2"] {
-        agg.open(node, 0);
+        assert!(agg.open(node, 0, 10));
     }
     for now in 0..10 {
         send(
@@ -197,7 +197,7 @@ fn figures_per_service_route_and_proxy() {
 fn windows_and_rates_cover_what_was_reported() {
     let index = Index::new(&mesh());
     let mut agg = Aggregator::default();
-    agg.open("edge", 100);
+    assert!(agg.open("edge", 100, 10));
     // 30 s of 6 requests each second, then silence.
     for now in 100..105 {
         send(
@@ -240,8 +240,8 @@ fn windows_and_rates_cover_what_was_reported() {
 fn proxies_are_forgotten_a_minute_after_their_streams_end() {
     let index = Index::new(&mesh());
     let mut agg = Aggregator::default();
-    agg.open("gone", 0);
-    agg.open("staying", 0);
+    assert!(agg.open("gone", 0, 10));
+    assert!(agg.open("staying", 0, 10));
     send(
         &mut agg,
         &index,
@@ -270,7 +270,7 @@ fn proxies_are_forgotten_a_minute_after_their_streams_end() {
 fn memory_follows_the_mesh_not_the_names_sent() {
     let index = Index::new(&mesh());
     let mut agg = Aggregator::default();
-    agg.open("edge", 0);
+    assert!(agg.open("edge", 0, 10));
     let junk: Vec<_> = (0..10_000)
         .map(|i| flush(&format!("cluster.made-up-{i}"), 1, 0, 1.0))
         .collect();
@@ -303,4 +303,17 @@ fn memory_follows_the_mesh_not_the_names_sent() {
     agg.expire(&index, 1);
     assert!(agg.service(&index, "web", Window::Minute, 1).is_none());
     assert_eq!(format!("{agg:?}").matches("Service(\"web\")").count(), 0);
+}
+
+#[test]
+fn invented_node_ids_cannot_grow_the_state_past_the_cap() {
+    let index = Index::new(&mesh());
+    let mut agg = Aggregator::default();
+    assert!(agg.open("a", 0, 2));
+    assert!(agg.open("b", 0, 2));
+    assert!(!agg.open("c", 0, 2), "a third proxy is refused");
+    assert!(agg.open("a", 0, 2), "a known proxy may open another stream");
+    agg.close("b", 1);
+    agg.expire(&index, 61);
+    assert!(agg.open("c", 61, 2), "b was forgotten, c fits");
 }

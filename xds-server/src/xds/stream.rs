@@ -81,8 +81,12 @@ impl Context {
     pub fn new(cache: Arc<Cache>, registry: Registry, metrics: Metrics, limits: Limits) -> Self {
         Self {
             streams: Arc::new(Semaphore::new(limits.max_streams)),
+            telemetry: crate::telemetry::Telemetry::new(
+                cache.mesh(),
+                metrics.clone(),
+                limits.max_streams,
+            ),
             limits: Arc::new(limits),
-            telemetry: crate::telemetry::Telemetry::new(cache.mesh(), metrics.clone()),
             taps: crate::tap::Taps::default(),
             cache,
             registry,
