@@ -222,3 +222,65 @@ async fn a_stream_without_a_node_id_or_with_a_huge_message_is_refused() {
         .unwrap_err();
     assert_ne!(status.code(), tonic::Code::Ok, "{status}");
 }
+
+// === the stream's events ===
+
+/// The next complete SSE event in `body` (name, data), skipping keep-alive comments.
+async fn next_event(body: &mut Body, buffer: &mut String) -> (String, serde_json::Value) {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "));
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(name), Some(data)) = (name, data) {
+                return (name.to_string(), serde_json::from_str(data).unwrap());
+            }
+            continue;
+        }
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("an event within 5 s")
+            .unwrap()
+            .unwrap();
+        buffer.push_str(std::str::from_utf8(&frame.into_data().unwrap()).unwrap());
+    }
+}
+
+#[tokio::test]
+async fn requests_over_the_rate_are_dropped_and_the_client_is_told_how_many() {
+    let taps = Taps::new(TapConfig {
+        tap_max_open: 1,
+        tap_max_rate: 2,
+    });
+    let (app, _dir) = app(&taps, None).await;
+    let (_, mut body) = open(&app, "?path_prefix=/api", &[]).await;
+    let entry = |path: &str| {
+        let mut e = message(Some("edge-1"), &[path]);
+        let Some(LogEntries::HttpLogs(logs)) = e.log_entries.take() else {
+            unreachable!()
+        };
+        xds_server::tap::TapEvent::from_entry(&"edge-1".into(), &logs.log_entry[0])
+    };
+    // Five matching, one not: two pass (the rate), three are dropped, /web is not counted.
+    taps.deliver(["/api/1", "/web", "/api/2", "/api/3", "/api/4", "/api/5"].map(entry));
+    // The requests in order; the drop report a second after the open (so after them,
+    // unless this machine stalls for that long: the order between the two is not asserted).
+    let mut buffer = String::new();
+    let (mut paths, mut dropped) = (Vec::new(), Vec::new());
+    while paths.len() < 2 || dropped.is_empty() {
+        let (name, data) = next_event(&mut body, &mut buffer).await;
+        match name.as_str() {
+            "request" => {
+                assert_eq!(data["node_id"], "edge-1");
+                paths.push(data["path"].as_str().unwrap().to_string());
+            }
+            "dropped" => dropped.push(data),
+            other => panic!("unexpected event {other}: {data}"),
+        }
+    }
+    assert_eq!(paths, ["/api/1", "/api/2"]);
+    assert_eq!(
+        dropped,
+        [serde_json::json!({ "dropped": 3, "total_dropped": 3 })]
+    );
+}

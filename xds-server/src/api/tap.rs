@@ -56,7 +56,9 @@ struct Reading {
 }
 
 fn events(tap: Tap, rate: u32) -> impl Stream<Item = Result<Event, Infallible>> {
-    let mut tick = tokio::time::interval(DROPPED_EVERY);
+    // The first report a period after the open: drops are counted, then told.
+    let start = tokio::time::Instant::now() + DROPPED_EVERY;
+    let mut tick = tokio::time::interval_at(start, DROPPED_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reading = Reading {
         tap,
@@ -84,7 +86,9 @@ async fn next(r: &mut Reading) -> Option<Event> {
     }
     loop {
         tokio::select! {
-            event = r.tap.next() => return event.map(|e| request(&e)),
+            // The tick first: it is ready once a second, so it never starves the requests,
+            // and a client too slow to empty its queue still hears of what it lost.
+            biased;
             _ = r.tick.tick() => {
                 let total = r.tap.dropped();
                 if total > r.reported {
@@ -93,6 +97,7 @@ async fn next(r: &mut Reading) -> Option<Event> {
                     return Some(Event::default().event("dropped").data(data.to_string()));
                 }
             }
+            event = r.tap.next() => return event.map(|e| request(&e)),
         }
     }
 }
