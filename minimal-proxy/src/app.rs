@@ -51,7 +51,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let bootstrap = Arc::new(options.bootstrap);
     let runtime = Runtime::new();
     let node = xds::node_proto(&bootstrap.node);
-    let loggers = GrpcLoggers::new(node.clone(), bootstrap.grpc_targets.clone());
+    let loggers = GrpcLoggers::new(
+        node.clone(),
+        bootstrap.grpc_targets.clone(),
+        runtime.stats.grpc_logs.clone(),
+    );
     let listeners = Arc::new(
         listener::Manager::new(runtime.clone(), options.drain_time).with_grpc_loggers(loggers),
     );

@@ -285,6 +285,15 @@ impl RouteStats {
     }
 }
 
+/// `access_logs.grpc_access_log.*` in Envoy: the gRPC access loggers' records.
+#[derive(Debug, Default)]
+pub struct GrpcLogStats {
+    /// Records taken by a logger's queue.
+    pub logs_written: Counter,
+    /// Records dropped because a logger's queue was full.
+    pub logs_dropped: Counter,
+}
+
 /// `listener.<address>.*` in Envoy.
 #[derive(Debug, Default)]
 pub struct ListenerStats {
@@ -326,6 +335,7 @@ pub struct Registry {
     tcp: Mutex<BTreeMap<String, Arc<TcpStats>>>,
     /// By xDS short type name (`CDS`, `EDS`, `LDS`, `RDS`).
     xds: Mutex<BTreeMap<String, Arc<XdsStats>>>,
+    pub grpc_logs: Arc<GrpcLogStats>,
 }
 
 fn get_or_create<T: Default>(map: &Mutex<BTreeMap<String, Arc<T>>>, name: &str) -> Arc<T> {

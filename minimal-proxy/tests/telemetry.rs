@@ -226,6 +226,7 @@ async fn scenario(bin: &Path, node: &str) -> Observed {
             counter_sum(&m, "cluster.web.upstream_rq_completed") >= (TOTAL + 1) as f64
                 && histogram_count(&m, "cluster.web.upstream_rq_time") > TOTAL
                 && histogram_count(&m, "vhost.main.route.main.upstream_rq_time") > TOTAL
+                && counter_sum(&m, "access_logs.grpc_access_log.logs_written") >= LOGGED as f64
         })
         .await;
     Observed { received, upstream }
@@ -378,6 +379,11 @@ fn check(o: &Observed, node: &str) {
     assert_eq!(bounds.last(), Some(&3_600_000.0));
     assert_eq!(bounds.len(), 19, "Envoy's default bounds");
 
+    // Envoy's logger stats count what the filter let through.
+    assert_eq!(
+        counter_sum(&messages, "access_logs.grpc_access_log.logs_written"),
+        LOGGED as f64
+    );
     let logs = o.received.logs.lock().unwrap().clone();
     let first = logs
         .iter()
@@ -522,6 +528,12 @@ async fn envoy_and_minimal_proxy_send_the_same_names_types_and_fields() {
         let (e, m) = (names(&from_envoy), names(&ours));
         eprintln!("only envoy: {:?}", e.difference(&m).collect::<Vec<_>>());
         eprintln!("only ours: {:?}", m.difference(&e).collect::<Vec<_>>());
+        let messages = from_envoy.received.metric_messages();
+        let logger: BTreeSet<_> = families(&messages)
+            .filter(|f| f.name().starts_with("access_logs."))
+            .map(|f| f.name().to_string())
+            .collect();
+        eprintln!("envoy logger stats: {logger:?}");
     }
     let fields = |o: &Observed| filled(&entries(&o.received)[0]);
     assert_eq!(fields(&ours), fields(&from_envoy));

@@ -212,6 +212,15 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
         s.counter("idle_timeout", t.idle_timeout.get());
         s.gauge("upstream_flush_active", &t.upstream_flush_active);
     }
+    let logs = &held.grpc_logs;
+    let mut s = scope(
+        &mut out,
+        "access_logs.grpc_access_log.".into(),
+        "envoy_access_logs_grpc_access_log_",
+        None,
+    );
+    s.counter("logs_written", logs.logs_written.get());
+    s.counter("logs_dropped", logs.logs_dropped.get());
     let connected = held.xds.iter().map(|(_, x)| x.connected_state.get()).max();
     let mut s = scope(
         &mut out,
@@ -281,6 +290,7 @@ struct Held {
     listeners: Vec<(String, std::sync::Arc<super::ListenerStats>)>,
     tcp: Vec<(String, std::sync::Arc<super::TcpStats>)>,
     xds: Vec<(String, std::sync::Arc<super::XdsStats>)>,
+    grpc_logs: std::sync::Arc<super::GrpcLogStats>,
 }
 
 fn hold(registry: &Registry) -> Held {
@@ -297,6 +307,7 @@ fn hold(registry: &Registry) -> Held {
         listeners: take(&registry.listeners),
         tcp: take(&registry.tcp),
         xds: take(&registry.xds),
+        grpc_logs: registry.grpc_logs.clone(),
     }
 }
 

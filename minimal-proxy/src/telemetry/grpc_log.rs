@@ -7,10 +7,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -31,7 +28,7 @@ use super::{
     entry::{EntryFields, http_entry},
     uplink::Uplink,
 };
-use crate::{access_log::Record, bootstrap::Target, config::GrpcAccessLog};
+use crate::{access_log::Record, bootstrap::Target, config::GrpcAccessLog, stats::GrpcLogStats};
 
 /// Records queued per logger before new ones are dropped.
 const QUEUE: usize = 4096;
@@ -60,22 +57,23 @@ pub struct LogMessage {
 #[derive(Debug, Clone)]
 pub struct LogQueue {
     tx: mpsc::Sender<LogMessage>,
-    /// Records dropped because the queue was full.
-    dropped: Arc<AtomicU64>,
+    /// `access_logs.grpc_access_log.logs_written` / `_dropped`.
+    stats: Arc<GrpcLogStats>,
 }
 
 impl LogQueue {
-    /// Queues a record; a full queue drops it (warning on the first drop).
+    /// Queues a record; a full queue drops it (counted; a warning on the first drop).
     pub fn push(&self, message: LogMessage) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(message)
-            && self.dropped.fetch_add(1, Ordering::Relaxed) == 0
-        {
-            tracing::warn!("gRPC access log queue full; records are being dropped");
+        match self.tx.try_send(message) {
+            Ok(()) => self.stats.logs_written.inc(),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.stats.logs_dropped.get() == 0 {
+                    tracing::warn!("gRPC access log queue full; records are being dropped");
+                }
+                self.stats.logs_dropped.inc();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.stats.logs_dropped.inc(),
         }
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -86,6 +84,7 @@ pub struct GrpcLoggers {
     node: Node,
     /// The bootstrap's static clusters a logger may send to.
     targets: BTreeMap<String, Target>,
+    stats: Arc<GrpcLogStats>,
     loggers: Mutex<HashMap<Key, LogQueue>>,
 }
 
@@ -98,10 +97,15 @@ struct Key {
 }
 
 impl GrpcLoggers {
-    pub fn new(node: Node, targets: BTreeMap<String, Target>) -> GrpcLoggers {
+    pub fn new(
+        node: Node,
+        targets: BTreeMap<String, Target>,
+        stats: Arc<GrpcLogStats>,
+    ) -> GrpcLoggers {
         GrpcLoggers {
             node,
             targets,
+            stats,
             loggers: Mutex::default(),
         }
     }
@@ -128,7 +132,7 @@ impl GrpcLoggers {
         let (tx, rx) = mpsc::channel(QUEUE);
         let queue = LogQueue {
             tx,
-            dropped: Arc::default(),
+            stats: self.stats.clone(),
         };
         let uplink = Uplink::new(
             format!("access log '{}'", key.log_name),
