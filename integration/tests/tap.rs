@@ -152,6 +152,11 @@ async fn a_tap_streams_the_matching_requests_of_the_selected_proxy_only(
             .is_some_and(|m| m.contains("--tap-max-open")),
         "{body}"
     );
+    // The server counts it all: the refusal, the open taps, what they were handed.
+    assert_eq!(stage.cp.metric("xds_tap_refused_total").await, 1.0);
+    assert_eq!(stage.cp.metric("xds_tap_open").await, MAX_OPEN as f64);
+    assert_eq!(stage.cp.metric("xds_tap_events_total").await, 3.0);
+    assert_eq!(stage.cp.metric("xds_tap_dropped_total").await, 0.0);
     drop(idle);
 
     // The bystander never had the access log, nor a new listener version.
@@ -176,6 +181,7 @@ async fn a_tap_streams_the_matching_requests_of_the_selected_proxy_only(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(lds_version(&stage, &bystander.node_id).await, bystander_lds);
+    assert_eq!(stage.cp.metric("xds_tap_open").await, 0.0);
     stage.all_from("a", 3, "after-the-tap").await;
 }
 

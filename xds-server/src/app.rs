@@ -98,7 +98,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .await?;
     // Taps opening and closing republish the mesh, so the proxies they select gain and lose
     // their access logs at once.
-    let taps = crate::tap::Taps::new(config.tap.clone());
+    let taps = crate::tap::Taps::with_metrics(config.tap.clone(), metrics.tap());
     let cache = Cache::new(taps.attach(mesh));
     cache.verdicts().set_enabled(config.last_known_good);
 

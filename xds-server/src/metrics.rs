@@ -127,6 +127,7 @@ struct Inner {
     limit_refusals: Family<LimitLabels, Counter>,
     held_back: Gauge,
     telemetry: TelemetryMetrics,
+    tap: crate::tap::TapMetrics,
     store: StoreMetrics,
 }
 
@@ -187,6 +188,8 @@ impl Metrics {
         let held_back = Gauge::default();
         let telemetry = TelemetryMetrics::default();
         telemetry.register(&mut registry);
+        let tap = crate::tap::TapMetrics::default();
+        tap.register(&mut registry);
         let store = StoreMetrics::new();
         store.register(&mut registry);
         registry.register(
@@ -256,9 +259,15 @@ impl Metrics {
                 limit_refusals,
                 held_back,
                 telemetry,
+                tap,
                 store,
             }),
         }
+    }
+
+    /// The live tap's series, for `crate::tap::Taps`.
+    pub fn tap(&self) -> crate::tap::TapMetrics {
+        self.inner.tap.clone()
     }
 
     /// The store's series, for `crate::store::Measured`.

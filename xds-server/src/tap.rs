@@ -10,18 +10,21 @@
 //! - `registry.rs`: open taps, the cap, delivery with a rate limit per tap (`limiter.rs`).
 //! - `event.rs`: an access-log entry → the event a client sees.
 //! - `receiver.rs`: the gRPC `AccessLogService`.
+//! - `metrics.rs`: the `xds_tap_*` Prometheus series.
 //!
 //! The SSE endpoint itself is `api/tap.rs`.
 
 mod event;
 mod filter;
 mod limiter;
+mod metrics;
 mod plan;
 pub mod receiver;
 mod registry;
 
 pub use event::TapEvent;
 pub use filter::{Filter, FilterError};
+pub use metrics::TapMetrics;
 pub use plan::Plan;
 pub use registry::{OpenError, Tap, Taps};
 

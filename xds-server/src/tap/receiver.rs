@@ -47,6 +47,11 @@ impl AccessLogService for Receiver {
                 "{MAX_STREAMS} access-log streams are open, the most this server takes"
             ))
         })?;
+        let metrics = self.taps.metrics().clone();
+        metrics.streams.inc();
+        let _open = scopeguard(move || {
+            metrics.streams.dec();
+        });
         let mut stream = request.into_inner();
         let mut node_id: Option<Arc<str>> = None;
         while let Some(message) = stream.message().await? {
@@ -87,4 +92,17 @@ fn identify(message: &StreamAccessLogsMessage) -> Result<Arc<str>, Status> {
                 "the first access-log message must carry identifier.node.id (the proxy's node id)",
             )
         })
+}
+
+/// Runs `f` when dropped: the stream gauge goes down however the stream ends.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

@@ -13,7 +13,7 @@ use std::{
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Filter, Plan, TapConfig, TapEvent, limiter::Limiter};
+use super::{Filter, Plan, TapConfig, TapEvent, TapMetrics, limiter::Limiter};
 use crate::watch::Published;
 
 /// Events queued for one tap's client; beyond, events are dropped (and counted).
@@ -32,6 +32,7 @@ struct Shared {
     /// How many taps are open, read without the lock: with none, entries are not even decoded.
     open: AtomicUsize,
     plan: watch::Sender<Arc<Plan>>,
+    metrics: TapMetrics,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +75,11 @@ pub struct Tap {
 
 impl Taps {
     pub fn new(config: TapConfig) -> Self {
+        Self::with_metrics(config, TapMetrics::default())
+    }
+
+    /// Taps counting into `metrics` (the server's `xds_tap_*` series).
+    pub fn with_metrics(config: TapConfig, metrics: TapMetrics) -> Self {
         let (plan, _) = watch::channel(Arc::new(Plan::default()));
         Self {
             shared: Arc::new(Shared {
@@ -81,8 +87,14 @@ impl Taps {
                 state: Mutex::default(),
                 open: AtomicUsize::new(0),
                 plan,
+                metrics,
             }),
         }
+    }
+
+    /// The series the access-log receiver counts its streams in.
+    pub fn metrics(&self) -> &TapMetrics {
+        &self.shared.metrics
     }
 
     pub fn config(&self) -> &TapConfig {
@@ -97,6 +109,7 @@ impl Taps {
         }
         let max = self.shared.config.tap_max_open;
         if state.taps.len() >= max {
+            self.shared.metrics.refused.inc();
             return Err(OpenError::Full { max });
         }
         state.next_id += 1;
@@ -144,8 +157,11 @@ impl Taps {
                 if !tap.filter.matches(&event) {
                     continue;
                 }
-                if !tap.limiter.take(now) || tap.events.try_send(event.clone()).is_err() {
+                if tap.limiter.take(now) && tap.events.try_send(event.clone()).is_ok() {
+                    self.shared.metrics.events.inc();
+                } else {
                     tap.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.shared.metrics.dropped.inc();
                 }
             }
         }
@@ -209,6 +225,9 @@ impl Shared {
     fn publish(&self, state: &State) {
         let filters = state.taps.values().map(|t| t.filter.clone()).collect();
         self.open.store(state.taps.len(), Ordering::Relaxed);
+        self.metrics
+            .open
+            .set(i64::try_from(state.taps.len()).unwrap_or(i64::MAX));
         self.plan.send_replace(Arc::new(Plan::new(filters)));
     }
 }
