@@ -34,6 +34,7 @@ fn validate_accepts_every_bootstrap_xds_server_renders() {
         "ads-dns-metadata.yaml",
         "per-type-grpc.yaml",
         "per-type-delta-grpc.yaml",
+        "ads-grpc-telemetry.json",
     ] {
         let (code, stdout, stderr) = run(proxy()
             .args(["--mode", "validate", "-c", &testdata(name)])

@@ -56,6 +56,22 @@ fn the_servers_sink_is_taken_with_its_settings_and_interval() {
     assert!(b.grpc_targets.contains_key("xds_cluster"));
 }
 
+/// What `GET /api/v1/bootstrap` renders today (testdata taken from the real server).
+#[test]
+fn the_bootstrap_xds_server_renders_streams_to_its_xds_cluster() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/bootstrap/testdata/ads-grpc-telemetry.json");
+    let b = crate::bootstrap::load(&path, &Overrides::default()).unwrap();
+    let sink = b.metrics_sink.expect("a sink");
+    assert_eq!(
+        (sink.cluster.as_str(), sink.target.port),
+        ("xds_cluster", 18000)
+    );
+    assert!(sink.counters_as_deltas && !sink.tags_as_labels);
+    assert_eq!(sink.histograms, HistogramEmitMode::Histogram);
+    assert_eq!(sink.interval, Duration::from_secs(1));
+}
+
 #[test]
 fn envoys_defaults_apply_when_unset() {
     let mut sink = server_sink();
