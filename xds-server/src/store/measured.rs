@@ -116,7 +116,9 @@ mod tests {
 
     #[test]
     fn refusals_are_not_database_failures() {
-        assert!(database_failure(&Error::Database(sqlx::Error::PoolTimedOut)));
+        assert!(database_failure(&Error::Database(
+            sqlx::Error::PoolTimedOut
+        )));
         assert!(database_failure(&Error::Corrupt("x".into())));
         let missing = Error::NotFound {
             kind: Kind::Route,
