@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use integration::{
     conformance,
-    mesh::{Backend, DataPlane, Stage, Variant, all_synced},
+    mesh::{Backend, ControlPlane, DataPlane, Stage, Variant, all_synced},
     net::{free_port, send},
     proxy::Proxy,
     upstream::Upstream,
@@ -31,6 +31,28 @@ const MAX_OPEN: usize = 8;
 const ACCESS_LOG: &str = "envoy.access_loggers.http_grpc";
 
 conformance!(a_tap_streams_the_matching_requests_of_the_selected_proxy_only);
+
+/// SIGTERM with a tap open: the server ends the tap's stream and stops at once, not at the
+/// end of its grace period (an open SSE stream would otherwise hold the admin server).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_server_ends_open_taps() {
+    let Some(mut cp) = ControlPlane::start(Backend::Sqlite).await else {
+        return;
+    };
+    let mut tap = Tap::open_on(&cp, "status=5xx").await;
+    let started = Instant::now();
+    cp.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopping took {:?} (the grace period is 10 s)",
+        started.elapsed()
+    );
+    let end = tokio::time::timeout(WAIT, tap.response.chunk()).await;
+    assert!(
+        matches!(end, Ok(Ok(None) | Err(_))),
+        "the stream ended: {end:?}"
+    );
+}
 
 async fn a_tap_streams_the_matching_requests_of_the_selected_proxy_only(
     plane: DataPlane,
@@ -265,9 +287,13 @@ struct Tap {
 
 impl Tap {
     async fn open(stage: &Stage, query: &str) -> Tap {
+        Self::open_on(&stage.cp, query).await
+    }
+
+    async fn open_on(cp: &ControlPlane, query: &str) -> Tap {
         // No overall timeout: the stream lasts as long as the test reads it.
         let client = Client::builder().no_proxy().build().unwrap();
-        let url = stage.cp.url(&format!("/api/v1/tap?{query}"));
+        let url = cp.url(&format!("/api/v1/tap?{query}"));
         let response = client.get(&url).send().await.expect("GET /api/v1/tap");
         assert_eq!(response.status(), StatusCode::OK, "{url}");
         let content_type = response.headers()["content-type"].to_str().unwrap();
