@@ -6,7 +6,8 @@
 //! the proxy is told to log only those (the access log's filter is in its config); a second
 //! proxy the tap does not select never receives the access log, nor a new listener version;
 //! when the taps close the access log is gone from the proxy's config and its listener is back
-//! at the version it had; a tap over the cap is answered 429, a bad query 400.
+//! at the version it had; a tap over the cap is answered 429, a bad query 400; `/metrics`
+//! counts it all. And a server stopping with a tap open ends the stream and stops at once.
 //!
 //! minimal-proxy implements the same gRPC access-log client and filters; its cases run from the
 //! same scenario.
