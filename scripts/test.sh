@@ -123,10 +123,21 @@ start_chromium() {
   say "Chromium: $("$bin" --version 2>/dev/null)"
 }
 
+# --- sqlite3: the command-line tool docs/operations.md backs up with (tests/backup_restore.rs) ---
+start_sqlite3() {
+  if ! command -v sqlite3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "sqlite3: not installed; installing Debian's sqlite3 package"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 >/dev/null 2>&1) || true
+  fi
+  command -v sqlite3 >/dev/null 2>&1 || { missing "no sqlite3 command-line tool for the backup test"; return; }
+  say "sqlite3: $(sqlite3 --version | cut -d' ' -f1)"
+}
+
 start_postgres
 start_envoy
 start_schemathesis
 start_chromium
+start_sqlite3
 
 if [ "$ci" = true ]; then
   say "cargo fmt --check"
