@@ -37,8 +37,9 @@ pub struct Uplink<M> {
     backoff: Backoff,
     /// No stream is opened before this (after a failure).
     retry_at: Option<Instant>,
-    /// Messages dropped: the queue was full, or no stream could be opened.
-    pub dropped: u64,
+    /// Messages dropped: the queue was full, or no stream could be opened (logged when a
+    /// stream ends).
+    dropped: u64,
 }
 
 struct Current<M> {
@@ -110,6 +111,7 @@ impl<M: Send + 'static> Uplink<M> {
             what = %self.what,
             cluster = %self.cluster,
             retry_in = ?delay,
+            dropped_so_far = self.dropped,
             "telemetry stream ended; is the server at the cluster's address up and serving this service?"
         );
     }
