@@ -4,7 +4,8 @@
 //! upstream. Checked: the first message of each stream names the node (and the log), the
 //! golden-metric counters add up as deltas, the latency histograms count every request in
 //! Envoy's buckets, only the requests the filter selects are logged, with the fields the
-//! server reads. With Envoy, both proxies must send the same names, types and fields.
+//! server reads. With Envoy, both proxies must send the same names, types and fields
+//! (`TELEMETRY_DUMP=1` prints an entry from each and the stat names only one of them sent).
 
 #[path = "telemetry/receiver.rs"]
 mod receiver;
