@@ -5,8 +5,11 @@
 //! `/stats?format=json`.
 
 mod render;
+mod sample;
 #[cfg(test)]
 mod tests;
+
+pub use sample::{Sample, SampleValue};
 
 use std::{
     collections::BTreeMap,
@@ -341,32 +344,6 @@ pub struct Registry {
 fn get_or_create<T: Default>(map: &Mutex<BTreeMap<String, Arc<T>>>, name: &str) -> Arc<T> {
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
     map.entry(name.to_string()).or_default().clone()
-}
-
-/// A statistic as a stats sink sees it (see [`Registry::samples`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// Envoy's full name (`cluster.web.upstream_rq_200`).
-    pub name: String,
-    /// Envoy's tag-extracted name (`cluster.upstream_rq`).
-    pub extracted: String,
-    /// Envoy's tags in Envoy's order, with Envoy's names (`envoy.response_code`).
-    pub tags: Vec<(String, String)>,
-    pub value: SampleValue,
-    /// Envoy's "used": a counter counted, a gauge changed, a histogram sampled at least once.
-    pub used: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum SampleValue {
-    Counter(u64),
-    Gauge(u64),
-    /// Counts per bucket of [`BUCKETS_MS`] (not cumulative) then the overflow bucket, and
-    /// the sum in milliseconds.
-    Histogram {
-        buckets: Vec<u64>,
-        sum_ms: f64,
-    },
 }
 
 impl Histogram {

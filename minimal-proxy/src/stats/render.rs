@@ -3,6 +3,7 @@
 //! `/stats?format=json` (`{"stats":[{"name","value"}...,{"histograms":{...}}]}`).
 
 mod cluster;
+mod route;
 
 use std::fmt::Write;
 
@@ -182,7 +183,7 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
             Some(("envoy_virtual_host", vhost)),
         );
         s.tags.push(("envoy_route", prefix.clone()));
-        route(&mut s, r);
+        route::render(&mut s, r);
     }
     for (address, l) in &held.listeners {
         let tag = Some(("envoy_listener_address", address.as_str()));
@@ -251,35 +252,6 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
         s.counter("update_rejected", x.update_rejected.get());
     }
     out
-}
-
-/// `vhost.<vhost>.route.<prefix>.*`, the statistics Envoy prints for a route.
-fn route<'a>(s: &mut Scope<'_, 'a>, r: &'a super::RouteStats) {
-    for (code, n) in r.upstream_rq_code.snapshot() {
-        let tag = ("envoy_response_code", code.to_string());
-        s.push(
-            &format!("upstream_rq_{code}"),
-            Some(tag),
-            "upstream_rq",
-            Sample::Counter(n),
-        );
-    }
-    s.classes("upstream_rq", &r.upstream_rq_xx, false);
-    for (stat, v) in [
-        ("upstream_rq_completed", &r.upstream_rq_completed),
-        ("upstream_rq_retry", &r.upstream_rq_retry),
-        (
-            "upstream_rq_retry_limit_exceeded",
-            &r.upstream_rq_retry_limit_exceeded,
-        ),
-        ("upstream_rq_retry_overflow", &r.upstream_rq_retry_overflow),
-        ("upstream_rq_retry_success", &r.upstream_rq_retry_success),
-        ("upstream_rq_timeout", &r.upstream_rq_timeout),
-        ("upstream_rq_total", &r.upstream_rq_total),
-    ] {
-        s.counter(stat, v.get());
-    }
-    s.histogram("upstream_rq_time", &r.upstream_rq_time);
 }
 
 /// The registry's objects, taken out of its locks.

@@ -1,0 +1,34 @@
+//! `vhost.<vhost>.route.<stat_prefix>.*`: the statistics Envoy prints for a route with a
+//! `stat_prefix`.
+
+use super::{Sample, Scope};
+use crate::stats::RouteStats;
+
+/// `vhost.<vhost>.route.<prefix>.*`, the statistics Envoy prints for a route.
+pub(super) fn render<'a>(s: &mut Scope<'_, 'a>, r: &'a RouteStats) {
+    for (code, n) in r.upstream_rq_code.snapshot() {
+        let tag = ("envoy_response_code", code.to_string());
+        s.push(
+            &format!("upstream_rq_{code}"),
+            Some(tag),
+            "upstream_rq",
+            Sample::Counter(n),
+        );
+    }
+    s.classes("upstream_rq", &r.upstream_rq_xx, false);
+    for (stat, v) in [
+        ("upstream_rq_completed", &r.upstream_rq_completed),
+        ("upstream_rq_retry", &r.upstream_rq_retry),
+        (
+            "upstream_rq_retry_limit_exceeded",
+            &r.upstream_rq_retry_limit_exceeded,
+        ),
+        ("upstream_rq_retry_overflow", &r.upstream_rq_retry_overflow),
+        ("upstream_rq_retry_success", &r.upstream_rq_retry_success),
+        ("upstream_rq_timeout", &r.upstream_rq_timeout),
+        ("upstream_rq_total", &r.upstream_rq_total),
+    ] {
+        s.counter(stat, v.get());
+    }
+    s.histogram("upstream_rq_time", &r.upstream_rq_time);
+}
