@@ -356,3 +356,25 @@ pub fn dump_section<'a>(dump: &'a Value, type_suffix: &str) -> Option<&'a Value>
             .is_some_and(|t| t.ends_with(type_suffix))
     })
 }
+
+/// Every access log in a config dump: the entries of each `access_log` list, wherever it is
+/// (the HTTP connection managers of every listener and filter chain).
+pub fn access_logs(dump: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![dump];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("access_log", Value::Array(logs)) => out.extend(logs.iter().cloned()),
+                        _ => stack.push(value),
+                    }
+                }
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    out
+}

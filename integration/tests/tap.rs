@@ -18,7 +18,7 @@ use integration::{
     conformance,
     mesh::{Backend, ControlPlane, DataPlane, Stage, Variant, all_synced},
     net::{free_port, send},
-    proxy::Proxy,
+    proxy::{Proxy, access_logs},
     upstream::Upstream,
 };
 use reqwest::{Client, StatusCode};
@@ -206,27 +206,6 @@ async fn a_tap_streams_the_matching_requests_of_the_selected_proxy_only(
     assert_eq!(lds_version(&stage, &bystander.node_id).await, bystander_lds);
     assert_eq!(stage.cp.metric("xds_tap_open").await, 0.0);
     stage.all_from("a", 3, "after-the-tap").await;
-}
-
-/// Every access log in a config dump (the HCMs' `access_log` entries, wherever they are).
-fn access_logs(dump: &Value) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut stack = vec![dump];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Object(map) => {
-                for (key, value) in map {
-                    match (key.as_str(), value) {
-                        ("access_log", Value::Array(logs)) => out.extend(logs.iter().cloned()),
-                        _ => stack.push(value),
-                    }
-                }
-            }
-            Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// The version of the listeners `node_id` acknowledged.

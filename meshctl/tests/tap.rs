@@ -12,7 +12,7 @@ use std::{
 
 use integration::{
     net::{POLL, free_port, send},
-    proxy::{DataPlane, Proxy},
+    proxy::{DataPlane, Proxy, access_logs},
     upstream::Upstream,
 };
 use serde_json::Value;
@@ -104,31 +104,10 @@ async fn wait_for_access_log(proxy: &Proxy, what: &str, accept: impl Fn(&str) ->
     let what = format!("the tap's access log {what}");
     proxy
         .wait_for(&what, WAIT, |dump| {
-            let text = access_logs(dump).to_string();
+            let text = Value::Array(access_logs(dump)).to_string();
             text.contains("envoy.access_loggers.http_grpc") && accept(&text)
         })
         .await;
-}
-
-/// Every `access_log` list in a config dump, as one JSON array.
-fn access_logs(dump: &Value) -> Value {
-    let mut out = Vec::new();
-    let mut stack = vec![dump];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Object(map) => {
-                for (key, value) in map {
-                    match (key.as_str(), value) {
-                        ("access_log", Value::Array(logs)) => out.extend(logs.iter().cloned()),
-                        _ => stack.push(value),
-                    }
-                }
-            }
-            Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-    Value::Array(out)
 }
 
 /// meshctl running in the background (it ends by itself after `--count`).

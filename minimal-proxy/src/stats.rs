@@ -227,12 +227,23 @@ impl ClusterStats {
     /// `upstream_rq_<class>xx` and `upstream_rq_completed`. Local replies that stand for an
     /// upstream failure are charged too (503 for a reset or connect failure, 504 for a timeout).
     pub fn charge_upstream_code(&self, code: u16) {
-        self.upstream_rq_code.inc(code);
-        if let Some(class) = self.upstream_rq_xx.get(usize::from(code / 100)) {
-            class.inc();
-        }
-        self.upstream_rq_completed.inc();
+        charge_code(
+            &self.upstream_rq_code,
+            &self.upstream_rq_xx,
+            &self.upstream_rq_completed,
+            code,
+        );
     }
+}
+
+/// `<stat>_<code>`, `<stat>_<class>xx` and `<stat>_completed` for one upstream response code,
+/// shared by the cluster's and the route's statistics.
+fn charge_code(codes: &CodeCounters, classes: &[Counter; 6], completed: &Counter, code: u16) {
+    codes.inc(code);
+    if let Some(class) = classes.get(usize::from(code / 100)) {
+        class.inc();
+    }
+    completed.inc();
 }
 
 /// `http.<stat_prefix>.*` in Envoy: one HTTP connection manager's downstream side.
@@ -280,11 +291,12 @@ pub struct RouteStats {
 impl RouteStats {
     /// Charges one attempt's code: `upstream_rq_<code>`, `_<class>xx` and `_completed`.
     pub fn charge_upstream_code(&self, code: u16) {
-        self.upstream_rq_code.inc(code);
-        if let Some(class) = self.upstream_rq_xx.get(usize::from(code / 100)) {
-            class.inc();
-        }
-        self.upstream_rq_completed.inc();
+        charge_code(
+            &self.upstream_rq_code,
+            &self.upstream_rq_xx,
+            &self.upstream_rq_completed,
+            code,
+        );
     }
 }
 

@@ -101,6 +101,19 @@ impl<'a> Scope<'_, 'a> {
     fn histogram(&mut self, stat: &str, h: &'a Histogram) {
         self.push(stat, None, stat, Sample::Histogram(h));
     }
+    /// `upstream_rq_<code>` (created on first use, as Envoy does) and `upstream_rq_<n>xx`.
+    fn upstream_codes(&mut self, codes: &super::CodeCounters, classes: &[super::Counter; 6]) {
+        for (code, n) in codes.snapshot() {
+            let tag = ("envoy_response_code", code.to_string());
+            self.push(
+                &format!("upstream_rq_{code}"),
+                Some(tag),
+                "upstream_rq",
+                Sample::Counter(n),
+            );
+        }
+        self.classes("upstream_rq", classes, false);
+    }
     /// `<stat>_<n>xx` as `<stat>_xx{envoy_response_code_class="<n>"}`.
     fn classes(&mut self, stat: &str, counts: &[super::Counter; 6], all: bool) {
         for (class, c) in counts.iter().enumerate().skip(1) {

@@ -1,6 +1,6 @@
 //! `cluster.<name>.*`: the statistics Envoy prints for a cluster that the proxy keeps.
 
-use super::{Sample, Scope};
+use super::Scope;
 use crate::stats::ClusterStats;
 
 pub(super) fn render<'a>(s: &mut Scope<'_, 'a>, c: &'a ClusterStats) {
@@ -81,17 +81,7 @@ pub(super) fn render<'a>(s: &mut Scope<'_, 'a>, c: &'a ClusterStats) {
     ] {
         s.counter(stat, v.get());
     }
-    // Envoy creates `upstream_rq_<code>` and `_<class>xx` on first use.
-    for (code, n) in c.upstream_rq_code.snapshot() {
-        let tag = ("envoy_response_code", code.to_string());
-        s.push(
-            &format!("upstream_rq_{code}"),
-            Some(tag),
-            "upstream_rq",
-            Sample::Counter(n),
-        );
-    }
-    s.classes("upstream_rq", &c.upstream_rq_xx, false);
+    s.upstream_codes(&c.upstream_rq_code, &c.upstream_rq_xx);
     for (stat, v) in [
         ("upstream_rq_active", &c.upstream_rq_active),
         ("upstream_rq_pending_active", &c.upstream_rq_pending_active),

@@ -1,21 +1,12 @@
 //! `vhost.<vhost>.route.<stat_prefix>.*`: the statistics Envoy prints for a route with a
 //! `stat_prefix`.
 
-use super::{Sample, Scope};
+use super::Scope;
 use crate::stats::RouteStats;
 
 /// `vhost.<vhost>.route.<prefix>.*`, the statistics Envoy prints for a route.
 pub(super) fn render<'a>(s: &mut Scope<'_, 'a>, r: &'a RouteStats) {
-    for (code, n) in r.upstream_rq_code.snapshot() {
-        let tag = ("envoy_response_code", code.to_string());
-        s.push(
-            &format!("upstream_rq_{code}"),
-            Some(tag),
-            "upstream_rq",
-            Sample::Counter(n),
-        );
-    }
-    s.classes("upstream_rq", &r.upstream_rq_xx, false);
+    s.upstream_codes(&r.upstream_rq_code, &r.upstream_rq_xx);
     for (stat, v) in [
         ("upstream_rq_completed", &r.upstream_rq_completed),
         ("upstream_rq_retry", &r.upstream_rq_retry),
