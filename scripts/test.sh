@@ -89,6 +89,9 @@ start_envoy() {
   say "Envoy: $ENVOY_BIN ($("$ENVOY_BIN" --version | grep -o 'version: [^ ]*' | head -n 1))"
   # Validates docker-compose.yml against the Compose Specification (its vendored schema).
   if [ ! -x "$root/.venv-test/bin/check-jsonschema" ]; then
+    # ENVOY_BIN may come from outside, so the venv may not exist yet.
+    [ -x "$root/.venv-test/bin/python" ] || python3 -m venv "$root/.venv-test" \
+      || { missing "could not create $root/.venv-test"; return; }
     "$root/.venv-test/bin/pip" install -q "check-jsonschema==0.39.0" \
       || { missing "could not install check-jsonschema"; return; }
   fi
