@@ -7,8 +7,8 @@ mod bootstrap;
 mod delete;
 mod get;
 mod proxies;
-mod tap;
 mod stat;
+mod tap;
 
 use clap::CommandFactory;
 
