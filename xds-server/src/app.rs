@@ -37,6 +37,8 @@ pub enum Error {
     Xds(#[from] tonic::transport::Error),
     #[error(transparent)]
     Mesh(#[from] crate::watch::Error),
+    #[error("mesh CA: {0}")]
+    Ca(#[from] crate::ca::Error),
 }
 
 /// Opens the store `config` names: Postgres or SQLite by URL, else the embedded file.
@@ -89,6 +91,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         open_store(&config).await?,
         metrics.store(),
     ));
+    // Checked before anything else starts: a bad CA input stops startup with nothing written.
+    let authority = crate::ca::load_or_create(store.as_ref(), &config.ca).await?;
     let registry = Registry::default();
     let rebuilds = metrics.clone();
     let (mesh, mesh_task) =
@@ -99,7 +103,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Taps opening and closing republish the mesh, so the proxies they select gain and lose
     // their access logs at once.
     let taps = crate::tap::Taps::with_metrics(config.tap.clone(), metrics.tap());
-    let cache = Cache::new(taps.attach(mesh));
+    let mesh = taps.attach(mesh);
+    // With a CA, each snapshot also carries the workload certificates (renewed on a timer).
+    let mesh = match authority {
+        Some(a) => crate::ca::spawn_issuer(Arc::new(a), mesh),
+        None => mesh,
+    };
+    let cache = Cache::new(mesh);
     cache.verdicts().set_enabled(config.last_known_good);
 
     let xds_listener = bind(config.xds_addr).await?;

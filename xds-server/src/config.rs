@@ -65,6 +65,10 @@ pub struct Config {
     #[command(flatten)]
     pub tap: crate::tap::TapConfig,
 
+    /// Service identities: the mesh CA and workload certificates (served over SDS).
+    #[command(flatten)]
+    pub ca: crate::ca::CaConfig,
+
     /// Last-known-good: a resource version a proxy rejects is held back from its group, which
     /// keeps the last version a proxy accepted. It trusts what proxies say: while the xDS port
     /// is not authenticated, a client reaching it can hold versions back from its group.

@@ -23,12 +23,14 @@
 //! - [`metrics`]: Prometheus counters and histograms for the xDS server.
 //! - [`telemetry`]: golden metrics (requests/s, success rate, latency) per service, route and
 //!   proxy, from the stats every proxy streams to the server's MetricsService.
+//! - [`ca`]: service identities: the mesh CA, SPIFFE workload certificates, served over SDS.
 //! - [`ui`]: the web console at `/ui`, static files embedded in the binary.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
+pub mod ca;
 pub mod config;
 pub mod metrics;
 pub mod model;

@@ -9,6 +9,7 @@
 //! lock serialises writers, so revision order is commit order, and the reference checks
 //! (dangling references, deleting something still referenced) cannot race.
 
+mod authority;
 mod measured;
 mod postgres;
 mod revisions;
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 
 use crate::model::{Kind, Reference, noun};
 
+pub use authority::StoredCa;
 pub use measured::Measured;
 pub use postgres::{PostgresBackend, PostgresStore};
 pub use sql::SqlStore;
@@ -207,6 +209,22 @@ pub trait Store: Send + Sync + 'static {
     /// The latest revision this replica knows of: bumped at once by local writes, and by
     /// NOTIFY or polling for writes from elsewhere. Never goes backwards.
     fn watch(&self) -> watch::Receiver<i64>;
+
+    /// The built-in mesh CA, if one was stored. (The default is for test doubles: both SQL
+    /// backends keep it.)
+    async fn ca_get(&self) -> Result<Option<StoredCa>, Error> {
+        Err(Error::Corrupt(
+            "this store does not keep the mesh CA".into(),
+        ))
+    }
+
+    /// Stores `ca` unless a CA is already stored, and returns the stored one: replicas
+    /// starting at once all end up with the first one written.
+    async fn ca_insert_if_absent(&self, _ca: &StoredCa) -> Result<StoredCa, Error> {
+        Err(Error::Corrupt(
+            "this store does not keep the mesh CA".into(),
+        ))
+    }
 }
 
 fn parse_kind(s: &str) -> Result<Kind, Error> {

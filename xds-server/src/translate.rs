@@ -14,6 +14,7 @@ mod listener;
 mod provenance;
 mod raw;
 mod route;
+mod secret;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -33,6 +34,7 @@ use crate::model::{Kind, ListenerProtocol, Mesh, Selector};
 pub use access_log::{AccessLog, LogMatch, StatusMatch};
 pub use json::resources_to_json;
 pub use provenance::{ObjectRef, Origin, Origins, blame};
+pub use secret::{SdsSelection, redact_secrets};
 pub use views::Whole;
 pub(crate) use views::Wholes;
 
@@ -54,6 +56,9 @@ pub struct Selection {
     /// The HTTP listeners that log to the server for live taps, by name (see `crate::tap`):
     /// empty unless a tap selects the proxy, so untapped proxies keep their group.
     pub access_logs: BTreeMap<String, AccessLog>,
+    /// The SDS secrets the proxy may have (its own certificate, the trust bundle; see
+    /// `secret.rs`): empty without a CA.
+    pub secrets: SdsSelection,
 }
 
 /// How a proxy fetches what its clusters and listeners refer to (assignments, routes).
@@ -315,6 +320,7 @@ pub fn select(mesh: &Mesh, node: &NodeInfo) -> Selection {
             .collect(),
         delivery: Delivery::Ads,
         access_logs: BTreeMap::new(),
+        secrets: SdsSelection::default(),
     }
 }
 
@@ -408,5 +414,6 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
             }
         }
     }
+    secret::add(&mut out, &selection.secrets);
     out
 }

@@ -30,6 +30,9 @@ pub struct Published {
     /// The live taps open at publication (see `crate::tap`): a tap opening or closing
     /// publishes the same mesh with a new plan.
     pub taps: Arc<crate::tap::Plan>,
+    /// The workload certificates and trust bundle at publication (see `crate::ca`): a
+    /// renewal publishes the same mesh with new ones. Empty without a CA.
+    pub identities: Arc<crate::ca::Identities>,
 }
 
 /// Why a mesh could not be loaded; the watcher keeps the previous one and retries.

@@ -97,6 +97,15 @@ impl Store for Measured {
     fn watch(&self) -> watch::Receiver<i64> {
         self.inner.watch()
     }
+
+    // The CA row is read once at startup: not worth a latency series.
+    async fn ca_get(&self) -> Result<Option<super::StoredCa>, Error> {
+        self.inner.ca_get().await
+    }
+
+    async fn ca_insert_if_absent(&self, ca: &super::StoredCa) -> Result<super::StoredCa, Error> {
+        self.inner.ca_insert_if_absent(ca).await
+    }
 }
 
 #[cfg(test)]

@@ -334,4 +334,12 @@ impl Backend for PostgresBackend {
     async fn revision(&self) -> Result<i64, Error> {
         read_revision(&self.pool).await
     }
+
+    async fn ca_get(&self) -> Result<Option<super::StoredCa>, Error> {
+        super::authority::postgres_get(&self.pool).await
+    }
+
+    async fn ca_insert_if_absent(&self, ca: &super::StoredCa) -> Result<super::StoredCa, Error> {
+        super::authority::postgres_insert_if_absent(&self.pool, ca).await
+    }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::{
-    Error, Record, Snapshot, Store, Write, Written,
+    Error, Record, Snapshot, Store, StoredCa, Write, Written,
     revisions::{self, Background},
     transaction::{self, WriteTx},
 };
@@ -27,6 +27,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Every resource, read in one consistent transaction.
     async fn snapshot(&self) -> Result<Snapshot, Error>;
     async fn revision(&self) -> Result<i64, Error>;
+    async fn ca_get(&self) -> Result<Option<StoredCa>, Error>;
+    async fn ca_insert_if_absent(&self, ca: &StoredCa) -> Result<StoredCa, Error>;
 }
 
 /// A [`Store`] over one SQL backend.
@@ -114,5 +116,13 @@ impl<B: Backend> Store for SqlStore<B> {
 
     fn watch(&self) -> watch::Receiver<i64> {
         self.revision.subscribe()
+    }
+
+    async fn ca_get(&self) -> Result<Option<StoredCa>, Error> {
+        self.backend.ca_get().await
+    }
+
+    async fn ca_insert_if_absent(&self, ca: &StoredCa) -> Result<StoredCa, Error> {
+        self.backend.ca_insert_if_absent(ca).await
     }
 }

@@ -239,4 +239,12 @@ impl Backend for SqliteBackend {
     async fn revision(&self) -> Result<i64, Error> {
         read_revision(&self.pool).await
     }
+
+    async fn ca_get(&self) -> Result<Option<super::StoredCa>, Error> {
+        super::authority::sqlite_get(&self.pool).await
+    }
+
+    async fn ca_insert_if_absent(&self, ca: &super::StoredCa) -> Result<super::StoredCa, Error> {
+        super::authority::sqlite_insert_if_absent(&self.pool, ca).await
+    }
 }

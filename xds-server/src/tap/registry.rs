@@ -210,7 +210,7 @@ impl Taps {
                     Ok(()) = plan.changed() => {
                         let taps = plan.borrow_and_update().clone();
                         let mesh = tx.borrow().mesh.clone();
-                        tx.send_replace(Arc::new(Published { mesh, at: Instant::now(), taps }));
+                        tx.send_replace(Arc::new(Published { mesh, at: Instant::now(), taps, identities: Arc::default() }));
                     }
                     () = tx.closed() => return,
                 }
@@ -368,6 +368,7 @@ mod tests {
             mesh: mesh.clone(),
             at: Instant::now(),
             taps: Arc::default(),
+            identities: Arc::default(),
         }));
         let mut out = taps.attach(rx);
         assert!(out.borrow_and_update().taps.is_empty());

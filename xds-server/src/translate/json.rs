@@ -2,7 +2,7 @@
 //! resource's rendering is `xds_core::json::any_to_json`).
 
 use serde_json::{Value, json};
-use xds_core::json::any_to_json;
+use xds_core::{json::any_to_json, type_url};
 
 use super::Resources;
 
@@ -15,6 +15,10 @@ pub fn resources_to_json(r: &Resources) -> Value {
             .iter()
             .map(|(name, encoded)| {
                 let body = match any_to_json(&encoded.resource) {
+                    Ok(mut resource) if type_url == type_url::SECRET => {
+                        super::redact_secrets(&mut resource);
+                        json!({ "version": encoded.version, "resource": resource })
+                    }
                     Ok(resource) => json!({ "version": encoded.version, "resource": resource }),
                     Err(error) => json!({ "version": encoded.version, "error": error }),
                 };

@@ -18,6 +18,7 @@ pub(super) async fn load(store: &dyn Store) -> Result<Published, Error> {
         mesh: Arc::new(parse(&snapshot)?),
         at: Instant::now(),
         taps: Arc::default(),
+        identities: Arc::default(),
     })
 }
 

@@ -89,6 +89,7 @@ impl Cache {
             published
                 .taps
                 .access_logs(&published.mesh, node, &selection.listeners);
+        selection.secrets = published.identities.select(node);
         let revision = published.mesh.revision;
         let slot = {
             let mut groups = self.groups.lock().unwrap();
@@ -217,6 +218,7 @@ mod tests {
             mesh: Arc::new(mesh),
             at: Instant::now(),
             taps: Arc::default(),
+            identities: Arc::default(),
         })
     }
 

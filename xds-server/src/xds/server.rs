@@ -1,4 +1,4 @@
-//! The tonic services: ADS and the per-type CDS, EDS, LDS and RDS, each in SotW and delta.
+//! The tonic services: ADS and the per-type CDS, EDS, LDS, RDS and SDS, each in SotW and delta.
 //! All of them run the same stream machinery; a per-type service only serves its own type.
 //! [`serve`] is the one place the gRPC server is built, for the binary and the embedded
 //! server alike, so their transport settings cannot drift apart. Each accepted connection is
@@ -198,6 +198,7 @@ impl XdsServer {
             .add_service(Service::<Eds>::new(self.ctx.clone()))
             .add_service(Service::<Lds>::new(self.ctx.clone()))
             .add_service(Service::<Rds>::new(self.ctx.clone()))
+            .add_service(Service::<Sds>::new(self.ctx.clone()))
             .add_service(crate::telemetry::Receiver::new(self.ctx.telemetry.clone()).server())
             .add_service(crate::tap::receiver::service(self.ctx.taps))
     }
@@ -303,6 +304,16 @@ kind!(
     Some("FetchRoutes"),
     "rds",
     Some(TypeUrl::Route)
+);
+
+kind!(
+    Sds,
+    "envoy.service.secret.v3.SecretDiscoveryService",
+    "StreamSecrets",
+    "DeltaSecrets",
+    Some("FetchSecrets"),
+    "sds",
+    Some(TypeUrl::Secret)
 );
 
 impl<K: Kind> NamedService for Service<K> {

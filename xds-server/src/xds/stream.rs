@@ -278,6 +278,7 @@ async fn start<M: Machine>(
     ctx.admit(&first, &mut types)?;
     let node = M::node(&first).ok_or(Error::MissingNode)?;
     let info = node_info(node);
+    audit_secrets(&info, &first);
     let mut mesh = ctx.cache.mesh();
     let published = mesh.borrow_and_update().clone();
     let delivery = delivery(&info, service, M::VARIANT);
@@ -388,6 +389,7 @@ async fn serve<M: Machine>(
             msg = inbound.message() => match msg {
                 Ok(Some(req)) => {
                     ctx.admit(&req, &mut types)?;
+                    audit_secrets(&info, &req);
                     machine.on_request(&req)?
                 }
                 Ok(None) => break,
@@ -418,6 +420,14 @@ async fn serve<M: Machine>(
     }
     tracing::info!(node = %info.id, "proxy disconnected");
     Ok(())
+}
+
+/// Logs and counts a request for another service's certificate (see `crate::ca`).
+fn audit_secrets(info: &NodeInfo, req: &impl limits::Request) {
+    let asked = req
+        .names()
+        .filter(|(field, _)| *field != "resource_names_unsubscribe");
+    crate::ca::audit_request(info, req.type_url(), asked.map(|(_, n)| n));
 }
 
 /// Moves the stream to `next` when it differs from what it has.
