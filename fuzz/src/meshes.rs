@@ -31,6 +31,8 @@ pub fn mesh(revision: i64, input: Value) -> Mesh {
         routes: section(&input, "routes"),
         listeners: section(&input, "listeners"),
         envoy_resources: section(&input, "envoy_resources"),
+        traffic_permissions: section(&input, "traffic_permissions"),
+        ..Mesh::default()
     }
 }
 

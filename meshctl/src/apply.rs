@@ -183,12 +183,23 @@ pub fn references(kind: Kind, name: &str, body: &Map<String, Value>) -> Vec<(Kin
             }
             refs
         }
+        Kind::TrafficPermission => {
+            let mut refs: Vec<(Kind, String)> = names(body.get("from"))
+                .into_iter()
+                .filter(|f| f != "*")
+                .map(|f| (Kind::Service, f))
+                .collect();
+            if let Some(s) = body.get("to").and_then(Value::as_str) {
+                refs.push((Kind::Service, s.to_string()));
+            }
+            refs
+        }
         Kind::Service | Kind::EnvoyResource => Vec::new(),
     }
 }
 
 /// Sorts objects into dependency order (services, endpoints, routes, listeners,
-/// envoy-resources), keeping the files' order within a kind.
+/// envoy-resources, traffic-permissions), keeping the files' order within a kind.
 pub fn order(objects: &mut [Object]) {
     objects.sort_by_key(|o| o.kind);
 }

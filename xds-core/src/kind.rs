@@ -7,7 +7,8 @@ use std::{fmt, str::FromStr};
 /// One kind of object the REST API stores.
 ///
 /// The declaration order is the dependency order: a kind may name only kinds before it
-/// (endpoints their service, routes services, listeners routes and services). Writes go in
+/// (endpoints their service, routes services, listeners routes and services, traffic
+/// permissions services). Writes go in
 /// this order, deletes in reverse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -16,16 +17,18 @@ pub enum Kind {
     Route,
     Listener,
     EnvoyResource,
+    TrafficPermission,
 }
 
 impl Kind {
     /// Every kind, in dependency order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Service,
         Kind::Endpoints,
         Kind::Route,
         Kind::Listener,
         Kind::EnvoyResource,
+        Kind::TrafficPermission,
     ];
 
     /// The singular name written in a manifest's `kind:` and printed as `service/web`.
@@ -36,6 +39,7 @@ impl Kind {
             Kind::Route => "route",
             Kind::Listener => "listener",
             Kind::EnvoyResource => "envoy-resource",
+            Kind::TrafficPermission => "traffic-permission",
         }
     }
 
@@ -47,6 +51,7 @@ impl Kind {
             Kind::Route => "routes",
             Kind::Listener => "listeners",
             Kind::EnvoyResource => "envoy-resources",
+            Kind::TrafficPermission => "traffic-permissions",
         }
     }
 
@@ -79,8 +84,8 @@ impl fmt::Display for Kind {
 /// A kind name nobody knows; the message lists those that exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown kind '{0}': use service, endpoints, route, listener or envoy-resource (or their \
-     plural REST names)"
+    "unknown kind '{0}': use service, endpoints, route, listener, envoy-resource or \
+     traffic-permission (or their plural REST names)"
 )]
 pub struct UnknownKind(pub String);
 
@@ -97,6 +102,8 @@ impl FromStr for Kind {
             "envoy-resource" | "envoy-resources" | "envoyresource" | "envoyresources" => {
                 Kind::EnvoyResource
             }
+            "traffic-permission" | "traffic-permissions" | "trafficpermission"
+            | "trafficpermissions" | "tp" => Kind::TrafficPermission,
             _ => return Err(UnknownKind(s.to_string())),
         };
         Ok(kind)

@@ -26,7 +26,7 @@ use axum::{Router, extract::DefaultBodyLimit, routing::get};
 
 use crate::{
     metrics::Metrics,
-    model::{EnvoyResource, Listener, Route, Service},
+    model::{EnvoyResource, Listener, Route, Service, TrafficPermission},
     status::Registry,
     store::Store,
     tap::Taps,
@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::routes::<Route>())
         .merge(resources::routes::<Listener>())
         .merge(resources::routes::<EnvoyResource>())
+        .merge(resources::routes::<TrafficPermission>())
         .route(
             "/api/v1/services/{name}/endpoints",
             get(endpoints::endpoints_get).put(endpoints::endpoints_put),

@@ -11,16 +11,19 @@ mod duration;
 mod endpoints;
 mod envoy_resource;
 mod hash_policy;
+mod inbound;
 mod labels;
 mod listener;
 mod mesh;
 mod name;
 mod route;
+mod security;
 mod selector;
 mod service;
 mod syntax;
 #[cfg(test)]
 mod tests;
+mod traffic_permission;
 
 use std::fmt;
 
@@ -30,6 +33,7 @@ pub use duration::Duration;
 pub use endpoints::{Endpoint, EndpointHealth, Endpoints};
 pub use envoy_resource::{EnvoyResource, envoy_type_urls};
 pub use hash_policy::{HashOn, HashPolicy, MAX_HASH_POLICIES};
+pub use inbound::Inbound;
 pub use labels::{
     LabelSelector, Labels, MAX_LABELS, ParseSelectorError, SELECTOR_PATTERN, validate_labels,
 };
@@ -40,8 +44,12 @@ pub use route::{
     Backoff, Destination, HeaderChanges, HeaderMatch, PathMatch, Retries, Rewrite, Route,
     RouteMatch, Rule,
 };
+pub use security::{
+    DEFAULT_TRUST_DOMAIN, MeshSecurity, MtlsMode, PermissionsDefault, TRUST_BUNDLE_SECRET,
+};
 pub use selector::Selector;
 pub use service::{CircuitBreaker, HealthCheck, LbPolicy, OutlierDetection, Protocol, Service};
+pub use traffic_permission::{ANY_CALLER, PermissionAction, TrafficPermission};
 
 /// The kinds of resource the store keeps, shared with meshctl. The collection name
 /// (`Kind::collection`) is the REST path segment and the stored kind, so one name is used
@@ -57,6 +65,7 @@ pub fn noun(kind: Kind) -> &'static str {
         Kind::Route => "route",
         Kind::Listener => "listener",
         Kind::EnvoyResource => "envoy resource",
+        Kind::TrafficPermission => "traffic permission",
     }
 }
 

@@ -9,14 +9,17 @@
 mod access_log;
 mod cluster;
 mod endpoint;
+mod inbound;
 mod json;
 mod listener;
 mod provenance;
 mod raw;
+mod rbac;
 mod route;
 mod secret;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod views;
 
 use std::{
@@ -32,6 +35,7 @@ use xds_core::{json::canonical_bytes, type_url};
 use crate::model::{Kind, ListenerProtocol, Mesh, Selector};
 
 pub use access_log::{AccessLog, LogMatch, StatusMatch};
+pub use inbound::inbound_name;
 pub use json::resources_to_json;
 pub use provenance::{ObjectRef, Origin, Origins, blame};
 pub use secret::{SdsSelection, redact_secrets};
@@ -56,6 +60,11 @@ pub struct Selection {
     /// The HTTP listeners that log to the server for live taps, by name (see `crate::tap`):
     /// empty unless a tap selects the proxy, so untapped proxies keep their group.
     pub access_logs: BTreeMap<String, AccessLog>,
+    /// The service whose sidecar the proxy is (its node cluster names it): the proxy gets the
+    /// service's inbound listener and calls mTLS services with its certificate. Set only when
+    /// translation uses it (the service declares `inbound`, or some service is mTLS), so the
+    /// groups of a mesh without security are what they were.
+    pub sidecar: Option<String>,
     /// The SDS secrets the proxy may have (its own certificate, the trust bundle; see
     /// `secret.rs`): empty without a CA.
     pub secrets: SdsSelection,
@@ -167,7 +176,9 @@ impl Resources {
         let mesh = self.source.0.as_ref()?;
         let spec = mesh.services.get(service)?;
         let config_source = cluster::config_source(&self.group.delivery);
-        let message = cluster::cluster(service, spec, &BTreeSet::new(), &config_source);
+        let mut message = cluster::cluster(service, spec, &BTreeSet::new(), &config_source);
+        let own = self.group.sidecar.as_deref();
+        tls::secure_cluster(&mut message, mesh, own, service, &config_source, &mut Vec::new());
         let value = message.encode_to_vec();
         Some(Arc::new(Encoded {
             name: service.to_string(),
@@ -320,8 +331,16 @@ pub fn select(mesh: &Mesh, node: &NodeInfo) -> Selection {
             .collect(),
         delivery: Delivery::Ads,
         access_logs: BTreeMap::new(),
+        sidecar: sidecar_of(mesh, node),
         secrets: SdsSelection::default(),
     }
+}
+
+/// The service `node` is the sidecar of, when translation needs to know (see
+/// [`Selection::sidecar`]).
+fn sidecar_of(mesh: &Mesh, node: &NodeInfo) -> Option<String> {
+    let service = mesh.services.get(&node.cluster)?;
+    (service.inbound.is_some() || tls::any_mtls(mesh)).then(|| node.cluster.clone())
 }
 
 /// The resources for a selection: its listeners, the route configurations they use, the
@@ -335,7 +354,12 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
     let config_source = cluster::config_source(&selection.delivery);
     // Every service used, with the label-key sets its subsets select on.
     let mut services: BTreeMap<&str, BTreeSet<Vec<String>>> = BTreeMap::new();
+    // A sidecar's inbound listener comes first: it keeps its port against selected listeners.
+    let inbound_listener = inbound::add(mesh, selection, &config_source, &mut out);
     let mut bound = BTreeMap::new();
+    if let Some((address, port, name)) = &inbound_listener {
+        bound.insert((address.as_str(), *port), name);
+    }
     for name in &selection.listeners {
         let Some(l) = mesh.listeners.get(name) else {
             continue;
@@ -390,11 +414,16 @@ pub fn translate(mesh: &Mesh, selection: &Selection) -> Resources {
                 .push(format!("service '{name}' is referenced but missing"));
             continue;
         };
-        out.add(
+        let mut cluster = cluster::cluster(name, service, &subset_keys, &config_source);
+        tls::secure_cluster(
+            &mut cluster,
+            mesh,
+            selection.sidecar.as_deref(),
             name,
-            &cluster::cluster(name, service, &subset_keys, &config_source),
-            Origin::whole(Kind::Service, name),
+            &config_source,
+            &mut out.warnings,
         );
+        out.add(name, &cluster, Origin::whole(Kind::Service, name));
         out.add_assignment(
             name,
             &endpoint::load_assignment(name, mesh.endpoints.get(name)),

@@ -76,6 +76,7 @@ conformance!(
     concurrent_writers_one_wins_no_lost_update,
     concurrent_creates_all_land_with_distinct_revisions,
     data_survives_a_restart,
+    traffic_permissions_are_kept_and_hold_their_services,
 );
 
 // === helpers ===
@@ -467,4 +468,63 @@ async fn data_survives_a_restart(at: Location) {
         reopened.delete(Kind::Service, "web", None).await,
         Err(Error::Referenced { .. })
     ));
+}
+
+/// A traffic permission is stored like any kind, names its services as references (a missing
+/// one refuses the write, naming the field), and holds them against deletion.
+async fn traffic_permissions_are_kept_and_hold_their_services(at: Location) {
+    use xds_server::model::{Spec, TrafficPermission};
+    let permission = |name: &str, spec: serde_json::Value| {
+        let parsed: TrafficPermission = serde_json::from_value(spec.clone()).unwrap();
+        Write {
+            kind: Kind::TrafficPermission,
+            name: name.into(),
+            references: parsed.references(name),
+            spec,
+            expected_version: None,
+        }
+    };
+    let store = at.open().await;
+    store.put(service("web", "http")).await.unwrap();
+    store.put(service("api", "http")).await.unwrap();
+    let revision = store.revision().await.unwrap();
+    let ghost = json!({ "from": ["web", "ghost"], "to": "api", "action": "deny" });
+    match store.put(permission("p", ghost)).await {
+        Err(Error::DanglingReference {
+            field,
+            kind: Kind::Service,
+            name,
+        }) => {
+            assert_eq!((field.as_str(), name.as_str()), ("from[1]", "ghost"));
+        }
+        other => panic!("expected a dangling reference, got {other:?}"),
+    }
+    assert_eq!(store.revision().await.unwrap(), revision, "nothing written");
+    let spec = json!({ "from": ["web", "*"], "to": "api", "action": "deny", "shadow": true });
+    store.put(permission("p", spec.clone())).await.unwrap();
+    let stored = store
+        .get(Kind::TrafficPermission, "p")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.spec, spec);
+    let snapshot = store.snapshot().await.unwrap();
+    assert!(
+        snapshot
+            .resources
+            .contains_key(&(Kind::TrafficPermission, "p".to_string()))
+    );
+    for held in ["web", "api"] {
+        match store.delete(Kind::Service, held, None).await {
+            Err(Error::Referenced { referrers, .. }) => {
+                assert_eq!(referrers, [(Kind::TrafficPermission, "p".to_string())]);
+            }
+            other => panic!("deleting {held}: expected referenced, got {other:?}"),
+        }
+    }
+    store
+        .delete(Kind::TrafficPermission, "p", None)
+        .await
+        .unwrap();
+    store.delete(Kind::Service, "web", None).await.unwrap();
 }

@@ -151,6 +151,18 @@ fn table(kind: Kind, objects: &[Value]) -> String {
             let short = type_url.rsplit('.').next().unwrap_or_default().to_string();
             vec![short, labels(&o["labels"])]
         }),
+        Kind::TrafficPermission => (&["FROM", "TO", "ACTION", "LABELS"], |o| {
+            let mut action = cell(&o["action"]);
+            if o["shadow"].as_bool() == Some(true) {
+                action.push_str(" (shadow)");
+            }
+            vec![
+                list(&strings_of(&o["from"]), 3),
+                cell(&o["to"]),
+                action,
+                labels(&o["labels"]),
+            ]
+        }),
     };
     let mut all_headers = vec!["NAME", "VERSION"];
     all_headers.extend_from_slice(headers);

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Endpoints, EnvoyResource, Listener, Route, Service};
+use super::{Endpoints, EnvoyResource, Listener, MeshSecurity, Route, Service, TrafficPermission};
 
 /// Every resource at `revision`, parsed. Immutable once built; shared behind an `Arc`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -15,4 +15,7 @@ pub struct Mesh {
     pub routes: BTreeMap<String, Route>,
     pub listeners: BTreeMap<String, Listener>,
     pub envoy_resources: BTreeMap<String, EnvoyResource>,
+    pub traffic_permissions: BTreeMap<String, TrafficPermission>,
+    /// The mesh-wide security settings (the server's flags, not stored).
+    pub security: MeshSecurity,
 }

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    Duration, Kind, Labels, Reference, Spec, ValidationError, check_range, invalid,
+    Duration, Inbound, Kind, Labels, MtlsMode, Reference, Spec, ValidationError, check_range,
+    invalid,
     labels::{labels_schema, validate_labels},
 };
 
@@ -24,6 +25,14 @@ pub struct Service {
     pub outlier_detection: Option<OutlierDetection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// The service's sidecars: where they listen and the application they forward to. Absent
+    /// for a service reached directly (through gateways), as before sidecars existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<Inbound>,
+    /// How its sidecars accept calls (only with `inbound`); absent = the mesh default
+    /// (`--mtls-default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<MtlsMode>,
     /// The operator's labels (Kubernetes-style keys and values, at most 64): found by
     /// `?selector=` on lists; never sent to proxies.
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
@@ -115,6 +124,15 @@ impl Spec for Service {
 
     fn validate(&self, _name: &str) -> Result<(), ValidationError> {
         validate_labels("labels", &self.labels)?;
+        if let Some(inbound) = &self.inbound {
+            inbound.validate("inbound")?;
+        }
+        if self.mtls.is_some() && self.inbound.is_none() {
+            return Err(invalid(
+                "mtls",
+                "only a service with sidecars terminates mTLS: declare inbound, or remove mtls",
+            ));
+        }
         if let Some(t) = self.connect_timeout {
             positive("connect_timeout", t)?;
         }

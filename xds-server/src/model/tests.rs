@@ -1,6 +1,7 @@
 //! Unit tests for the mesh model's parsing and validation rules (names, durations, and each kind).
 
 mod hash_policy;
+mod security;
 
 use serde_json::{Value, json};
 

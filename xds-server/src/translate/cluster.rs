@@ -184,7 +184,7 @@ fn health_check(protocol: Protocol, hc: &model::HealthCheck) -> HealthCheck {
 }
 
 /// HTTP/2 to the upstream for http2 and gRPC services; Envoy's default (HTTP/1.1) otherwise.
-fn protocol_options(protocol: Protocol) -> Option<(String, Any)> {
+pub(super) fn protocol_options(protocol: Protocol) -> Option<(String, Any)> {
     if !matches!(protocol, Protocol::Http2 | Protocol::Grpc) {
         return None;
     }

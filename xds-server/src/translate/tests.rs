@@ -14,6 +14,7 @@ use crate::model::{Endpoints, Spec};
 mod encoding;
 mod hash_policy;
 mod provenance;
+mod security;
 
 // === helpers ===
 
@@ -27,6 +28,8 @@ fn mesh(input: Value) -> Mesh {
         routes: section(&input, "routes"),
         listeners: section(&input, "listeners"),
         envoy_resources: section(&input, "envoy_resources"),
+        traffic_permissions: section(&input, "traffic_permissions"),
+        ..Mesh::default()
     }
 }
 

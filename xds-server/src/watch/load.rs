@@ -36,6 +36,7 @@ pub(crate) fn parse(snapshot: &Snapshot) -> Result<Mesh, Error> {
             Kind::Route => insert(&mut mesh.routes, kind, name, spec)?,
             Kind::Listener => insert(&mut mesh.listeners, kind, name, spec)?,
             Kind::EnvoyResource => insert(&mut mesh.envoy_resources, kind, name, spec)?,
+            Kind::TrafficPermission => insert(&mut mesh.traffic_permissions, kind, name, spec)?,
         }
     }
     Ok(mesh)

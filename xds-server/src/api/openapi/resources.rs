@@ -20,7 +20,8 @@ use super::{error_response, json, name_param, name_schema, op, plain, query_para
 use serde_json::{Value, json};
 
 use crate::model::{
-    Endpoints, EnvoyResource, Kind, Listener, Route, SELECTOR_PATTERN, Service, Spec, noun,
+    Endpoints, EnvoyResource, Kind, Listener, Route, SELECTOR_PATTERN, Service, Spec,
+    TrafficPermission, noun,
 };
 
 type Schemas = Vec<(String, RefOr<Schema>)>;
@@ -32,6 +33,7 @@ pub(super) fn paths(schemas: &mut Schemas) -> Vec<(String, PathItem)> {
     out.extend(kind_paths::<Route>(schemas));
     out.extend(kind_paths::<Listener>(schemas));
     out.extend(kind_paths::<EnvoyResource>(schemas));
+    out.extend(kind_paths::<TrafficPermission>(schemas));
     out.push(endpoints_path(schemas));
     out
 }
@@ -348,6 +350,9 @@ fn example(kind: Kind) -> Value {
         }),
         Kind::Listener => json!({
             "address": "0.0.0.0", "port": 10000, "protocol": "http", "routes": ["web"],
+        }),
+        Kind::TrafficPermission => json!({
+            "from": ["web"], "to": "api", "action": "deny", "paths": ["/admin"],
         }),
         Kind::EnvoyResource => json!({
             "type_url": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
