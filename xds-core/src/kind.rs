@@ -102,8 +102,11 @@ impl FromStr for Kind {
             "envoy-resource" | "envoy-resources" | "envoyresource" | "envoyresources" => {
                 Kind::EnvoyResource
             }
-            "traffic-permission" | "traffic-permissions" | "trafficpermission"
-            | "trafficpermissions" | "tp" => Kind::TrafficPermission,
+            "traffic-permission"
+            | "traffic-permissions"
+            | "trafficpermission"
+            | "trafficpermissions"
+            | "tp" => Kind::TrafficPermission,
             _ => return Err(UnknownKind(s.to_string())),
         };
         Ok(kind)

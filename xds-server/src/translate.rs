@@ -178,7 +178,14 @@ impl Resources {
         let config_source = cluster::config_source(&self.group.delivery);
         let mut message = cluster::cluster(service, spec, &BTreeSet::new(), &config_source);
         let own = self.group.sidecar.as_deref();
-        tls::secure_cluster(&mut message, mesh, own, service, &config_source, &mut Vec::new());
+        tls::secure_cluster(
+            &mut message,
+            mesh,
+            own,
+            service,
+            &config_source,
+            &mut Vec::new(),
+        );
         let value = message.encode_to_vec();
         Some(Arc::new(Encoded {
             name: service.to_string(),
