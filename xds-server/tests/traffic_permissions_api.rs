@@ -26,7 +26,6 @@ async fn get(app: &Router, path: &str) -> Response {
 }
 
 /// A PUT that must be 422 `code` on `field`, leaving nothing stored.
-#[track_caller]
 async fn refused(app: &Router, path: &str, body: Value, code: &str, field: &str) {
     let err = assert_error(
         &put(app, path, &body).await,
