@@ -89,3 +89,92 @@ async fn postgres_replicas_share_one_ca() {
         .collect();
     one_ca_for_all(replicas, dir.path()).await;
 }
+
+/// Runs the real binary with `args` on a fresh SQLite file; returns its exit success, its
+/// output (stdout and stderr) and whether a CA row was written.
+async fn start_binary(args: &[&str]) -> (bool, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mesh.db");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_xds-server"))
+        .args([
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--xds-addr",
+            "127.0.0.1:0",
+            "--sqlite-file",
+        ])
+        .arg(&db)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("a bad CA input stops startup at once")
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = match SqliteStore::open(&db, POLL).await {
+        Ok(store) => store.ca_get().await.unwrap().is_some(),
+        Err(_) => false,
+    };
+    (out.status.success(), text, written)
+}
+
+#[tokio::test]
+async fn the_binary_refuses_bad_ca_inputs_at_startup_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_cert = dir.path().join("bad.pem");
+    std::fs::write(
+        &bad_cert,
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let key = dir.path().join("ca.key");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nMIG\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "c2hvcnQ=").unwrap();
+    let (c, k, s) = (
+        bad_cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        short.to_str().unwrap(),
+    );
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--ca", "files", "--ca-cert-file", c, "--ca-key-file", k],
+            "is not a PEM certificate",
+        ),
+        (
+            &["--ca", "builtin", "--ca-key-encryption-key-file", s],
+            "decodes to 5 bytes, not 32",
+        ),
+        (
+            &["--ca", "files", "--ca-cert-file", c],
+            "needs both --ca-cert-file and --ca-key-file",
+        ),
+        (
+            &["--ca", "builtin", "--trust-domain", "Not A Domain"],
+            "is not a trust domain",
+        ),
+    ];
+    for (args, says) in cases {
+        let (ok, text, written) = start_binary(args).await;
+        assert!(!ok, "{args:?} must stop startup: {text}");
+        assert!(
+            text.contains(says),
+            "{args:?}: the error says '{says}': {text}"
+        );
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "no key material in the output: {text}"
+        );
+        assert!(!written, "{args:?}: nothing written");
+    }
+}

@@ -562,3 +562,27 @@ async fn an_operator_ca_replacing_the_built_in_one_keeps_its_root_until_told() {
         .is_err()
     );
 }
+
+#[test]
+fn the_proxy_config_view_of_secrets_redacts_the_key() {
+    use crate::translate::{SdsSelection, Selection, resources_to_json, translate};
+    let authority = built_in();
+    let cert = authority.issue("web", SystemTime::now()).unwrap();
+    let selection = Selection {
+        secrets: SdsSelection {
+            cert: Some(("web".into(), Arc::new(cert))),
+            bundle: Some(authority.trust_bundle_pem().into()),
+        },
+        ..Selection::default()
+    };
+    let resources = translate(&crate::model::Mesh::default(), &selection);
+    let secrets = resources.of_type(xds_core::type_url::SECRET).unwrap();
+    assert_eq!(
+        secrets.keys().collect::<Vec<_>>(),
+        [TRUST_BUNDLE_SECRET, "spiffe://mesh.local/service/web"]
+    );
+    let shown = resources_to_json(&resources).to_string();
+    assert!(shown.contains("BEGIN CERTIFICATE"), "the chain is shown");
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    assert!(shown.contains("[redacted]"));
+}
