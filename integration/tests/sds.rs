@@ -422,6 +422,15 @@ async fn a_proxy_gets_no_other_services_certificate() {
         assert!(Instant::now() < deadline, "the refusal is logged");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let metrics = cp.get_text("/metrics").await;
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("xds_sds_refused_requests_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(
+        refused.is_some_and(|n| n >= 1),
+        "the refusal is counted: {refused:?}"
+    );
     let config: Value =
         serde_json::from_str(&cp.get_text("/api/v1/proxies/db-1/config").await).unwrap();
     assert_eq!(

@@ -399,6 +399,13 @@ impl Metrics {
             "Open xDS streams, whether or not they subscribed to anything yet (a proxy on ADS has one; one on the per-type services has one per type)",
             open,
         );
+        let refused = Counter::<u64>::default();
+        refused.inc_by(crate::ca::refused_requests());
+        now.register(
+            "xds_sds_refused_requests",
+            "Requests for a workload certificate other than the requesting proxy's own identity (the proxy gets nothing for that name; see crate::ca)",
+            refused,
+        );
         let revision = Gauge::<i64>::default();
         revision.set(store_revision);
         now.register(
