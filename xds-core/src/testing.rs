@@ -122,9 +122,18 @@ pub struct Builder {
     subscriptions: Vec<(TypeUrl, Vec<String>)>,
     follow: bool,
     timeout: Duration,
+    /// Sent as gRPC metadata: `Bearer <token>` as `authorization` (see [`Builder::token`]).
+    token: Option<String>,
 }
 
 impl Builder {
+    /// Presents a proxy token (`authorization: Bearer <token>` metadata), as Envoy does from
+    /// its grpc_service's `initial_metadata`.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
     /// Subscribes to `type_url` in the opening requests, in the order given: no names means
     /// wildcard for LDS and CDS, `*` means wildcard for any type.
     pub fn subscribe<N: Into<String>>(
@@ -184,6 +193,7 @@ impl Builder {
             .collect();
         let mut client = AggregatedDiscoveryServiceClient::new(channel);
         let timeout = self.timeout;
+        let token = self.token.as_deref();
         let capacity = opening.len() + 16;
         let wire = match self.variant {
             Variant::Sotw => {
@@ -191,7 +201,8 @@ impl Builder {
                 for r in opening {
                     let _ = tx.try_send(sotw(r));
                 }
-                let call = client.stream_aggregated_resources(ReceiverStream::new(rx));
+                let call =
+                    client.stream_aggregated_resources(with_token(token, ReceiverStream::new(rx)));
                 let inbound = within(timeout, call).await??.into_inner();
                 Wire::Sotw { tx, inbound }
             }
@@ -200,7 +211,8 @@ impl Builder {
                 for r in opening {
                     let _ = tx.try_send(delta(r));
                 }
-                let call = client.delta_aggregated_resources(ReceiverStream::new(rx));
+                let call =
+                    client.delta_aggregated_resources(with_token(token, ReceiverStream::new(rx)));
                 let inbound = within(timeout, call).await??.into_inner();
                 Wire::Delta { tx, inbound }
             }
@@ -211,6 +223,15 @@ impl Builder {
             timeout,
         })
     }
+}
+
+/// `message` as a gRPC request, with `authorization: Bearer <token>` when there is a token.
+fn with_token<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    if let Some(value) = token.and_then(|t| format!("Bearer {t}").parse().ok()) {
+        req.metadata_mut().insert("authorization", value);
+    }
+    req
 }
 
 /// One open ADS stream; dropping it closes the stream, as a proxy going away does.
@@ -252,6 +273,7 @@ impl AdsClient {
             subscriptions: Vec::new(),
             follow: false,
             timeout: DEFAULT_TIMEOUT,
+            token: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod openapi;
 mod path;
 mod prometheus;
 mod proxies;
+mod proxy_tokens;
 mod resources;
 mod stats;
 mod tap;
@@ -32,6 +33,7 @@ use crate::{
     tap::Taps,
 };
 
+pub use auth::bearer;
 pub use error::{ApiError, ErrorBody};
 pub use openapi::openapi;
 
@@ -48,6 +50,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Requests (except health checks) must carry this bearer token when set.
     pub admin_token: Option<Arc<str>>,
+    /// Read-only tokens (GET/HEAD); only checked when `admin_token` is set.
+    pub reader_tokens: Arc<[Arc<str>]>,
+    /// The xDS port's proxy tokens: reloaded at once when this replica issues or revokes one.
+    pub proxy_auth: crate::proxy_auth::ProxyAuth,
     pub max_body_bytes: usize,
     /// Every open xDS stream's status; the xDS server writes it, `/api/v1/proxies` reads it.
     pub registry: Registry,
@@ -67,6 +73,8 @@ impl AppState {
         Self {
             store,
             admin_token: None,
+            reader_tokens: Arc::from([]),
+            proxy_auth: crate::proxy_auth::ProxyAuth::off(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry: Registry::default(),
             metrics: Metrics::new(),
@@ -107,6 +115,14 @@ pub fn router(state: AppState) -> Router {
             get(prometheus::prometheus_targets),
         )
         .route("/api/v1/tap", get(tap::tap_get))
+        .route(
+            "/api/v1/proxy-tokens",
+            get(proxy_tokens::proxy_tokens_list).post(proxy_tokens::proxy_tokens_create),
+        )
+        .route(
+            "/api/v1/proxy-tokens/{id}",
+            axum::routing::delete(proxy_tokens::proxy_tokens_delete),
+        )
         .fallback(|| async { ApiError::not_found("no such API path; see /api/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(

@@ -26,6 +26,12 @@ pub enum Error {
     TokenFile { path: PathBuf, source: io::Error },
     #[error("the admin token file {0} is empty: put the token in it")]
     EmptyToken(PathBuf),
+    #[error("the reader token file {0} holds no token: put one token per line in it")]
+    EmptyReaderTokens(PathBuf),
+    #[error(
+        "--reader-token-file needs --admin-token-file: without an admin token the API is open to everyone"
+    )]
+    ReadersWithoutAdmin,
     #[error("could not listen on {addr}: {source} (is another process using the port?)")]
     Bind {
         addr: std::net::SocketAddr,
@@ -79,6 +85,28 @@ fn read_token(path: &PathBuf) -> Result<Arc<str>, Error> {
     Ok(token.into())
 }
 
+/// Reads the reader tokens: one per non-empty line, `#` lines are comments.
+fn read_reader_tokens(paths: &[PathBuf]) -> Result<Arc<[Arc<str>]>, Error> {
+    let mut tokens = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::TokenFile {
+            path: path.clone(),
+            source,
+        })?;
+        let before = tokens.len();
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(Arc::<str>::from),
+        );
+        if tokens.len() == before {
+            return Err(Error::EmptyReaderTokens(path.clone()));
+        }
+    }
+    Ok(tokens.into())
+}
+
 /// Runs until `shutdown` resolves, then drains in-flight requests for up to the grace period.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let admin_token = config
@@ -86,6 +114,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .as_ref()
         .map(read_token)
         .transpose()?;
+    let reader_tokens = read_reader_tokens(&config.reader_token_file)?;
+    if admin_token.is_none() && !reader_tokens.is_empty() {
+        return Err(Error::ReadersWithoutAdmin);
+    }
     let metrics = Metrics::new();
     let store: Arc<dyn Store> = Arc::new(store::Measured::new(
         open_store(&config).await?,
@@ -116,8 +148,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let xds_addr = xds_listener.local_addr().map_err(Error::Serve)?;
     let admin_listener = bind(config.admin_addr).await?;
     let admin_addr = admin_listener.local_addr().map_err(Error::Serve)?;
+    let proxy_auth = if config.xds_auth.required_on(xds_addr) {
+        crate::proxy_auth::ProxyAuth::required(store.clone()).await?
+    } else {
+        if !xds_addr.ip().is_loopback() {
+            tracing::warn!(
+                %xds_addr,
+                "the xDS port is reachable beyond this host WITHOUT proxy tokens (--xds-auth off): anyone who can reach it can read the mesh's configuration and pose as any proxy"
+            );
+        }
+        crate::proxy_auth::ProxyAuth::off()
+    };
+    tracing::info!(required = proxy_auth.is_required(), "xDS proxy tokens");
     let state = AppState {
         admin_token,
+        reader_tokens,
+        proxy_auth: proxy_auth.clone(),
         max_body_bytes: config.max_body_bytes,
         registry: registry.clone(),
         metrics: metrics.clone(),
@@ -135,6 +181,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!(
         addr = %admin_addr,
         auth = if state.admin_token.is_some() { "bearer token" } else { "none" },
+        reader_tokens = state.reader_tokens.len(),
         "admin API listening on http://{admin_addr}"
     );
 
@@ -145,6 +192,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let mut ctx = Context::new(cache, registry, metrics, config.xds_limits.limits());
     ctx.taps = taps.clone();
+    ctx.auth = proxy_auth;
     let state = AppState {
         telemetry: ctx.telemetry.clone(),
         ..state

@@ -22,6 +22,12 @@ pub struct Config {
     #[arg(long, env = "XDS_SERVER_XDS_ADDR", default_value = "127.0.0.1:18000")]
     pub xds_addr: SocketAddr,
 
+    /// Whether every gRPC stream on the xDS port must present a proxy token
+    /// (`authorization: Bearer <token>` metadata; issue them with POST /api/v1/proxy-tokens).
+    /// `auto`: required unless --xds-addr is a loopback address.
+    #[arg(long, env = "XDS_SERVER_XDS_AUTH", value_enum, default_value_t = crate::proxy_auth::XdsAuth::Auto)]
+    pub xds_auth: crate::proxy_auth::XdsAuth,
+
     /// Changes arriving within this long of the previous rebuild are folded into one; an
     /// isolated change is rebuilt at once.
     #[arg(long, env = "XDS_SERVER_COALESCE_WINDOW", default_value = "50ms")]
@@ -40,6 +46,12 @@ pub struct Config {
     /// and /readyz needs `Authorization: Bearer <token>`.
     #[arg(long, env = "XDS_SERVER_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+
+    /// Files of read-only admin API tokens, one token per line (`#` starts a comment line);
+    /// repeat the flag for several files (the env var takes a comma-separated list). A reader
+    /// token may GET and HEAD (and open taps); writes answer 403. Needs --admin-token-file.
+    #[arg(long, env = "XDS_SERVER_READER_TOKEN_FILE", value_delimiter = ',')]
+    pub reader_token_file: Vec<PathBuf>,
 
     #[arg(long, env = "XDS_SERVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -24,6 +24,8 @@
 //! - [`telemetry`]: golden metrics (requests/s, success rate, latency) per service, route and
 //!   proxy, from the stats every proxy streams to the server's MetricsService.
 //! - [`ca`]: service identities: the mesh CA, SPIFFE workload certificates, served over SDS.
+//! - [`proxy_auth`]: proxy tokens on the xDS port (`--xds-auth`): who may open a stream as
+//!   which node.
 //! - [`ui`]: the web console at `/ui`, static files embedded in the binary.
 
 #![forbid(unsafe_code)]
@@ -34,6 +36,7 @@ pub mod ca;
 pub mod config;
 pub mod metrics;
 pub mod model;
+pub mod proxy_auth;
 pub mod status;
 pub mod store;
 pub mod tap;

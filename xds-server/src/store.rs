@@ -12,6 +12,7 @@
 mod authority;
 mod measured;
 mod postgres;
+mod proxy_tokens;
 mod revisions;
 mod sql;
 mod sqlite;
@@ -28,6 +29,7 @@ use crate::model::{Kind, Reference, noun};
 pub use authority::StoredCa;
 pub use measured::Measured;
 pub use postgres::{PostgresBackend, PostgresStore};
+pub use proxy_tokens::ProxyToken;
 pub use sql::SqlStore;
 pub use sqlite::{SqliteBackend, SqliteStore};
 pub(crate) use transaction::check_version;
@@ -209,6 +211,16 @@ pub trait Store: Send + Sync + 'static {
     /// The latest revision this replica knows of: bumped at once by local writes, and by
     /// NOTIFY or polling for writes from elsewhere. Never goes backwards.
     fn watch(&self) -> watch::Receiver<i64>;
+
+    /// Every proxy token (hashes, never secrets), oldest first.
+    async fn proxy_tokens(&self) -> Result<Vec<ProxyToken>, Error>;
+
+    /// Stores a new proxy token (its id and hash must be new).
+    async fn proxy_token_create(&self, token: &ProxyToken) -> Result<(), Error>;
+
+    /// Deletes a proxy token; false when there was none. Bumps the global revision so every
+    /// replica (NOTIFY or polling) reloads its tokens and ends the streams that used it.
+    async fn proxy_token_revoke(&self, id: &str) -> Result<bool, Error>;
 
     /// The built-in mesh CA, if one was stored. (The default is for test doubles: both SQL
     /// backends keep it.)

@@ -12,7 +12,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use serde_json::json;
 use xds_server::{
     model::{Kind, Reference},
-    store::{Error, PostgresStore, SqliteStore, Store, Write},
+    store::{Error, PostgresStore, ProxyToken, SqliteStore, Store, Write},
 };
 
 /// Where a backend's data lives, so a case can open a second handle (another replica, or the
@@ -61,6 +61,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    proxy_tokens_are_kept_as_hashes_and_revoked_everywhere,
     put_creates_then_replaces,
     get_missing_is_none,
     list_pages_in_byte_order_per_kind,
@@ -78,6 +79,65 @@ conformance!(
     data_survives_a_restart,
     traffic_permissions_are_kept_and_hold_their_services,
 );
+
+/// Proxy tokens: created, listed oldest first, unique by id and hash, deleted once; a
+/// revocation moves the revision so another replica's watch sees it.
+async fn proxy_tokens_are_kept_as_hashes_and_revoked_everywhere(location: Location) {
+    let store = location.open().await;
+    let other = location.open().await;
+    let token = |id: &str, hash: &str, description: Option<&str>| ProxyToken {
+        id: id.into(),
+        secret_sha256: hash.into(),
+        node_id: "web".into(),
+        node_cluster: "prod".into(),
+        description: description.map(Into::into),
+        created_at: chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .into(),
+    };
+    assert!(store.proxy_tokens().await.unwrap().is_empty());
+    let first = token("pt-1", "aa", Some("first"));
+    store.proxy_token_create(&first).await.unwrap();
+    store
+        .proxy_token_create(&token("pt-2", "bb", None))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .proxy_token_create(&token("pt-1", "cc", None))
+            .await
+            .is_err(),
+        "same id"
+    );
+    assert!(
+        store
+            .proxy_token_create(&token("pt-3", "aa", None))
+            .await
+            .is_err(),
+        "same hash"
+    );
+    let listed = other.proxy_tokens().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], first);
+
+    let mut watch = other.watch();
+    let before = *watch.borrow_and_update();
+    assert!(store.proxy_token_revoke("pt-1").await.unwrap());
+    assert!(!store.proxy_token_revoke("pt-1").await.unwrap());
+    assert!(!store.proxy_token_revoke("pt-nope").await.unwrap());
+    tokio::time::timeout(Duration::from_secs(5), watch.wait_for(|r| *r > before))
+        .await
+        .expect("the other replica sees the revocation's revision")
+        .unwrap();
+    let left: Vec<String> = other
+        .proxy_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(left, ["pt-2"]);
+}
 
 // === helpers ===
 

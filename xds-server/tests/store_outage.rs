@@ -232,6 +232,15 @@ impl Store for Broken {
     fn watch(&self) -> watch::Receiver<i64> {
         self.revision.subscribe()
     }
+    async fn proxy_tokens(&self) -> Result<Vec<xds_server::store::ProxyToken>, Error> {
+        self.answer().await
+    }
+    async fn proxy_token_create(&self, _: &xds_server::store::ProxyToken) -> Result<(), Error> {
+        self.answer().await
+    }
+    async fn proxy_token_revoke(&self, _: &str) -> Result<bool, Error> {
+        self.answer().await
+    }
 }
 
 #[tokio::test]

@@ -79,7 +79,7 @@ fn invalid(field: &str, message: &str) -> ApiError {
 }
 
 /// Turns serde's message into our shape: unknown and missing fields get their own path.
-fn from_serde(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+pub(super) fn from_serde(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let parent = e.path().to_string();
     let message = e.inner().to_string();
     let join = |child: &str| match parent.as_str() {

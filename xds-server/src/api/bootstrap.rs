@@ -41,17 +41,34 @@ struct Params {
     stats_sink: bool,
     /// Seconds between two stats reports.
     flush_seconds: u64,
+    /// `token=issue`: mint a proxy token for this node and put it in the bootstrap.
+    issue_token: bool,
 }
 
 /// `?node_id=&cluster=&delta=true|false&ads=true|false&admin_port=&xds_host=&metadata.<key>=<value>`
 /// `&stats_sink=true|false&stats_flush_interval=<N>s`.
+/// With `&token=issue` (admin only) a new proxy token for the node is minted and sent in the
+/// `initial_metadata` of every grpc_service pointing at this server; its id is in the
+/// `X-Proxy-Token-Id` header.
 pub async fn bootstrap_get(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     uri: Uri,
     headers: HeaderMap,
+    role: Option<axum::Extension<super::auth::Role>>,
 ) -> Result<Response, ApiError> {
     let params = parse(query)?;
+    let issued = if params.issue_token {
+        super::auth::require_admin(role.as_deref())?;
+        let new = super::proxy_tokens::NewProxyToken {
+            node_id: params.node_id.clone(),
+            node_cluster: params.cluster.clone(),
+            description: "issued with a bootstrap".to_string(),
+        };
+        Some(super::proxy_tokens::issue(&state, new).await?)
+    } else {
+        None
+    };
     let host = match params.xds_host.clone() {
         Some(host) => host,
         None if state.xds_addr.ip().is_unspecified() => {
@@ -59,15 +76,52 @@ pub async fn bootstrap_get(
         }
         None => state.xds_addr.ip().to_string(),
     };
-    let bootstrap = render(&params, &host, state.xds_addr);
+    let mut bootstrap = render(&params, &host, state.xds_addr);
+    if let Some(issued) = &issued {
+        with_token(&mut bootstrap, &issued.token);
+    }
     // A `Value` always serialises.
     let mut text = serde_json::to_string_pretty(&bootstrap).unwrap_or_default();
     text.push('\n');
-    Ok((
+    let mut response = (
         [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
         text,
     )
-        .into_response())
+        .into_response();
+    if let Some(id) = issued.and_then(|i| HeaderValue::from_str(&i.view.id).ok()) {
+        response.headers_mut().insert(TOKEN_ID_HEADER, id);
+    }
+    Ok(response)
+}
+
+/// The header naming the token a `token=issue` bootstrap carries (to list or revoke it).
+pub const TOKEN_ID_HEADER: &str = "x-proxy-token-id";
+
+/// Puts `authorization: Bearer <secret>` into the `initial_metadata` of every grpc_service
+/// the bootstrap points at this server: xDS (ADS or the per-type sources) and the stats sink.
+fn with_token(bootstrap: &mut Value, secret: &str) {
+    let metadata = json!([{ "key": "authorization", "value": format!("Bearer {secret}") }]);
+    for source in [
+        "/dynamic_resources/ads_config/grpc_services",
+        "/dynamic_resources/cds_config/api_config_source/grpc_services",
+        "/dynamic_resources/lds_config/api_config_source/grpc_services",
+    ] {
+        if let Some(services) = bootstrap.pointer_mut(source).and_then(Value::as_array_mut) {
+            for service in services {
+                service["initial_metadata"] = metadata.clone();
+            }
+        }
+    }
+    if let Some(sinks) = bootstrap
+        .get_mut("stats_sinks")
+        .and_then(Value::as_array_mut)
+    {
+        for sink in sinks {
+            if let Some(service) = sink.pointer_mut("/typed_config/grpc_service") {
+                service["initial_metadata"] = metadata.clone();
+            }
+        }
+    }
 }
 
 fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
@@ -79,6 +133,7 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
     let mut xds_host = None;
     let mut stats_sink = None;
     let mut flush_seconds = None;
+    let mut issue_token = None;
     let mut metadata = Map::new();
     for (key, value) in query {
         let seen = match key.as_str() {
@@ -100,6 +155,13 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
             "xds_host" => xds_host.replace(host("xds_host", value)?).is_some(),
             "stats_sink" => stats_sink.replace(boolean("stats_sink", &value)?).is_some(),
             "stats_flush_interval" => flush_seconds.replace(flush_interval(&value)?).is_some(),
+            "token" if value == "issue" => issue_token.replace(true).is_some(),
+            "token" => {
+                return Err(bad(
+                    "token",
+                    format!("must be 'issue' (mint a proxy token for this node), got '{value}'"),
+                ));
+            }
             other => match other.strip_prefix("metadata.") {
                 Some(k) => {
                     let field = format!("metadata.{k}");
@@ -123,7 +185,7 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
                 }
                 None => {
                     return Err(ApiError::invalid_query(format!(
-                        "unknown query parameter '{other}'; use node_id, cluster, delta, ads, admin_port, xds_host, stats_sink, stats_flush_interval and metadata.<key>"
+                        "unknown query parameter '{other}'; use node_id, cluster, delta, ads, admin_port, xds_host, stats_sink, stats_flush_interval, token and metadata.<key>"
                     )));
                 }
             },
@@ -161,6 +223,7 @@ fn parse(query: Vec<(String, String)>) -> Result<Params, ApiError> {
         metadata,
         stats_sink: stats_sink.unwrap_or(true),
         flush_seconds: flush_seconds.unwrap_or(DEFAULT_FLUSH_SECONDS),
+        issue_token: issue_token.unwrap_or(false),
     })
 }
 

@@ -87,6 +87,11 @@ impl ApiError {
         )
     }
 
+    /// A valid token without the right to do this (a reader token on a write).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -25,6 +25,7 @@ use utoipa::{
 mod object_status;
 mod probes;
 mod proxies;
+mod proxy_tokens;
 mod resources;
 mod stats;
 mod tap;
@@ -72,6 +73,7 @@ pub fn document(secured: bool) -> OpenApi {
         .chain(stats::paths(&mut schemas))
         .chain(probes::paths())
         .chain(tap::paths())
+        .chain(proxy_tokens::paths())
     {
         paths = paths.path(path, item);
     }
@@ -100,11 +102,22 @@ pub fn document(secured: bool) -> OpenApi {
     if secured {
         doc.security = Some(vec![SecurityRequirement::new(SCHEME, Vec::<String>::new())]);
         for item in doc.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.put, &mut item.delete]
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.post,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                require_token(op);
+            }
+            for op in [&mut item.put, &mut item.delete, &mut item.post]
                 .into_iter()
                 .flatten()
             {
-                require_token(op);
+                require_admin(op);
             }
         }
     }
@@ -129,6 +142,19 @@ fn require_token(op: &mut Operation) {
     op.responses
         .responses
         .insert("401".into(), RefOr::T(unauthorized));
+}
+
+/// A write (or token minting) also answers 403 to a valid reader token.
+pub(super) fn require_admin(op: &mut Operation) {
+    if op.security.is_some() {
+        return;
+    }
+    let forbidden =
+        error_response("forbidden: a reader token may only read; this needs the admin token")
+            .build();
+    op.responses
+        .responses
+        .insert("403".into(), RefOr::T(forbidden));
 }
 
 fn collect<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {

@@ -335,6 +335,18 @@ impl Backend for PostgresBackend {
         read_revision(&self.pool).await
     }
 
+    async fn proxy_tokens(&self) -> Result<Vec<super::ProxyToken>, Error> {
+        super::proxy_tokens::postgres_list(&self.pool).await
+    }
+
+    async fn proxy_token_insert(&self, token: &super::ProxyToken) -> Result<(), Error> {
+        super::proxy_tokens::postgres_insert(&self.pool, token).await
+    }
+
+    async fn proxy_token_delete(&self, id: &str) -> Result<bool, Error> {
+        super::proxy_tokens::postgres_delete(&self.pool, id).await
+    }
+
     async fn ca_get(&self) -> Result<Option<super::StoredCa>, Error> {
         super::authority::postgres_get(&self.pool).await
     }

@@ -27,6 +27,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Every resource, read in one consistent transaction.
     async fn snapshot(&self) -> Result<Snapshot, Error>;
     async fn revision(&self) -> Result<i64, Error>;
+    async fn proxy_tokens(&self) -> Result<Vec<super::ProxyToken>, Error>;
+    async fn proxy_token_insert(&self, token: &super::ProxyToken) -> Result<(), Error>;
+    /// Deletes the row; true when it existed.
+    async fn proxy_token_delete(&self, id: &str) -> Result<bool, Error>;
     async fn ca_get(&self) -> Result<Option<StoredCa>, Error>;
     async fn ca_insert_if_absent(&self, ca: &StoredCa) -> Result<StoredCa, Error>;
 }
@@ -116,6 +120,27 @@ impl<B: Backend> Store for SqlStore<B> {
 
     fn watch(&self) -> watch::Receiver<i64> {
         self.revision.subscribe()
+    }
+
+    async fn proxy_tokens(&self) -> Result<Vec<super::ProxyToken>, Error> {
+        self.backend.proxy_tokens().await
+    }
+
+    async fn proxy_token_create(&self, token: &super::ProxyToken) -> Result<(), Error> {
+        self.backend.proxy_token_insert(token).await
+    }
+
+    async fn proxy_token_revoke(&self, id: &str) -> Result<bool, Error> {
+        if !self.backend.proxy_token_delete(id).await? {
+            return Ok(false);
+        }
+        // An empty write: the revision moves, and its announcement (NOTIFY, or the next poll)
+        // tells every replica to reload its tokens.
+        let mut tx = self.backend.begin().await?;
+        let revision = tx.bump_revision().await?;
+        tx.commit(revision).await?;
+        revisions::publish(&self.revision, revision);
+        Ok(true)
     }
 
     async fn ca_get(&self) -> Result<Option<StoredCa>, Error> {

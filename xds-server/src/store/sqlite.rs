@@ -240,6 +240,18 @@ impl Backend for SqliteBackend {
         read_revision(&self.pool).await
     }
 
+    async fn proxy_tokens(&self) -> Result<Vec<super::ProxyToken>, Error> {
+        super::proxy_tokens::sqlite_list(&self.pool).await
+    }
+
+    async fn proxy_token_insert(&self, token: &super::ProxyToken) -> Result<(), Error> {
+        super::proxy_tokens::sqlite_insert(&self.pool, token).await
+    }
+
+    async fn proxy_token_delete(&self, id: &str) -> Result<bool, Error> {
+        super::proxy_tokens::sqlite_delete(&self.pool, id).await
+    }
+
     async fn ca_get(&self) -> Result<Option<super::StoredCa>, Error> {
         super::authority::sqlite_get(&self.pool).await
     }

@@ -41,11 +41,22 @@ impl Embedded {
         window: Duration,
         limits: Limits,
     ) -> Result<Embedded, Error> {
+        Self::start_with_auth(store, window, limits, crate::proxy_auth::ProxyAuth::off()).await
+    }
+
+    /// As [`Embedded::start_with`], checking proxy tokens with `auth`.
+    pub async fn start_with_auth(
+        store: Arc<dyn Store>,
+        window: Duration,
+        limits: Limits,
+        auth: crate::proxy_auth::ProxyAuth,
+    ) -> Result<Embedded, Error> {
         let metrics = Metrics::new();
         let (mesh, watcher) = crate::watch::spawn(store, window, |_| {}).await?;
         let cache = Cache::new(mesh);
         let registry = Registry::default();
-        let ctx = Context::new(cache.clone(), registry.clone(), metrics.clone(), limits);
+        let mut ctx = Context::new(cache.clone(), registry.clone(), metrics.clone(), limits);
+        ctx.auth = auth;
         let telemetry = ctx.telemetry.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -31,6 +31,7 @@ use tonic::{
     body::Body,
     server::{Grpc, NamedService, StreamingService},
     service::Routes,
+    service::interceptor::InterceptedService,
     transport::server::{Connected, TcpConnectInfo},
 };
 
@@ -199,8 +200,14 @@ impl XdsServer {
             .add_service(Service::<Lds>::new(self.ctx.clone()))
             .add_service(Service::<Rds>::new(self.ctx.clone()))
             .add_service(Service::<Sds>::new(self.ctx.clone()))
-            .add_service(crate::telemetry::Receiver::new(self.ctx.telemetry.clone()).server())
-            .add_service(crate::tap::receiver::service(self.ctx.taps))
+            .add_service(InterceptedService::new(
+                crate::telemetry::Receiver::new(self.ctx.telemetry.clone()).server(),
+                self.ctx.auth.interceptor(),
+            ))
+            .add_service(InterceptedService::new(
+                crate::tap::receiver::service(self.ctx.taps.clone()),
+                self.ctx.auth.interceptor(),
+            ))
     }
 }
 
@@ -391,8 +398,11 @@ where
 
     fn call(&mut self, req: Request<Streaming<M::Request>>) -> Self::Future {
         let cut = cutter(&req);
-        let out = stream::run::<M>(self.ctx.clone(), req.into_inner(), K::only(), K::LABEL, cut);
-        Box::pin(async move { out.map(Response::new) })
+        let mut ctx = self.ctx.clone();
+        Box::pin(async move {
+            ctx.grant = ctx.auth.authenticate(req.metadata()).await?;
+            stream::run::<M>(ctx, req.into_inner(), K::only(), K::LABEL, cut).map(Response::new)
+        })
     }
 }
 

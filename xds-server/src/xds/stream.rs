@@ -75,6 +75,10 @@ pub struct Context {
     pub telemetry: crate::telemetry::Telemetry,
     /// One permit per open stream: `limits.max_streams` in all.
     streams: Arc<Semaphore>,
+    /// The proxy-token check (`--xds-auth`); off unless the server was told otherwise.
+    pub auth: crate::proxy_auth::ProxyAuth,
+    /// Set on a stream's own copy of the context: what its token allows (none when auth is off).
+    pub(crate) grant: Option<Arc<crate::proxy_auth::Grant>>,
 }
 
 impl Context {
@@ -91,6 +95,8 @@ impl Context {
             cache,
             registry,
             metrics,
+            auth: crate::proxy_auth::ProxyAuth::off(),
+            grant: None,
         }
     }
 
@@ -234,7 +240,13 @@ where
     let held = slot.clone();
     tokio::spawn(async move {
         let _slot = held;
-        if let Err(status) = serve::<M>(ctx, inbound, only, service, &tx, cut).await {
+        // A revoked token ends the stream (and so the proxy's status) wherever it is.
+        let revoked = ctx.auth.revocation(ctx.grant.clone());
+        let served = tokio::select! {
+            served = serve::<M>(ctx, inbound, only, service, &tx, cut) => served,
+            status = revoked => Err(status),
+        };
+        if let Err(status) = served {
             let _ = tx.send(Err(Box::new(status))).await;
         }
         ENDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -278,6 +290,9 @@ async fn start<M: Machine>(
     ctx.admit(&first, &mut types)?;
     let node = M::node(&first).ok_or(Error::MissingNode)?;
     let info = node_info(node);
+    if let Some(grant) = &ctx.grant {
+        crate::proxy_auth::ProxyAuth::check_node(grant, &info.id, &info.cluster)?;
+    }
     audit_secrets(&info, &first);
     let mut mesh = ctx.cache.mesh();
     let published = mesh.borrow_and_update().clone();

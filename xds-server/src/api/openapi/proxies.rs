@@ -298,6 +298,13 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
         string().pattern(Some("^([1-9]|[1-5][0-9]|60)s$")),
         "Seconds between two stats reports, 1s..60s (default 1s)",
     ))
+    .parameter(query_param(
+        "token",
+        string().enum_values(Some(["issue"])),
+        "issue: mint a proxy token for this node id and cluster (admin token only) and put it \
+         in the initial_metadata of every grpc_service pointing at this server; its id is in \
+         the X-Proxy-Token-Id header",
+    ))
     .response(
         "200",
         ResponseBuilder::new().description("the bootstrap").content(
@@ -308,6 +315,10 @@ pub(super) fn paths(all: &mut Vec<(String, RefOr<Schema>)>) -> Vec<(String, Path
     .response(
         "400",
         error_response("missing node_id, a bad, repeated or unknown parameter"),
+    )
+    .response(
+        "403",
+        error_response("forbidden: token=issue needs the admin token"),
     );
     let metrics = op("metrics_get", "Prometheus metrics (text format 0.0.4)")
         .response("200", text("text/plain", "the exposition"))

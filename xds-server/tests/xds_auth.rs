@@ -1,0 +1,334 @@
+//! Authenticated xDS, in process: with proxy tokens required, a stream without a token or
+//! with an unknown one is UNAUTHENTICATED, a token used by another node is PERMISSION_DENIED,
+//! a good one is served, and revoking it ends the live stream, on this replica and on another
+//! process sharing the store. Tokens are issued through the admin API.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::http::StatusCode;
+use common::http::{assert_error, call};
+use serde_json::{Value, json};
+use tonic::Code;
+use xds_core::{
+    TypeUrl,
+    testing::{AdsClient, Builder, Error},
+};
+use xds_server::{
+    api::{AppState, router},
+    proxy_auth::ProxyAuth,
+    store::{SqliteStore, Store},
+    xds::{embedded::Embedded, limits::Limits},
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Replica {
+    xds: Embedded,
+    api: axum::Router,
+}
+
+async fn replica(store: Arc<dyn Store>) -> Replica {
+    let auth = ProxyAuth::required(store.clone()).await.unwrap();
+    let xds = Embedded::start_with_auth(
+        store.clone(),
+        Duration::from_millis(10),
+        Limits::default(),
+        auth.clone(),
+    )
+    .await
+    .unwrap();
+    let mut state = AppState::new(store);
+    state.proxy_auth = auth;
+    Replica {
+        xds,
+        api: router(state),
+    }
+}
+
+fn proxy(id: &str, cluster: &str) -> Builder {
+    AdsClient::sotw(xds_core::testing::node(id, cluster))
+        .timeout(WAIT)
+        .wildcard(TypeUrl::Cluster)
+}
+
+/// The gRPC status the stream ended with (panics on a response).
+async fn refused(r: &Replica, proxy: Builder) -> tonic::Status {
+    let result = match proxy.connect(r.xds.addr).await {
+        Ok(mut client) => client.next().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(Error::Status(status)) => *status,
+        other => panic!("expected a gRPC status, got {other:?}"),
+    }
+}
+
+async fn issue(api: &axum::Router, node: &str, cluster: &str) -> Value {
+    let body = json!({ "node_id": node, "node_cluster": cluster, "description": "test" });
+    let (status, _, token) = call(
+        api,
+        "POST",
+        "/api/v1/proxy-tokens",
+        Some(&body.to_string()),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    token
+}
+
+/// Waits until `node` has no stream on `r`.
+async fn gone(r: &Replica, node: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while r.xds.registry.get(node).is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{node} still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_required_checked_against_the_node_and_revocable() {
+    let (store, _dir) = common::sqlite().await;
+    let r = replica(store).await;
+
+    let status = refused(&r, proxy("web", "prod")).await;
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(
+        status.message().contains("authorization: Bearer"),
+        "{}",
+        status.message()
+    );
+    let status = refused(&r, proxy("web", "prod").token("xdst_nope")).await;
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+
+    let token = issue(&r.api, "web", "prod").await;
+    let secret = token["token"].as_str().unwrap();
+    let id = token["id"].as_str().unwrap();
+    assert!(secret.starts_with("xdst_"));
+
+    // Another node, or another cluster, with web's token.
+    for (node, cluster) in [("api", "prod"), ("web", "staging")] {
+        let status = refused(&r, proxy(node, cluster).token(secret)).await;
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert!(status.message().contains(id), "{}", status.message());
+    }
+
+    // The right node is served; the list shows the token but never a secret.
+    let mut client = proxy("web", "prod")
+        .token(secret)
+        .connect(r.xds.addr)
+        .await
+        .unwrap();
+    client.next().await.unwrap();
+    assert!(r.xds.registry.get("web").is_some());
+    let (_, _, list) = call(&r.api, "GET", "/api/v1/proxy-tokens", None, &[]).await;
+    assert_eq!(list["items"][0]["id"], id, "{list}");
+    assert!(!list.to_string().contains(secret) && !list.to_string().contains("sha256"));
+
+    // Revoking ends the live stream at once, UNAUTHENTICATED.
+    let (status, _, _) = call(
+        &r.api,
+        "DELETE",
+        &format!("/api/v1/proxy-tokens/{id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    match client.next().await {
+        Err(Error::Status(s)) => {
+            assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+            assert!(s.message().contains("revoked"), "{}", s.message());
+        }
+        other => panic!("the stream should have ended, got {other:?}"),
+    }
+    gone(&r, "web").await;
+    let status = refused(&r, proxy("web", "prod").token(secret)).await;
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let resp = call(
+        &r.api,
+        "DELETE",
+        &format!("/api/v1/proxy-tokens/{id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_error(&resp, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_replica_ends_streams_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mesh.db");
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, common::POLL).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, common::POLL).await.unwrap());
+    let (ra, rb) = (replica(a).await, replica(b).await);
+
+    // Issued on A, used on B at once (B reloads on an unknown token).
+    let token = issue(&ra.api, "web", "prod").await;
+    let secret = token["token"].as_str().unwrap();
+    let mut client = proxy("web", "prod")
+        .token(secret)
+        .connect(rb.xds.addr)
+        .await
+        .unwrap();
+    client.next().await.unwrap();
+
+    let id = token["id"].as_str().unwrap();
+    let (status, _, _) = call(
+        &ra.api,
+        "DELETE",
+        &format!("/api/v1/proxy-tokens/{id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    match client.next().await {
+        Err(Error::Status(s)) => assert_eq!(s.code(), Code::Unauthenticated, "{s:?}"),
+        other => panic!("the stream on B should have ended, got {other:?}"),
+    }
+    gone(&rb, "web").await;
+}
+
+#[tokio::test]
+async fn bad_token_requests_name_the_field() {
+    let (store, _dir) = common::sqlite().await;
+    let api = router(AppState::new(store));
+    for (body, status, code, field) in [
+        ("[]", StatusCode::BAD_REQUEST, "invalid_json", None),
+        ("{", StatusCode::BAD_REQUEST, "invalid_json", None),
+        (
+            r#"{"node_cluster": "c"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("node_id"),
+        ),
+        (
+            r#"{"node_id": "", "node_cluster": "c"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("node_id"),
+        ),
+        (
+            r#"{"node_id": "a"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("node_cluster"),
+        ),
+        (
+            r#"{"node_id": "a", "node_cluster": "c\u0007"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("node_cluster"),
+        ),
+        (
+            r#"{"node_id": 5, "node_cluster": "c"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("node_id"),
+        ),
+        (
+            r#"{"node_id": "a", "node_cluster": "c", "secret": "x"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_field",
+            None,
+        ),
+    ] {
+        let resp = call(&api, "POST", "/api/v1/proxy-tokens", Some(body), &[]).await;
+        let err = assert_error(&resp, status, code);
+        if let Some(field) = field {
+            assert_eq!(err["field"], field, "{body}: {err}");
+        }
+    }
+    let long = "x".repeat(257);
+    let body = json!({ "node_id": long, "node_cluster": "c" }).to_string();
+    let resp = call(&api, "POST", "/api/v1/proxy-tokens", Some(&body), &[]).await;
+    assert_eq!(
+        assert_error(&resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        "node_id"
+    );
+    let resp = call(&api, "DELETE", "/api/v1/proxy-tokens/pt-nope", None, &[]).await;
+    assert_error(&resp, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_bootstrap_can_carry_a_new_token_but_only_for_the_admin() {
+    let (store, _dir) = common::sqlite().await;
+    let mut state = AppState::new(store);
+    state.admin_token = Some(Arc::from("adm1n"));
+    state.reader_tokens = Arc::from([Arc::from("r3ad")]);
+    let api = router(state);
+    let uri = "/api/v1/bootstrap?node_id=web&cluster=prod&token=issue";
+    let resp = call(&api, "GET", uri, None, &[("authorization", "Bearer r3ad")]).await;
+    assert_error(&resp, StatusCode::FORBIDDEN, "forbidden");
+    let (_, _, list) = call(
+        &api,
+        "GET",
+        "/api/v1/proxy-tokens",
+        None,
+        &[("authorization", "Bearer r3ad")],
+    )
+    .await;
+    assert_eq!(
+        list["items"],
+        json!([]),
+        "a refused bootstrap issued nothing"
+    );
+
+    for ads in ["true", "false"] {
+        let (status, headers, boot) = call(
+            &api,
+            "GET",
+            &format!("{uri}&ads={ads}"),
+            None,
+            &[("authorization", "Bearer adm1n")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{boot}");
+        let id = headers.get("x-proxy-token-id").unwrap().to_str().unwrap();
+        assert!(id.starts_with("pt-"));
+        let text = boot.to_string();
+        let services: Vec<&Value> = [
+            "/dynamic_resources/ads_config/grpc_services/0",
+            "/dynamic_resources/cds_config/api_config_source/grpc_services/0",
+            "/dynamic_resources/lds_config/api_config_source/grpc_services/0",
+            "/stats_sinks/0/typed_config/grpc_service",
+        ]
+        .iter()
+        .filter_map(|p| boot.pointer(p))
+        .collect();
+        assert_eq!(services.len(), if ads == "true" { 2 } else { 3 }, "{text}");
+        for s in services {
+            let value = s["initial_metadata"][0]["value"].as_str().unwrap();
+            assert_eq!(s["initial_metadata"][0]["key"], "authorization");
+            assert!(value.starts_with("Bearer xdst_"), "{value}");
+        }
+    }
+    let resp = call(
+        &api,
+        "GET",
+        "/api/v1/bootstrap?node_id=web&token=yes",
+        None,
+        &[("authorization", "Bearer adm1n")],
+    )
+    .await;
+    assert_eq!(
+        assert_error(&resp, StatusCode::BAD_REQUEST, "invalid_query")["field"],
+        "token"
+    );
+    let (_, _, list) = call(
+        &api,
+        "GET",
+        "/api/v1/proxy-tokens",
+        None,
+        &[("authorization", "Bearer adm1n")],
+    )
+    .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+}
