@@ -127,11 +127,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let authority = crate::ca::load_or_create(store.as_ref(), &config.ca).await?;
     let registry = Registry::default();
     let rebuilds = metrics.clone();
-    let (mesh, mesh_task) =
-        crate::watch::spawn(store.clone(), config.coalesce_window.get(), move |d| {
-            rebuilds.rebuild(d.as_secs_f64())
-        })
-        .await?;
+    let (mesh, mesh_task) = crate::watch::spawn_with_security(
+        store.clone(),
+        config.coalesce_window.get(),
+        config.mesh_security(),
+        move |d| rebuilds.rebuild(d.as_secs_f64()),
+    )
+    .await?;
     // Taps opening and closing republish the mesh, so the proxies they select gain and lose
     // their access logs at once.
     let taps = crate::tap::Taps::with_metrics(config.tap.clone(), metrics.tap());

@@ -81,6 +81,26 @@ pub struct Config {
     #[command(flatten)]
     pub ca: crate::ca::CaConfig,
 
+    /// The mTLS mode of every service with sidecars (`inbound`) that sets none: `off` keeps
+    /// today's plaintext; `strict` or `permissive` need the CA (--ca) for the certificates.
+    #[arg(
+        long,
+        env = "XDS_SERVER_MTLS_DEFAULT",
+        value_enum,
+        default_value = "off"
+    )]
+    pub mtls_default: crate::model::MtlsMode,
+
+    /// What a call no traffic permission decides gets: `allow` (today's behaviour) or `deny`
+    /// (only what an allow permission names gets through; deny permissions still win).
+    #[arg(
+        long,
+        env = "XDS_SERVER_PERMISSIONS_DEFAULT",
+        value_enum,
+        default_value = "allow"
+    )]
+    pub permissions_default: crate::model::PermissionsDefault,
+
     /// Last-known-good: a resource version a proxy rejects is held back from its group, which
     /// keeps the last version a proxy accepted. It trusts what proxies say: while the xDS port
     /// is not authenticated, a client reaching it can hold versions back from its group.
@@ -97,6 +117,17 @@ pub struct Config {
     /// glibc only.
     #[arg(long, env = "XDS_SERVER_HEAP_TRIM_INTERVAL", default_value = "10s")]
     pub heap_trim_interval: Duration,
+}
+
+impl Config {
+    /// The mesh-wide security settings translation reads (see `model::MeshSecurity`).
+    pub fn mesh_security(&self) -> crate::model::MeshSecurity {
+        crate::model::MeshSecurity {
+            trust_domain: self.ca.trust_domain().as_str().to_string(),
+            mtls_default: self.mtls_default,
+            permissions_default: self.permissions_default,
+        }
+    }
 }
 
 /// The xDS limits (see `xds::limits`); defaults are far above what real proxies need.

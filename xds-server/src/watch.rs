@@ -17,7 +17,7 @@ use std::{
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    model::{Kind, Mesh},
+    model::{Kind, Mesh, MeshSecurity},
     store::{self, Store},
 };
 use load::load;
@@ -54,13 +54,24 @@ pub enum Error {
 }
 
 /// Loads the current mesh, then keeps publishing new ones as the store's revision moves.
-/// `on_rebuild` is told how long each load took.
+/// `on_rebuild` is told how long each load took. The meshes carry the default security
+/// settings (no mTLS, everything allowed); see [`spawn_with_security`].
 pub async fn spawn(
     store: Arc<dyn Store>,
     window: Duration,
     on_rebuild: impl Fn(Duration) + Send + 'static,
 ) -> Result<(watch::Receiver<Arc<Published>>, JoinHandle<()>), Error> {
-    let first = load(&*store).await?;
+    spawn_with_security(store, window, MeshSecurity::default(), on_rebuild).await
+}
+
+/// [`spawn`], with the server's mesh-wide security settings set on every mesh published.
+pub async fn spawn_with_security(
+    store: Arc<dyn Store>,
+    window: Duration,
+    security: MeshSecurity,
+    on_rebuild: impl Fn(Duration) + Send + 'static,
+) -> Result<(watch::Receiver<Arc<Published>>, JoinHandle<()>), Error> {
+    let first = load(&*store, &security).await?;
     let (tx, rx) = watch::channel(Arc::new(first));
     let handle = tokio::spawn(async move {
         let mut revisions = store.watch();
@@ -80,7 +91,7 @@ pub async fn spawn(
             }
             let started = Instant::now();
             last_load = Some(started);
-            match load(&*store).await {
+            match load(&*store, &security).await {
                 Ok(published) => {
                     on_rebuild(started.elapsed());
                     tracing::debug!(revision = published.mesh.revision, "mesh snapshot loaded");

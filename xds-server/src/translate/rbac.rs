@@ -83,7 +83,8 @@ pub(super) struct Filter {
     pub name: String,
     pub rules: Option<Rules>,
     pub shadow_rules: Option<Rules>,
-    /// Distinguishes this filter's statistics from the others' (`<permission>_`).
+    /// Distinguishes this filter's statistics from the others' (Envoy adds the `.`:
+    /// `http.inbound|<S>.rbac.<permission>.denied`, `….<permission>.shadow_denied`).
     pub stat_prefix: String,
 }
 
@@ -126,7 +127,7 @@ pub(super) fn filters(
                 name: format!("rbac|{kind}|{name}"),
                 rules,
                 shadow_rules,
-                stat_prefix: format!("{name}_"),
+                stat_prefix: name.to_string(),
             });
         }
     }
@@ -150,7 +151,7 @@ pub(super) fn filters(
             name: "rbac|default-deny".to_string(),
             rules: Some(rules),
             shadow_rules: None,
-            stat_prefix: "default_deny_".to_string(),
+            stat_prefix: "default-deny".to_string(),
         });
     }
     out
@@ -179,7 +180,7 @@ impl Filter {
     pub fn network(self, listener: &str) -> NetRbac {
         NetRbac {
             rules: self.rules,
-            stat_prefix: format!("{listener}.{}", self.stat_prefix),
+            stat_prefix: format!("{listener}.{}.", self.stat_prefix),
             shadow_rules_stat_prefix: if self.shadow_rules.is_some() {
                 self.stat_prefix
             } else {

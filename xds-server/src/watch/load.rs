@@ -7,15 +7,19 @@ use serde::de::DeserializeOwned;
 
 use super::{Error, Published};
 use crate::{
-    model::{Kind, Mesh},
+    model::{Kind, Mesh, MeshSecurity},
     store::{Snapshot, Store},
 };
 
 /// The mesh at the store's current revision.
-pub(super) async fn load(store: &dyn Store) -> Result<Published, Error> {
+/// `security` (the server's flags) is set on every mesh, as translation reads it there.
+pub(super) async fn load(store: &dyn Store, security: &MeshSecurity) -> Result<Published, Error> {
     let snapshot = store.snapshot().await?;
     Ok(Published {
-        mesh: Arc::new(parse(&snapshot)?),
+        mesh: Arc::new(Mesh {
+            security: security.clone(),
+            ..parse(&snapshot)?
+        }),
         at: Instant::now(),
         taps: Arc::default(),
         identities: Arc::default(),

@@ -186,3 +186,26 @@ fn the_kind_is_named_once() {
     );
     assert_eq!("tp".parse::<Kind>(), Ok(Kind::TrafficPermission));
 }
+
+#[test]
+fn the_mesh_defaults_come_from_the_flags_and_keep_todays_behaviour_unset() {
+    use clap::Parser;
+    let config = crate::config::Config::try_parse_from(["xds-server"]).unwrap();
+    assert_eq!(config.mesh_security(), MeshSecurity::default());
+    let config = crate::config::Config::try_parse_from([
+        "xds-server",
+        "--mtls-default",
+        "strict",
+        "--permissions-default",
+        "deny",
+    ])
+    .unwrap();
+    let security = config.mesh_security();
+    assert_eq!(security.mtls_default, MtlsMode::Strict);
+    assert_eq!(
+        security.permissions_default,
+        crate::model::PermissionsDefault::Deny
+    );
+    let bad = crate::config::Config::try_parse_from(["xds-server", "--mtls-default", "on"]);
+    assert!(bad.unwrap_err().to_string().contains("strict"));
+}
