@@ -70,6 +70,9 @@ pub enum Command {
     ProxyConfig(ProxyConfigArgs),
     /// A ready Envoy bootstrap for a proxy (YAML on standard output)
     Bootstrap(BootstrapArgs),
+    /// Proxy tokens for the xDS port: create (the secret is shown once), list, revoke
+    #[command(subcommand)]
+    ProxyToken(ProxyTokenCommand),
     /// Golden metrics: requests/s, success rate and latency per service (one service: per
     /// route and per calling proxy too)
     Stat(StatArgs),
@@ -211,6 +214,37 @@ pub struct BootstrapArgs {
     /// Node metadata, KEY=VALUE; repeatable
     #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = key_value)]
     pub metadata: Vec<(String, String)>,
+    /// Mint a proxy token for this node and put it in the bootstrap (needs the admin token)
+    #[arg(long)]
+    pub issue_token: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyTokenCommand {
+    /// Issue a token for one node id and cluster; prints its secret, which is shown only once
+    Create {
+        /// The node id the proxy presents
+        node: String,
+        /// The node's cluster
+        #[arg(long)]
+        cluster: String,
+        /// Free text for operators
+        #[arg(long)]
+        description: Option<String>,
+        /// How to print: the secret alone (table), or the whole answer as YAML/JSON
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Every token (never the secrets)
+    List {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Revoke a token: the proxies using it lose their xDS streams at once
+    Revoke {
+        /// The token's id (pt-…)
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -328,6 +328,12 @@ impl Client {
         })
     }
 
+    /// `POST path` with `body`, answered with JSON.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let (_, text) = self.send(Method::POST, path, &NO_QUERY, Some(body)).await?;
+        self.parse_json(path, &text)
+    }
+
     /// `DELETE path`, only at `version` when given.
     pub async fn delete(&self, path: &str, version: Option<i64>) -> Result<(), ClientError> {
         let query: Vec<(&str, String)> = version

@@ -7,6 +7,7 @@ mod bootstrap;
 mod delete;
 mod get;
 mod proxies;
+mod proxy_tokens;
 mod stat;
 mod tap;
 
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::ProxyStatus(args) => proxies::status(&client, args).await,
         Command::ProxyConfig(args) => proxies::config(&client, args).await,
         Command::Bootstrap(args) => bootstrap::run(&client, args).await,
+        Command::ProxyToken(command) => proxy_tokens::run(&client, command).await,
         Command::Stat(args) => stat::run(&client, args).await,
         Command::Tap(args) => tap::run(&client, args).await,
         Command::Completion(_) => Ok(()),

@@ -35,6 +35,9 @@ fn query(args: &BootstrapArgs) -> Vec<(String, String)> {
     for (k, v) in &args.metadata {
         q.push((format!("metadata.{k}"), v.clone()));
     }
+    if args.issue_token {
+        q.push(("token".into(), "issue".into()));
+    }
     q
 }
 
@@ -60,6 +63,7 @@ mod tests {
             "9902",
             "--metadata",
             "role=edge",
+            "--issue-token",
         ]);
         let Command::Bootstrap(args) = cli.command else {
             panic!("not bootstrap");
@@ -76,7 +80,8 @@ mod tests {
                 "delta=true",
                 "ads=false",
                 "admin_port=9902",
-                "metadata.role=edge"
+                "metadata.role=edge",
+                "token=issue"
             ]
         );
     }
