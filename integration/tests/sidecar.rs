@@ -3,7 +3,8 @@
 //! off it takes plaintext, and a deny permission cannot match a plaintext caller (it has no
 //! certificate to name it). With the built-in CA and strict mTLS, two sidecars call each
 //! other over mTLS: the application sees the caller's SPIFFE ID, a plaintext client is
-//! refused, and a deny permission for the pair answers 403 while shadow mode only counts.
+//! refused (and accepted once the service is permissive, which still takes mTLS on the same
+//! port), and a deny permission for the pair answers 403 while shadow mode only counts.
 
 use std::time::{Duration, Instant};
 
@@ -241,6 +242,25 @@ async fn strict_sidecars_call_each_other_over_mtls_and_permissions_decide() {
     let plain = format!("http://127.0.0.1:{web_in}/plain");
     let answer = wait_get(&plain, "plaintext to strict", |a| a.is_err()).await;
     assert!(answer.is_err());
+
+    // Permissive: the same port takes mTLS (from api's sidecar) and plaintext.
+    cp.put(
+        "/api/v1/services/web",
+        json!({ "protocol": "http", "mtls": "permissive", "connect_timeout": "1s",
+                "inbound": { "address": "127.0.0.1", "port": web_in,
+                             "app_port": web_app.port() } }),
+    )
+    .await;
+    wait_get(&plain, "plaintext to permissive", ok_from("web-app"))
+        .await
+        .unwrap();
+    let (_, _, body) = wait_get(&via_api, "mTLS to permissive", ok_from("web-app"))
+        .await
+        .unwrap();
+    assert!(
+        body.contains("URI=spiffe://mesh.local/service/api"),
+        "{body}"
+    );
 
     // A shadow deny only counts.
     cp.put(
