@@ -131,6 +131,8 @@ pub struct Channel {
     pub target: Target,
     /// Send the node on the first request of a stream only.
     pub node_on_first_message_only: bool,
+    /// The grpc_service's `initial_metadata`, sent on every stream (e.g. the proxy token).
+    pub initial_metadata: Vec<(String, String)>,
 }
 
 /// Where the management server is: the first endpoint of its static cluster.

@@ -34,6 +34,20 @@ pub mod handlers;
 pub mod live;
 pub mod store;
 mod stream;
+
+/// `message` as a gRPC request carrying a grpc_service's `initial_metadata` (validated when
+/// the bootstrap was read; an entry that still does not parse is skipped).
+pub(crate) fn with_metadata<T>(message: T, metadata: &[(String, String)]) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    for (key, value) in metadata {
+        let key =
+            tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(key.as_bytes());
+        if let (Ok(key), Ok(value)) = (key, value.parse()) {
+            req.metadata_mut().append(key, value);
+        }
+    }
+    req
+}
 pub mod subscription;
 pub mod warming;
 

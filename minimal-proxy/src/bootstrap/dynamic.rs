@@ -99,7 +99,12 @@ fn api_source(
     let cluster = service.envoy_grpc.cluster_name.clone();
     let field = format!("{path}.grpc_services[0].envoy_grpc.cluster_name");
     let target = super::stats_sink::static_target(&cluster, &field, clusters)?;
+    let initial_metadata = super::stats_sink::initial_metadata(
+        &service.initial_metadata,
+        &format!("{path}.grpc_services[0].initial_metadata"),
+    )?;
     Ok(Channel {
+        initial_metadata,
         aggregated,
         protocol,
         cluster,

@@ -128,6 +128,16 @@ pub struct ApiConfigSource {
 #[serde(deny_unknown_fields)]
 pub struct GrpcService {
     pub envoy_grpc: EnvoyGrpc,
+    /// Sent as gRPC metadata on every call (e.g. `authorization: Bearer <proxy token>`).
+    #[serde(default)]
+    pub initial_metadata: Vec<MetadataEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataEntry {
+    pub key: String,
+    pub value: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,6 +18,8 @@ pub struct MetricsSink {
     /// The static cluster named by `grpc_service.envoy_grpc.cluster_name`.
     pub cluster: String,
     pub target: Target,
+    /// The grpc_service's `initial_metadata`, sent on the stream (e.g. the proxy token).
+    pub initial_metadata: Vec<(String, String)>,
     /// Counters as the change since the last flush (Envoy's default: the running total).
     pub counters_as_deltas: bool,
     /// Tag-extracted names with the tags as labels (Envoy's default: full names, no labels).
@@ -117,7 +119,12 @@ pub(super) fn metrics_sink(
     let cluster = config.grpc_service.envoy_grpc.cluster_name.clone();
     let field = format!("{path}.typed_config.grpc_service.envoy_grpc.cluster_name");
     let target = static_target(&cluster, &field, clusters)?;
+    let initial_metadata = initial_metadata(
+        &config.grpc_service.initial_metadata,
+        &format!("{path}.typed_config.grpc_service.initial_metadata"),
+    )?;
     Ok(Some(MetricsSink {
+        initial_metadata,
         cluster,
         target,
         counters_as_deltas: config.report_counters_as_deltas,
@@ -125,6 +132,38 @@ pub(super) fn metrics_sink(
         histograms,
         interval,
     }))
+}
+
+/// A grpc_service's `initial_metadata`, checked to be valid gRPC metadata (a lowercase ASCII
+/// key not ending in `-bin`, a printable ASCII value).
+pub(super) fn initial_metadata(
+    raw: &[super::raw::MetadataEntry],
+    path: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let key = tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(
+                e.key.as_bytes(),
+            );
+            if key.is_err() || e.key.ends_with("-bin") {
+                return Err(Error::field(
+                    format!("{path}[{i}].key"),
+                    format!(
+                        "'{}' is not an ASCII gRPC metadata key (lowercase, no -bin)",
+                        e.key
+                    ),
+                ));
+            }
+            if !e.value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(Error::field(
+                    format!("{path}[{i}].value"),
+                    "must be printable ASCII",
+                ));
+            }
+            Ok((e.key.clone(), e.value.clone()))
+        })
+        .collect()
 }
 
 /// The address of a static cluster that a gRPC client (a sink, a logger) sends to.

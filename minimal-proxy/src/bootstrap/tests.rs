@@ -376,3 +376,36 @@ fn a_static_listener_is_refused_at_the_field_the_conversion_names() {
         "{message}"
     );
 }
+
+#[test]
+fn initial_metadata_is_sent_and_bad_metadata_is_refused_by_its_field() {
+    let mut doc = minimal("GRPC");
+    doc["dynamic_resources"]["ads_config"]["grpc_services"][0]["initial_metadata"] =
+        json!([{ "key": "authorization", "value": "Bearer xdst_abc" }]);
+    let boot = accepted(doc.clone());
+    let channel = &boot.dynamic.unwrap().cds.unwrap().channel;
+    assert_eq!(
+        channel.initial_metadata,
+        [("authorization".to_string(), "Bearer xdst_abc".to_string())]
+    );
+    for (entry, field) in [
+        (json!({ "key": "Bad Key", "value": "x" }), "[0].key"),
+        (json!({ "key": "token-bin", "value": "x" }), "[0].key"),
+        (
+            json!({ "key": "authorization", "value": "caf\u{e9}" }),
+            "[0].value",
+        ),
+    ] {
+        let mut bad = doc.clone();
+        bad["dynamic_resources"]["ads_config"]["grpc_services"][0]["initial_metadata"] =
+            json!([entry]);
+        assert_refused(
+            bad,
+            &format!("dynamic_resources.ads_config.grpc_services[0].initial_metadata{field}"),
+        );
+    }
+    let mut bad = doc;
+    bad["dynamic_resources"]["ads_config"]["grpc_services"][0]["initial_metadata"] =
+        json!([{ "key": "a", "value": "b", "raw_value": "c" }]);
+    assert!(refused(bad).contains("raw_value"));
+}

@@ -138,7 +138,7 @@ impl GrpcLoggers {
             format!("access log '{}'", key.log_name),
             key.cluster.clone(),
             target.clone(),
-            |channel, messages| {
+            std::sync::Arc::new(|channel, messages| {
                 async move {
                     AccessLogServiceClient::new(channel)
                         .stream_access_logs(messages)
@@ -146,7 +146,7 @@ impl GrpcLoggers {
                         .map(|_| ())
                 }
                 .boxed()
-            },
+            }),
         );
         tokio::spawn(run(rx, uplink, self.node.clone(), key.clone()));
         loggers.insert(key, queue.clone());

@@ -22,19 +22,21 @@ use crate::{bootstrap::MetricsSink, stats::Registry};
 pub fn spawn(sink: MetricsSink, node: Node, stats: Arc<Registry>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut flusher = Flusher::new(&sink);
+        let metadata = sink.initial_metadata.clone();
         let mut uplink = Uplink::new(
             "metrics service".into(),
             sink.cluster.clone(),
             sink.target.clone(),
-            |channel, messages| {
+            std::sync::Arc::new(move |channel, messages| {
+                let request = crate::xds::with_metadata(messages, &metadata);
                 async move {
                     MetricsServiceClient::new(channel)
-                        .stream_metrics(messages)
+                        .stream_metrics(request)
                         .await
                         .map(|_| ())
                 }
                 .boxed()
-            },
+            }),
         );
         let mut ticks = tokio::time::interval(sink.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

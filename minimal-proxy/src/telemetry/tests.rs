@@ -36,6 +36,7 @@ fn sink(deltas: bool, labels: bool, histograms: HistogramEmitMode) -> MetricsSin
         tags_as_labels: labels,
         histograms,
         interval: Duration::from_secs(1),
+        initial_metadata: vec![],
     }
 }
 

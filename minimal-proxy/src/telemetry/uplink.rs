@@ -24,7 +24,12 @@ use crate::{bootstrap::Target, xds::backoff::Backoff};
 const QUEUE: usize = 16;
 
 /// Opens the call on a channel with the stream of messages; resolves when the call ends.
-pub type Open<M> = fn(Channel, ReceiverStream<M>) -> BoxFuture<'static, Result<(), tonic::Status>>;
+/// A closure (not a plain `fn`) so it can carry the grpc_service's `initial_metadata`.
+pub type Open<M> = Arc<
+    dyn Fn(Channel, ReceiverStream<M>) -> BoxFuture<'static, Result<(), tonic::Status>>
+        + Send
+        + Sync,
+>;
 
 /// One telemetry stream to a static cluster.
 pub struct Uplink<M> {
@@ -132,7 +137,7 @@ impl<M: Send + 'static> Uplink<M> {
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let connected = Arc::new(AtomicBool::new(false));
-        let open = self.open;
+        let open = self.open.clone();
         let up = connected.clone();
         // Messages wait in the queue while the connection is made.
         let call = tokio::spawn(async move {

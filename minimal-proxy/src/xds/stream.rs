@@ -127,14 +127,32 @@ async fn attempt(
             Outgoing::Sotw(_) => None,
         });
         let forward = |r| forward(Update::from_delta(r));
-        receive(path, conn, requests, forward, &mut healthy, events).await
+        receive(
+            path,
+            conn,
+            requests,
+            &channel.initial_metadata,
+            forward,
+            &mut healthy,
+            events,
+        )
+        .await
     } else {
         let requests = requests.filter_map(|o| match o {
             Outgoing::Sotw(r) => Some(r),
             Outgoing::Delta(_) => None,
         });
         let forward = |r| forward(Update::from_sotw(r));
-        receive(path, conn, requests, forward, &mut healthy, events).await
+        receive(
+            path,
+            conn,
+            requests,
+            &channel.initial_metadata,
+            forward,
+            &mut healthy,
+            events,
+        )
+        .await
     };
     let result = match result {
         Ok(r) => r,
@@ -156,6 +174,7 @@ async fn receive<Req, Resp>(
     path: &'static str,
     conn: Conn,
     requests: impl tokio_stream::Stream<Item = Req> + Send + 'static,
+    metadata: &[(String, String)],
     forward: impl Fn(Resp) -> Event,
     healthy: &mut bool,
     events: &mpsc::Sender<Event>,
@@ -171,7 +190,7 @@ where
         .map_err(|e| tonic::Status::unavailable(format!("xDS channel not ready: {e}")))?;
     let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
     let mut responses = grpc
-        .streaming(tonic::Request::new(requests), path, codec)
+        .streaming(super::with_metadata(requests, metadata), path, codec)
         .await?
         .into_inner();
     loop {

@@ -110,6 +110,7 @@ fn bootstrap(protocol: Protocol, aggregated: bool, timeout: Option<Duration>) ->
             connect_timeout: Duration::from_secs(1),
         },
         node_on_first_message_only: true,
+        initial_metadata: vec![],
     };
     let source = Source {
         channel,
