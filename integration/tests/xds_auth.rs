@@ -1,6 +1,7 @@
 //! Authenticated xDS with real proxies: a server started with `--xds-auth required`; a proxy
 //! bootstrapped with `token=issue` connects (Envoy and minimal-proxy), one without a token is
-//! refused (the server logs the refusal), and revoking a connected proxy's token ends its
+//! refused (the server logs the refusal), a node presenting another node's token is refused
+//! (PERMISSION_DENIED, logged with the token's id), and revoking a connected proxy's token ends its
 //! stream: it leaves GET /api/v1/proxies and cannot come back.
 
 use std::time::{Duration, Instant};
@@ -81,6 +82,27 @@ async fn tokens_gate_the_xds_port(plane: DataPlane) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!connected(&server, &stranger).await);
+
+    // Another node with that node's token: PERMISSION_DENIED, logged with the token's id.
+    let (text, other_id) = bootstrap(&server, &node, true).await;
+    let impostor = format!("impostor-{}", plane.as_str());
+    let text = text.replace(
+        &format!("\"id\": \"{node}\""),
+        &format!("\"id\": \"{impostor}\""),
+    );
+    assert!(text.contains(&impostor));
+    let _impostor = Proxy::start(plane, &text);
+    let other_id = other_id.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !server
+        .logs()
+        .iter()
+        .any(|l| l.contains("the proxy token belongs to another node") && l.contains(&other_id))
+    {
+        assert!(Instant::now() < deadline, "no PERMISSION_DENIED logged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!connected(&server, &impostor).await);
 
     // Revoked: the live stream ends and the proxy stays out.
     let id = id.expect("token=issue names its token");
