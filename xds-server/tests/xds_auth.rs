@@ -332,3 +332,41 @@ async fn a_bootstrap_can_carry_a_new_token_but_only_for_the_admin() {
     .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
 }
+
+/// The MetricsService on the xDS port: no token is UNAUTHENTICATED, another node's token
+/// PERMISSION_DENIED, the node's own token accepted.
+#[tokio::test]
+async fn the_metrics_service_checks_the_token_and_its_node() {
+    use envoy_types::pb::envoy::service::metrics::v3::{
+        StreamMetricsMessage, metrics_service_client::MetricsServiceClient,
+        stream_metrics_message::Identifier,
+    };
+    let (store, _dir) = common::sqlite().await;
+    let r = replica(store).await;
+    let token = issue(&r.api, "web", "prod").await;
+    let secret = token["token"].as_str().unwrap().to_string();
+    let send = async |node: &str, token: Option<&str>| {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", r.xds.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let message = StreamMetricsMessage {
+            identifier: Some(Identifier {
+                node: Some(xds_core::testing::node(node, "prod")),
+            }),
+            envoy_metrics: vec![],
+        };
+        let mut req = tonic::Request::new(tokio_stream::iter(vec![message]));
+        if let Some(t) = token {
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        MetricsServiceClient::new(channel).stream_metrics(req).await
+    };
+    let err = send("web", None).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let err = send("api", Some(&secret)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    send("web", Some(&secret)).await.unwrap();
+}

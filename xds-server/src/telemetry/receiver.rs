@@ -47,6 +47,11 @@ impl MetricsService for Receiver {
         &self,
         request: Request<Streaming<StreamMetricsMessage>>,
     ) -> Result<Response<StreamMetricsResponse>, Status> {
+        // Put there by the xDS port's token check (`--xds-auth`); absent when auth is off.
+        let grant = request
+            .extensions()
+            .get::<std::sync::Arc<crate::proxy_auth::Grant>>()
+            .cloned();
         let mut stream = request.into_inner();
         let mut mesh = self.telemetry.mesh();
         // Ends with the mesh watch (server shutdown), as the xDS streams do.
@@ -61,6 +66,14 @@ impl MetricsService for Receiver {
             return Ok(Response::new(StreamMetricsResponse {}));
         };
         let node = node_id(&first).map_err(|e| self.refuse("no_node", e))?;
+        if let Some(grant) = &grant {
+            let cluster = first
+                .identifier
+                .as_ref()
+                .and_then(|i| i.node.as_ref())
+                .map_or("", |n| n.cluster.as_str());
+            crate::proxy_auth::ProxyAuth::check_node(grant, &node, cluster)?;
+        }
         let Some(_open) = self.telemetry.open(&node) else {
             let max = self.telemetry.max_proxies();
             return Err(self.refuse(
