@@ -188,6 +188,29 @@ impl Stage {
         self.proxy.as_ref().expect("start_proxy first")
     }
 
+    /// `web` on two upstreams, `web-ok` and `web-failing` (which answers every request 503),
+    /// routed by `main` behind the `ingress` listener, with the proxy started and answering
+    /// from `web-ok`: a service with some failures, for figures that count them.
+    pub async fn serve_web_partly_failing(&mut self) -> (Upstream, Upstream) {
+        let ok = Upstream::start("web-ok");
+        let failing = Upstream::start("web-failing");
+        failing.set_failing(true);
+        self.service("web", &[(&ok, json!({})), (&failing, json!({}))])
+            .await;
+        self.route_to("main", "web").await;
+        self.listener(&["main"]).await;
+        self.start_proxy().await;
+        self.wait_reply(
+            "a reply from web-ok",
+            "/",
+            &[],
+            Duration::from_secs(30),
+            |r| r.from("web-ok"),
+        )
+        .await;
+        (ok, failing)
+    }
+
     /// `service` on `upstream`, routed by `main` behind the `ingress` listener, with the
     /// proxy started, answering from it, and every type SYNCED.
     pub async fn serve(&mut self, service: &str, upstream: &Upstream) {

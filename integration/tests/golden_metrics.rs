@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 use integration::{
     conformance,
     mesh::{Backend, DataPlane, Stage, Variant},
-    upstream::Upstream,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Requests sent through the proxy after it answers.
@@ -33,18 +32,7 @@ async fn figures_per_service_route_and_proxy_match_the_proxys_own_counters(
     let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
     };
-    let ok = Upstream::start("web-ok");
-    let failing = Upstream::start("web-failing");
-    failing.set_failing(true);
-    stage
-        .service("web", &[(&ok, json!({})), (&failing, json!({}))])
-        .await;
-    stage.route_to("main", "web").await;
-    stage.listener(&["main"]).await;
-    stage.start_proxy().await;
-    stage
-        .wait_reply("a reply from web-ok", "/", &[], WAIT, |r| r.from("web-ok"))
-        .await;
+    let (_ok, _failing) = stage.serve_web_partly_failing().await;
 
     let (mut good, mut bad) = (0, 0);
     for i in 0..REQUESTS {

@@ -8,17 +8,11 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
-    time::Duration,
 };
 
-use integration::{
-    mesh::{Backend, DataPlane, Stage, Variant},
-    upstream::Upstream,
-};
+use integration::mesh::{Backend, DataPlane, Stage, Variant};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(30);
+use serde_json::Value;
 
 /// On each data plane (the xDS variant does not change what is exposed).
 mod scrape {
@@ -130,18 +124,7 @@ async fn every_panel_queries_metrics_the_proxy_exposes(
     let Some(mut stage) = Stage::new(plane, variant, backend).await else {
         return;
     };
-    let ok = Upstream::start("web-ok");
-    let failing = Upstream::start("web-failing");
-    failing.set_failing(true);
-    stage
-        .service("web", &[(&ok, json!({})), (&failing, json!({}))])
-        .await;
-    stage.route_to("main", "web").await;
-    stage.listener(&["main"]).await;
-    stage.start_proxy().await;
-    stage
-        .wait_reply("a reply from web-ok", "/", &[], WAIT, |r| r.from("web-ok"))
-        .await;
+    let (_ok, _failing) = stage.serve_web_partly_failing().await;
     for i in 0..20 {
         if let Err(e) = stage.send(&format!("/dash/{i}"), &[]).await {
             stage.proxy().fail(&format!("request {i}: {e}"));
