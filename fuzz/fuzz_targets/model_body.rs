@@ -111,6 +111,7 @@ fn check<S: Spec + PartialEq + Debug>(body: &[u8], mesh: impl FnOnce(&str, S) ->
         listeners: mesh.listeners.keys().cloned().collect(),
         envoy_resources: mesh.envoy_resources.keys().cloned().collect(),
         delivery: Delivery::Ads,
+        ..Selection::default()
     };
     let resources = translate(&mesh, &selection);
     for (t, typed) in &resources.by_type {

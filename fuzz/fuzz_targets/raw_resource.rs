@@ -67,6 +67,7 @@ fn json_body(type_url: &str, resource: &[u8]) {
         listeners: vec![],
         envoy_resources: vec![own.clone()],
         delivery: Delivery::Ads,
+        ..Selection::default()
     };
     let resources = translate(&mesh, &selection);
     assert!(
