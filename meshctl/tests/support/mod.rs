@@ -8,7 +8,6 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -27,49 +26,6 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the server and minimal-proxy binaries beside this test (`cargo test -p meshctl`
-/// builds only meshctl's own binary; `cargo test --workspace` builds them all, and then this
-/// is a no-op). Same target directory and profile as the test executable.
-pub fn build_binaries() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test executable");
-        // target/<profile>/deps/<test>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("target/");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args([
-                "build",
-                "-p",
-                "xds-server",
-                "-p",
-                "minimal-proxy",
-                "--target-dir",
-            ])
-            .arg(target_dir)
-            .current_dir(repo());
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => {}
-            Some("release") => {
-                cargo.arg("--release");
-            }
-            Some(other) => {
-                cargo.args(["--profile", other]);
-            }
-        }
-        let out = cargo.output().expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build -p xds-server -p minimal-proxy failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
 /// A real server on a fresh database, and a directory for the files a test writes.
 pub struct Env {
     pub server: Server,
@@ -80,7 +36,6 @@ pub struct Env {
 impl Env {
     /// The server with these extra flags (e.g. `--admin-token-file`).
     pub fn start_with(args: &[&str]) -> Env {
-        build_binaries();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("mesh.db").display().to_string();
         let mut all = vec!["--sqlite-file", db.as_str()];
