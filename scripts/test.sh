@@ -149,7 +149,8 @@ if [ "$ci" = true ]; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 # --workspace also builds every binary the end-to-end tests start from target/debug
-# (xds-server, minimal-proxy), with the same features as the tests; a separate `cargo build`
-# would resolve features without dev-dependencies and build both binaries a second time.
+# (xds-server, minimal-proxy), with the same features as the tests. No test runs a cargo
+# build of its own: one without dev-dependencies resolves other features and would build
+# every crate a second time (a CI run once ran out of disk that way).
 say "cargo test"
 cargo test --workspace --locked "$@"
