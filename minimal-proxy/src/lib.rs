@@ -21,6 +21,7 @@
 //! - [`upstream`]: clusters, load balancers, health checks, outlier detection, pools.
 //! - [`access_log`]: JSON-lines access logs (and the records gRPC access logs send).
 //! - [`telemetry`]: the metrics service stats sink and the gRPC access logger.
+//! - [`tls`]: TLS contexts from SDS secrets, the SPIFFE verifier, the peer's certificate.
 //! - [`stats`]: counters, gauges and histograms with Envoy's names.
 //! - [`admin`]: `/ready`, `/config_dump`, `/clusters`, `/stats`, `/stats/prometheus`.
 //! - [`app`]: wires everything for `main.rs`.
@@ -38,5 +39,6 @@ pub mod runtime;
 pub mod stats;
 pub mod tcp;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 pub mod xds;
