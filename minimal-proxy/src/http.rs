@@ -39,6 +39,7 @@ use crate::{
     config::{Codec, HttpConnectionManager, RouteConfig, RouteSource},
     runtime::{Runtime, Snapshot},
     stats::HttpStats,
+    tls::PeerCert,
 };
 use route_table::RouteTable;
 
@@ -80,6 +81,9 @@ struct Compiled {
 pub struct Downstream {
     pub peer: SocketAddr,
     pub local: Option<SocketAddr>,
+    /// The verified client certificate of a TLS connection that presented one (mTLS);
+    /// `None` on plaintext. RBAC's `authenticated` principals match it.
+    pub peer_cert: Option<Arc<PeerCert>>,
     /// Set by the first request, which counts the connection as HTTP/1 or HTTP/2.
     counted: AtomicBool,
 }

@@ -30,6 +30,7 @@ use crate::{
     config::TcpProxy,
     runtime::Runtime,
     stats::TcpStats,
+    tls::PeerCert,
     upstream::LbContext,
 };
 
@@ -57,11 +58,12 @@ impl TcpProxyFilter {
 
     /// Proxies one accepted connection to its end. The drain watch is held, not acted on:
     /// TCP has no way to ask the peer to go away, so the connection lives until the listener
-    /// cuts it.
+    /// cuts it. `peer_cert` is the verified client certificate of an mTLS connection.
     pub async fn serve(
         self: Arc<Self>,
         downstream: TcpStream,
         peer: SocketAddr,
+        _peer_cert: Option<Arc<PeerCert>>,
         _drain: drain::Watch,
     ) {
         let _ = downstream.set_nodelay(true);

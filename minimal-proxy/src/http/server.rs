@@ -32,6 +32,7 @@ use super::{
 use crate::{
     access_log::Record,
     stats::{ConnectionGuard, HttpStats},
+    tls::PeerCert,
 };
 
 impl ConnectionManager {
@@ -41,11 +42,13 @@ impl ConnectionManager {
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
+        peer_cert: Option<Arc<PeerCert>>,
         mut drain: drain::Watch,
     ) {
         let _ = stream.set_nodelay(true);
         let downstream = Arc::new(Downstream {
             peer,
+            peer_cert,
             // Only access logs read it: spare the system call otherwise.
             local: self.logs.as_ref().and_then(|_| stream.local_addr().ok()),
             counted: AtomicBool::new(false),

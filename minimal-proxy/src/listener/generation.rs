@@ -27,8 +27,8 @@ pub enum Filter {
 impl Filter {
     async fn serve(self, stream: TcpStream, peer: SocketAddr, drain: drain::Watch) {
         match self {
-            Filter::Http(manager) => manager.serve(stream, peer, drain).await,
-            Filter::Tcp(proxy) => proxy.serve(stream, peer, drain).await,
+            Filter::Http(manager) => manager.serve(stream, peer, None, drain).await,
+            Filter::Tcp(proxy) => proxy.serve(stream, peer, None, drain).await,
         }
     }
 }
