@@ -109,29 +109,67 @@ fn local_demo_routes_traffic_through_minimal_proxy() {
 
 /// `demo/run-local.sh --check <args>` on free ports must print `demo check passed`.
 fn local_demo_check(args: &[&str], env: &[(&str, String)]) {
-    let mut cmd = Command::new("bash");
-    cmd.arg(repo().join("demo/run-local.sh"))
-        .arg("--check")
-        .args(args)
-        .env("DEMO_SERVER_BIN", integration::server::binary());
-    for (var, value) in env {
-        cmd.env(var, value);
-    }
-    for var in [
+    let ports = [
         "DEMO_ADMIN_PORT",
         "DEMO_XDS_PORT",
         "DEMO_LISTENER_PORT",
         "DEMO_V1_PORT",
         "DEMO_V2_PORT",
         "DEMO_ENVOY_ADMIN_PORT",
-    ] {
+    ];
+    demo_check("demo/run-local.sh", args, env, &ports);
+}
+
+/// The sidecar demo, `demo/run-sidecars.sh --check <args>`: plaintext calls, then the one
+/// step that turns mTLS on (plaintext refused, web's SPIFFE certificate on the wire, TLS
+/// handshakes counted, both callers served), then one pair denied (403) while the other
+/// keeps working.
+fn sidecar_demo_check(args: &[&str], env: &[(&str, String)]) {
+    let ports = [
+        "DEMO_ADMIN_PORT",
+        "DEMO_XDS_PORT",
+        "DEMO_WEB_INBOUND_PORT",
+        "DEMO_WEB_APP_PORT",
+        "DEMO_FRONTEND_PORT",
+        "DEMO_BATCH_PORT",
+        "DEMO_WEB_ADMIN_PORT",
+        "DEMO_FRONTEND_ADMIN_PORT",
+        "DEMO_BATCH_ADMIN_PORT",
+    ];
+    let mut env = env.to_vec();
+    env.push((
+        "DEMO_MESHCTL_BIN".into(),
+        integration::target_binary("meshctl").display().to_string(),
+    ));
+    demo_check("demo/run-sidecars.sh", args, &env, &ports);
+}
+
+#[test]
+fn sidecar_demo_turns_on_mtls_and_denies_a_pair_on_envoy() {
+    let Some(envoy) = tool("ENVOY_BIN") else {
+        return;
+    };
+    sidecar_demo_check(&[], &[("ENVOY_BIN", envoy)]);
+}
+
+/// Runs a demo script with `--check`, every port in `ports` free, and expects it to pass.
+fn demo_check(script: &str, args: &[&str], env: &[(&str, String)], ports: &[&str]) {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join(script))
+        .arg("--check")
+        .args(args)
+        .env("DEMO_SERVER_BIN", integration::server::binary());
+    for (var, value) in env {
+        cmd.env(var, value);
+    }
+    for var in ports {
         cmd.env(var, free_port().to_string());
     }
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("demo check passed"),
-        "demo/run-local.sh --check {args:?} failed:\n{stdout}\n{}",
+        "{script} --check {args:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
