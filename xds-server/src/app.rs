@@ -32,6 +32,10 @@ pub enum Error {
         "--reader-token-file needs --admin-token-file: without an admin token the API is open to everyone"
     )]
     ReadersWithoutAdmin,
+    #[error(
+        "--mtls-default {0} needs the mesh CA for the certificates: add --ca builtin (or --ca files), or keep --mtls-default off"
+    )]
+    MtlsWithoutCa(&'static str),
     #[error("could not listen on {addr}: {source} (is another process using the port?)")]
     Bind {
         addr: std::net::SocketAddr,
@@ -117,6 +121,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let reader_tokens = read_reader_tokens(&config.reader_token_file)?;
     if admin_token.is_none() && !reader_tokens.is_empty() {
         return Err(Error::ReadersWithoutAdmin);
+    }
+    if config.ca.ca_mode == crate::ca::CaMode::Off {
+        match config.mtls_default {
+            crate::model::MtlsMode::Off => {}
+            crate::model::MtlsMode::Strict => return Err(Error::MtlsWithoutCa("strict")),
+            crate::model::MtlsMode::Permissive => return Err(Error::MtlsWithoutCa("permissive")),
+        }
     }
     let metrics = Metrics::new();
     let store: Arc<dyn Store> = Arc::new(store::Measured::new(

@@ -126,6 +126,7 @@ impl Config {
             trust_domain: self.ca.trust_domain().as_str().to_string(),
             mtls_default: self.mtls_default,
             permissions_default: self.permissions_default,
+            ca: self.ca.ca_mode != crate::ca::CaMode::Off,
         }
     }
 }

@@ -146,7 +146,7 @@ async fn the_binary_refuses_bad_ca_inputs_at_startup_and_writes_nothing() {
         key.to_str().unwrap(),
         short.to_str().unwrap(),
     );
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--ca", "files", "--ca-cert-file", c, "--ca-key-file", k],
             "is not a PEM certificate",
@@ -162,6 +162,10 @@ async fn the_binary_refuses_bad_ca_inputs_at_startup_and_writes_nothing() {
         (
             &["--ca", "builtin", "--trust-domain", "Not A Domain"],
             "is not a trust domain",
+        ),
+        (
+            &["--mtls-default", "strict"],
+            "--mtls-default strict needs the mesh CA",
         ),
     ];
     for (args, says) in cases {

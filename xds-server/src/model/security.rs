@@ -57,6 +57,10 @@ pub struct MeshSecurity {
     /// The mTLS mode of a service with sidecars that sets none.
     pub mtls_default: MtlsMode,
     pub permissions_default: PermissionsDefault,
+    /// Whether a mesh CA issues workload certificates (`--ca`). Without one a service's
+    /// `mtls` cannot work: its sidecars would wait for certificates that never come, and
+    /// translation says so on every proxy it concerns.
+    pub ca: bool,
 }
 
 /// The trust domain unless the operator names one.
@@ -72,6 +76,7 @@ impl Default for MeshSecurity {
             trust_domain: DEFAULT_TRUST_DOMAIN.to_string(),
             mtls_default: MtlsMode::Off,
             permissions_default: PermissionsDefault::Allow,
+            ca: false,
         }
     }
 }

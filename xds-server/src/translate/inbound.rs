@@ -281,6 +281,13 @@ pub(super) fn add(
              applies); set mtls: strict or permissive"
         ));
     }
+    if tls::mode(mesh, service_name).callers_use_tls() && !mesh.security.ca {
+        out.warnings.push(format!(
+            "service '{service_name}' wants mTLS but xds-server runs without a mesh CA, so no \
+             certificate comes: this sidecar's inbound listener waits for one and takes no \
+             traffic; start xds-server with --ca builtin (or --ca files), or set mtls: off"
+        ));
+    }
     let name = inbound_name(service_name);
     let message = listener(
         mesh,

@@ -127,6 +127,13 @@ pub(super) fn secure_cluster(
     if !mode.callers_use_tls() {
         return;
     }
+    if !mesh.security.ca {
+        warnings.push(format!(
+            "service '{destination}' wants mTLS but xds-server runs without a mesh CA, so this \
+             proxy has no certificate to call it with: the cluster waits for one; start \
+             xds-server with --ca builtin (or --ca files), or set mtls: off on '{destination}'"
+        ));
+    }
     match own {
         Some(own) => cluster.transport_socket = Some(upstream(mesh, own, destination, config)),
         None if mode == MtlsMode::Strict => warnings.push(format!(

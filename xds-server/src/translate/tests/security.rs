@@ -27,7 +27,7 @@ fn sidecars(web_mtls: Option<&str>, permissions: Value) -> Mesh {
     if let Some(mode) = web_mtls {
         web["mtls"] = json!(mode);
     }
-    mesh(json!({
+    let mut m = mesh(json!({
         "services": {
             "web": web,
             "api": { "protocol": "http",
@@ -51,7 +51,10 @@ fn sidecars(web_mtls: Option<&str>, permissions: Value) -> Mesh {
                       "selector": { "node_cluster": "ingress" } }
         },
         "traffic_permissions": permissions
-    }))
+    }));
+    // The server runs with a CA (`--ca`); `no_ca_*` below take it away.
+    m.security.ca = true;
+    m
 }
 
 fn with_defaults(mut m: Mesh, mtls: MtlsMode, permissions: PermissionsDefault) -> Mesh {
@@ -401,4 +404,36 @@ fn envoy_accepts_every_sidecar_config() {
         );
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn mtls_without_a_ca_is_said_on_every_proxy_it_concerns() {
+    let mut m = sidecars(Some("strict"), json!({}));
+    m.security.ca = false;
+    let web = resources_for(&m, &sidecar_of("web"));
+    assert!(
+        web.warnings
+            .iter()
+            .any(|w| w.contains("'web' wants mTLS but xds-server runs without a mesh CA")),
+        "{:?}",
+        web.warnings
+    );
+    let api = resources_for(&m, &sidecar_of("api"));
+    assert!(
+        api.warnings
+            .iter()
+            .any(|w| w.contains("--ca builtin") && w.contains("set mtls: off on 'web'")),
+        "{:?}",
+        api.warnings
+    );
+    // With the CA, neither says it.
+    m.security.ca = true;
+    for node in ["web", "api"] {
+        let out = resources_for(&m, &sidecar_of(node));
+        assert!(
+            !out.warnings.iter().any(|w| w.contains("without a mesh CA")),
+            "{:?}",
+            out.warnings
+        );
+    }
 }
