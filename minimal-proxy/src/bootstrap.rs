@@ -9,6 +9,7 @@
 //! and is converted by the same functions as xDS resources (`config::*_from_proto`).
 
 mod dynamic;
+mod grpc_tls;
 mod raw;
 mod resources;
 mod stats_sink;
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 use crate::config::{ClusterConfig, ListenerConfig};
 
+pub use grpc_tls::GrpcTls;
 pub use raw::{Locality, parse_duration};
 pub use stats_sink::{DEFAULT_FLUSH_INTERVAL, HistogramEmitMode, MetricsSink};
 
@@ -141,6 +143,8 @@ pub struct Target {
     pub host: String,
     pub port: u16,
     pub connect_timeout: Duration,
+    /// The cluster's `transport_socket`: TLS to the server (`None`: plaintext).
+    pub tls: Option<Arc<GrpcTls>>,
 }
 
 /// `api_type`: State-of-the-World (`GRPC`) or incremental (`DELTA_GRPC`).

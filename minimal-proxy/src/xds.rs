@@ -6,7 +6,8 @@
 //!   return what was rejected (the NACK names each resource and why).
 //! - [`store`]: what the proxy holds: active, warming and failed versions, raw resources kept
 //!   for `/config_dump`.
-//! - [`warming`]: clusters wait for their assignments, listeners for their routes; the
+//! - [`warming`]: clusters wait for their assignments, listeners for their routes, both for
+//!   their secrets (SDS over ADS, for TLS); the
 //!   initialisation `/ready` waits for.
 //! - [`engine`]: the state machine tying them together; pure, unit-tested rule by rule.
 //! - [`live`]: the cluster objects and route tables published to the runtime.
@@ -29,6 +30,7 @@
 
 pub mod backoff;
 mod client;
+pub mod endpoint;
 pub mod engine;
 pub mod handlers;
 pub mod live;
@@ -215,6 +217,14 @@ pub fn routing(dynamic: &Dynamic) -> Vec<(TypeUrl, StreamKey, Channel)> {
         (&dynamic.cds, [TypeUrl::Cluster, TypeUrl::Endpoint]),
         (&dynamic.lds, [TypeUrl::Listener, TypeUrl::Route]),
     ];
+    // Secrets come over ADS (`sds_config: {ads: {}}`, the only SDS source accepted).
+    let ads = [&dynamic.cds, &dynamic.lds]
+        .into_iter()
+        .flatten()
+        .find(|s| s.channel.aggregated);
+    if let Some(ads) = ads {
+        out.push((TypeUrl::Secret, StreamKey::Ads, ads.channel.clone()));
+    }
     for (source, types) in sources {
         let Some(source) = source else { continue };
         for t in types {
@@ -309,8 +319,9 @@ pub enum Error {
     },
     #[error("the xDS server {target} closed the stream")]
     Closed { target: String },
-    #[error("'{0}' is not a valid xDS server address: {1}")]
-    Address(String, tonic::transport::Error),
+    /// The address or the cluster's TLS settings are unusable (the message says which).
+    #[error("cannot reach the xDS server {0}: {1}")]
+    Address(String, String),
 }
 
 impl Error {

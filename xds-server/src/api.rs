@@ -62,6 +62,9 @@ pub struct AppState {
     /// The xDS listen address, for `/api/v1/bootstrap` (when unspecified, `0.0.0.0` or `::`,
     /// the bootstrap uses the host the request came to).
     pub xds_addr: SocketAddr,
+    /// With `--xds-tls`: the CA certificates (PEM, public) proxies trust for the xDS port;
+    /// `/api/v1/bootstrap` then makes them connect over TLS.
+    pub xds_tls_ca: Option<Arc<str>>,
     /// The live taps `/api/v1/tap` opens (fed by the xDS server's access-log service).
     pub taps: Taps,
     /// The golden metrics `/api/v1/stats` serves (fed by the xDS server's metrics service).
@@ -79,6 +82,7 @@ impl AppState {
             registry: Registry::default(),
             metrics: Metrics::new(),
             xds_addr: DEFAULT_XDS_ADDR,
+            xds_tls_ca: None,
             taps: Taps::default(),
             telemetry: crate::telemetry::Telemetry::detached(),
         }

@@ -49,6 +49,8 @@ pub enum Error {
     Mesh(#[from] crate::watch::Error),
     #[error("mesh CA: {0}")]
     Ca(#[from] crate::ca::Error),
+    #[error("xDS TLS: {0}")]
+    XdsTls(#[from] crate::xds::tls::Error),
 }
 
 /// Opens the store `config` names: Postgres or SQLite by URL, else the embedded file.
@@ -135,7 +137,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         metrics.store(),
     ));
     // Checked before anything else starts: a bad CA input stops startup with nothing written.
-    let authority = crate::ca::load_or_create(store.as_ref(), &config.ca).await?;
+    let authority = crate::ca::load_or_create(store.as_ref(), &config.ca)
+        .await?
+        .map(Arc::new);
+    let xds_tls = crate::xds::tls::setup(&config.xds_tls, authority.as_ref())?;
     let registry = Registry::default();
     let rebuilds = metrics.clone();
     let (mesh, mesh_task) = crate::watch::spawn_with_security(
@@ -151,7 +156,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mesh = taps.attach(mesh);
     // With a CA, each snapshot also carries the workload certificates (renewed on a timer).
     let mesh = match authority {
-        Some(a) => crate::ca::spawn_issuer(Arc::new(a), mesh),
+        Some(a) => crate::ca::spawn_issuer(a, mesh),
         None => mesh,
     };
     let cache = Cache::new(mesh);
@@ -181,6 +186,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         registry: registry.clone(),
         metrics: metrics.clone(),
         xds_addr,
+        xds_tls_ca: xds_tls.as_ref().map(|t| t.trusted_ca_pem.clone()),
         taps: taps.clone(),
         ..AppState::new(store)
     };
@@ -190,7 +196,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             "the admin API is reachable beyond this host WITHOUT a token: anyone who can reach it can change the mesh; set --admin-token-file"
         );
     }
-    tracing::info!(%xds_addr, "xDS server listening on {xds_addr} (ADS, CDS, EDS, LDS, RDS; SotW and delta)");
+    let transport = if xds_tls.is_some() { "TLS" } else { "plaintext" };
+    tracing::info!(%xds_addr, transport, "xDS server listening on {xds_addr} ({transport}; ADS, CDS, EDS, LDS, RDS; SotW and delta)");
     tracing::info!(
         addr = %admin_addr,
         auth = if state.admin_token.is_some() { "bearer token" } else { "none" },
@@ -210,7 +217,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         telemetry: ctx.telemetry.clone(),
         ..state
     };
-    let xds_server = server::serve(ctx, xds_listener, draining());
+    let xds_server = server::serve_tls(ctx, xds_listener, xds_tls, draining());
     let admin_server = axum::serve(admin_listener, api::router(state))
         .with_graceful_shutdown(draining())
         .into_future();

@@ -21,7 +21,7 @@ mod storage;
 #[cfg(test)]
 mod tests;
 
-pub use authority::{Authority, WorkloadCert};
+pub use authority::{Authority, ServerCert, Source, WorkloadCert};
 pub use config::{CaConfig, CaMode};
 pub use issuer::{Identities, Issued, audit_request, refused_requests, spawn as spawn_issuer};
 pub use renewal::{due, next_wake, renew_at};

@@ -81,6 +81,10 @@ pub struct Config {
     #[command(flatten)]
     pub ca: crate::ca::CaConfig,
 
+    /// TLS on the xDS port (`--xds-tls off|builtin|files`).
+    #[command(flatten)]
+    pub xds_tls: crate::xds::tls::XdsTlsConfig,
+
     /// The mTLS mode of every service with sidecars (`inbound`) that sets none: `off` keeps
     /// today's plaintext; `strict` or `permissive` need the CA (--ca) for the certificates.
     #[arg(

@@ -406,6 +406,15 @@ impl Metrics {
             "Requests for a workload certificate other than the requesting proxy's own identity (the proxy gets nothing for that name; see crate::ca)",
             refused,
         );
+        let handshakes = Family::<ReasonLabels, Counter>::default();
+        for (reason, n) in crate::xds::tls::handshake_failures() {
+            handshakes.get_or_create(&ReasonLabels { reason }).inc_by(n);
+        }
+        now.register(
+            "xds_tls_handshake_failures",
+            "TLS handshakes refused on the xDS port (--xds-tls), by reason: not_tls (a plaintext client), rejected_by_client (it does not trust this server's certificate), client_certificate, timeout, other",
+            handshakes,
+        );
         let revision = Gauge::<i64>::default();
         revision.set(store_revision);
         now.register(

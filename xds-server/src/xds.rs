@@ -12,6 +12,7 @@
 //! - [`verdicts`]: last-known-good: what each group accepted and rejected, applied to what
 //!   the group is sent.
 //! - [`embedded`]: the xDS server alone in this process, for tests and benchmarks.
+//! - [`tls`]: TLS on the xDS port (`--xds-tls`).
 
 pub mod cache;
 pub mod delta;
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod server;
 pub mod sotw;
 mod stream;
+pub mod tls;
 mod type_map;
 pub mod verdicts;
 mod warming;

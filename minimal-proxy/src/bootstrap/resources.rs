@@ -49,6 +49,19 @@ pub(super) fn clusters(items: &[Value]) -> Result<Vec<ParsedCluster>, Error> {
     let mut out = Vec::with_capacity(items.len());
     for (i, json) in items.iter().enumerate() {
         let path = format!("static_resources.clusters[{i}]");
+        // The transport socket is the gRPC clients' TLS (see `grpc_tls.rs`).
+        let (json, tls) = match json.get("transport_socket") {
+            Some(socket) => {
+                let tls = super::grpc_tls::parse(socket, &format!("{path}.transport_socket"))?;
+                let mut json = json.clone();
+                if let Some(fields) = json.as_object_mut() {
+                    fields.remove("transport_socket");
+                }
+                (std::borrow::Cow::Owned(json), Some(tls))
+            }
+            None => (std::borrow::Cow::Borrowed(json), None),
+        };
+        let json = json.as_ref();
         let proto = match fast_cluster(json) {
             Some(proto) => proto,
             None => decode_with_descriptors::<Cluster>(type_url::CLUSTER, json, &path)?,
@@ -60,7 +73,7 @@ pub(super) fn clusters(items: &[Value]) -> Result<Vec<ParsedCluster>, Error> {
             ));
         }
         let config = config::cluster_from_proto(&proto).map_err(|r| rejected(&path, r))?;
-        let target = target(&proto);
+        let target = target(&proto).map(|t| Target { tls, ..t });
         let resource = Any {
             type_url: type_url::CLUSTER.to_string(),
             value: proto.encode_to_vec(),
@@ -263,6 +276,7 @@ fn target(cluster: &Cluster) -> Option<Target> {
                 host: s.address.clone(),
                 port: u16::try_from(port).ok()?,
                 connect_timeout,
+                tls: None,
             })
         })
 }

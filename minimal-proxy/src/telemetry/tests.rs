@@ -31,6 +31,7 @@ fn sink(deltas: bool, labels: bool, histograms: HistogramEmitMode) -> MetricsSin
             host: "127.0.0.1".into(),
             port: 1,
             connect_timeout: Duration::from_secs(1),
+            tls: None,
         },
         counters_as_deltas: deltas,
         tags_as_labels: labels,

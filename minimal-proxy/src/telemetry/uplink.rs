@@ -5,7 +5,6 @@
 //! message of every stream carries the identifier, as Envoy's does.
 
 use std::{
-    net::Ipv6Addr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -16,7 +15,7 @@ use std::{
 use futures::future::BoxFuture;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::{bootstrap::Target, xds::backoff::Backoff};
 
@@ -122,15 +121,11 @@ impl<M: Send + 'static> Uplink<M> {
     }
 
     fn start(&mut self) -> Option<Current<M>> {
-        let t = &self.target;
-        let uri = match t.host.parse::<Ipv6Addr>() {
-            Ok(ip) => format!("http://[{ip}]:{}", t.port),
-            Err(_) => format!("http://{}:{}", t.host, t.port),
-        };
-        let endpoint = match Endpoint::from_shared(uri.clone()) {
-            Ok(e) => e.connect_timeout(t.connect_timeout).tcp_nodelay(true),
+        let uri = crate::xds::endpoint::uri(&self.target);
+        let endpoint = match crate::xds::endpoint::endpoint(&self.target) {
+            Ok(e) => e,
             Err(e) => {
-                tracing::warn!(%uri, error = %e, "telemetry target is not a valid URI");
+                tracing::warn!(%uri, error = %e, "telemetry target is unusable");
                 self.retry_at = Some(Instant::now() + self.backoff.next_delay(&mut rand::rng()));
                 return None;
             }

@@ -4,11 +4,10 @@
 //! end; the client answers with the requests (so the first request of each generation
 //! resumes from what the proxy holds).
 
-use std::{net::Ipv6Addr, time::Duration};
+use std::time::Duration;
 
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_stream::{StreamExt, wrappers::UnboundedReceiverStream};
-use tonic::transport::Endpoint;
 use xds_core::TypeUrl;
 
 use super::{Error, Outgoing, StreamKey, Update, backoff::Backoff};
@@ -72,11 +71,7 @@ pub fn spawn(key: StreamKey, channel: Channel, events: mpsc::Sender<Event>) -> J
 
 /// The URI of the management server.
 fn uri(channel: &Channel) -> String {
-    let t = &channel.target;
-    match t.host.parse::<Ipv6Addr>() {
-        Ok(ip) => format!("http://[{ip}]:{}", t.port),
-        Err(_) => format!("http://{}:{}", t.host, t.port),
-    }
+    super::endpoint::uri(&channel.target)
 }
 
 /// One generation: connect, open, forward responses until the stream ends. Returns whether
@@ -88,10 +83,8 @@ async fn attempt(
     events: &mpsc::Sender<Event>,
 ) -> (bool, Error) {
     let target = uri(channel);
-    let endpoint = match Endpoint::from_shared(target.clone()) {
+    let endpoint = match super::endpoint::endpoint(&channel.target) {
         Ok(e) => e
-            .connect_timeout(channel.target.connect_timeout)
-            .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true),
         Err(e) => return (false, Error::Address(target, e)),

@@ -7,6 +7,7 @@
 //! pool, the proxy does not).
 
 mod delta;
+mod secrets;
 mod sotw;
 mod warming;
 
@@ -108,6 +109,7 @@ fn bootstrap(protocol: Protocol, aggregated: bool, timeout: Option<Duration>) ->
             host: "127.0.0.1".into(),
             port: 18000,
             connect_timeout: Duration::from_secs(1),
+            tls: None,
         },
         node_on_first_message_only: true,
         initial_metadata: vec![],

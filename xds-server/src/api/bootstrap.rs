@@ -77,6 +77,9 @@ pub async fn bootstrap_get(
         None => state.xds_addr.ip().to_string(),
     };
     let mut bootstrap = render(&params, &host, state.xds_addr);
+    if let Some(ca) = &state.xds_tls_ca {
+        with_tls(&mut bootstrap, &host, ca);
+    }
     if let Some(issued) = &issued {
         with_token(&mut bootstrap, &issued.token);
     }
@@ -120,6 +123,38 @@ fn with_token(bootstrap: &mut Value, secret: &str) {
             if let Some(service) = sink.pointer_mut("/typed_config/grpc_service") {
                 service["initial_metadata"] = metadata.clone();
             }
+        }
+    }
+}
+
+/// With TLS on the xDS port: the xDS cluster connects over TLS, trusting `ca_pem` (public:
+/// the CA certificates, inline) and checking the server's certificate names `host` (a DNS
+/// SAN, or an IP SAN for an IP literal, which is then not sent as SNI).
+fn with_tls(bootstrap: &mut Value, host: &str, ca_pem: &str) {
+    let ip = host.parse::<IpAddr>().is_ok();
+    let san_type = if ip { "IP_ADDRESS" } else { "DNS" };
+    let mut context = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": {
+            "alpn_protocols": ["h2"],
+            "validation_context": {
+                "trusted_ca": { "inline_string": ca_pem },
+                "match_typed_subject_alt_names": [
+                    { "san_type": san_type, "matcher": { "exact": host } },
+                ],
+            },
+        },
+    });
+    if !ip {
+        context["sni"] = host.into();
+    }
+    let socket = json!({ "name": "envoy.transport_sockets.tls", "typed_config": context });
+    if let Some(clusters) = bootstrap
+        .pointer_mut("/static_resources/clusters")
+        .and_then(Value::as_array_mut)
+    {
+        for cluster in clusters {
+            cluster["transport_socket"] = socket.clone();
         }
     }
 }

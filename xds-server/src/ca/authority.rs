@@ -263,6 +263,79 @@ impl Authority {
     }
 }
 
+/// A TLS serving certificate (see [`Authority::issue_server`]). Prints without the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerCert {
+    /// The leaf, then the CA chain (PEM).
+    pub chain_pem: String,
+    /// PKCS#8 PEM.
+    pub key_pem: String,
+    pub issued_at: SystemTime,
+    pub not_after: SystemTime,
+    /// Hex serial, for logs.
+    pub serial: String,
+}
+
+impl fmt::Debug for ServerCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerCert")
+            .field("serial", &self.serial)
+            .field("not_after", &self.not_after)
+            .field("key_pem", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Authority {
+    /// A serving certificate for the xDS port (serverAuth only), valid for `dns` names and
+    /// `ips`, for the TTL from `now` (never past the CA).
+    pub fn issue_server(
+        &self,
+        dns: &[String],
+        ips: &[std::net::IpAddr],
+        now: SystemTime,
+    ) -> Result<ServerCert, Error> {
+        let issue = |e: rcgen::Error| Error::Issue(e.to_string());
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(issue)?;
+        let mut params = CertificateParams::default();
+        for name in dns {
+            params
+                .subject_alt_names
+                .push(SanType::DnsName(name.clone().try_into().map_err(issue)?));
+        }
+        params
+            .subject_alt_names
+            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "xds-server mesh");
+        dn.push(DnType::CommonName, "xds-server");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let skew = (self.ttl / 4).min(Duration::from_secs(60));
+        let not_after = (now + self.ttl).min(self.not_after);
+        params.not_before = (now - skew).into();
+        params.not_after = not_after.into();
+        let serial = random_serial()?;
+        let hex = serial
+            .to_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        params.serial_number = Some(serial);
+        let cert = params.signed_by(&key, &self.issuer).map_err(issue)?;
+        Ok(ServerCert {
+            chain_pem: format!("{}{}", cert.pem(), self.chain_pem),
+            key_pem: key.serialize_pem(),
+            issued_at: now,
+            not_after,
+            serial: hex,
+        })
+    }
+}
+
 fn random_serial() -> Result<SerialNumber, Error> {
     let mut bytes = [0u8; 16];
     SystemRandom::new()

@@ -51,6 +51,17 @@ impl Embedded {
         limits: Limits,
         auth: crate::proxy_auth::ProxyAuth,
     ) -> Result<Embedded, Error> {
+        Self::start_with_tls(store, window, limits, auth, None).await
+    }
+
+    /// As [`Embedded::start_with_auth`], over TLS when `tls` is given.
+    pub async fn start_with_tls(
+        store: Arc<dyn Store>,
+        window: Duration,
+        limits: Limits,
+        auth: crate::proxy_auth::ProxyAuth,
+        tls: Option<super::tls::XdsTls>,
+    ) -> Result<Embedded, Error> {
         let metrics = Metrics::new();
         let (mesh, watcher) = crate::watch::spawn(store, window, |_| {}).await?;
         let cache = Cache::new(mesh);
@@ -62,7 +73,7 @@ impl Embedded {
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
             // Stopped by aborting the task when dropped, so no shutdown signal.
-            if let Err(e) = server::serve(ctx, listener, std::future::pending()).await {
+            if let Err(e) = server::serve_tls(ctx, listener, tls, std::future::pending()).await {
                 tracing::error!(error = %e, "embedded xDS server failed");
             }
         });

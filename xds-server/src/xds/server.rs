@@ -23,7 +23,7 @@ use futures::{TryStreamExt, task::AtomicWaker};
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
 };
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
@@ -54,10 +54,39 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
+    serve_tls(ctx, listener, None, shutdown).await
+}
+
+/// As [`serve`], over TLS when `tls` is given (`--xds-tls`).
+pub async fn serve_tls(
+    ctx: Context,
+    listener: TcpListener,
+    tls: Option<super::tls::XdsTls>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    match tls {
+        None => {
+            let plain = TcpListenerStream::new(listener).map_ok(super::tls::Io::Plain);
+            serve_incoming(ctx, plain.map_ok(Conn::new), shutdown).await
+        }
+        Some(tls) => {
+            let secured = super::tls::incoming(listener, tls.acceptor()).map_ok(Conn::new);
+            // `tls` lives as long as the server: its renewal task with it.
+            let result = serve_incoming(ctx, secured, shutdown).await;
+            drop(tls);
+            result
+        }
+    }
+}
+
+async fn serve_incoming(
+    ctx: Context,
+    incoming: impl futures::Stream<Item = io::Result<Conn>> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
     // tonic passes no SETTINGS_MAX_CONCURRENT_STREAMS unless told (hyper's default of 200
     // would otherwise be removed): one connection could take every stream slot.
     let per_connection = ctx.limits.max_streams_per_connection;
-    let incoming = TcpListenerStream::new(listener).map_ok(Conn::new);
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .max_concurrent_streams(per_connection)
@@ -72,7 +101,7 @@ pub async fn serve(
 /// read and write fails, so the HTTP/2 connection ends and drops what its streams buffered.
 #[derive(Debug)]
 pub struct Conn {
-    io: TcpStream,
+    io: super::tls::Io,
     cut: Arc<CutState>,
 }
 
@@ -104,7 +133,7 @@ impl Cutter {
 }
 
 impl Conn {
-    fn new(io: TcpStream) -> Self {
+    fn new(io: super::tls::Io) -> Self {
         Self {
             io,
             cut: Arc::default(),
