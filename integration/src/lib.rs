@@ -12,6 +12,8 @@
 //! - [`upstream`]: real upstreams that echo what reached them and misbehave on request:
 //!   HTTP/1.1 + h2c, gRPC, TCP.
 //! - [`control_plane`]: the server on a fixed xDS port, restartable in place, and its REST API.
+//! - [`netns`]: test hosts in network namespaces on a private bridge, for end-to-end runs
+//!   across real network boundaries (root only; skips loudly otherwise).
 //! - [`mesh`]: the xDS stage: server + one proxy bootstrapped from it, driven over REST.
 //! - [`browser`]: headless Chromium over the DevTools protocol, for the web console's tests.
 //! - [`conformance`]: the macros that run each scenario for every data plane × xDS variant ×
@@ -22,6 +24,7 @@ pub mod conformance;
 pub mod control_plane;
 pub mod mesh;
 pub mod net;
+pub mod netns;
 pub mod postgres;
 pub mod proxy;
 pub mod server;

@@ -94,6 +94,12 @@ impl Proxy {
     /// When [`DataPlane::binary`] has none (call it first to skip instead), or the proxy
     /// cannot be spawned.
     pub fn start(plane: DataPlane, bootstrap: &str) -> Proxy {
+        Proxy::start_in(plane, bootstrap, &[])
+    }
+
+    /// [`Proxy::start`] with the command run through `prefix` (e.g. `ip netns exec <ns>`,
+    /// see `crate::netns`), so the proxy runs somewhere else than the test; empty = directly.
+    pub fn start_in(plane: DataPlane, bootstrap: &str, prefix: &[String]) -> Proxy {
         let bin = plane
             .binary()
             .unwrap_or_else(|| panic!("no {} binary: see DataPlane::binary", plane.as_str()));
@@ -101,7 +107,15 @@ impl Proxy {
         let config = dir.path().join("bootstrap.yaml");
         std::fs::write(&config, bootstrap).expect("write the bootstrap");
         let log = File::create(dir.path().join("proxy.log")).expect("create the proxy log");
-        let child = Command::new(&bin)
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&bin);
+                command
+            }
+            None => Command::new(&bin),
+        };
+        let child = command
             .arg("-c")
             .arg(&config)
             .arg("--admin-address-path")
