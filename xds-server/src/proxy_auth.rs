@@ -149,8 +149,8 @@ impl ProxyAuth {
     }
 
     /// A tonic interceptor for the xDS port's other services (MetricsService,
-    /// AccessLogService): refuses streams without a valid token and puts the [`Grant`] in
-    /// the request's extensions.
+    /// AccessLogService): refuses streams without a valid token and puts the
+    /// [`Authenticated`] stream in the request's extensions.
     pub fn interceptor(
         &self,
     ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, Status>
@@ -161,7 +161,8 @@ impl ProxyAuth {
         let auth = self.clone();
         move |mut req: tonic::Request<()>| {
             if let Some(grant) = auth.authenticate_now(req.metadata())? {
-                req.extensions_mut().insert(grant);
+                let auth = auth.clone();
+                req.extensions_mut().insert(Authenticated { grant, auth });
             }
             Ok(req)
         }
@@ -280,6 +281,39 @@ fn unknown() -> Status {
     Status::unauthenticated(
         "unknown or revoked proxy token: issue a new one (POST /api/v1/proxy-tokens)",
     )
+}
+
+/// A stream on the xDS port's other services (metrics, access logs) that presented a valid
+/// token: put in the request's extensions by [`ProxyAuth::interceptor`]; absent with auth off.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub grant: Arc<Grant>,
+    auth: ProxyAuth,
+}
+
+impl Authenticated {
+    /// The authenticated stream of `request`, if auth is on.
+    pub fn of<T>(request: &tonic::Request<T>) -> Option<Authenticated> {
+        request.extensions().get::<Authenticated>().cloned()
+    }
+
+    /// Resolves to the status that ends the stream once its token is revoked (here or on
+    /// another replica), as discovery streams end.
+    pub fn revoked(&self) -> impl std::future::Future<Output = Status> + Send + 'static {
+        self.auth.revocation(Some(self.grant.clone()))
+    }
+}
+
+/// The end of a stream whose token `authenticated` holds: never when auth is off.
+pub fn revocation(
+    authenticated: Option<Authenticated>,
+) -> impl std::future::Future<Output = Status> + Send + 'static {
+    async move {
+        match authenticated {
+            Some(a) => a.revoked().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 fn index(tokens: &[ProxyToken]) -> HashMap<String, Arc<Grant>> {

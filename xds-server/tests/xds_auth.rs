@@ -370,3 +370,127 @@ async fn the_metrics_service_checks_the_token_and_its_node() {
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     send("web", Some(&secret)).await.unwrap();
 }
+
+/// The AccessLogService (live tap) and the MetricsService hold their streams to the same
+/// rules as discovery: another node's token is PERMISSION_DENIED, and revoking the token
+/// ends a live stream with UNAUTHENTICATED (not only its next connect).
+#[tokio::test]
+async fn telemetry_streams_check_the_node_and_end_on_revocation() {
+    use envoy_types::pb::envoy::service::{
+        accesslog::v3::{
+            StreamAccessLogsMessage, access_log_service_client::AccessLogServiceClient,
+            stream_access_logs_message,
+        },
+        metrics::v3::{
+            StreamMetricsMessage, metrics_service_client::MetricsServiceClient,
+            stream_metrics_message,
+        },
+    };
+    let (store, _dir) = common::sqlite().await;
+    let r = replica(store).await;
+    let token = issue(&r.api, "web", "prod").await;
+    let (secret, id) = (
+        token["token"].as_str().unwrap(),
+        token["id"].as_str().unwrap(),
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", r.xds.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // A request whose stream sends `first` and then stays open until `hold` is dropped.
+    fn open<M: Send + 'static>(
+        first: M,
+        secret: &str,
+    ) -> (
+        tonic::Request<tokio_stream::wrappers::ReceiverStream<M>>,
+        tokio::sync::mpsc::Sender<M>,
+    ) {
+        let (hold, rx) = tokio::sync::mpsc::channel(1);
+        hold.try_send(first).unwrap();
+        let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+        (req, hold)
+    }
+    let log_from = |node: &str| StreamAccessLogsMessage {
+        identifier: Some(stream_access_logs_message::Identifier {
+            node: Some(xds_core::testing::node(node, "prod")),
+            log_name: "tap".into(),
+        }),
+        log_entries: None,
+    };
+    let metrics_from = |node: &str| StreamMetricsMessage {
+        identifier: Some(stream_metrics_message::Identifier {
+            node: Some(xds_core::testing::node(node, "prod")),
+        }),
+        envoy_metrics: vec![],
+    };
+
+    // Another node with web's token.
+    let (req, _hold) = open(log_from("api"), secret);
+    let err = AccessLogServiceClient::new(channel.clone())
+        .stream_access_logs(req)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+
+    // web's own streams stay open until the token is revoked.
+    let (req, _hold_logs) = open(log_from("web"), secret);
+    let mut logs = AccessLogServiceClient::new(channel.clone());
+    let logs = tokio::spawn(async move { logs.stream_access_logs(req).await });
+    let (req, _hold_metrics) = open(metrics_from("web"), secret);
+    let mut metrics = MetricsServiceClient::new(channel.clone());
+    let metrics = tokio::spawn(async move { metrics.stream_metrics(req).await });
+    // Both are being served before the revocation (else it would only refuse them).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let open_streams = || {
+        let text = r.xds.metrics.render(&r.xds.registry, 0);
+        ["xds_metrics_streams 1", "xds_tap_access_log_streams 1"]
+            .iter()
+            .all(|line| text.lines().any(|l| l == *line))
+    };
+    while !open_streams() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the streams never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!logs.is_finished() && !metrics.is_finished());
+    let (status, _, _) = call(
+        &r.api,
+        "DELETE",
+        &format!("/api/v1/proxy-tokens/{id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for (what, ended) in [
+        (
+            "access-log",
+            tokio::time::timeout(WAIT, logs)
+                .await
+                .map(|r| r.unwrap().map(|_| ())),
+        ),
+        (
+            "metrics",
+            tokio::time::timeout(WAIT, metrics)
+                .await
+                .map(|r| r.unwrap().map(|_| ())),
+        ),
+    ] {
+        let err = ended
+            .unwrap_or_else(|_| panic!("the {what} stream outlived its token"))
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{what}: {err:?}");
+        // The live stream's end names the token; a refused connect would not.
+        assert!(
+            err.message()
+                .contains(&format!("proxy token {id} was revoked")),
+            "{what}: {}",
+            err.message()
+        );
+    }
+}

@@ -52,13 +52,26 @@ impl AccessLogService for Receiver {
         let _open = scopeguard(move || {
             metrics.streams.dec();
         });
+        // Put there by the xDS port's token check (`--xds-auth`); absent when auth is off.
+        let authenticated = crate::proxy_auth::Authenticated::of(&request);
+        let grant = authenticated.as_ref().map(|a| a.grant.clone());
+        let revoked = crate::proxy_auth::revocation(authenticated);
+        tokio::pin!(revoked);
         let mut stream = request.into_inner();
         let mut node_id: Option<Arc<str>> = None;
-        while let Some(message) = stream.message().await? {
+        loop {
+            let message = tokio::select! {
+                message = stream.message() => message?,
+                status = &mut revoked => return Err(status),
+            };
+            let Some(message) = message else { break };
             let node = match &node_id {
                 Some(node) => node.clone(),
                 None => {
-                    let node = identify(&message)?;
+                    let (node, cluster) = identify(&message)?;
+                    if let Some(grant) = &grant {
+                        crate::proxy_auth::ProxyAuth::check_node(grant, &node, &cluster)?;
+                    }
                     tracing::debug!(node = %node, "access-log stream opened");
                     node_id.insert(node).clone()
                 }
@@ -78,15 +91,14 @@ impl AccessLogService for Receiver {
     }
 }
 
-/// The node id of a stream's first message.
-fn identify(message: &StreamAccessLogsMessage) -> Result<Arc<str>, Status> {
+/// The node id and cluster of a stream's first message.
+fn identify(message: &StreamAccessLogsMessage) -> Result<(Arc<str>, String), Status> {
     message
         .identifier
         .as_ref()
         .and_then(|i| i.node.as_ref())
-        .map(|n| n.id.as_str())
-        .filter(|id| !id.is_empty())
-        .map(Arc::from)
+        .filter(|n| !n.id.is_empty())
+        .map(|n| (Arc::from(n.id.as_str()), n.cluster.clone()))
         .ok_or_else(|| {
             Status::invalid_argument(
                 "the first access-log message must carry identifier.node.id (the proxy's node id)",

@@ -48,17 +48,23 @@ impl MetricsService for Receiver {
         request: Request<Streaming<StreamMetricsMessage>>,
     ) -> Result<Response<StreamMetricsResponse>, Status> {
         // Put there by the xDS port's token check (`--xds-auth`); absent when auth is off.
-        let grant = request
-            .extensions()
-            .get::<std::sync::Arc<crate::proxy_auth::Grant>>()
-            .cloned();
+        let authenticated = crate::proxy_auth::Authenticated::of(&request);
+        let grant = authenticated.as_ref().map(|a| a.grant.clone());
+        let revoked = crate::proxy_auth::revocation(authenticated);
         let mut stream = request.into_inner();
         let mut mesh = self.telemetry.mesh();
-        // Ends with the mesh watch (server shutdown), as the xDS streams do.
+        // Ends with the mesh watch (server shutdown), as the xDS streams do, or with an error
+        // once its token is revoked.
         let ended = async move {
-            match mesh.as_mut() {
-                Some(mesh) => while mesh.changed().await.is_ok() {},
-                None => std::future::pending().await,
+            let shutdown = async {
+                match mesh.as_mut() {
+                    Some(mesh) => while mesh.changed().await.is_ok() {},
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown => Ok(()),
+                status = revoked => Err(status),
             }
         };
         tokio::pin!(ended);
@@ -126,11 +132,11 @@ impl Receiver {
     async fn next(
         &self,
         stream: &mut Streaming<StreamMetricsMessage>,
-        ended: &mut (impl Future<Output = ()> + Unpin),
+        ended: &mut (impl Future<Output = Result<(), Status>> + Unpin),
     ) -> Result<Option<StreamMetricsMessage>, Status> {
         let message = tokio::select! {
             message = stream.message() => message,
-            () = ended => Ok(None),
+            end = ended => return end.map(|()| None),
         };
         message.map_err(|status| {
             if !too_large(&status) {

@@ -91,7 +91,7 @@ impl Context {
                 limits.max_streams,
             ),
             limits: Arc::new(limits),
-            taps: crate::tap::Taps::default(),
+            taps: crate::tap::Taps::with_metrics(crate::tap::TapConfig::default(), metrics.tap()),
             cache,
             registry,
             metrics,
