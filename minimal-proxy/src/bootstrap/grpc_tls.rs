@@ -246,3 +246,6 @@ fn certificates(pem: &str, path: &str) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
