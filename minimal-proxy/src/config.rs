@@ -12,6 +12,7 @@ mod listener;
 mod route;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -19,6 +20,10 @@ pub use cluster::cluster_from_proto;
 pub use endpoint::load_assignment_from_proto;
 pub use listener::listener_from_proto;
 pub use route::route_configuration_from_proto;
+pub use tls::{
+    DownstreamTls, PrivateKey, SecretConfig, UpstreamTls, Validation, choose_chain,
+    secret_from_proto,
+};
 
 /// Why a resource was refused: which resource, which field (a proto field path such as
 /// `filter_chains[0].filters[0].typed_config.http_filters[1]`), and what is wrong with it.
@@ -54,6 +59,8 @@ pub struct ClusterConfig {
     /// `common_lb_config.locality_weighted_lb_config`: locality weights apply only then;
     /// otherwise Envoy ignores them and so does the proxy.
     pub locality_weighted: bool,
+    /// `transport_socket` TLS (`UpstreamTlsContext`); `None`: plaintext.
+    pub tls: Option<UpstreamTls>,
 }
 
 /// Where a cluster's endpoints come from.
@@ -242,10 +249,55 @@ pub enum EndpointHealth {
 pub struct ListenerConfig {
     pub name: String,
     pub address: SocketAddr,
+    /// In order; a connection is served by the first whose match takes it (at least one).
+    pub chains: Vec<FilterChainConfig>,
+    /// `envoy.filters.listener.tls_inspector`: the first bytes are peeked to tell TLS from
+    /// plaintext, for chains matching on `transport_protocol`.
+    pub tls_inspector: bool,
+}
+
+impl ListenerConfig {
+    /// A listener with one plaintext chain matching every connection (no inspector).
+    pub fn single(name: &str, address: SocketAddr, filter: ListenerFilter) -> ListenerConfig {
+        ListenerConfig {
+            name: name.to_string(),
+            address,
+            chains: vec![FilterChainConfig {
+                name: String::new(),
+                transport: TransportProtocol::Any,
+                tls: None,
+                filter,
+            }],
+            tls_inspector: false,
+        }
+    }
+}
+
+/// One filter chain: which connections it takes, their TLS, and their network filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterChainConfig {
+    /// Envoy's display name (`inbound|web|mtls`); may be empty.
+    pub name: String,
+    /// `filter_chain_match.transport_protocol`.
+    pub transport: TransportProtocol,
+    /// `transport_socket` TLS (`DownstreamTlsContext`); `None`: plaintext.
+    pub tls: Option<DownstreamTls>,
     pub filter: ListenerFilter,
 }
 
-/// The one network filter of the listener's one filter chain.
+/// `filter_chain_match.transport_protocol`: what the TLS inspector saw (`raw_buffer` when it
+/// saw no ClientHello, or when there is no inspector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportProtocol {
+    /// Unset: any connection.
+    Any,
+    /// `tls`: a TLS ClientHello.
+    Tls,
+    /// `raw_buffer`: anything else.
+    RawBuffer,
+}
+
+/// The one network filter of a filter chain.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListenerFilter {
     Http(HttpConnectionManager),
@@ -263,6 +315,19 @@ pub struct HttpConnectionManager {
     pub grpc_access_log: Vec<GrpcAccessLog>,
     /// Envoy's `stream_idle_timeout`, default 5 min; `None` disables it.
     pub stream_idle_timeout: Option<Duration>,
+    /// What happens to `x-forwarded-client-cert`.
+    pub forward_client_cert: ForwardClientCert,
+}
+
+/// Envoy's `forward_client_cert_details` (with `set_current_client_cert_details`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardClientCert {
+    /// SANITIZE, Envoy's default: the header is removed from every request.
+    #[default]
+    Sanitize,
+    /// SANITIZE_SET: removed, then on an mTLS connection set to this proxy's certificate
+    /// (`By`), the client certificate's hash and, with `uri`, its URI SAN.
+    SanitizeSet { uri: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

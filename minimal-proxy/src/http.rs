@@ -36,7 +36,7 @@ use hyper_util::{
 
 use crate::{
     access_log::AccessLogs,
-    config::{Codec, HttpConnectionManager, RouteConfig, RouteSource},
+    config::{Codec, ForwardClientCert, HttpConnectionManager, RouteConfig, RouteSource},
     runtime::{Runtime, Snapshot},
     stats::HttpStats,
     tls::PeerCert,
@@ -56,6 +56,8 @@ pub struct ConnectionManager {
     builder: auto::Builder<TokioExecutor>,
     /// Envoy's `stream_idle_timeout`: a stream with nothing moving that long is ended.
     stream_idle_timeout: Option<Duration>,
+    /// What happens to `x-forwarded-client-cert`.
+    forward_client_cert: ForwardClientCert,
 }
 
 /// Where the route table comes from.
@@ -84,6 +86,9 @@ pub struct Downstream {
     /// The verified client certificate of a TLS connection that presented one (mTLS);
     /// `None` on plaintext. RBAC's `authenticated` principals match it.
     pub peer_cert: Option<Arc<PeerCert>>,
+    /// The `x-forwarded-client-cert` this connection's requests carry upstream (SANITIZE_SET
+    /// on mTLS); `None`: the header is removed.
+    xfcc: Option<http::HeaderValue>,
     /// Set by the first request, which counts the connection as HTTP/1 or HTTP/2.
     counted: AtomicBool,
 }
@@ -125,6 +130,7 @@ impl ConnectionManager {
             logs,
             builder,
             stream_idle_timeout: config.stream_idle_timeout,
+            forward_client_cert: config.forward_client_cert,
         })
     }
 

@@ -19,8 +19,9 @@ use crate::{
     runtime::Runtime,
     tcp::TcpProxyFilter,
     telemetry::GrpcLoggers,
+    tls::server::Acceptor,
 };
-use generation::{Filter, Generation};
+use generation::{Chain, Chains, Filter, Generation};
 
 /// Owns every listener of the process.
 #[derive(Debug)]
@@ -115,8 +116,8 @@ impl Manager {
             {
                 continue;
             }
-            let filter = match self.filter(&config) {
-                Ok(filter) => filter,
+            let chains = match self.chains(&config) {
+                Ok(chains) => chains,
                 Err(r) => {
                     rejections.push(r);
                     continue;
@@ -147,7 +148,7 @@ impl Manager {
             };
             let local_addr = socket.local_addr().unwrap_or(config.address);
             let stats = self.runtime.stats.listener(&stats_name(local_addr));
-            let generation = Generation::start(socket.clone(), filter, stats);
+            let generation = Generation::start(socket.clone(), chains, stats);
             match old {
                 Some(old) => {
                     tracing::info!(listener = %config.name, "listener changed; old connections draining");
@@ -193,13 +194,37 @@ impl Manager {
             .map(|a| a.local_addr)
     }
 
-    /// The filter a listener's connections are served with.
-    fn filter(&self, config: &ListenerConfig) -> Result<Filter, Rejection> {
+    /// The filter chains a listener's connections are served with.
+    fn chains(&self, config: &ListenerConfig) -> Result<Arc<Chains>, Rejection> {
+        let mut chains = Vec::with_capacity(config.chains.len());
+        for (i, chain) in config.chains.iter().enumerate() {
+            let tls = match &chain.tls {
+                Some(tls) => Some(Acceptor::new(tls, &self.runtime.secrets).map_err(|e| {
+                    let field = format!("filter_chains[{i}].transport_socket");
+                    rejection(config, &field, &e.to_string())
+                })?),
+                None => None,
+            };
+            chains.push(Chain {
+                transport: chain.transport,
+                tls,
+                filter: self.filter(config, &chain.filter)?,
+            });
+        }
+        Ok(Arc::new(Chains::new(chains, config.tls_inspector)))
+    }
+
+    /// The filter a chain's connections are served with.
+    fn filter(
+        &self,
+        config: &ListenerConfig,
+        filter: &ListenerFilter,
+    ) -> Result<Filter, Rejection> {
         let logs = |configs, grpc| {
             AccessLogs::new(configs, grpc, &self.files, &self.grpc_loggers)
                 .map_err(|e| rejection(config, "access_log", &e.to_string()))
         };
-        Ok(match &config.filter {
+        Ok(match filter {
             ListenerFilter::Http(hcm) => Filter::Http(ConnectionManager::new(
                 hcm,
                 self.runtime.clone(),

@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use arc_swap::ArcSwap;
 
-use crate::{config::RouteConfig, stats, upstream::Cluster};
+use crate::{config::RouteConfig, stats, tls, upstream::Cluster};
 
 /// Everything a request may look up, at one moment.
 #[derive(Debug, Default)]
@@ -22,6 +22,9 @@ pub struct Snapshot {
 pub struct Runtime {
     snapshot: Arc<ArcSwap<Snapshot>>,
     pub stats: Arc<stats::Registry>,
+    /// The SDS secrets in use: TLS handshakes read them, so they change without a new
+    /// snapshot of clusters or listeners.
+    pub secrets: tls::Secrets,
 }
 
 impl Default for Runtime {
@@ -35,6 +38,7 @@ impl Runtime {
         Runtime {
             snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             stats: Arc::new(stats::Registry::default()),
+            secrets: tls::Secrets::default(),
         }
     }
 

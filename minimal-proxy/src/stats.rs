@@ -183,6 +183,8 @@ pub struct ClusterStats {
     pub upstream_cx_connect_timeout: Counter,
     pub upstream_cx_overflow: Counter,
     pub upstream_cx_none_healthy: Counter,
+    /// `cluster.<name>.ssl.*`.
+    pub ssl: SslStats,
     /// `circuit_breakers.default.*_open`: 1 while that breaker is at its limit.
     pub circuit_breakers_cx_open: Gauge,
     pub circuit_breakers_rq_open: Gauge,
@@ -315,6 +317,39 @@ pub struct ListenerStats {
     pub downstream_cx_total: Counter,
     pub downstream_cx_active: Gauge,
     pub downstream_cx_destroy: Counter,
+    /// `listener.<address>.ssl.*`.
+    pub ssl: SslStats,
+}
+
+/// Envoy's `ssl.*` of a listener or a cluster (the part minimal-proxy counts).
+#[derive(Debug, Default)]
+pub struct SslStats {
+    /// Handshakes completed.
+    pub handshake: Counter,
+    /// Handshakes failed (any reason, the verification failures below included).
+    pub connection_error: Counter,
+    /// The peer's certificate did not verify (chain, validity or SAN).
+    pub fail_verify_error: Counter,
+    /// The peer presented no certificate where one is required.
+    pub fail_verify_no_cert: Counter,
+}
+
+impl SslStats {
+    /// Whether any TLS handshake was tried: Envoy shows `ssl.*` only for TLS listeners and
+    /// clusters; these show once they have handshaken.
+    pub fn used(&self) -> bool {
+        self.handshake.get() > 0 || self.connection_error.get() > 0
+    }
+
+    /// `(name, counter)` pairs under `ssl.`, for the renderers.
+    pub fn counters(&self) -> [(&'static str, &Counter); 4] {
+        [
+            ("ssl.handshake", &self.handshake),
+            ("ssl.connection_error", &self.connection_error),
+            ("ssl.fail_verify_error", &self.fail_verify_error),
+            ("ssl.fail_verify_no_cert", &self.fail_verify_no_cert),
+        ]
+    }
 }
 
 /// `tcp.<stat_prefix>.*` in Envoy.

@@ -19,10 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use xds_core::drain;
 
 use crate::{
@@ -30,7 +27,7 @@ use crate::{
     config::TcpProxy,
     runtime::Runtime,
     stats::TcpStats,
-    tls::PeerCert,
+    tls::{Io, PeerCert},
     upstream::LbContext,
 };
 
@@ -61,12 +58,12 @@ impl TcpProxyFilter {
     /// cuts it. `peer_cert` is the verified client certificate of an mTLS connection.
     pub async fn serve(
         self: Arc<Self>,
-        downstream: TcpStream,
+        downstream: Io,
         peer: SocketAddr,
         _peer_cert: Option<Arc<PeerCert>>,
         _drain: drain::Watch,
     ) {
-        let _ = downstream.set_nodelay(true);
+        let _ = downstream.tcp().set_nodelay(true);
         self.stats.downstream_cx_total.inc();
         let mut session = Session {
             counters: Arc::new(Counters {
@@ -78,7 +75,7 @@ impl TcpProxyFilter {
             record: self.logs.as_ref().map(|logs| {
                 (
                     logs.clone(),
-                    Box::new(Record::new(peer, downstream.local_addr().ok())),
+                    Box::new(Record::new(peer, downstream.tcp().local_addr().ok())),
                 )
             }),
         };
@@ -90,11 +87,7 @@ impl TcpProxyFilter {
     }
 
     /// Connects upstream and copies; the error is the response flag of a failed connection.
-    async fn proxy(
-        &self,
-        downstream: TcpStream,
-        session: &mut Session,
-    ) -> Result<(), ResponseFlags> {
+    async fn proxy(&self, downstream: Io, session: &mut Session) -> Result<(), ResponseFlags> {
         let (cluster, host) = {
             let snapshot = self.runtime.load();
             let Some(cluster) = snapshot.clusters.get(&self.cluster).cloned() else {
@@ -115,7 +108,6 @@ impl TcpProxyFilter {
             _ => ResponseFlags::UPSTREAM_CONNECT_FAILURE,
         })?;
         drop(cluster);
-        let _ = upstream.set_nodelay(true);
         let counters = &session.counters;
         let mut down = Counted {
             inner: downstream,
@@ -195,7 +187,7 @@ async fn idle_watch(idle: Duration, counters: &Counters) {
 /// and stamps the time of the last read, for the idle timeout.
 #[derive(Debug)]
 struct Counted {
-    inner: TcpStream,
+    inner: Io,
     counters: Arc<Counters>,
     stats: Arc<TcpStats>,
     /// Which side this is: reads from the downstream are received bytes.

@@ -108,7 +108,20 @@ impl Cluster {
     /// [`Cluster::set_assignment`]. Background work needs a Tokio runtime (without one it is
     /// skipped with a warning).
     pub fn new(config: Arc<ClusterConfig>, stats: Arc<ClusterStats>) -> Arc<Cluster> {
-        let shared = Arc::new(Shared::new(config.clone(), stats));
+        Cluster::with_secrets(config, stats, &crate::tls::Secrets::default())
+    }
+
+    /// [`Cluster::new`] for a cluster that may speak TLS: its handshakes read `secrets`.
+    pub fn with_secrets(
+        config: Arc<ClusterConfig>,
+        stats: Arc<ClusterStats>,
+        secrets: &crate::tls::Secrets,
+    ) -> Arc<Cluster> {
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::client::Connector::new(t, secrets));
+        let shared = Arc::new(Shared::new(config.clone(), stats, tls));
         let mut tasks = Vec::new();
         if let Some(outlier) = config.outlier_detection {
             let weak = Arc::downgrade(&shared);
@@ -218,7 +231,7 @@ impl Cluster {
     pub async fn connect(
         &self,
         host: &Arc<Host>,
-    ) -> Result<(tokio::net::TcpStream, ConnectionGuard), Error> {
+    ) -> Result<(crate::tls::Io, ConnectionGuard), Error> {
         request::connect(&self.shared, host).await
     }
 

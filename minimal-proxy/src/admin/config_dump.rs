@@ -35,6 +35,8 @@ struct Held {
     listeners: Vec<(String, Slot<()>)>,
     routes: Vec<Entry<()>>,
     assignments: Vec<Entry<()>>,
+    /// Secrets by name, their private keys already redacted.
+    secrets: Vec<(String, Entry<()>)>,
 }
 
 /// A slot or entry without its converted config (the dump shows the resource as received).
@@ -77,6 +79,42 @@ fn copy(state: &State) -> Held {
             .collect(),
         routes: store.routes.values().map(strip).collect(),
         assignments: store.assignments.values().map(strip).collect(),
+        secrets: store
+            .secrets
+            .iter()
+            .map(|(n, e)| {
+                let mut e = strip(e);
+                e.resource = redacted(&e.resource);
+                (n.clone(), e)
+            })
+            .collect(),
+    }
+}
+
+/// A secret with its private key replaced by `[redacted]`, as Envoy's dump shows it.
+fn redacted(any: &Any) -> Any {
+    use envoy_types::pb::envoy::{
+        config::core::v3::data_source::Specifier,
+        extensions::transport_sockets::tls::v3::{Secret, secret::Type},
+    };
+    let Ok(mut secret) = Secret::decode(any.value.as_slice()) else {
+        // Not a secret we could read: show nothing of it.
+        return Any {
+            type_url: any.type_url.clone(),
+            value: Vec::new(),
+        };
+    };
+    if let Some(Type::TlsCertificate(c)) = &mut secret.r#type {
+        for source in [&mut c.private_key, &mut c.password].into_iter().flatten() {
+            source.specifier = Some(match source.specifier {
+                Some(Specifier::InlineBytes(_)) => Specifier::InlineBytes(b"[redacted]".to_vec()),
+                _ => Specifier::InlineString("[redacted]".into()),
+            });
+        }
+    }
+    Any {
+        type_url: any.type_url.clone(),
+        value: secret.encode_to_vec(),
     }
 }
 
@@ -130,6 +168,7 @@ fn item_type(field: &str) -> &'static str {
         "dynamic_route_configs" => "DynamicRouteConfig",
         "static_endpoint_configs" => "StaticEndpointConfig",
         "dynamic_endpoint_configs" => "DynamicEndpointConfig",
+        "dynamic_active_secrets" => "DynamicSecret",
         _ => "Item",
     }
 }
@@ -146,7 +185,14 @@ fn configs(state: &State, include_eds: bool) -> Vec<Value> {
         .collect();
     put(&mut routes, "dynamic_route_configs", dynamic);
     configs.push(Value::Object(routes));
-    configs.push(json!({ "@type": format!("{ADMIN}SecretsConfigDump") }));
+    let mut secrets = object("SecretsConfigDump");
+    let dynamic = c.secrets.iter().map(|(name, e)| {
+        let mut item = entry_json(e, "secret");
+        item["name"] = name.clone().into();
+        item
+    });
+    put(&mut secrets, "dynamic_active_secrets", dynamic.collect());
+    configs.push(Value::Object(secrets));
     if include_eds {
         configs.push(endpoints(&c));
     }

@@ -119,7 +119,6 @@ fn convert(c: &Cluster) -> Result<ClusterConfig> {
         typed_dns_resolver_config,
         cleanup_interval,
         upstream_bind_config,
-        transport_socket,
         protocol_selection,
         upstream_connection_options,
         close_connections_on_host_health_failure,
@@ -175,6 +174,7 @@ fn convert(c: &Cluster) -> Result<ClusterConfig> {
             .map(|s| subset::subset_config(s).map_err(|r| r.under("lb_subset_config")))
             .transpose()?,
         locality_weighted,
+        tls: super::tls::upstream_transport_socket(transport_socket)?,
     })
 }
 

@@ -1,13 +1,16 @@
-//! LDS `Listener` → [`ListenerConfig`]: a TCP address and exactly one filter chain (no match,
-//! no TLS) holding one network filter, an HTTP connection manager or a TCP proxy.
+//! LDS `Listener` → [`ListenerConfig`]: a TCP address and its filter chains, each holding one
+//! network filter, an HTTP connection manager or a TCP proxy, with optional TLS
+//! (`transport_socket`) and a match on `transport_protocol` only (told by the `tls_inspector`
+//! listener filter).
 
 mod access_log;
 mod grpc_log;
 mod hcm;
 mod tcp_proxy;
+mod xfcc;
 
 use envoy_types::pb::envoy::{
-    config::listener::v3::{Filter, FilterChain, FilterChainMatch, Listener, filter::ConfigType},
+    config::listener::v3::{Filter, FilterChain, Listener, filter::ConfigType},
     extensions::filters::network::{
         http_connection_manager::v3::HttpConnectionManager as EnvoyHcm,
         tcp_proxy::v3::TcpProxy as EnvoyTcpProxy,
@@ -16,7 +19,7 @@ use envoy_types::pb::envoy::{
 use prost::Name;
 
 use super::{
-    ListenerConfig, ListenerFilter, Rejection,
+    FilterChainConfig, ListenerConfig, ListenerFilter, Rejection, TransportProtocol,
     check::{self, Refusal, Result, not_supported, required, socket_address, unset},
 };
 
@@ -83,7 +86,6 @@ fn convert(l: &Listener) -> Result<ListenerConfig> {
         per_connection_buffer_high_watermark_timeout,
         deprecated_v1,
         drain_type,
-        listener_filters,
         listener_filters_timeout,
         continue_on_listener_filters_timeout,
         socket_options,
@@ -111,28 +113,26 @@ fn convert(l: &Listener) -> Result<ListenerConfig> {
         Some(a) => socket_address(a).map_err(|e| e.under("address"))?,
         None => return Err(required("address")),
     };
-    let filter = match filter_chains.as_slice() {
-        [chain] => filter_chain(chain).map_err(|e| e.under("filter_chains[0]"))?,
-        [] => return Err(required("filter_chains")),
-        _ => {
-            return Err(Refusal::new(
-                "filter_chains",
-                format!(
-                    "only one filter chain is supported by minimal-proxy, got {}",
-                    filter_chains.len()
-                ),
-            ));
-        }
-    };
+    let tls_inspector = super::tls::tls_inspector(listener_filters)?;
+    if filter_chains.is_empty() {
+        return Err(required("filter_chains"));
+    }
+    let chains = filter_chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| filter_chain(c).map_err(|e| e.under(format!("filter_chains[{i}]"))))
+        .collect::<Result<Vec<_>>>()?;
+    super::tls::check_chain_matches(&chains, tls_inspector)?;
     Ok(ListenerConfig {
         name: name.clone(),
         address,
-        filter,
+        chains,
+        tls_inspector,
     })
 }
 
 #[allow(deprecated)] // Deprecated fields are named so that they are refused.
-fn filter_chain(c: &FilterChain) -> Result<ListenerFilter> {
+fn filter_chain(c: &FilterChain) -> Result<FilterChainConfig> {
     let FilterChain {
         filter_chain_match,
         filters,
@@ -141,30 +141,35 @@ fn filter_chain(c: &FilterChain) -> Result<ListenerFilter> {
         metadata: _,
         transport_socket,
         transport_socket_connect_timeout,
-        // Inert: a display name.
-        name: _,
+        name,
     } = c;
-    // An empty match matches every connection, like no match.
-    if filter_chain_match
-        .as_ref()
-        .is_some_and(|m| *m != FilterChainMatch::default())
-    {
-        return Err(not_supported("filter_chain_match"));
-    }
-    unset!(transport_socket, transport_socket_connect_timeout);
+    let transport = match filter_chain_match {
+        Some(m) => super::tls::chain_match(m).map_err(|e| e.under("filter_chain_match"))?,
+        None => TransportProtocol::Any,
+    };
+    let tls = super::tls::downstream_transport_socket(transport_socket)?;
+    unset!(transport_socket_connect_timeout);
     check::bool_default("use_proxy_proto", use_proxy_proto, false)?;
-    match filters.as_slice() {
-        [f] => filter(f).map_err(|e| e.under("filters[0]")),
-        [] => Err(required("filters")),
-        _ => Err(Refusal::new(
-            "filters",
-            format!(
-                "only one network filter (an HTTP connection manager or a TCP proxy) is \
-                 supported by minimal-proxy, got {}",
-                filters.len()
-            ),
-        )),
-    }
+    let filter = match filters.as_slice() {
+        [f] => filter(f).map_err(|e| e.under("filters[0]"))?,
+        [] => return Err(required("filters")),
+        _ => {
+            return Err(Refusal::new(
+                "filters",
+                format!(
+                    "only one network filter (an HTTP connection manager or a TCP proxy) is \
+                     supported by minimal-proxy, got {}",
+                    filters.len()
+                ),
+            ));
+        }
+    };
+    Ok(FilterChainConfig {
+        name: name.clone(),
+        transport,
+        tls,
+        filter,
+    })
 }
 
 /// The network filter, found by its config's type as Envoy does.

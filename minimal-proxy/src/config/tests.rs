@@ -14,6 +14,7 @@ mod route;
 mod route_action;
 mod route_response;
 mod route_retry;
+mod tls;
 mod xds_server;
 mod xds_server_http;
 

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use xds_core::drain;
 
 use super::{
@@ -31,26 +30,41 @@ use super::{
 };
 use crate::{
     access_log::Record,
+    config::ForwardClientCert,
     stats::{ConnectionGuard, HttpStats},
-    tls::PeerCert,
+    tls::{Io, PeerCert, xfcc},
 };
+
+const X_FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
 
 impl ConnectionManager {
     /// Serves one accepted connection to its end, or until `drain` fires and in-flight
-    /// requests finish.
+    /// requests finish. `peer_cert` is the verified client certificate of an mTLS
+    /// connection; `local_uri` the URI SAN this proxy presented on it (TLS only).
     pub async fn serve(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: Io,
         peer: SocketAddr,
         peer_cert: Option<Arc<PeerCert>>,
+        local_uri: Option<String>,
         mut drain: drain::Watch,
     ) {
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
+        let xfcc = match (self.forward_client_cert, &peer_cert) {
+            (ForwardClientCert::SanitizeSet { uri }, Some(cert)) => {
+                HeaderValue::try_from(xfcc::value(local_uri.as_deref(), cert, uri)).ok()
+            }
+            _ => None,
+        };
         let downstream = Arc::new(Downstream {
             peer,
             peer_cert,
+            xfcc,
             // Only access logs read it: spare the system call otherwise.
-            local: self.logs.as_ref().and_then(|_| stream.local_addr().ok()),
+            local: self
+                .logs
+                .as_ref()
+                .and_then(|_| stream.tcp().local_addr().ok()),
             counted: AtomicBool::new(false),
         });
         let _guard = ConnectionGuard::new(self.stats.clone());
@@ -88,6 +102,12 @@ impl ConnectionManager {
             request
                 .headers_mut()
                 .insert(headers::X_REQUEST_ID.clone(), id);
+        }
+        // SANITIZE / SANITIZE_SET: what a client claims is dropped; the proxy's own goes in.
+        let headers = request.headers_mut();
+        headers.remove(X_FORWARDED_CLIENT_CERT);
+        if let Some(value) = &downstream.xfcc {
+            headers.insert(X_FORWARDED_CLIENT_CERT, value.clone());
         }
         let grpc = local_reply::is_grpc(request.headers());
         let snapshot = self.runtime.load();

@@ -1,5 +1,6 @@
 //! One generation of a listener: an accept loop on a (possibly inherited) socket, serving each
-//! connection with the generation's filter, and the drain that ends it: stop accepting, tell
+//! connection with the generation's filter chains (the TLS inspector's verdict picks one;
+//! its TLS, if any, handshakes first), and the drain that ends it: stop accepting, tell
 //! every connection to drain, wait up to the drain time, cut what remains.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -12,23 +13,78 @@ use tokio::{
 use xds_core::drain;
 
 use crate::{
+    config::{TransportProtocol, choose_chain},
     http::ConnectionManager,
     stats::{ConnectionGuard, ListenerStats},
     tcp::TcpProxyFilter,
+    tls::{Io, inspect, server::Acceptor},
 };
 
-/// What serves a generation's connections.
+/// What serves a chain's connections.
 #[derive(Debug, Clone)]
 pub enum Filter {
     Http(Arc<ConnectionManager>),
     Tcp(Arc<TcpProxyFilter>),
 }
 
-impl Filter {
-    async fn serve(self, stream: TcpStream, peer: SocketAddr, drain: drain::Watch) {
-        match self {
-            Filter::Http(manager) => manager.serve(stream, peer, None, drain).await,
-            Filter::Tcp(proxy) => proxy.serve(stream, peer, None, drain).await,
+/// One filter chain, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// `filter_chain_match.transport_protocol`.
+    pub transport: TransportProtocol,
+    /// The chain's TLS; `None`: plaintext.
+    pub tls: Option<Acceptor>,
+    pub filter: Filter,
+}
+
+/// A generation's filter chains.
+#[derive(Debug)]
+pub struct Chains {
+    pub chains: Vec<Chain>,
+    /// The TLS inspector runs first (else every connection is `raw_buffer`).
+    pub inspector: bool,
+    /// The chains' matches, in order, for [`choose_chain`].
+    pub transports: Vec<TransportProtocol>,
+}
+
+impl Chains {
+    pub fn new(chains: Vec<Chain>, inspector: bool) -> Chains {
+        Chains {
+            transports: chains.iter().map(|c| c.transport).collect(),
+            chains,
+            inspector,
+        }
+    }
+
+    /// One connection: inspect, pick the chain, handshake, then its filter to the end.
+    async fn serve(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        drain: drain::Watch,
+        stats: Arc<ListenerStats>,
+    ) {
+        let seen = match self.inspector {
+            true => match inspect::inspect(&tcp).await {
+                Some(seen) => seen,
+                None => return,
+            },
+            false => TransportProtocol::RawBuffer,
+        };
+        let Some(chain) = choose_chain(&self.transports, seen).map(|i| &self.chains[i]) else {
+            tracing::debug!(%peer, ?seen, "no filter chain matches the connection; closing it");
+            return;
+        };
+        let (io, peer_cert, local_uri) = match &chain.tls {
+            Some(acceptor) => match acceptor.accept(tcp, &stats.ssl).await {
+                Some(accepted) => (accepted.io, accepted.peer, accepted.local_uri),
+                None => return,
+            },
+            None => (Io::Plain(tcp), None, None),
+        };
+        match chain.filter.clone() {
+            Filter::Http(manager) => manager.serve(io, peer, peer_cert, local_uri, drain).await,
+            Filter::Tcp(proxy) => proxy.serve(io, peer, peer_cert, drain).await,
         }
     }
 }
@@ -45,11 +101,11 @@ impl Generation {
     /// Starts accepting on `socket`.
     pub fn start(
         socket: Arc<TcpListener>,
-        filter: Filter,
+        chains: Arc<Chains>,
         stats: Arc<ListenerStats>,
     ) -> Generation {
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(socket, filter, stats, stopped));
+        let task = tokio::spawn(run(socket, chains, stats, stopped));
         Generation { stop, task }
     }
 
@@ -65,7 +121,7 @@ impl Generation {
 /// The accept loop, then the drain.
 async fn run(
     socket: Arc<TcpListener>,
-    filter: Filter,
+    chains: Arc<Chains>,
     stats: Arc<ListenerStats>,
     mut stop: oneshot::Receiver<Duration>,
 ) {
@@ -80,7 +136,8 @@ async fn run(
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let guard = ConnectionGuard::new(stats.clone());
-                    let serve = filter.clone().serve(stream, peer, watch.clone());
+                    let serve =
+                        chains.clone().serve(stream, peer, watch.clone(), stats.clone());
                     connections.spawn(async move {
                         serve.await;
                         drop(guard);

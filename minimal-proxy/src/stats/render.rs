@@ -209,6 +209,9 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
         s.counter("downstream_cx_total", l.downstream_cx_total.get());
         s.counter("downstream_cx_destroy", l.downstream_cx_destroy.get());
         s.gauge("downstream_cx_active", &l.downstream_cx_active);
+        for (name, counter) in l.ssl.counters().into_iter().filter(|_| l.ssl.used()) {
+            s.counter(name, counter.get());
+        }
     }
     for (prefix, t) in &held.tcp {
         let tag = Some(("envoy_tcp_prefix", prefix.as_str()));

@@ -31,16 +31,16 @@ async fn echo_server() -> (SocketAddr, Task) {
 }
 
 fn tcp_listener(idle_timeout: Option<Duration>) -> ListenerConfig {
-    ListenerConfig {
-        name: "tcp".into(),
-        address: "127.0.0.1:0".parse().unwrap(),
-        filter: ListenerFilter::Tcp(TcpProxy {
+    ListenerConfig::single(
+        "tcp",
+        "127.0.0.1:0".parse().unwrap(),
+        ListenerFilter::Tcp(TcpProxy {
             stat_prefix: "db".into(),
             cluster: "echo".into(),
             idle_timeout,
             access_log: Vec::new(),
         }),
-    }
+    )
 }
 
 async fn proxy(
@@ -152,7 +152,7 @@ async fn each_connection_leaves_an_access_log_line() {
     let runtime = runtime(vec![upstream], vec![]);
     let manager = Manager::new(runtime.clone(), Duration::from_secs(1));
     let mut listener = tcp_listener(None);
-    if let ListenerFilter::Tcp(tcp) = &mut listener.filter {
+    if let ListenerFilter::Tcp(tcp) = &mut listener.chains[0].filter {
         tcp.access_log = vec![crate::config::AccessLog {
             path: path.to_string_lossy().into_owned(),
             json_format: Some(

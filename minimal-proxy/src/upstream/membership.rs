@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub breakers: Arc<Breakers>,
     pub host_set: ArcSwap<HostSet>,
     pub detector: Option<Detector>,
+    /// The cluster's TLS (`UpstreamTlsContext`); `None`: plaintext.
+    pub tls: Option<crate::tls::client::Connector>,
     membership: Mutex<Membership>,
     /// True once the endpoints are known and every one had its first health check.
     ready: watch::Sender<bool>,
@@ -82,8 +84,13 @@ struct Member {
 }
 
 impl Shared {
-    pub fn new(config: Arc<ClusterConfig>, stats: Arc<ClusterStats>) -> Shared {
+    pub fn new(
+        config: Arc<ClusterConfig>,
+        stats: Arc<ClusterStats>,
+        tls: Option<crate::tls::client::Connector>,
+    ) -> Shared {
         Shared {
+            tls,
             breakers: Arc::new(Breakers::new(config.circuit_breakers, stats.clone())),
             host_set: ArcSwap::from_pointee(HostSet::empty(&config)),
             detector: config.outlier_detection.map(Detector::new),

@@ -43,6 +43,8 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{net::TcpStream, sync::Notify, time::Instant};
 
+use crate::tls::{Io, client::Connector};
+
 use super::{
     Body, Error,
     circuit_breaker::{Breakers, ConnectionGuard},
@@ -195,6 +197,7 @@ impl HostPool {
         breakers: &Arc<Breakers>,
         host: &Arc<HostState>,
         connect_timeout: Duration,
+        tls: Option<&Connector>,
     ) -> Result<http1::SendRequest<Body>, Error> {
         // `upstream_cx_overflow` counts a request that had to wait, once: a wake-up may be
         // one stored by `notify_one` while nobody waited, and find nothing.
@@ -209,7 +212,7 @@ impl HostPool {
             }
             if breakers.may_connect(host) {
                 let (stream, guard) =
-                    connect(self.address, connect_timeout, breakers, host).await?;
+                    connect(self.address, connect_timeout, breakers, host, tls).await?;
                 breakers.stats.upstream_cx_http1_total.inc();
                 let (sender, conn) = http1::handshake(TokioIo::new(stream))
                     .await
@@ -234,6 +237,7 @@ impl HostPool {
         breakers: &Arc<Breakers>,
         host: &Arc<HostState>,
         connect_timeout: Duration,
+        tls: Option<&Connector>,
     ) -> Result<http2::SendRequest<Body>, Error> {
         if let Some(sender) = self.shared_h2() {
             return Ok(sender);
@@ -252,7 +256,7 @@ impl HostPool {
             breakers.stats.upstream_cx_overflow.inc();
             freed.await;
         }
-        let (stream, guard) = connect(self.address, connect_timeout, breakers, host).await?;
+        let (stream, guard) = connect(self.address, connect_timeout, breakers, host, tls).await?;
         breakers.stats.upstream_cx_http2_total.inc();
         let handshake = http2::Builder::new(TokioExecutor::new()).handshake(TokioIo::new(stream));
         let (sender, conn) = tokio::time::timeout(connect_timeout, handshake)
@@ -286,24 +290,31 @@ impl HostPool {
     }
 }
 
-/// A TCP connection to `address` with `TCP_NODELAY`, counted from the attempt on (as Envoy
-/// counts `upstream_cx_total`); failures counted in `upstream_cx_connect_fail` (and
-/// `upstream_cx_connect_timeout`) and the host's `cx_connect_fail`.
+/// A TCP connection to `address` with `TCP_NODELAY`, with the cluster's TLS handshake when it
+/// has one (both within `timeout`), counted from the attempt on (as Envoy counts
+/// `upstream_cx_total`); failures counted in `upstream_cx_connect_fail` (and
+/// `upstream_cx_connect_timeout`) and the host's `cx_connect_fail`; handshakes in `ssl.*`.
 pub(crate) async fn connect(
     address: SocketAddr,
     timeout: Duration,
     breakers: &Arc<Breakers>,
     host: &Arc<HostState>,
-) -> Result<(TcpStream, ConnectionGuard), Error> {
+    tls: Option<&Connector>,
+) -> Result<(Io, ConnectionGuard), Error> {
     let guard = ConnectionGuard::new(breakers, host);
     let stats = &breakers.stats;
-    let result = tokio::time::timeout(timeout, TcpStream::connect(address)).await;
-    let error = match result {
-        Ok(Ok(stream)) => {
-            // Best effort: a socket that refuses the option still carries traffic.
-            let _ = stream.set_nodelay(true);
-            return Ok((stream, guard));
+    let open = async {
+        let stream = TcpStream::connect(address).await?;
+        // Best effort: a socket that refuses the option still carries traffic.
+        let _ = stream.set_nodelay(true);
+        match tls {
+            Some(connector) => connector.connect(stream, &stats.ssl).await,
+            None => Ok(Io::Plain(stream)),
         }
+    };
+    let result = tokio::time::timeout(timeout, open).await;
+    let error = match result {
+        Ok(Ok(stream)) => return Ok((stream, guard)),
         Ok(Err(e)) => Error::ConnectFailure(e.to_string()),
         Err(_) => {
             stats.upstream_cx_connect_timeout.inc();

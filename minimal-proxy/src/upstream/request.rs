@@ -8,7 +8,7 @@ use http::{
     HeaderValue, Request, Response, Uri, Version, header,
     uri::{Authority, PathAndQuery, Scheme},
 };
-use tokio::{net::TcpStream, time::Instant};
+use tokio::time::Instant;
 
 use crate::config::UpstreamProtocol;
 
@@ -75,7 +75,10 @@ async fn exchange(
                     Some(sender) => sender,
                     None => {
                         let _pending = Pending::try_new(breakers)?;
-                        state.pool.h1(breakers, state, timeout).await?
+                        state
+                            .pool
+                            .h1(breakers, state, timeout, shared.tls.as_ref())
+                            .await?
                     }
                 };
                 let active = match Active::attach(breakers, state) {
@@ -111,7 +114,10 @@ async fn exchange(
                 Some(sender) => sender,
                 None => {
                     let _pending = Pending::try_new(breakers)?;
-                    state.pool.h2(breakers, state, timeout).await?
+                    state
+                        .pool
+                        .h2(breakers, state, timeout, shared.tls.as_ref())
+                        .await?
                 }
             };
             // HTTP/2 streams end out of sight of the pool: the response body holds the slot
@@ -186,14 +192,15 @@ fn prepare(request: Request<Body>, protocol: UpstreamProtocol, host: &Host) -> R
 pub(crate) async fn connect(
     shared: &Shared,
     host: &Arc<Host>,
-) -> Result<(TcpStream, ConnectionGuard), Error> {
+) -> Result<(crate::tls::Io, ConnectionGuard), Error> {
     let breakers = &shared.breakers;
     if shared.stats.upstream_cx_active.get() >= u64::from(breakers.limits.max_connections) {
         shared.stats.upstream_cx_overflow.inc();
         return Err(Error::Overflow("max_connections"));
     }
     let timeout = shared.config.connect_timeout;
-    match pool::connect(host.address, timeout, breakers, &host.state).await {
+    let tls = shared.tls.as_ref();
+    match pool::connect(host.address, timeout, breakers, &host.state, tls).await {
         Ok((stream, guard)) => {
             // Envoy's TCP pool counts each connection as one request, and a connection that
             // opens as a success for outlier detection.

@@ -173,6 +173,7 @@ pub(super) fn config(policy: LbPolicy, assignment: LoadAssignment) -> ClusterCon
         health_checks: Vec::new(),
         subsets: None,
         locality_weighted: false,
+        tls: None,
     }
 }
 

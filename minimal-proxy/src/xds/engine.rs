@@ -86,6 +86,17 @@ impl Engine {
                 Subscription::new(TypeUrl::Route, lds.channel.protocol, true),
             );
         }
+        // SDS over ADS: the secrets TLS contexts name (`sds_config: {ads: {}}`).
+        if let Some(ads) = [cds, lds]
+            .into_iter()
+            .flatten()
+            .find(|s| s.channel.aggregated)
+        {
+            subs.insert(
+                TypeUrl::Secret,
+                Subscription::new(TypeUrl::Secret, ads.channel.protocol, true),
+            );
+        }
         let cluster_warming = cds.and_then(|s| s.initial_fetch_timeout);
         let listener_warming = lds.and_then(|s| s.initial_fetch_timeout);
         let store = Store::with_statics(
@@ -290,7 +301,7 @@ impl Engine {
         refused
     }
 
-    /// EDS and RDS follow the clusters' and listeners' names.
+    /// EDS, RDS and SDS follow the clusters' and listeners' names.
     fn refresh_names(&mut self) -> Vec<Outgoing> {
         let mut out = Vec::new();
         if let Some(eds) = self.subs.get_mut(&TypeUrl::Endpoint) {
@@ -298,6 +309,9 @@ impl Engine {
         }
         if let Some(rds) = self.subs.get_mut(&TypeUrl::Route) {
             out.extend(rds.set_names(self.store.rds_names()));
+        }
+        if let Some(sds) = self.subs.get_mut(&TypeUrl::Secret) {
+            out.extend(sds.set_names(self.store.sds_names()));
         }
         out
     }

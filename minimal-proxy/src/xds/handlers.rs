@@ -10,9 +10,12 @@ use std::{
 };
 
 use envoy_types::pb::{
-    envoy::config::{
-        cluster::v3::Cluster, endpoint::v3::ClusterLoadAssignment, listener::v3::Listener,
-        route::v3::RouteConfiguration,
+    envoy::{
+        config::{
+            cluster::v3::Cluster, endpoint::v3::ClusterLoadAssignment, listener::v3::Listener,
+            route::v3::RouteConfiguration,
+        },
+        extensions::transport_sockets::tls::v3::Secret,
     },
     google::protobuf::Any,
 };
@@ -23,7 +26,7 @@ use super::{
     Received, Update,
     store::{Entry, Failure, Slot, Store, Warming},
 };
-use crate::config::{self, LoadAssignment, Rejection, RouteConfig};
+use crate::config::{self, LoadAssignment, Rejection, RouteConfig, SecretConfig};
 
 /// What a handler did with one response.
 #[derive(Debug, Default)]
@@ -100,7 +103,21 @@ pub fn apply(store: &mut Store, update: &Update, cx: &Context) -> Outcome {
                 },
             );
         }
-        TypeUrl::Secret | TypeUrl::Other(_) => out.rejected.push(Rejection {
+        TypeUrl::Secret => {
+            let wanted = store.sds_names();
+            upsert_entries(
+                &mut store.secrets,
+                &wanted,
+                update,
+                cx,
+                &mut out,
+                "secret",
+                |s: &Secret| s.name.clone(),
+                config::secret_from_proto,
+                |_| SecretConfig::Removed,
+            );
+        }
+        TypeUrl::Other(_) => out.rejected.push(Rejection {
             resource: format!("{} response", update.type_url),
             field: "type_url".to_string(),
             reason: "minimal-proxy did not subscribe to this type".to_string(),

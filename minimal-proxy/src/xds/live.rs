@@ -1,13 +1,15 @@
 //! The runtime side of the store: a cluster object per active cluster, kept across updates
 //! while its config is unchanged (its hosts' health, outlier state and pools survive), its
 //! endpoints replaced in place when only the assignment changed; published as one snapshot.
+//! Secrets are published beside it, to the handshakes that read them.
 
 use std::{collections::HashMap, sync::Arc};
 
 use super::store::Store;
 use crate::{
-    config::{ClusterConfig, LoadAssignment},
+    config::{ClusterConfig, LoadAssignment, SecretConfig},
     runtime::{Runtime, Snapshot},
+    tls::Material,
     upstream::Cluster,
 };
 
@@ -23,6 +25,8 @@ struct LiveCluster {
 #[derive(Debug, Default)]
 pub struct Live {
     clusters: HashMap<String, LiveCluster>,
+    /// The secrets published, with the version each was prepared from.
+    secrets: HashMap<String, (Arc<SecretConfig>, Arc<Material>)>,
 }
 
 impl Live {
@@ -36,7 +40,11 @@ impl Live {
                 Some(l) if Arc::ptr_eq(&l.config, config) => l,
                 _ => LiveCluster {
                     config: config.clone(),
-                    cluster: Cluster::new(config.clone(), runtime.stats.cluster(&config.name)),
+                    cluster: Cluster::with_secrets(
+                        config.clone(),
+                        runtime.stats.cluster(&config.name),
+                        &runtime.secrets,
+                    ),
                     assignment: None,
                 },
             };
@@ -58,6 +66,32 @@ impl Live {
             .map(|(name, e)| (name.clone(), e.config.clone()))
             .collect();
         self.clusters = live;
+        // Secrets first: a cluster or listener that just warmed on them finds them.
+        self.publish_secrets(store, runtime);
         runtime.publish(Snapshot { routes, clusters });
+    }
+}
+
+impl Live {
+    /// Makes the store's secrets current for handshakes, each version prepared once (an
+    /// unchanged one keeps its material).
+    fn publish_secrets(&mut self, store: &Store, runtime: &Runtime) {
+        let mut kept = HashMap::new();
+        for (name, entry) in &store.secrets {
+            let material = match self.secrets.remove(name) {
+                Some((source, m)) if Arc::ptr_eq(&source, &entry.config) => m,
+                _ => match Material::new(&entry.config) {
+                    Ok(m) => Arc::new(m),
+                    Err(e) => {
+                        tracing::warn!(secret = %name, error = %e, "secret cannot be used");
+                        continue;
+                    }
+                },
+            };
+            kept.insert(name.clone(), (entry.config.clone(), material));
+        }
+        let current = kept.iter().map(|(n, (_, m))| (n.clone(), m.clone()));
+        runtime.secrets.publish(current.collect());
+        self.secrets = kept;
     }
 }

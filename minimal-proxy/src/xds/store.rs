@@ -1,6 +1,6 @@
 //! What the proxy holds from its configuration: per cluster and listener the active version
 //! (in use), a warming one (waiting for its assignment or its routes, as Envoy warms) and the
-//! last failure; assignments and route configurations by name. Each entry keeps the resource
+//! last failure; assignments, route configurations and secrets by name. Each entry keeps the resource
 //! as received, for `/config_dump`. Pure data with the views the rest of the proxy needs.
 
 use std::{
@@ -15,7 +15,7 @@ use crate::{
     bootstrap::StaticResource,
     config::{
         ClusterConfig, Discovery, ListenerConfig, ListenerFilter, LoadAssignment, RouteConfig,
-        RouteSource,
+        RouteSource, SecretConfig,
     },
 };
 
@@ -106,6 +106,8 @@ pub struct Store {
     pub assignments: BTreeMap<String, Entry<LoadAssignment>>,
     pub listeners: BTreeMap<String, Slot<ListenerConfig>>,
     pub routes: BTreeMap<String, Entry<RouteConfig>>,
+    /// SDS secrets by name (certificates and trust bundles).
+    pub secrets: BTreeMap<String, Entry<SecretConfig>>,
 }
 
 impl Store {
@@ -125,7 +127,9 @@ impl Store {
         }
         for l in listeners {
             let mut slot = Slot::from_static(l, now);
-            if rds_name(&l.config).is_some() {
+            if rds_names(&l.config).next().is_some()
+                || listener_secret_names(&l.config).next().is_some()
+            {
                 slot.warming = slot.active.take().map(|entry| Warming { entry, deadline });
             }
             store.listeners.insert(l.config.name.clone(), slot);
@@ -147,7 +151,17 @@ impl Store {
         self.listeners
             .values()
             .flat_map(Slot::all)
-            .filter_map(|e| rds_name(&e.config).map(str::to_string))
+            .flat_map(|e| rds_names(&e.config).map(str::to_string))
+            .collect()
+    }
+
+    /// The secrets wanted: those the TLS of clusters and listeners, active or warming, name.
+    pub fn sds_names(&self) -> BTreeSet<String> {
+        let clusters = self.clusters.values().flat_map(Slot::all);
+        let listeners = self.listeners.values().flat_map(Slot::all);
+        clusters
+            .flat_map(|e| cluster_secret_names(&e.config).map(str::to_string))
+            .chain(listeners.flat_map(|e| listener_secret_names(&e.config).map(str::to_string)))
             .collect()
     }
 
@@ -157,6 +171,8 @@ impl Store {
         self.assignments.retain(|name, _| eds.contains(name));
         let rds = self.rds_names();
         self.routes.retain(|name, _| rds.contains(name));
+        let sds = self.sds_names();
+        self.secrets.retain(|name, _| sds.contains(name));
     }
 
     /// The clusters in use, each with its assignment when it has one.
@@ -203,6 +219,11 @@ impl Store {
                 .values()
                 .map(|e| Arc::as_ptr(&e.config) as usize),
         );
+        ids.extend(
+            self.secrets
+                .values()
+                .map(|e| Arc::as_ptr(&e.config) as usize),
+        );
         ids
     }
 
@@ -238,13 +259,28 @@ pub fn eds_name(cluster: &ClusterConfig) -> Option<String> {
     }
 }
 
-/// The route configuration a listener waits for; `None` for inline routes and TCP.
-pub fn rds_name(listener: &ListenerConfig) -> Option<&str> {
-    match &listener.filter {
-        ListenerFilter::Http(hcm) => match &hcm.routes {
-            RouteSource::Rds(name) => Some(name),
-            RouteSource::Inline(_) => None,
-        },
-        ListenerFilter::Tcp(_) => None,
-    }
+/// The route configurations a listener waits for (one per HTTP chain on RDS); none for
+/// inline routes and TCP.
+pub fn rds_names(listener: &ListenerConfig) -> impl Iterator<Item = &str> {
+    listener
+        .chains
+        .iter()
+        .filter_map(|chain| match &chain.filter {
+            ListenerFilter::Http(hcm) => match &hcm.routes {
+                RouteSource::Rds(name) => Some(name.as_str()),
+                RouteSource::Inline(_) => None,
+            },
+            ListenerFilter::Tcp(_) => None,
+        })
+}
+
+/// The secrets a listener waits for (its chains' TLS certificates and trust bundles).
+pub fn listener_secret_names(listener: &ListenerConfig) -> impl Iterator<Item = &str> {
+    let tls = listener.chains.iter().filter_map(|c| c.tls.as_ref());
+    tls.flat_map(|t| t.secret_names())
+}
+
+/// The secrets a cluster waits for.
+pub fn cluster_secret_names(cluster: &ClusterConfig) -> impl Iterator<Item = &str> {
+    cluster.tls.iter().flat_map(|t| t.secret_names())
 }

@@ -1,7 +1,7 @@
 //! Warming and initialisation, as Envoy does them. Pure: the time is passed in.
 //!
 //! - A new or changed cluster becomes active once its assignment is there, a listener once
-//!   its route configuration is; either becomes active anyway at its deadline
+//!   its route configurations are, and either once the secrets its TLS names are; either becomes active anyway at its deadline
 //!   (`initial_fetch_timeout`). Until then the previous version, if any, keeps serving.
 //! - Initialisation (what `/ready` waits for) goes as Envoy's init manager: clusters first
 //!   (the first CDS response, or its timeout, and every cluster warmed), then listeners (LDS
@@ -9,7 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::store::{Entry, Store, eds_name, rds_name};
+use super::store::{
+    Entry, Store, cluster_secret_names, eds_name, listener_secret_names, rds_names,
+};
 use crate::config::ListenerConfig;
 
 /// Promotes every warming cluster and listener whose dependency arrived or whose deadline
@@ -18,9 +20,11 @@ use crate::config::ListenerConfig;
 pub fn settle(store: &mut Store, now: Instant) -> Vec<(String, Option<Entry<ListenerConfig>>)> {
     let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
     let assignments = &store.assignments;
+    let secrets = &store.secrets;
     for slot in store.clusters.values_mut() {
         let Some(w) = &slot.warming else { continue };
-        let ready = eds_name(&w.entry.config).is_none_or(|n| assignments.contains_key(&n));
+        let ready = eds_name(&w.entry.config).is_none_or(|n| assignments.contains_key(&n))
+            && cluster_secret_names(&w.entry.config).all(|n| secrets.contains_key(n));
         if ready || due(w.deadline) {
             slot.active = slot.warming.take().map(|w| w.entry);
         }
@@ -29,7 +33,8 @@ pub fn settle(store: &mut Store, now: Instant) -> Vec<(String, Option<Entry<List
     let mut replaced = Vec::new();
     for (name, slot) in store.listeners.iter_mut() {
         let Some(w) = &slot.warming else { continue };
-        let ready = rds_name(&w.entry.config).is_none_or(|n| routes.contains_key(n));
+        let ready = rds_names(&w.entry.config).all(|n| routes.contains_key(n))
+            && listener_secret_names(&w.entry.config).all(|n| secrets.contains_key(n));
         if ready || due(w.deadline) {
             let previous =
                 std::mem::replace(&mut slot.active, slot.warming.take().map(|w| w.entry));

@@ -116,9 +116,6 @@ pub(super) fn http_connection_manager(h: &EnvoyHcm) -> Result<HttpConnectionMana
         via,
         preserve_external_request_id,
         always_set_request_id_in_response,
-        forward_client_cert_details,
-        set_current_client_cert_details,
-        forward_client_cert_matcher,
         proxy_100_continue,
         represent_ipv4_remote_address_as_ipv4_mapped_ipv6,
         upgrade_configs,
@@ -199,6 +196,11 @@ pub(super) fn http_connection_manager(h: &EnvoyHcm) -> Result<HttpConnectionMana
             "stream_idle_timeout",
             stream_idle_timeout,
             STREAM_IDLE_TIMEOUT,
+        )?,
+        forward_client_cert: super::xfcc::forward_client_cert(
+            forward_client_cert_details,
+            set_current_client_cert_details,
+            forward_client_cert_matcher,
         )?,
     })
 }

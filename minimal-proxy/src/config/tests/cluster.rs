@@ -297,8 +297,16 @@ fn unimplemented_cluster_fields_are_refused_by_name() {
         ("per_connection_buffer_limit_bytes", |c| {
             c.per_connection_buffer_limit_bytes = u32v(1)
         }),
-        ("transport_socket", |c| {
-            c.transport_socket = Some(TransportSocket::default())
+        // TLS is in tls.rs; another transport socket is refused.
+        ("transport_socket.typed_config", |c| {
+            c.transport_socket = Some(TransportSocket {
+                name: "envoy.transport_sockets.alts".into(),
+                config_type: Some(
+                    envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
+                        super::any(&Cluster::default()),
+                    ),
+                ),
+            })
         }),
         ("common_lb_config.ignore_new_hosts_until_first_hc", |c| {
             c.common_lb_config = Some(CommonLbConfig {

@@ -105,7 +105,7 @@ fn converted(
         filter,
         config_type: Some(ConfigType::TypedConfig(any(&config))),
     }];
-    listener_from_proto(&listener_with(any(&h))).map(|l| match l.filter {
+    listener_from_proto(&listener_with(any(&h))).map(|mut l| match l.chains.remove(0).filter {
         ListenerFilter::Http(h) => {
             assert!(h.access_log.is_empty(), "no file log");
             h.grpc_access_log

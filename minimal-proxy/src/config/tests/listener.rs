@@ -93,7 +93,7 @@ fn http(h: EnvoyHcm) -> Result<ListenerConfig, crate::config::Rejection> {
 }
 
 fn converted(h: EnvoyHcm) -> HttpConnectionManager {
-    match http(h).unwrap().filter {
+    match http(h).unwrap().chains.remove(0).filter {
         Proxied::Http(h) => h,
         other => panic!("{other:?}"),
     }
@@ -105,7 +105,7 @@ fn http_listener_with_rds_and_envoy_defaults() {
     assert_eq!(l.name, "ingress");
     assert_eq!(l.address, "0.0.0.0:10000".parse().unwrap());
     assert_eq!(
-        l.filter,
+        l.chains[0].filter,
         Proxied::Http(HttpConnectionManager {
             stat_prefix: "ingress".into(),
             codec: Codec::Auto,
@@ -113,6 +113,7 @@ fn http_listener_with_rds_and_envoy_defaults() {
             access_log: vec![],
             grpc_access_log: vec![],
             stream_idle_timeout: Some(Duration::from_secs(300)),
+            forward_client_cert: Default::default(),
         })
     );
 }

@@ -43,7 +43,7 @@ fn tcp(t: EnvoyTcpProxy) -> Result<ListenerConfig, crate::config::Rejection> {
 }
 
 fn converted(t: EnvoyTcpProxy) -> TcpProxy {
-    match tcp(t).unwrap().filter {
+    match tcp(t).unwrap().chains.remove(0).filter {
         ListenerFilter::Tcp(t) => t,
         other => panic!("{other:?}"),
     }
@@ -152,7 +152,7 @@ fn logs(logs: Vec<EnvoyAccessLog>) -> Result<Vec<AccessLog>, crate::config::Reje
         access_log: logs,
         ..tcp_proxy()
     })
-    .map(|l| match l.filter {
+    .map(|mut l| match l.chains.remove(0).filter {
         ListenerFilter::Tcp(t) => t.access_log,
         other => panic!("{other:?}"),
     })

@@ -48,8 +48,9 @@ fn listener_refusals_name_the_field() {
                 listener_filters: vec![ListenerFilter::default()],
                 ..base()
             },
-            "listener_filters",
-            "not supported",
+            // Only the TLS inspector is supported (see tls.rs); this one has no config.
+            "listener_filters[0].typed_config",
+            "is required",
         ),
         (
             Listener {
@@ -64,8 +65,8 @@ fn listener_refusals_name_the_field() {
                 filter_chains: [base().filter_chains, base().filter_chains].concat(),
                 ..base()
             },
-            "filter_chains",
-            "only one filter chain",
+            "filter_chains[1].filter_chain_match",
+            "same matching rules",
         ),
         (
             Listener {
@@ -88,7 +89,7 @@ fn listener_refusals_name_the_field() {
     refused(
         listener_from_proto(&l),
         L,
-        "filter_chains[0].filter_chain_match",
+        "filter_chains[0].filter_chain_match.server_names",
         "not supported",
     );
     l.filter_chains[0].filter_chain_match = Some(FilterChainMatch::default());
@@ -99,8 +100,8 @@ fn listener_refusals_name_the_field() {
     refused(
         listener_from_proto(&l),
         L,
-        "filter_chains[0].transport_socket",
-        "not supported",
+        "filter_chains[0].transport_socket.typed_config",
+        "is required",
     );
 
     let mut l = base();

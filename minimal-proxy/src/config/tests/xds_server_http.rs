@@ -50,8 +50,8 @@ fn http_and_tcp_listeners_convert() {
         let mut l = listener_with(any(&hcm));
         l.filter_chains[0].filters[0].name = "envoy.filters.network.http_connection_manager".into();
         let l = listener_from_proto(&l).unwrap();
-        let ListenerFilter::Http(h) = l.filter else {
-            panic!("{:?}", l.filter)
+        let ListenerFilter::Http(h) = l.chains[0].filter.clone() else {
+            panic!("{:?}", l.chains)
         };
         assert_eq!(h.routes, RouteSource::Rds("ingress".into()));
     }
@@ -67,8 +67,8 @@ fn http_and_tcp_listeners_convert() {
     };
     let l = listener_from_proto(&l).unwrap();
     assert_eq!(l.address, "127.0.0.1:15051".parse().unwrap());
-    let ListenerFilter::Tcp(t) = l.filter else {
-        panic!("{:?}", l.filter)
+    let ListenerFilter::Tcp(t) = l.chains[0].filter.clone() else {
+        panic!("{:?}", l.chains)
     };
     assert_eq!(t.cluster, "greeter");
     let v6 = Listener {

@@ -157,6 +157,7 @@ pub fn cluster(name: &str, hosts: &[SocketAddr], protocol: UpstreamProtocol) -> 
         health_checks: Vec::new(),
         subsets: None,
         locality_weighted: false,
+        tls: None,
     };
     Cluster::new(Arc::new(config), Arc::new(Default::default()))
 }
@@ -235,6 +236,7 @@ pub fn hcm(routes: RouteSource) -> HttpConnectionManager {
         access_log: Vec::new(),
         grpc_access_log: Vec::new(),
         stream_idle_timeout: Some(Duration::from_secs(300)),
+        forward_client_cert: Default::default(),
     }
 }
 
@@ -243,11 +245,7 @@ pub fn http_listener(
     address: SocketAddr,
     hcm: HttpConnectionManager,
 ) -> ListenerConfig {
-    ListenerConfig {
-        name: name.into(),
-        address,
-        filter: ListenerFilter::Http(hcm),
-    }
+    ListenerConfig::single(name, address, ListenerFilter::Http(hcm))
 }
 
 /// An inline-routed HTTP listener on an ephemeral port.

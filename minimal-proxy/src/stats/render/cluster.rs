@@ -78,7 +78,10 @@ pub(super) fn render<'a>(s: &mut Scope<'_, 'a>, c: &'a ClusterStats) {
         ("update_rejected", &c.update_rejected),
         ("update_failure", &c.update_failure),
         ("update_empty", &c.update_empty),
-    ] {
+    ]
+    .into_iter()
+    .chain(c.ssl.counters().into_iter().filter(|_| c.ssl.used()))
+    {
         s.counter(stat, v.get());
     }
     s.upstream_codes(&c.upstream_rq_code, &c.upstream_rq_xx);

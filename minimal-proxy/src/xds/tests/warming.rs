@@ -84,7 +84,8 @@ fn per_type_streams_carry_one_type_each_and_ads_carries_all() {
         .into_iter()
         .map(|(_, k, _)| k)
         .collect();
-    assert_eq!(keys, vec![StreamKey::Ads; 4]);
+    // CDS, EDS, LDS, RDS and SDS (secrets only ever come over ADS).
+    assert_eq!(keys, vec![StreamKey::Ads; 5]);
     let separate = bootstrap(Protocol::Sotw, false, None);
     let routes = routing(separate.dynamic.as_ref().unwrap());
     for (t, key, _) in &routes {

@@ -1,0 +1,417 @@
+//! The SPIFFE verifier (good chain and SAN, wrong SAN, untrusted chain, expired, no bundle),
+//! the TLS inspector and chain choice, the XFCC value, and real handshakes over loopback
+//! between the listener and cluster sides: mTLS with the peer's identity, a client without
+//! a certificate refused, rotation picked up by the next handshake.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use super::{
+    Material, PeerCert, Secrets,
+    client::Connector,
+    inspect,
+    server::Acceptor,
+    verify::{self, Error, Role},
+    xfcc,
+};
+use crate::{
+    config::{
+        DownstreamTls, PrivateKey, SecretConfig, TransportProtocol, UpstreamTls, Validation,
+        choose_chain,
+    },
+    stats::SslStats,
+};
+
+const WEB: &str = "spiffe://mesh.local/service/web";
+const API: &str = "spiffe://mesh.local/service/api";
+const BUNDLE: &str = "mesh-trust-bundle";
+
+/// A test CA issuing workload leaves as the mesh CA does (URI SAN only, both EKUs).
+struct Pki {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    root: CertificateDer<'static>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test mesh CA");
+        let root = params.self_signed(&key).unwrap().der().clone();
+        Pki {
+            issuer: rcgen::Issuer::new(params, key),
+            root,
+        }
+    }
+
+    /// (leaf + CA chain, key) for `uri`.
+    fn leaf(&self, uri: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+        (vec![cert.der().clone(), self.root.clone()], key)
+    }
+
+    fn anchors(&self) -> Vec<rustls_pki_types::TrustAnchor<'static>> {
+        vec![
+            webpki::anchor_from_trusted_cert(&self.root)
+                .unwrap()
+                .to_owned(),
+        ]
+    }
+
+    fn bundle(&self) -> Arc<Material> {
+        let roots = vec![self.root.clone()];
+        Arc::new(Material::new(&SecretConfig::TrustBundle { roots }).unwrap())
+    }
+
+    fn certificate(&self, uri: &str) -> Arc<Material> {
+        let (chain, key) = self.leaf(uri);
+        let secret = SecretConfig::Certificate {
+            chain,
+            key: PrivateKey(key),
+        };
+        Arc::new(Material::new(&secret).unwrap())
+    }
+}
+
+fn now() -> UnixTime {
+    UnixTime::now()
+}
+
+// === the verifier ===
+
+#[test]
+fn a_chain_to_the_bundle_with_the_expected_san_verifies() {
+    let pki = Pki::new();
+    let (chain, _) = pki.leaf(API);
+    for role in [Role::Client, Role::Server] {
+        let peer = verify::verify(
+            &pki.anchors(),
+            &chain[0],
+            &chain[1..],
+            now(),
+            role,
+            &[WEB.into(), API.into()],
+        )
+        .unwrap();
+        assert_eq!(peer.uri_sans, vec![API.to_string()]);
+        assert_eq!(peer.hash.len(), 64);
+    }
+    // No SAN matcher: any certificate the bundle trusts.
+    verify::verify(&pki.anchors(), &chain[0], &[], now(), Role::Client, &[]).unwrap();
+}
+
+#[test]
+fn a_wrong_san_is_refused() {
+    let pki = Pki::new();
+    let (chain, _) = pki.leaf(API);
+    let e = verify::verify(
+        &pki.anchors(),
+        &chain[0],
+        &[],
+        now(),
+        Role::Server,
+        &[WEB.into()],
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        Error::SanMismatch {
+            found: vec![API.into()],
+            expected: vec![WEB.into()],
+        }
+    );
+}
+
+#[test]
+fn a_chain_from_another_ca_is_refused() {
+    let (ours, theirs) = (Pki::new(), Pki::new());
+    let (chain, _) = theirs.leaf(WEB);
+    let e = verify::verify(
+        &ours.anchors(),
+        &chain[0],
+        &chain[1..],
+        now(),
+        Role::Client,
+        &[],
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Chain(_)), "{e:?}");
+}
+
+#[test]
+fn an_expired_certificate_is_refused() {
+    let pki = Pki::new();
+    let (chain, _) = pki.leaf(WEB);
+    // rcgen's default validity ends in 4096; be past it.
+    let later =
+        UnixTime::since_unix_epoch(Duration::from_secs(4_200 * 365 * 24 * 3600 / 100 * 100));
+    let e = verify::verify(&pki.anchors(), &chain[0], &[], later, Role::Client, &[]).unwrap_err();
+    assert!(
+        matches!(e, Error::Chain(webpki::Error::CertExpired { .. })),
+        "{e:?}"
+    );
+}
+
+// === inspector, chain choice, XFCC ===
+
+#[test]
+fn the_inspector_tells_a_client_hello_from_plaintext() {
+    let hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00];
+    assert_eq!(inspect::classify(&hello), Some(TransportProtocol::Tls));
+    assert_eq!(
+        inspect::classify(b"GET / HTTP/1.1\r\n"),
+        Some(TransportProtocol::RawBuffer)
+    );
+    assert_eq!(
+        inspect::classify(b"PRI * HTTP/2.0"),
+        Some(TransportProtocol::RawBuffer)
+    );
+    // A TLS alert record, not a handshake.
+    assert_eq!(
+        inspect::classify(&[0x15, 0x03, 0x03, 0, 2, 1]),
+        Some(TransportProtocol::RawBuffer)
+    );
+    assert_eq!(inspect::classify(&hello[..3]), None);
+    assert_eq!(inspect::classify(&[]), None);
+}
+
+#[test]
+fn chains_are_chosen_by_exact_transport_then_by_no_match() {
+    use TransportProtocol::{Any, RawBuffer, Tls};
+    // Permissive: mTLS for TLS, plaintext for the rest.
+    assert_eq!(choose_chain(&[Tls, Any], Tls), Some(0));
+    assert_eq!(choose_chain(&[Tls, Any], RawBuffer), Some(1));
+    // Strict: one chain takes everything (its TLS handshake refuses plaintext).
+    assert_eq!(choose_chain(&[Any], RawBuffer), Some(0));
+    // Only TLS served: plaintext matches nothing and is closed.
+    assert_eq!(choose_chain(&[Tls], RawBuffer), None);
+    assert_eq!(choose_chain(&[RawBuffer, Tls], Tls), Some(1));
+}
+
+#[test]
+fn xfcc_is_by_hash_uri_in_envoys_order() {
+    let peer = PeerCert {
+        uri_sans: vec![API.into()],
+        hash: "ab12".into(),
+        ..PeerCert::default()
+    };
+    assert_eq!(
+        xfcc::value(Some(WEB), &peer, true),
+        format!("By={WEB};Hash=ab12;URI={API}")
+    );
+    assert_eq!(
+        xfcc::value(Some(WEB), &peer, false),
+        format!("By={WEB};Hash=ab12")
+    );
+    assert_eq!(
+        xfcc::value(None, &peer, true),
+        format!("Hash=ab12;URI={API}")
+    );
+}
+
+// === handshakes ===
+
+fn secrets(pki: &Pki, names: &[&str]) -> Secrets {
+    let secrets = Secrets::default();
+    let mut map: HashMap<String, Arc<Material>> = HashMap::new();
+    map.insert(BUNDLE.into(), pki.bundle());
+    for name in names {
+        map.insert(name.to_string(), pki.certificate(name));
+    }
+    secrets.publish(map);
+    secrets
+}
+
+fn validation(sans: &[&str]) -> Validation {
+    Validation {
+        trust_bundle: BUNDLE.into(),
+        uri_sans: sans.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn server(secrets: &Secrets, require: bool) -> Acceptor {
+    let tls = DownstreamTls {
+        certificate: WEB.into(),
+        validation: Some(validation(&[])),
+        require_client_certificate: require,
+    };
+    Acceptor::new(&tls, secrets).unwrap()
+}
+
+fn client(secrets: &Secrets, certificate: Option<&str>, sans: &[&str]) -> Connector {
+    let tls = UpstreamTls {
+        certificate: certificate.map(str::to_string),
+        validation: validation(sans),
+        sni: "web".into(),
+    };
+    Connector::new(&tls, secrets)
+}
+
+/// A server accepting one connection at a time with `acceptor`, echoing one line prefixed
+/// with the peer's URI SAN; returns its address and its stats.
+async fn echo_server(acceptor: Acceptor) -> (std::net::SocketAddr, Arc<SslStats>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let stats = Arc::new(SslStats::default());
+    let counted = stats.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let Some(accepted) = acceptor.accept(tcp, &counted).await else {
+                continue;
+            };
+            let mut io = accepted.io;
+            let peer = accepted
+                .peer
+                .map(|p| p.uri_sans.join(","))
+                .unwrap_or_default();
+            let mut buf = [0u8; 64];
+            let n = io.read(&mut buf).await.unwrap_or(0);
+            let reply = format!("{peer}|{}", String::from_utf8_lossy(&buf[..n]));
+            let _ = io.write_all(reply.as_bytes()).await;
+            let _ = io.shutdown().await;
+        }
+    });
+    (address, stats)
+}
+
+async fn call(
+    connector: &Connector,
+    address: std::net::SocketAddr,
+    stats: &SslStats,
+) -> Result<String, String> {
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let mut io = connector
+        .connect(tcp, stats)
+        .await
+        .map_err(|e| e.to_string())?;
+    io.write_all(b"hi").await.map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    io.read_to_string(&mut out)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.is_empty() {
+        return Err("closed".into());
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn mtls_both_ways_gives_the_server_the_clients_identity() {
+    let pki = Pki::new();
+    let secrets = secrets(&pki, &[WEB, API]);
+    let (address, server_stats) = echo_server(server(&secrets, true)).await;
+    let stats = SslStats::default();
+    let reply = call(&client(&secrets, Some(API), &[WEB]), address, &stats).await;
+    assert_eq!(reply.unwrap(), format!("{API}|hi"));
+    assert_eq!(stats.handshake.get(), 1);
+    assert_eq!(server_stats.handshake.get(), 1);
+
+    // The server is not who the client expects.
+    let wrong = call(&client(&secrets, Some(API), &[API]), address, &stats).await;
+    assert!(wrong.is_err(), "{wrong:?}");
+    assert_eq!(stats.fail_verify_error.get(), 1);
+
+    // No client certificate where one is required.
+    let anonymous = call(&client(&secrets, None, &[WEB]), address, &stats).await;
+    assert!(anonymous.is_err(), "{anonymous:?}");
+    assert!(server_stats.connection_error.get() >= 1);
+}
+
+#[tokio::test]
+async fn a_client_of_another_ca_is_refused_and_plaintext_fails_the_handshake() {
+    let (pki, other) = (Pki::new(), Pki::new());
+    let ours = secrets(&pki, &[WEB]);
+    let (address, server_stats) = echo_server(server(&ours, true)).await;
+    let theirs = secrets(&other, &[API]);
+    let stats = SslStats::default();
+    // Their client trusts our CA (so it gets as far as presenting its certificate).
+    let mut map = (*theirs.snapshot()).clone();
+    map.insert(BUNDLE.into(), pki.bundle());
+    theirs.publish(map);
+    let r = call(&client(&theirs, Some(API), &[WEB]), address, &stats).await;
+    assert!(r.is_err(), "{r:?}");
+
+    let mut plain = TcpStream::connect(address).await.unwrap();
+    plain.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let _ = plain.read_to_end(&mut out).await;
+    assert!(!String::from_utf8_lossy(&out).contains("hi"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server_stats.fail_verify_error.get() < 1 || server_stats.connection_error.get() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{server_stats:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_is_used_by_the_next_handshake() {
+    let pki = Pki::new();
+    let secrets = secrets(&pki, &[WEB, API]);
+    let acceptor = server(&secrets, true);
+    let (address, _) = echo_server(acceptor).await;
+    let connector = client(&secrets, Some(API), &[WEB]);
+    let stats = SslStats::default();
+    // What the server presents, seen from the client side.
+    let presented = || async {
+        let tcp = TcpStream::connect(address).await.unwrap();
+        let io = connector.connect(tcp, &stats).await.unwrap();
+        let super::Io::Tls(tls) = io else {
+            panic!("plaintext")
+        };
+        let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        verify::peer_cert(&leaf).unwrap().hash
+    };
+    let before = presented().await;
+    assert_eq!(presented().await, before);
+    let mut map = (*secrets.snapshot()).clone();
+    map.insert(WEB.into(), pki.certificate(WEB));
+    secrets.publish(map);
+    let after = presented().await;
+    assert_ne!(
+        after, before,
+        "the next handshake presents the new certificate"
+    );
+}
+
+#[test]
+fn a_removed_bundle_verifies_no_one() {
+    let pki = Pki::new();
+    let (chain, _) = pki.leaf(API);
+    let secrets = Secrets::default();
+    secrets.publish(HashMap::from([(
+        BUNDLE.to_string(),
+        Arc::new(Material::Removed),
+    )]));
+    let check = super::verifier::Check {
+        secrets,
+        trust_bundle: BUNDLE.into(),
+        uri_sans: vec![],
+        provider: super::provider(),
+    };
+    let verifier = super::verifier::ClientVerifier {
+        check,
+        mandatory: true,
+    };
+    use rustls::server::danger::ClientCertVerifier;
+    let e = verifier
+        .verify_client_cert(&chain[0], &[], now())
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("NoTrustBundle"), "{e:?}");
+}
