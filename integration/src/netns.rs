@@ -68,6 +68,7 @@ impl Network {
             crate::announce_skip("network-namespace test", &why);
             return None;
         }
+        sweep_orphans();
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let span = SECOND_OCTET_SPAN * 256;
         let start = std::process::id().wrapping_mul(7919) % span;
@@ -81,8 +82,14 @@ impl Network {
             // (another test, another run) holds this subnet.
             let link = link_name(subnet);
             let peer = format!("{link}-p");
-            if ip(&["link", "add", &link, "type", "veth", "peer", "name", &peer]).is_err() {
-                continue;
+            match ip(&["link", "add", &link, "type", "veth", "peer", "name", &peer]) {
+                Ok(()) => {}
+                Err(e) if e.contains("File exists") => continue,
+                Err(e) => {
+                    assert!(!crate::in_ci(), "CI=true but no test network: {e}");
+                    crate::announce_skip("network-namespace test", &e);
+                    return None;
+                }
             }
             let network = Network {
                 subnet,
@@ -164,7 +171,9 @@ impl Network {
         let switch = self.switch();
         let _ = ip(&["netns", "del", &switch]);
         let gateway = format!("{}/24", self.gateway());
-        let steps: [&[&str]; 8] = [
+        let owner = format!("{OWNER} {}", std::process::id());
+        let steps: [&[&str]; 9] = [
+            &["link", "set", &link, "alias", &owner],
             &["netns", "add", &switch],
             &["-n", &switch, "link", "add", "br0", "type", "bridge"],
             &["-n", &switch, "link", "set", "br0", "up"],
@@ -311,6 +320,45 @@ impl Drop for Host {
             let _ = child.wait();
         }
         let _ = ip(&["netns", "del", &self.netns]);
+    }
+}
+
+/// The root-namespace link's alias, followed by the owning process id: how a later run
+/// finds what a killed run left behind.
+const OWNER: &str = "integration-netns-owner";
+
+/// Removes the networks (link and namespaces) of test processes that no longer exist: a run
+/// killed before its drops ran. Best effort.
+fn sweep_orphans() {
+    let Ok(links) = Command::new("ip").args(["-o", "link", "show"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&links.stdout).lines() {
+        let Some(pid) = line
+            .split_once(&format!("alias {OWNER} "))
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let Some(link) = line
+            .split(": ")
+            .nth(1)
+            .and_then(|name| name.split('@').next())
+        else {
+            continue;
+        };
+        let namespaces = Command::new("ip").args(["netns", "list"]).output();
+        let namespaces = namespaces.map(|o| o.stdout).unwrap_or_default();
+        for ns in String::from_utf8_lossy(&namespaces).lines() {
+            let name = ns.split_whitespace().next().unwrap_or_default();
+            if name.starts_with(&format!("{link}-")) {
+                let _ = ip(&["netns", "del", name]);
+            }
+        }
+        let _ = ip(&["link", "del", link]);
     }
 }
 

@@ -558,6 +558,11 @@ async fn rotation_loses_no_request(pair: Pair) {
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert!(web_proxy.is_running() && api_proxy.is_running());
     assert!(ok >= 20, "the stream ran ({ok} requests)");
+    eprintln!(
+        "rotation ({pair:?}): {ok} requests, {} certificates served by web in {:?}",
+        seen.len(),
+        started.elapsed()
+    );
     assert_eq!(
         failed,
         0,
@@ -689,23 +694,47 @@ const ENVOY: DataPlane = DataPlane::Envoy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_mtls_across_hosts_envoy_to_envoy() {
-    strict_mtls_across_hosts(Pair {
-        client: ENVOY,
-        server: ENVOY,
-    })
-    .await;
+    strict_mtls_across_hosts(pair(ENVOY, ENVOY)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_loses_no_request_envoy_to_envoy() {
-    rotation_loses_no_request(Pair {
-        client: ENVOY,
-        server: ENVOY,
-    })
-    .await;
+    rotation_loses_no_request(pair(ENVOY, ENVOY)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xds_auth_across_hosts_envoy() {
     xds_auth_across_hosts(ENVOY).await;
+}
+
+const MINIMAL: DataPlane = DataPlane::Minimal;
+
+/// Scenarios that need minimal-proxy to take the server's TLS, SDS and RBAC configuration
+/// (issue 9, item 8): ignored until it does; run them with `--ignored`.
+macro_rules! pending_minimal_proxy {
+    ($($name:ident => $run:expr;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[ignore = "minimal-proxy does not take the mesh's TLS/SDS/RBAC config yet (issue 9, item 8)"]
+        async fn $name() {
+            $run.await;
+        }
+    )*};
+}
+
+fn pair(client: DataPlane, server: DataPlane) -> Pair {
+    Pair { client, server }
+}
+
+pending_minimal_proxy! {
+    strict_mtls_across_hosts_envoy_to_minimal_proxy =>
+        strict_mtls_across_hosts(pair(ENVOY, MINIMAL));
+    strict_mtls_across_hosts_minimal_proxy_to_envoy =>
+        strict_mtls_across_hosts(pair(MINIMAL, ENVOY));
+    strict_mtls_across_hosts_minimal_proxy_to_minimal_proxy =>
+        strict_mtls_across_hosts(pair(MINIMAL, MINIMAL));
+    rotation_loses_no_request_envoy_to_minimal_proxy =>
+        rotation_loses_no_request(pair(ENVOY, MINIMAL));
+    rotation_loses_no_request_minimal_proxy_to_envoy =>
+        rotation_loses_no_request(pair(MINIMAL, ENVOY));
+    xds_auth_across_hosts_minimal_proxy => xds_auth_across_hosts(MINIMAL);
 }
