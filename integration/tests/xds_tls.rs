@@ -21,9 +21,11 @@ use xds_core::{
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The TLS server every test here starts (its own SQLite file in `dir`).
-fn start(dir: &tempfile::TempDir) -> Server {
+/// The TLS server the tests here start (its own SQLite file in `dir`); proxy tokens
+/// required when `tokens`.
+fn start(dir: &tempfile::TempDir, tokens: bool) -> Server {
     let db = dir.path().join("mesh.db").display().to_string();
+    let auth = if tokens { "required" } else { "off" };
     let args = [
         "--sqlite-file",
         &db,
@@ -32,7 +34,7 @@ fn start(dir: &tempfile::TempDir) -> Server {
         "--xds-tls",
         "builtin",
         "--xds-auth",
-        "required",
+        auth,
     ];
     Server::start(&args, &[])
 }
@@ -47,7 +49,8 @@ async fn put(server: &Server, path: &str, body: Value) {
     assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
 }
 
-/// The bootstrap for `node` with a new proxy token, as text and as JSON.
+/// The bootstrap for `node` (followed by any further query) with a new proxy token, as text
+/// and as JSON.
 async fn bootstrap(server: &Server, node: &str) -> (String, Value) {
     let url = server.url(&format!(
         "/api/v1/bootstrap?node_id={node}&cluster=tls&admin_port={}&token=issue",
@@ -80,12 +83,14 @@ fn tls_of(bootstrap: &Value) -> (String, u16) {
     (ca, u16::try_from(port).unwrap())
 }
 
-async fn proxies_get_their_config_over_tls(plane: DataPlane) {
+/// `plane` bootstraps from the server (`query` added to the bootstrap's) and serves the
+/// mesh's listener: its whole config came over TLS.
+async fn proxies_get_their_config_over_tls(plane: DataPlane, query: &str, tokens: bool) {
     if plane.binary().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(&dir);
+    let mut server = start(&dir, tokens);
     let node = format!("tls-{}", plane.as_str());
     let upstream = Upstream::start("web");
     let listener_port = free_port();
@@ -116,7 +121,7 @@ async fn proxies_get_their_config_over_tls(plane: DataPlane) {
     )
     .await;
 
-    let (text, json) = bootstrap(&server, &node).await;
+    let (text, json) = bootstrap(&server, &format!("{node}{query}")).await;
     tls_of(&json);
     let proxy = Proxy::start(plane, &text);
     let client = local_client();
@@ -151,13 +156,80 @@ async fn proxies_get_their_config_over_tls(plane: DataPlane) {
 }
 
 #[tokio::test]
-async fn envoy_gets_its_config_over_tls() {
-    proxies_get_their_config_over_tls(DataPlane::Envoy).await;
+async fn envoy_gets_its_config_over_tls_on_ads() {
+    proxies_get_their_config_over_tls(DataPlane::Envoy, "", true).await;
+}
+
+/// Without proxy tokens: the EDS and RDS config sources the server puts into clusters and
+/// listeners for per-type clients carry no token (Envoy opens those streams from them; a gap
+/// of `--xds-auth`, not of TLS).
+#[tokio::test]
+async fn envoy_gets_its_config_over_tls_on_per_type_delta_streams() {
+    proxies_get_their_config_over_tls(DataPlane::Envoy, "&ads=false&delta=true", false).await;
 }
 
 #[tokio::test]
-async fn minimal_proxy_gets_its_config_over_tls() {
-    proxies_get_their_config_over_tls(DataPlane::Minimal).await;
+async fn minimal_proxy_gets_its_config_over_tls_on_ads() {
+    proxies_get_their_config_over_tls(DataPlane::Minimal, "", true).await;
+}
+
+#[tokio::test]
+async fn minimal_proxy_gets_its_config_over_tls_on_per_type_delta_streams() {
+    proxies_get_their_config_over_tls(DataPlane::Minimal, "&ads=false&delta=true", false).await;
+}
+
+/// The server refuses to start with `args`, saying `expected` (and exits non-zero).
+fn refuses_to_start(args: &[&str], expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mesh.db").display().to_string();
+    let out = std::process::Command::new(integration::server::binary())
+        .args([
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--xds-addr",
+            "127.0.0.1:0",
+            "--sqlite-file",
+            &db,
+        ])
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run xds-server");
+    assert!(!out.status.success(), "started with {args:?}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(expected), "{args:?}: {text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+}
+
+#[test]
+fn bad_tls_settings_stop_the_server_saying_what_to_do() {
+    refuses_to_start(
+        &["--xds-tls", "builtin"],
+        "--xds-tls builtin needs the mesh CA",
+    );
+    refuses_to_start(
+        &["--xds-tls", "files"],
+        "--xds-tls files needs both --xds-tls-cert-file and --xds-tls-key-file",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("cert.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let garbage = garbage.display().to_string();
+    refuses_to_start(
+        &[
+            "--xds-tls",
+            "files",
+            "--xds-tls-cert-file",
+            &garbage,
+            "--xds-tls-key-file",
+            &garbage,
+        ],
+        "is not a PEM certificate",
+    );
 }
 
 /// A TLS endpoint for the xDS port trusting `ca_pem`, checking the name `localhost`.
@@ -192,7 +264,7 @@ async fn metric(server: &Server, series: &str) -> f64 {
 #[tokio::test]
 async fn plaintext_untrusted_and_tokenless_clients_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(&dir);
+    let mut server = start(&dir, true);
     let (_, json) = bootstrap(&server, "probe").await;
     let (ca, port) = tls_of(&json);
     let node = xds_core::testing::node("probe", "tls");
@@ -229,7 +301,7 @@ async fn plaintext_untrusted_and_tokenless_clients_are_refused() {
 
     // A client trusting another CA (another server's) does not connect.
     let other_dir = tempfile::tempdir().unwrap();
-    let other = start(&other_dir);
+    let other = start(&other_dir, true);
     let (_, other_json) = bootstrap(&other, "probe").await;
     let (other_ca, _) = tls_of(&other_json);
     assert_ne!(other_ca, ca);
