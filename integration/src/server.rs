@@ -72,7 +72,11 @@ impl Server {
             };
             let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             seen.push(line);
-            if let Some(addr) = parsed["fields"]["addr"].as_str() {
+            // The admin API's line (other lines may carry an `addr` too, e.g. warnings).
+            let admin_line = parsed["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("admin API listening"));
+            if admin_line && let Some(addr) = parsed["fields"]["addr"].as_str() {
                 let admin_url = format!("http://{addr}");
                 return Server {
                     child,

@@ -138,7 +138,7 @@ fn sidecar_demo_check(args: &[&str], env: &[(&str, String)]) {
     ];
     let mut env = env.to_vec();
     env.push((
-        "DEMO_MESHCTL_BIN".into(),
+        "DEMO_MESHCTL_BIN",
         integration::target_binary("meshctl").display().to_string(),
     ));
     demo_check("demo/run-sidecars.sh", args, &env, &ports);

@@ -5,6 +5,7 @@
 mod auth;
 pub(crate) mod body;
 mod bootstrap;
+mod ca;
 mod dry_run;
 mod endpoints;
 mod error;
@@ -65,6 +66,8 @@ pub struct AppState {
     /// With `--xds-tls`: the CA certificates (PEM, public) proxies trust for the xDS port;
     /// `/api/v1/bootstrap` then makes them connect over TLS.
     pub xds_tls_ca: Option<Arc<str>>,
+    /// The mesh CA (`--ca`), for `/api/v1/ca`; `None` when it is off.
+    pub ca: Option<Arc<crate::ca::Authority>>,
     /// The live taps `/api/v1/tap` opens (fed by the xDS server's access-log service).
     pub taps: Taps,
     /// The golden metrics `/api/v1/stats` serves (fed by the xDS server's metrics service).
@@ -83,6 +86,7 @@ impl AppState {
             metrics: Metrics::new(),
             xds_addr: DEFAULT_XDS_ADDR,
             xds_tls_ca: None,
+            ca: None,
             taps: Taps::default(),
             telemetry: crate::telemetry::Telemetry::detached(),
         }
@@ -119,6 +123,7 @@ pub fn router(state: AppState) -> Router {
             get(prometheus::prometheus_targets),
         )
         .route("/api/v1/tap", get(tap::tap_get))
+        .route("/api/v1/ca", get(ca::ca_get))
         .route(
             "/api/v1/proxy-tokens",
             get(proxy_tokens::proxy_tokens_list).post(proxy_tokens::proxy_tokens_create),

@@ -155,8 +155,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let taps = crate::tap::Taps::with_metrics(config.tap.clone(), metrics.tap());
     let mesh = taps.attach(mesh);
     // With a CA, each snapshot also carries the workload certificates (renewed on a timer).
-    let mesh = match authority {
-        Some(a) => crate::ca::spawn_issuer(a, mesh),
+    let mesh = match &authority {
+        Some(a) => crate::ca::spawn_issuer(a.clone(), mesh),
         None => mesh,
     };
     let cache = Cache::new(mesh);
@@ -187,6 +187,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         metrics: metrics.clone(),
         xds_addr,
         xds_tls_ca: xds_tls.as_ref().map(|t| t.trusted_ca_pem.clone()),
+        ca: authority,
         taps: taps.clone(),
         ..AppState::new(store)
     };

@@ -6,6 +6,7 @@
 //! - `seal`: the built-in CA's key, encrypted at rest with the operator's key.
 //! - `storage`: the built-in CA kept in the store, so every replica shares one.
 //! - `renewal`: pure timing: when a certificate is due for re-issue.
+//! - `summary`: the CA's public facts for the admin API (`GET /api/v1/ca`).
 //! - `issuer`: the task keeping one fresh certificate per service identity and publishing
 //!   them with the mesh snapshots, where SDS (`translate/secret.rs`) picks them up.
 //!
@@ -18,6 +19,7 @@ mod issuer;
 mod renewal;
 mod seal;
 mod storage;
+mod summary;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +29,7 @@ pub use issuer::{Identities, Issued, audit_request, refused_requests, spawn as s
 pub use renewal::{due, next_wake, renew_at};
 pub use seal::SealKey;
 pub use storage::{StoredCa, load_or_create};
+pub use summary::{CaSummary, Root};
 
 use std::{fmt, str::FromStr};
 

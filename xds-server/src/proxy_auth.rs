@@ -305,14 +305,10 @@ impl Authenticated {
 }
 
 /// The end of a stream whose token `authenticated` holds: never when auth is off.
-pub fn revocation(
-    authenticated: Option<Authenticated>,
-) -> impl std::future::Future<Output = Status> + Send + 'static {
-    async move {
-        match authenticated {
-            Some(a) => a.revoked().await,
-            None => std::future::pending().await,
-        }
+pub async fn revocation(authenticated: Option<Authenticated>) -> Status {
+    match authenticated {
+        Some(a) => a.revoked().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -22,6 +22,7 @@ use utoipa::{
     },
 };
 
+mod ca;
 mod object_status;
 mod probes;
 mod proxies;
@@ -74,6 +75,7 @@ pub fn document(secured: bool) -> OpenApi {
         .chain(probes::paths())
         .chain(tap::paths())
         .chain(proxy_tokens::paths())
+        .chain(ca::paths())
     {
         paths = paths.path(path, item);
     }
