@@ -9,6 +9,7 @@ mod check;
 mod cluster;
 mod endpoint;
 mod listener;
+mod rbac;
 mod route;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 pub use cluster::cluster_from_proto;
 pub use endpoint::load_assignment_from_proto;
 pub use listener::listener_from_proto;
+pub use rbac::{NetworkRbac, RbacAction, RbacFilter, RbacMatcher, RbacPolicy, RbacRules};
 pub use route::route_configuration_from_proto;
 pub use tls::{
     DownstreamTls, PrivateKey, SecretConfig, UpstreamTls, Validation, choose_chain,
@@ -315,6 +317,9 @@ pub struct HttpConnectionManager {
     pub grpc_access_log: Vec<GrpcAccessLog>,
     /// Envoy's `stream_idle_timeout`, default 5 min; `None` disables it.
     pub stream_idle_timeout: Option<Duration>,
+    /// `envoy.filters.http.rbac` filters before the router, in order: the first denial
+    /// answers 403.
+    pub rbac: Vec<RbacFilter>,
     /// What happens to `x-forwarded-client-cert`.
     pub forward_client_cert: ForwardClientCert,
 }
@@ -353,6 +358,9 @@ pub struct TcpProxy {
     /// Envoy's default 1 h; `None` disables it.
     pub idle_timeout: Option<Duration>,
     pub access_log: Vec<AccessLog>,
+    /// `envoy.filters.network.rbac` filters before it, in order: the first denial closes the
+    /// connection before anything is sent upstream.
+    pub rbac: Vec<NetworkRbac>,
 }
 
 /// Envoy's gRPC HTTP access logger (`envoy.access_loggers.http_grpc`): entries streamed to

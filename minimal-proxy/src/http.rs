@@ -37,6 +37,7 @@ use hyper_util::{
 use crate::{
     access_log::AccessLogs,
     config::{Codec, ForwardClientCert, HttpConnectionManager, RouteConfig, RouteSource},
+    rbac::RbacFilters,
     runtime::{Runtime, Snapshot},
     stats::HttpStats,
     tls::PeerCert,
@@ -58,6 +59,8 @@ pub struct ConnectionManager {
     stream_idle_timeout: Option<Duration>,
     /// What happens to `x-forwarded-client-cert`.
     forward_client_cert: ForwardClientCert,
+    /// The RBAC filters before the router; `None` when there are none.
+    rbac: Option<RbacFilters>,
 }
 
 /// Where the route table comes from.
@@ -123,6 +126,7 @@ impl ConnectionManager {
             Codec::Http1 => builder.http1_only(),
             Codec::Http2 => builder.http2_only(),
         };
+        let rbac = RbacFilters::http(&config.rbac, &config.stat_prefix, &runtime.stats);
         Arc::new(ConnectionManager {
             runtime,
             stats,
@@ -131,6 +135,7 @@ impl ConnectionManager {
             builder,
             stream_idle_timeout: config.stream_idle_timeout,
             forward_client_cert: config.forward_client_cert,
+            rbac,
         })
     }
 

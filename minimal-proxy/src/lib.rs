@@ -18,6 +18,7 @@
 //! - [`listener`]: listeners added, changed and removed at runtime; old connections drain.
 //! - [`http`]: the HTTP connection manager and router.
 //! - [`tcp`]: the TCP proxy.
+//! - [`rbac`]: RBAC filters compiled and checked per request (HTTP) or connection (TCP).
 //! - [`upstream`]: clusters, load balancers, health checks, outlier detection, pools.
 //! - [`access_log`]: JSON-lines access logs (and the records gRPC access logs send).
 //! - [`telemetry`]: the metrics service stats sink and the gRPC access logger.
@@ -35,6 +36,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod http;
 pub mod listener;
+pub mod rbac;
 pub mod runtime;
 pub mod stats;
 pub mod tcp;

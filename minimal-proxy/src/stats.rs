@@ -4,11 +4,13 @@
 //! (`envoy_cluster_upstream_rq_total{envoy_cluster_name="web"}`), and as Envoy's
 //! `/stats?format=json`.
 
+mod rbac;
 mod render;
 mod sample;
 #[cfg(test)]
 mod tests;
 
+pub use rbac::{RbacScope, RbacStats};
 pub use sample::{Sample, SampleValue};
 
 use std::{
@@ -386,6 +388,7 @@ pub struct Registry {
     /// By xDS short type name (`CDS`, `EDS`, `LDS`, `RDS`).
     xds: Mutex<BTreeMap<String, Arc<XdsStats>>>,
     pub grpc_logs: Arc<GrpcLogStats>,
+    rbac: Mutex<BTreeMap<RbacScope, Arc<RbacStats>>>,
 }
 
 fn get_or_create<T: Default>(map: &Mutex<BTreeMap<String, Arc<T>>>, name: &str) -> Arc<T> {
@@ -428,6 +431,14 @@ impl Registry {
     }
     pub fn xds(&self, short_type: &str) -> Arc<XdsStats> {
         get_or_create(&self.xds, short_type)
+    }
+    /// An RBAC filter's counters; `shadow` says which pair the filter uses (both exist from
+    /// then on, at 0 until counted, as in Envoy).
+    pub fn rbac(&self, scope: RbacScope, shadow: bool) -> Arc<RbacStats> {
+        let mut map = self.rbac.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = map.entry(scope).or_default().clone();
+        stats.create(shadow);
+        stats
     }
 
     /// Envoy's `/stats/prometheus`: `# TYPE` lines, Envoy's metric names and labels

@@ -25,6 +25,7 @@ use xds_core::drain;
 use crate::{
     access_log::{AccessLogs, Record, ResponseFlags},
     config::TcpProxy,
+    rbac::{Input, RbacFilters},
     runtime::Runtime,
     stats::TcpStats,
     tls::{Io, PeerCert},
@@ -40,11 +41,14 @@ pub struct TcpProxyFilter {
     /// `tcp.<stat_prefix>.*`.
     stats: Arc<TcpStats>,
     logs: Option<Arc<AccessLogs>>,
+    /// The network RBAC filters before the proxy; `None` when there are none.
+    rbac: Option<RbacFilters>,
 }
 
 impl TcpProxyFilter {
     pub fn new(config: &TcpProxy, runtime: Runtime, logs: Option<Arc<AccessLogs>>) -> Arc<Self> {
         Arc::new(TcpProxyFilter {
+            rbac: RbacFilters::network(&config.rbac, &runtime.stats),
             stats: runtime.stats.tcp(&config.stat_prefix),
             runtime,
             cluster: config.cluster.clone(),
@@ -60,7 +64,7 @@ impl TcpProxyFilter {
         self: Arc<Self>,
         downstream: Io,
         peer: SocketAddr,
-        _peer_cert: Option<Arc<PeerCert>>,
+        peer_cert: Option<Arc<PeerCert>>,
         _drain: drain::Watch,
     ) {
         let _ = downstream.tcp().set_nodelay(true);
@@ -79,6 +83,18 @@ impl TcpProxyFilter {
                 )
             }),
         };
+        // Network RBAC decides before anything is sent upstream; a denied connection is
+        // closed (and logged without an upstream).
+        if let Some(rbac) = &self.rbac {
+            let input = Input {
+                peer_cert: peer_cert.as_deref(),
+                request: None,
+            };
+            if let Err(denied) = rbac.check(&input) {
+                tracing::debug!(%peer, details = %denied, "connection denied by RBAC");
+                return;
+            }
+        }
         if let Err(flags) = self.proxy(downstream, &mut session).await
             && let Some((_, record)) = &mut session.record
         {

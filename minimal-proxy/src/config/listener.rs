@@ -1,7 +1,7 @@
 //! LDS `Listener` → [`ListenerConfig`]: a TCP address and its filter chains, each holding one
-//! network filter, an HTTP connection manager or a TCP proxy, with optional TLS
-//! (`transport_socket`) and a match on `transport_protocol` only (told by the `tls_inspector`
-//! listener filter).
+//! network filter, an HTTP connection manager or a TCP proxy (after any network RBAC
+//! filters), with optional TLS (`transport_socket`) and a match on `transport_protocol` only
+//! (told by the `tls_inspector` listener filter).
 
 mod access_log;
 mod grpc_log;
@@ -21,6 +21,7 @@ use prost::Name;
 use super::{
     FilterChainConfig, ListenerConfig, ListenerFilter, Rejection, TransportProtocol,
     check::{self, Refusal, Result, not_supported, required, socket_address, unset},
+    rbac,
 };
 
 /// Converts a listener: one filter chain holding an HTTP connection manager (router filter
@@ -150,25 +151,22 @@ fn filter_chain(c: &FilterChain) -> Result<FilterChainConfig> {
     let tls = super::tls::downstream_transport_socket(transport_socket)?;
     unset!(transport_socket_connect_timeout);
     check::bool_default("use_proxy_proto", use_proxy_proto, false)?;
-    let filter = match filters.as_slice() {
-        [f] => filter(f).map_err(|e| e.under("filters[0]"))?,
-        [] => return Err(required("filters")),
-        _ => {
-            return Err(Refusal::new(
-                "filters",
-                format!(
-                    "only one network filter (an HTTP connection manager or a TCP proxy) is \
-                     supported by minimal-proxy, got {}",
-                    filters.len()
-                ),
-            ));
-        }
+    let Some((last, before)) = filters.split_last() else {
+        return Err(required("filters"));
     };
+    // Network RBAC filters may come first; the last filter does the proxying.
+    let rbac = rbac::network_filters(before)?;
+    let mut proxied = filter(last).map_err(|e| e.under(format!("filters[{}]", before.len())))?;
+    match &mut proxied {
+        ListenerFilter::Tcp(tcp) => tcp.rbac = rbac,
+        ListenerFilter::Http(_) if !rbac.is_empty() => return Err(rbac::not_before_hcm()),
+        ListenerFilter::Http(_) => {}
+    }
     Ok(FilterChainConfig {
         name: name.clone(),
         transport,
         tls,
-        filter,
+        filter: proxied,
     })
 }
 

@@ -10,7 +10,7 @@ mod headers;
 mod matcher;
 mod retry;
 
-pub(super) use matcher::header_matcher;
+pub(super) use matcher::{header_matcher, string_match};
 
 use std::collections::HashMap;
 

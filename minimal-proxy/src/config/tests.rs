@@ -10,6 +10,7 @@ mod grpc_log;
 mod listener;
 mod listener_parts;
 mod listener_refusals;
+mod rbac;
 mod route;
 mod route_action;
 mod route_response;

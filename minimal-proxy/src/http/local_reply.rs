@@ -25,6 +25,8 @@ pub enum LocalReply {
     Timeout,
     /// Nothing moved on the stream for the connection manager's `stream_idle_timeout`.
     StreamIdleTimeout,
+    /// An RBAC filter denied the request: 403 (Envoy sets no response flag for it).
+    RbacDenied,
 }
 
 impl LocalReply {
@@ -51,12 +53,14 @@ impl LocalReply {
             LocalReply::Overflow => ResponseFlags::UPSTREAM_OVERFLOW,
             LocalReply::Timeout => ResponseFlags::UPSTREAM_TIMEOUT,
             LocalReply::StreamIdleTimeout => ResponseFlags::STREAM_IDLE_TIMEOUT,
+            LocalReply::RbacDenied => ResponseFlags::default(),
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
             LocalReply::NoRoute => StatusCode::NOT_FOUND,
+            LocalReply::RbacDenied => StatusCode::FORBIDDEN,
             // Envoy answers 504 when the stream idles while waiting for the upstream.
             LocalReply::Timeout | LocalReply::StreamIdleTimeout => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -70,6 +74,7 @@ impl LocalReply {
             (LocalReply::NoHealthyUpstream, _) => "no healthy upstream",
             (LocalReply::Timeout, _) => "upstream request timeout",
             (LocalReply::StreamIdleTimeout, _) => "stream timeout",
+            (LocalReply::RbacDenied, _) => "RBAC: access denied",
             (LocalReply::ConnectFailure, false) => bodies::CONNECT,
             (LocalReply::ConnectFailure, true) => bodies::CONNECT_RETRIED,
             (LocalReply::ConnectTimeout, false) => bodies::TIMEOUT,

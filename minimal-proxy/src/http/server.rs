@@ -31,6 +31,7 @@ use super::{
 use crate::{
     access_log::Record,
     config::ForwardClientCert,
+    rbac::Input,
     stats::{ConnectionGuard, HttpStats},
     tls::{Io, PeerCert, xfcc},
 };
@@ -112,7 +113,7 @@ impl ConnectionManager {
         let grpc = local_reply::is_grpc(request.headers());
         let snapshot = self.runtime.load();
         let table = self.route_table(&snapshot);
-        let (matched, log) = {
+        let (matched, log, denied) = {
             let view = view(&request);
             let log = self.logs.as_ref().map(|logs| {
                 let mut record = Box::new(Record::new(downstream.peer, downstream.local));
@@ -125,13 +126,25 @@ impl ConnectionManager {
                     received: Some(Arc::new(AtomicU64::new(0))),
                 }
             });
-            (table.as_deref().and_then(|t| t.route(&view)), log)
+            let denied = self.rbac.as_ref().and_then(|rbac| {
+                let input = Input {
+                    peer_cert: downstream.peer_cert.as_deref(),
+                    request: Some(&view),
+                };
+                rbac.check(&input).err()
+            });
+            (table.as_deref().and_then(|t| t.route(&view)), log, denied)
         };
         let mut books = Completion::open(Instant::now(), stats.clone(), log);
         if let (Some((_, route)), Some(log)) = (matched, &mut books.log) {
             log.record.route_name = route.name.clone();
         }
         let mut response = match matched {
+            // The RBAC filters run before the router: a denial answers whatever the route.
+            _ if let Some(denied) = denied => {
+                tracing::debug!(peer = %downstream.peer, details = %denied, "denied by RBAC");
+                LocalReply::RbacDenied.response(false)
+            }
             None => {
                 stats.no_route.inc();
                 books.exchange.flags.insert(LocalReply::NoRoute.flags());

@@ -3,6 +3,7 @@
 //! `/stats?format=json` (`{"stats":[{"name","value"}...,{"histograms":{...}}]}`).
 
 mod cluster;
+mod rbac;
 mod route;
 
 use std::fmt::Write;
@@ -229,6 +230,9 @@ fn collect<'a>(held: &'a Held) -> Vec<Metric<'a>> {
         s.counter("idle_timeout", t.idle_timeout.get());
         s.gauge("upstream_flush_active", &t.upstream_flush_active);
     }
+    for (rbac_scope, r) in &held.rbac {
+        rbac::render(&mut out, rbac_scope, r);
+    }
     let logs = &held.grpc_logs;
     let mut s = scope(
         &mut out,
@@ -279,6 +283,7 @@ struct Held {
     tcp: Vec<(String, std::sync::Arc<super::TcpStats>)>,
     xds: Vec<(String, std::sync::Arc<super::XdsStats>)>,
     grpc_logs: std::sync::Arc<super::GrpcLogStats>,
+    rbac: Vec<(super::RbacScope, std::sync::Arc<super::RbacStats>)>,
 }
 
 fn hold(registry: &Registry) -> Held {
@@ -296,6 +301,7 @@ fn hold(registry: &Registry) -> Held {
         tcp: take(&registry.tcp),
         xds: take(&registry.xds),
         grpc_logs: registry.grpc_logs.clone(),
+        rbac: take(&registry.rbac),
     }
 }
 

@@ -39,6 +39,7 @@ fn tcp_listener(idle_timeout: Option<Duration>) -> ListenerConfig {
             cluster: "echo".into(),
             idle_timeout,
             access_log: Vec::new(),
+            rbac: Vec::new(),
         }),
     )
 }

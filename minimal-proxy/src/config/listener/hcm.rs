@@ -1,12 +1,12 @@
 //! `envoy.filters.network.http_connection_manager` → [`HttpConnectionManager`]: codec, routes
-//! (RDS or inline), the router filter alone, stream idle timeout and access logs. The many
+//! (RDS or inline), RBAC filters then the router, stream idle timeout and access logs. The many
 //! connection-manager options that change requests, responses or connections are refused
 //! unless at their defaults.
 
 use std::{sync::Arc, time::Duration};
 
 use envoy_types::pb::envoy::extensions::filters::{
-    http::router::v3::Router,
+    http::{rbac::v3::Rbac as EnvoyRbac, router::v3::Router},
     network::http_connection_manager::v3::{
         HttpConnectionManager as EnvoyHcm, HttpFilter, Rds,
         http_connection_manager::{CodecType, RouteSpecifier},
@@ -17,15 +17,16 @@ use prost::Name;
 
 use super::access_log;
 use crate::config::{
-    Codec, HttpConnectionManager, RouteSource,
+    Codec, HttpConnectionManager, RbacFilter, RouteSource,
     check::{self, Refusal, Result, config_source, not_supported, required, unset},
     cluster::{http1_defaults, http2_defaults},
-    route,
+    rbac, route,
 };
 
 /// Envoy's default `stream_idle_timeout`.
 const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const ROUTER: &str = "envoy.filters.http.router";
+const RBAC: &str = "envoy.filters.http.rbac";
 const CODECS: &str = "AUTO, HTTP1, HTTP2";
 
 #[allow(deprecated)] // Deprecated fields are named so that they are refused.
@@ -162,7 +163,7 @@ pub(super) fn http_connection_manager(h: &EnvoyHcm) -> Result<HttpConnectionMana
         }
         Err(_) => return Err(check::unknown_enum("codec_type", *codec_type, CODECS)),
     };
-    router_only(http_filters)?;
+    let rbac = rbac_then_router(http_filters)?;
     let routes = match route_specifier {
         Some(RouteSpecifier::Rds(rds)) => {
             let Rds {
@@ -197,6 +198,7 @@ pub(super) fn http_connection_manager(h: &EnvoyHcm) -> Result<HttpConnectionMana
             stream_idle_timeout,
             STREAM_IDLE_TIMEOUT,
         )?,
+        rbac,
         forward_client_cert: super::xfcc::forward_client_cert(
             forward_client_cert_details,
             set_current_client_cert_details,
@@ -205,26 +207,38 @@ pub(super) fn http_connection_manager(h: &EnvoyHcm) -> Result<HttpConnectionMana
     })
 }
 
-/// Exactly one HTTP filter: the router, with its defaults. Envoy finds a filter by its
-/// config's type, and by name only when it has no config.
-fn router_only(filters: &[HttpFilter]) -> Result<()> {
+/// RBAC filters (any number), then the router, last. Envoy finds a filter by its config's
+/// type, and by name only when it has no config.
+fn rbac_then_router(filters: &[HttpFilter]) -> Result<Vec<RbacFilter>> {
+    let mut rbac = Vec::new();
+    let mut routed = false;
     for (i, f) in filters.iter().enumerate() {
-        router(f).map_err(|e| e.under(format!("http_filters[{i}]")))?;
+        let under = |e: Refusal| e.under(format!("http_filters[{i}]"));
+        match (filter(f).map_err(under)?, routed) {
+            (_, true) => {
+                return Err(under(Refusal::new(
+                    "",
+                    format!(
+                        "nothing may follow the router filter ({ROUTER}): it must be the only \
+                         and last filter after any RBAC filters"
+                    ),
+                )));
+            }
+            (Some(r), false) => rbac.push(r),
+            (None, false) => routed = true,
+        }
     }
-    match filters.len() {
-        1 => Ok(()),
-        0 => Err(Refusal::new(
+    if !routed {
+        return Err(Refusal::new(
             "http_filters",
-            format!("must hold the router filter ({ROUTER})"),
-        )),
-        _ => Err(Refusal::new(
-            "http_filters[1]",
-            format!("the router filter ({ROUTER}) must be the only and last filter"),
-        )),
+            format!("must hold the router filter ({ROUTER}), last"),
+        ));
     }
+    Ok(rbac)
 }
 
-fn router(f: &HttpFilter) -> Result<()> {
+/// One HTTP filter: an RBAC filter, or `None` for the router.
+fn filter(f: &HttpFilter) -> Result<Option<RbacFilter>> {
     let HttpFilter {
         name,
         // Inert for a filter the proxy implements (it only lets Envoy skip unknown ones).
@@ -237,19 +251,25 @@ fn router(f: &HttpFilter) -> Result<()> {
         Refusal::new(
             "name",
             format!(
-                "'{name}' ({kind}) is not supported by minimal-proxy; supported: {ROUTER} ({})",
-                Router::full_name()
+                "'{name}' ({kind}) is not supported by minimal-proxy; supported: {ROUTER} ({}) \
+                 last, and {RBAC} ({}) before it",
+                Router::full_name(),
+                EnvoyRbac::full_name(),
             ),
         )
     };
     match config_type {
         Some(ConfigType::TypedConfig(any)) if check::is::<Router>(any) => {
             let router: Router = check::decode("typed_config", any)?;
-            router_defaults(&router).map_err(|e| e.under("typed_config"))
+            router_defaults(&router).map_err(|e| e.under("typed_config"))?;
+            Ok(None)
         }
+        Some(ConfigType::TypedConfig(any)) if check::is::<EnvoyRbac>(any) => rbac::http_rbac(any)
+            .map(Some)
+            .map_err(|e| e.under("typed_config")),
         Some(ConfigType::TypedConfig(any)) => Err(unsupported(check::type_name(any))),
         Some(ConfigType::ConfigDiscovery(_)) => Err(not_supported("config_discovery")),
-        None if name == ROUTER => Ok(()),
+        None if name == ROUTER => Ok(None),
         None => Err(unsupported("no typed_config")),
     }
 }

@@ -84,5 +84,7 @@ pub(super) fn tcp_proxy(t: &EnvoyTcpProxy) -> Result<TcpProxy> {
         cluster,
         idle_timeout: check::timeout("idle_timeout", idle_timeout, IDLE_TIMEOUT)?,
         access_log: access_log::access_logs(access_log)?,
+        // Filled by the filter chain from the network RBAC filters before this one.
+        rbac: Vec::new(),
     })
 }

@@ -109,7 +109,7 @@ pub(in crate::config) fn header_matcher(h: &HeaderMatcher) -> Result<HeaderMatch
 
 /// A `StringMatcher`; `ignore_case` is turned into a case-insensitive anchored regex (it has
 /// no effect on `safe_regex`, as in Envoy).
-fn string_match(s: &StringMatcher) -> Result<HeaderMatchKind> {
+pub(in crate::config) fn string_match(s: &StringMatcher) -> Result<HeaderMatchKind> {
     let StringMatcher {
         ignore_case,
         match_pattern,

@@ -114,6 +114,7 @@ fn http_listener_with_rds_and_envoy_defaults() {
             grpc_access_log: vec![],
             stream_idle_timeout: Some(Duration::from_secs(300)),
             forward_client_cert: Default::default(),
+            rbac: vec![],
         })
     );
 }

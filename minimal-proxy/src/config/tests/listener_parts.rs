@@ -58,6 +58,7 @@ fn tcp_proxy_with_envoy_defaults() {
             cluster: "postgres".into(),
             idle_timeout: Some(Duration::from_secs(3600)),
             access_log: vec![],
+            rbac: vec![],
         }
     );
     let t = converted(EnvoyTcpProxy {

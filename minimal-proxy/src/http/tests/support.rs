@@ -237,6 +237,7 @@ pub fn hcm(routes: RouteSource) -> HttpConnectionManager {
         grpc_access_log: Vec::new(),
         stream_idle_timeout: Some(Duration::from_secs(300)),
         forward_client_cert: Default::default(),
+        rbac: Vec::new(),
     }
 }
 
