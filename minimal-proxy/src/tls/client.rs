@@ -70,6 +70,9 @@ impl Connector {
         };
         // No SNI when none is configured (Envoy sends none then).
         config.enable_sni = !tls.sni.is_empty();
+        // Every connection handshakes in full: a resumed session would skip the verifier
+        // (a new trust bundle) and keep presenting the certificate of before a rotation.
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(config)
     }
 

@@ -65,10 +65,14 @@ impl Acceptor {
             })),
             None => builder.with_no_client_auth(),
         };
-        let config = builder.with_cert_resolver(Arc::new(SdsCertificate {
+        let mut config = builder.with_cert_resolver(Arc::new(SdsCertificate {
             secrets: secrets.clone(),
             name: tls.certificate.clone(),
         }));
+        // No resumption: each handshake verifies the client against the current bundle and
+        // sees its current certificate (rotation), at the cost of a full handshake.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(Acceptor {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             certificate: tls.certificate.clone(),

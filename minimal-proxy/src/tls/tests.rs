@@ -264,7 +264,8 @@ fn client(secrets: &Secrets, certificate: Option<&str>, sans: &[&str]) -> Connec
 }
 
 /// A server accepting one connection at a time with `acceptor`, echoing one line prefixed
-/// with the peer's URI SAN; returns its address and its stats.
+/// with the peer's URI SAN (and, after `#`, its certificate's hash); returns its address and
+/// its stats.
 async fn echo_server(acceptor: Acceptor) -> (std::net::SocketAddr, Arc<SslStats>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -277,13 +278,13 @@ async fn echo_server(acceptor: Acceptor) -> (std::net::SocketAddr, Arc<SslStats>
                 continue;
             };
             let mut io = accepted.io;
-            let peer = accepted
+            let (peer, hash) = accepted
                 .peer
-                .map(|p| p.uri_sans.join(","))
+                .map(|p| (p.uri_sans.join(","), p.hash.clone()))
                 .unwrap_or_default();
             let mut buf = [0u8; 64];
             let n = io.read(&mut buf).await.unwrap_or(0);
-            let reply = format!("{peer}|{}", String::from_utf8_lossy(&buf[..n]));
+            let reply = format!("{peer}|{}#{hash}", String::from_utf8_lossy(&buf[..n]));
             let _ = io.write_all(reply.as_bytes()).await;
             let _ = io.shutdown().await;
         }
@@ -319,7 +320,7 @@ async fn mtls_both_ways_gives_the_server_the_clients_identity() {
     let (address, server_stats) = echo_server(server(&secrets, true)).await;
     let stats = SslStats::default();
     let reply = call(&client(&secrets, Some(API), &[WEB]), address, &stats).await;
-    assert_eq!(reply.unwrap(), format!("{API}|hi"));
+    assert!(reply.unwrap().starts_with(&format!("{API}|hi#")));
     assert_eq!(stats.handshake.get(), 1);
     assert_eq!(server_stats.handshake.get(), 1);
 
@@ -387,6 +388,21 @@ async fn a_rotated_certificate_is_used_by_the_next_handshake() {
     assert_ne!(
         after, before,
         "the next handshake presents the new certificate"
+    );
+
+    // The client side alike: the server sees the renewed client certificate.
+    let client_hash = || async {
+        let reply = call(&connector, address, &stats).await.unwrap();
+        reply.split_once('#').unwrap().1.to_string()
+    };
+    let before = client_hash().await;
+    let mut map = (*secrets.snapshot()).clone();
+    map.insert(API.into(), pki.certificate(API));
+    secrets.publish(map);
+    assert_ne!(
+        client_hash().await,
+        before,
+        "the client presents its new certificate"
     );
 }
 

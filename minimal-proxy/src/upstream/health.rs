@@ -5,7 +5,8 @@
 //! HTTP checks send `GET <path>` with `Host` (or `:authority`) set to the configured host or
 //! the cluster's name and `User-Agent: Envoy/HC`, on a kept connection. Until the cluster has
 //! carried traffic (`upstream_cx_total` is 0), checks run every `no_traffic_interval` (Envoy's
-//! default 60 s), then every `interval`.
+//! default 60 s), then every `interval`. HTTP checks of a TLS cluster handshake as its
+//! traffic does (Envoy checks through the cluster's transport socket).
 
 use std::{
     net::SocketAddr,
@@ -19,7 +20,11 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::config::{HealthCheck, HealthCheckKind};
+use crate::{
+    config::{HealthCheck, HealthCheckKind},
+    stats::ClusterStats,
+    tls::{Io, client::Connector},
+};
 
 use super::{
     host::HostState,
@@ -41,8 +46,13 @@ pub(crate) fn spawn_session(
             .map(|s| s.config.name.clone())
             .unwrap_or_default(),
     };
+    let tls = shared.upgrade().and_then(|s| {
+        let connector = s.tls.clone()?;
+        Some((connector, s.stats.clone()))
+    });
     let session = Session {
         address,
+        tls,
         check,
         authority,
         state,
@@ -72,6 +82,8 @@ enum Conn {
 
 struct Session {
     address: SocketAddr,
+    /// The cluster's TLS, with the stats its handshakes count in.
+    tls: Option<(Connector, Arc<ClusterStats>)>,
     check: HealthCheck,
     authority: String,
     state: Arc<HostState>,
@@ -180,6 +192,13 @@ impl Session {
     async fn connect(&self, http2: bool) -> Result<Conn, ()> {
         let stream = TcpStream::connect(self.address).await.map_err(|_| ())?;
         let _ = stream.set_nodelay(true);
+        let stream = match &self.tls {
+            Some((connector, stats)) => connector
+                .connect(stream, &stats.ssl)
+                .await
+                .map_err(|_| ())?,
+            None => Io::Plain(stream),
+        };
         let io = TokioIo::new(stream);
         if http2 {
             let (sender, conn) = http2::Builder::new(TokioExecutor::new())
