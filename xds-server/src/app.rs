@@ -140,7 +140,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let authority = crate::ca::load_or_create(store.as_ref(), &config.ca)
         .await?
         .map(Arc::new);
-    let xds_tls = crate::xds::tls::setup(&config.xds_tls, authority.as_ref())?;
+    let xds_tls = crate::xds::tls::setup(&config.xds_tls, authority.as_ref(), config.xds_addr)?;
     let registry = Registry::default();
     let rebuilds = metrics.clone();
     let (mesh, mesh_task) = crate::watch::spawn_with_security(

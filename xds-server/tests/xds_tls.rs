@@ -70,7 +70,9 @@ async fn a_stream_over_tls_survives_the_renewal_of_the_serving_certificate() {
         mode: XdsTlsMode::Builtin,
         ..XdsTlsConfig::default()
     };
-    let tls = setup(&config, Some(&ca)).unwrap().unwrap();
+    let tls = setup(&config, Some(&ca), "127.0.0.1:0".parse().unwrap())
+        .unwrap()
+        .unwrap();
     let rotating = tls.current.clone();
     let first_cert = rotating.current().cert[0].clone();
     let trusted = tls.trusted_ca_pem.to_string();

@@ -4,9 +4,12 @@
 //! - `cert`: the serving certificate: the operator's files checked at startup, the SANs of a
 //!   built-in one, and [`cert::Rotating`], the certificate new handshakes get.
 //! - `acceptor`: the accept loop doing each handshake in its own task, counting refusals.
+//! - `renew`: the task keeping the certificate fresh.
 //!
 //! With `builtin`, the mesh CA issues the certificate and a task re-issues it at half its
-//! lifetime (`--workload-cert-ttl`): new handshakes get the new one, open streams stay. The
+//! lifetime (`--workload-cert-ttl`); with `files`, the files are re-read when they change
+//! (a certificate renewed on disk, e.g. by cert-manager). Either way new handshakes get the
+//! new certificate and open streams stay. The
 //! bootstrap endpoint tells proxies which CA to trust ([`XdsTls::trusted_ca_pem`]).
 //! Proxy tokens (`--xds-auth`) are unchanged by TLS: TLS only stops them crossing the
 //! network in plaintext.
@@ -14,6 +17,7 @@
 mod acceptor;
 mod cert;
 mod config;
+mod renew;
 #[cfg(test)]
 mod tests;
 
@@ -27,7 +31,7 @@ use rustls::{ServerConfig, crypto::CryptoProvider};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::ca::{Authority, renew_at};
+use crate::ca::Authority;
 
 /// Why TLS on the xDS port could not be set up: each stops startup.
 #[derive(Debug, thiserror::Error)]
@@ -113,14 +117,26 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// TLS as `config` asks: `None` when off. Checks every input before anything listens;
-/// `authority` is the mesh CA (needed by `builtin`).
+/// `authority` is the mesh CA (needed by `builtin`); `xds_addr` (`--xds-addr`) joins the
+/// built-in certificate's default names when it is a specific address.
 pub fn setup(
     config: &XdsTlsConfig,
     authority: Option<&Arc<Authority>>,
+    xds_addr: std::net::SocketAddr,
+) -> Result<Option<XdsTls>, Error> {
+    setup_with(config, authority, xds_addr, renew::FILE_CHECK_EVERY)
+}
+
+/// [`setup`], checking the operator's files for a change every `file_check`.
+fn setup_with(
+    config: &XdsTlsConfig,
+    authority: Option<&Arc<Authority>>,
+    xds_addr: std::net::SocketAddr,
+    file_check: std::time::Duration,
 ) -> Result<Option<XdsTls>, Error> {
     config.check(authority.is_some())?;
     let provider = provider();
-    let (first, trusted, renewal) = match config.mode {
+    let (first, trusted, keeper) = match config.mode {
         XdsTlsMode::Off => return Ok(None),
         XdsTlsMode::Files => {
             let (cert_path, key_path) = match (&config.xds_tls_cert_file, &config.xds_tls_key_file)
@@ -148,19 +164,33 @@ pub fn setup(
                     pem_of(last.as_ref())
                 }
             };
-            (certified, trusted, None)
+            let keeper = renew::Keeper::Files {
+                cert: cert_path.clone(),
+                key: key_path.clone(),
+                every: file_check,
+            };
+            (certified, trusted, keeper)
         }
         XdsTlsMode::Builtin => {
             let authority = authority.expect("checked: builtin needs the CA").clone();
-            let (dns, ips) = sans(&config.xds_tls_san, hostname().as_deref())?;
+            let (dns, mut ips) = sans(&config.xds_tls_san, hostname().as_deref())?;
+            // The address --xds-addr names is what bootstraps point proxies at.
+            let listen = xds_addr.ip();
+            if config.xds_tls_san.is_empty() && !listen.is_unspecified() && !ips.contains(&listen)
+            {
+                ips.push(listen);
+            }
             let issued = authority.issue_server(&dns, &ips, SystemTime::now())?;
             let certified = builtin_key(&issued, &provider)?;
             tracing::info!(serial = %issued.serial, ?dns, ?ips, "xDS port: serving certificate issued by the mesh CA");
-            (
-                certified,
-                authority.trust_bundle_pem(),
-                Some((authority, issued, dns, ips)),
-            )
+            let trusted = authority.trust_bundle_pem();
+            let keeper = renew::Keeper::Issuer {
+                authority,
+                issued,
+                dns,
+                ips,
+            };
+            (certified, trusted, keeper)
         }
     };
     let current = Arc::new(Rotating::new(first));
@@ -170,54 +200,15 @@ pub fn setup(
         .with_no_client_auth()
         .with_cert_resolver(current.clone());
     server.alpn_protocols = vec![b"h2".to_vec()];
-    let renewal = renewal.map(|(authority, issued, dns, ips)| {
-        Arc::new(AbortOnDrop(tokio::spawn(renew(
-            authority,
-            issued,
-            dns,
-            ips,
-            current.clone(),
-            provider,
-        ))))
-    });
+    let renewal = Arc::new(AbortOnDrop(tokio::spawn(
+        keeper.run(current.clone(), provider),
+    )));
     Ok(Some(XdsTls {
         acceptor: TlsAcceptor::from(Arc::new(server)),
         current,
         trusted_ca_pem: trusted.into(),
-        _renewal: renewal,
+        _renewal: Some(renewal),
     }))
-}
-
-/// Re-issues the built-in serving certificate at half its lifetime, for ever; a failed issue
-/// is retried after a few seconds.
-async fn renew(
-    authority: Arc<Authority>,
-    mut issued: crate::ca::ServerCert,
-    dns: Vec<String>,
-    ips: Vec<std::net::IpAddr>,
-    current: Arc<Rotating>,
-    provider: Arc<CryptoProvider>,
-) {
-    loop {
-        let at = renew_at(issued.issued_at, issued.not_after);
-        let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
-        tokio::time::sleep(wait).await;
-        let next = authority
-            .issue_server(&dns, &ips, SystemTime::now())
-            .map_err(Error::from)
-            .and_then(|c| Ok((builtin_key(&c, &provider)?, c)));
-        match next {
-            Ok((key, cert)) => {
-                current.replace(key);
-                tracing::info!(serial = %cert.serial, "xDS port: serving certificate renewed (new handshakes get it)");
-                issued = cert;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "xDS port: could not renew the serving certificate; retrying in 5s");
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            }
-        }
-    }
 }
 
 fn builtin_key(

@@ -23,6 +23,9 @@ use crate::{
     config::Config,
 };
 
+const LOCAL: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 fn authority(ttl: Duration) -> Arc<Authority> {
     let td: TrustDomain = "mesh.local".parse().unwrap();
     let (cert, key) = Authority::generate(&td).unwrap();
@@ -66,7 +69,7 @@ fn files(cert: &Path, key: &Path) -> XdsTlsConfig {
 }
 
 fn refused(config: &XdsTlsConfig, authority: Option<&Arc<Authority>>) -> String {
-    setup(config, authority).unwrap_err().to_string()
+    setup(config, authority, LOCAL).unwrap_err().to_string()
 }
 
 #[test]
@@ -74,7 +77,7 @@ fn off_by_default_and_flag_combinations_that_cannot_work_are_refused() {
     let config = Config::try_parse_from(["xds-server"]).unwrap();
     if std::env::var("XDS_SERVER_XDS_TLS").is_err() {
         assert_eq!(config.xds_tls.mode, XdsTlsMode::Off);
-        assert!(setup(&config.xds_tls, None).unwrap().is_none());
+        assert!(setup(&config.xds_tls, None, LOCAL).unwrap().is_none());
     }
     assert!(Config::try_parse_from(["xds-server", "--xds-tls", "maybe"]).is_err());
 
@@ -251,7 +254,7 @@ async fn operator_files_serve_and_a_self_signed_certificate_is_what_proxies_trus
         &write(dir.path(), "c.pem", &cert),
         &write(dir.path(), "k.pem", &key),
     );
-    let tls = setup(&config, None).unwrap().unwrap();
+    let tls = setup(&config, None, LOCAL).unwrap().unwrap();
     assert!(tls.trusted_ca_pem.contains("BEGIN CERTIFICATE"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -274,7 +277,7 @@ async fn builtin_certificate_verifies_against_the_mesh_ca_and_renews_without_cut
         mode: XdsTlsMode::Builtin,
         ..XdsTlsConfig::default()
     };
-    let tls = setup(&config, Some(&ca)).unwrap().unwrap();
+    let tls = setup(&config, Some(&ca), LOCAL).unwrap().unwrap();
     assert_eq!(&*tls.trusted_ca_pem, ca.trust_bundle_pem());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -338,7 +341,7 @@ async fn a_client_that_does_not_trust_the_ca_is_refused_and_counted() {
         mode: XdsTlsMode::Builtin,
         ..XdsTlsConfig::default()
     };
-    let tls = setup(&config, Some(&ca)).unwrap().unwrap();
+    let tls = setup(&config, Some(&ca), LOCAL).unwrap().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let _accepted = incoming(listener, tls.acceptor());
@@ -365,4 +368,64 @@ async fn a_client_that_does_not_trust_the_ca_is_refused_and_counted() {
         assert!(std::time::Instant::now() < deadline, "refusals not counted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn changed_operator_files_are_reloaded_and_unusable_ones_keep_the_current_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(-60, 3600);
+    let cert_path = write(dir.path(), "c.pem", &cert);
+    let key_path = write(dir.path(), "k.pem", &key);
+    let tick = Duration::from_millis(50);
+    let tls = setup_with(&files(&cert_path, &key_path), None, LOCAL, tick)
+        .unwrap()
+        .unwrap();
+    let first = tls.current.current().cert[0].clone();
+
+    // A certificate without its key yet (a half-done rotation): the current one stays.
+    let (next_cert, next_key) = self_signed(-60, 7200);
+    std::fs::write(&cert_path, &next_cert).unwrap();
+    tokio::time::sleep(tick * 6).await;
+    assert_eq!(tls.current.current().cert[0], first);
+
+    // Both written: new handshakes get the new certificate.
+    std::fs::write(&key_path, &next_key).unwrap();
+    let expected = CertificateDer::from_pem_slice(next_cert.as_bytes()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tls.current.current().cert[0] != expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the changed files were not reloaded"
+        );
+        tokio::time::sleep(tick).await;
+    }
+}
+
+#[tokio::test]
+async fn a_specific_xds_address_joins_the_builtin_certificates_names() {
+    let ca = authority(Duration::from_secs(3600));
+    let config = XdsTlsConfig {
+        mode: XdsTlsMode::Builtin,
+        ..XdsTlsConfig::default()
+    };
+    let names = |addr: &str| {
+        let tls = setup(&config, Some(&ca), addr.parse().unwrap())
+            .unwrap()
+            .unwrap();
+        let leaf = tls.current.current().cert[0].clone();
+        let (_, x509) = <x509_parser::prelude::X509Certificate as x509_parser::prelude::FromDer<
+            _,
+        >>::from_der(leaf.as_ref())
+        .unwrap();
+        let san = x509.subject_alternative_name().unwrap().unwrap().value;
+        format!("{:?}", san.general_names)
+    };
+    let specific = names("10.1.2.3:18000");
+    assert!(
+        specific.contains("10.1.2.3") || specific.contains("[10, 1, 2, 3]"),
+        "{specific}"
+    );
+    assert!(specific.contains("localhost"), "{specific}");
+    let any = names("0.0.0.0:18000");
+    assert!(!any.contains("[0, 0, 0, 0]"), "{any}");
 }
