@@ -191,6 +191,7 @@ pub fn from_document(document: Value, overrides: &Overrides) -> Result<Bootstrap
     let statics = raw.static_resources.unwrap_or_default();
     let clusters = resources::clusters(&statics.clusters)?;
     let listeners = resources::listeners(&statics.listeners)?;
+    grpc_tls::only_for_grpc(&clusters, &listeners)?;
     let metrics_sink =
         stats_sink::metrics_sink(&raw.stats_sinks, raw.stats_flush_interval, &clusters)?;
     let grpc_targets = clusters

@@ -219,6 +219,31 @@ pub(super) fn parse(value: &Value, path: &str) -> Result<Arc<GrpcTls>, Error> {
     }))
 }
 
+/// Refuses a static cluster with a transport socket beside static listeners: the socket is
+/// applied to the gRPC clients only, so a listener routing to that cluster would reach it in
+/// plaintext; refused rather than silently downgraded.
+pub(super) fn only_for_grpc(
+    clusters: &[super::resources::ParsedCluster],
+    listeners: &[super::StaticResource<crate::config::ListenerConfig>],
+) -> Result<(), Error> {
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    match clusters
+        .iter()
+        .position(|(_, t)| t.as_ref().is_some_and(|t| t.tls.is_some()))
+    {
+        Some(i) => Err(Error::field(
+            format!("static_resources.clusters[{i}].transport_socket"),
+            "minimal-proxy applies a static cluster's transport socket to gRPC services (xDS, \
+             metrics, access logs) only, and this bootstrap also has static listeners that could \
+             route to it in plaintext: deliver those listeners over xDS, or drop the transport \
+             socket",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A data source's text: `inline_string` or `filename` (read now).
 fn data(source: &DataSource, path: &str) -> Result<String, Error> {
     match (&source.inline_string, &source.filename) {

@@ -226,3 +226,23 @@ fn anything_else_in_the_transport_socket_is_refused_by_field() {
         "{message}"
     );
 }
+
+#[test]
+fn a_tls_cluster_beside_static_listeners_is_refused_rather_than_downgraded() {
+    let mut doc = document(server_context(None, "DNS", "x"));
+    doc["static_resources"]["listeners"] = json!([{
+        "name": "l", "address": { "socket_address": { "address": "127.0.0.1", "port_value": 10000 } },
+        "filter_chains": [{ "filters": [{ "name": "envoy.filters.network.tcp_proxy", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            "stat_prefix": "l", "cluster": "xds" } }] }],
+    }]);
+    let message = from_document(doc, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with(&format!(
+            "{AT}: minimal-proxy applies a static cluster's transport socket to gRPC services"
+        )),
+        "{message}"
+    );
+}
