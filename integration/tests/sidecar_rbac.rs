@@ -1,0 +1,398 @@
+//! Traffic permissions enforced by the sidecar, the same scenarios on Envoy and minimal-proxy:
+//! the real xds-server turns permissions into RBAC filters on `web`'s inbound listener, real
+//! sidecars run them in front of a real application.
+//!
+//! - Plaintext (no CA): a deny permission names callers by certificate, so a plaintext caller
+//!   passes it (and is counted as allowed); under `--permissions-default deny` it gets 403
+//!   "RBAC: access denied" (HTTP) or a closed connection (TCP), and nothing reaches the
+//!   application.
+//! - mTLS (built-in CA, `api`'s sidecar calling `web`'s, on either data plane): a shadow deny
+//!   only counts, a deny narrowed to a path answers 403 there and 200 elsewhere, a deny of the
+//!   pair answers 403; under a default deny an allow lets `api` in while plaintext is refused.
+
+use std::time::{Duration, Instant};
+
+use integration::{
+    net::free_port,
+    proxy::{DataPlane, Proxy},
+    server::Server,
+    upstream::Upstream,
+};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+const DENIED: &str = "RBAC: access denied";
+
+/// The server (with `extra` flags) and an HTTP client for its API.
+struct Mesh {
+    server: Server,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Mesh {
+    fn start(extra: &[&str]) -> Mesh {
+        let dir = tempfile::tempdir().unwrap();
+        let xds = format!("127.0.0.1:{}", free_port());
+        let db = dir.path().join("mesh.db").display().to_string();
+        let mut args = vec!["--xds-addr", &xds, "--sqlite-file", &db];
+        args.extend_from_slice(&["--poll-interval", "100ms"]);
+        args.extend_from_slice(extra);
+        Mesh {
+            server: Server::start(&args, &[]),
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn put(&self, path: &str, body: Value) {
+        let r = self.http.put(self.server.url(path)).json(&body).send();
+        let r = r.await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert!(status.is_success(), "PUT {path}: {status} {text}");
+    }
+
+    async fn permit(&self, name: &str, body: Value) {
+        self.put(&format!("/api/v1/traffic-permissions/{name}"), body)
+            .await;
+    }
+
+    /// The sidecar of `service` (its node cluster) on `plane`.
+    async fn sidecar(&self, plane: DataPlane, service: &str) -> Proxy {
+        let path = format!(
+            "/api/v1/bootstrap?node_id={service}-1&cluster={service}&admin_port={}",
+            free_port()
+        );
+        let r = self.http.get(self.server.url(&path)).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        Proxy::start(plane, &r.text().await.unwrap())
+    }
+
+    /// `web` (`protocol`, `mtls`) on `port` in front of `app`.
+    async fn web(&self, protocol: &str, mtls: &str, port: u16, app: &Upstream) {
+        self.put(
+            "/api/v1/services/web",
+            json!({ "protocol": protocol, "mtls": mtls, "connect_timeout": "1s",
+                    "inbound": { "address": "127.0.0.1", "port": port,
+                                 "app_port": app.port() } }),
+        )
+        .await;
+    }
+
+    /// `web` strict on `web_in`, reached by `api`'s sidecar through its outbound listener on
+    /// `outbound`.
+    async fn pair(&self, web_in: u16, app: &Upstream, outbound: u16) {
+        self.web("http", "strict", web_in, app).await;
+        self.put(
+            "/api/v1/services/web/endpoints",
+            json!({ "endpoints": [ { "address": "127.0.0.1", "port": web_in } ] }),
+        )
+        .await;
+        self.put(
+            "/api/v1/services/api",
+            json!({ "protocol": "http", "mtls": "strict",
+                    "inbound": { "address": "127.0.0.1", "port": free_port(),
+                                 "app_port": free_port() } }),
+        )
+        .await;
+        self.put(
+            "/api/v1/routes/to-web",
+            json!({ "hosts": ["*"], "rules": [ { "destinations": [ { "service": "web" } ] } ] }),
+        )
+        .await;
+        self.put(
+            "/api/v1/listeners/api-outbound",
+            json!({ "address": "127.0.0.1", "port": outbound, "protocol": "http",
+                    "routes": ["to-web"], "selector": { "node_cluster": "api" } }),
+        )
+        .await;
+    }
+}
+
+/// Whether every data plane is there (a missing Envoy is announced by the harness).
+fn available(planes: &[DataPlane]) -> bool {
+    planes.iter().all(|p| p.binary().is_some())
+}
+
+type Answer = Result<(u16, String, String), String>;
+
+/// GETs `url` until `accept` takes the answer (status, `x-upstream`, body) or the wait ends
+/// (then fails with the last).
+async fn wait_get(url: &str, what: &str, accept: impl Fn(&Answer) -> bool) -> Answer {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = match client.get(url).send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let from = r
+                    .headers()
+                    .get("x-upstream")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                Ok((status, from, r.text().await.unwrap_or_default()))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if accept(&answer) {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{what}: last answer {answer:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ok_from(upstream: &str) -> impl Fn(&Answer) -> bool + '_ {
+    move |a| matches!(a, Ok((200, from, _)) if from == upstream)
+}
+
+fn denied(a: &Answer) -> bool {
+    matches!(a, Ok((403, _, body)) if body == DENIED)
+}
+
+/// Waits until `proxy`'s stat `name` is at least 1.
+async fn counted(proxy: &Proxy, name: &str) {
+    let deadline = Instant::now() + WAIT;
+    while proxy.stat(name).await.unwrap_or(0) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} never counted {name}:\n{}",
+            proxy.plane().as_str(),
+            proxy.stats_matching(&["rbac"]).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Plaintext to an HTTP sidecar: a deny passes a caller without a certificate, a default deny
+/// refuses it.
+async fn plaintext_http(plane: DataPlane) {
+    if !available(&[plane]) {
+        return;
+    }
+    let app = Upstream::start("web-app");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hello");
+
+    let open = Mesh::start(&[]);
+    open.web("http", "off", port, &app).await;
+    open.permit(
+        "deny-all",
+        json!({ "from": ["*"], "to": "web", "action": "deny" }),
+    )
+    .await;
+    let web = open.sidecar(plane, "web").await;
+    // Counted as allowed: the filter is there and ran, and let the plaintext call through.
+    let deadline = Instant::now() + WAIT;
+    while web
+        .stat("http.inbound|web.rbac.deny-all.allowed")
+        .await
+        .unwrap_or(0)
+        < 1
+    {
+        wait_get(&url, "plaintext past a deny", ok_from("web-app"))
+            .await
+            .unwrap_or_else(|e| web.fail(&e));
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            web.stats_matching(&["rbac"]).await
+        );
+    }
+    drop(web);
+    drop(open);
+
+    let closed = Mesh::start(&["--permissions-default", "deny"]);
+    closed.web("http", "off", port, &app).await;
+    let web = closed.sidecar(plane, "web").await;
+    let hits = app.hits();
+    let (_, _, body) = wait_get(&url, "plaintext under a default deny", denied)
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+    assert_eq!(body, DENIED);
+    counted(&web, "http.inbound|web.rbac.default-deny.denied").await;
+    assert_eq!(app.hits(), hits, "nothing reached the application");
+}
+
+/// Plaintext to a TCP sidecar under a default deny: the connection is closed (the HTTP
+/// request over it fails) and nothing reaches the application.
+async fn plaintext_tcp(plane: DataPlane) {
+    if !available(&[plane]) {
+        return;
+    }
+    let app = Upstream::start("web-app");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hello");
+    let mesh = Mesh::start(&["--permissions-default", "deny"]);
+    mesh.web("tcp", "off", port, &app).await;
+    let web = mesh.sidecar(plane, "web").await;
+    counted_after(&web, "inbound|web.default-deny.rbac.denied", &url).await;
+    assert_eq!(app.hits(), 0, "nothing reached the application");
+}
+
+/// Sends plaintext requests to `url` (each must fail) until `proxy` counts `name`.
+async fn counted_after(proxy: &Proxy, name: &str, url: &str) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while proxy.stat(name).await.unwrap_or(0) < 1 {
+        if let Ok(r) = client.get(url).send().await {
+            panic!("a denied TCP connection answered: {}", r.status());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never counted {name}:\n{}",
+            proxy.plane().as_str(),
+            proxy.stats_matching(&["rbac"]).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `api`'s sidecar (on `api_plane`) calls `web`'s (on `web_plane`) over mTLS while
+/// permissions change.
+async fn permissions_over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
+    if !available(&[web_plane, api_plane]) {
+        return;
+    }
+    let mesh = Mesh::start(&["--ca", "builtin"]);
+    let app = Upstream::start("web-app");
+    let (web_in, outbound) = (free_port(), free_port());
+    mesh.pair(web_in, &app, outbound).await;
+    let web = mesh.sidecar(web_plane, "web").await;
+    let _api = mesh.sidecar(api_plane, "api").await;
+    let call = format!("http://127.0.0.1:{outbound}/call");
+    let admin = format!("http://127.0.0.1:{outbound}/admin/users");
+    wait_get(&call, "api → web over mTLS", ok_from("web-app"))
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+
+    // A shadow deny only counts.
+    mesh.permit(
+        "try-deny-api",
+        json!({ "from": ["api"], "to": "web", "action": "deny", "shadow": true }),
+    )
+    .await;
+    let stat = "http.inbound|web.rbac.try-deny-api.shadow_denied";
+    let deadline = Instant::now() + WAIT;
+    while web.stat(stat).await.unwrap_or(0) < 1 {
+        wait_get(
+            &call,
+            "a shadow deny lets the call through",
+            ok_from("web-app"),
+        )
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            web.stats_matching(&["rbac"]).await
+        );
+    }
+
+    // A deny narrowed to a path: 403 there, 200 elsewhere.
+    mesh.permit(
+        "no-admin",
+        json!({ "from": ["api"], "to": "web", "action": "deny", "paths": ["/admin"] }),
+    )
+    .await;
+    wait_get(&admin, "api to /admin is denied", denied)
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+    wait_get(&call, "api elsewhere still gets in", ok_from("web-app"))
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+    counted(&web, "http.inbound|web.rbac.no-admin.denied").await;
+
+    // Enforced for the pair: 403 from web's sidecar.
+    mesh.permit(
+        "try-deny-api",
+        json!({ "from": ["api"], "to": "web", "action": "deny" }),
+    )
+    .await;
+    wait_get(&call, "the denied pair", denied)
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+    counted(&web, "http.inbound|web.rbac.try-deny-api.denied").await;
+}
+
+/// Under a default deny, an allow lets `api` in over mTLS; a plaintext caller (web
+/// permissive) is refused with 403.
+async fn default_deny_over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
+    if !available(&[web_plane, api_plane]) {
+        return;
+    }
+    let mesh = Mesh::start(&["--ca", "builtin", "--permissions-default", "deny"]);
+    let app = Upstream::start("web-app");
+    let (web_in, outbound) = (free_port(), free_port());
+    mesh.pair(web_in, &app, outbound).await;
+    mesh.web("http", "permissive", web_in, &app).await;
+    let web = mesh.sidecar(web_plane, "web").await;
+    let _api = mesh.sidecar(api_plane, "api").await;
+    let call = format!("http://127.0.0.1:{outbound}/call");
+    let plain = format!("http://127.0.0.1:{web_in}/plain");
+    wait_get(&call, "api before any allow", denied)
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+    mesh.permit(
+        "api-to-web",
+        json!({ "from": ["api"], "to": "web", "action": "allow" }),
+    )
+    .await;
+    wait_get(&call, "api once allowed", ok_from("web-app"))
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+    let hits = app.hits();
+    wait_get(&plain, "plaintext is not on the allow list", denied)
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+    assert_eq!(app.hits(), hits);
+    counted(&web, "http.inbound|web.rbac.default-deny.allowed").await;
+    counted(&web, "http.inbound|web.rbac.default-deny.denied").await;
+}
+
+macro_rules! on {
+    ($name:ident, $scenario:ident, $($plane:ident),+) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            $scenario($(DataPlane::$plane),+).await;
+        }
+    };
+}
+
+on!(plaintext_http_on_envoy, plaintext_http, Envoy);
+on!(plaintext_http_on_minimal, plaintext_http, Minimal);
+on!(plaintext_tcp_on_envoy, plaintext_tcp, Envoy);
+on!(plaintext_tcp_on_minimal, plaintext_tcp, Minimal);
+on!(
+    mtls_envoy_enforces_for_envoy,
+    permissions_over_mtls,
+    Envoy,
+    Envoy
+);
+on!(
+    mtls_minimal_enforces_for_minimal,
+    permissions_over_mtls,
+    Minimal,
+    Minimal
+);
+on!(
+    mtls_minimal_enforces_for_envoy,
+    permissions_over_mtls,
+    Minimal,
+    Envoy
+);
+on!(default_deny_on_envoy, default_deny_over_mtls, Envoy, Envoy);
+on!(
+    default_deny_on_minimal,
+    default_deny_over_mtls,
+    Minimal,
+    Minimal
+);
