@@ -1,15 +1,13 @@
 //! The real `xds-server` for xDS tests: on a fixed xDS port and its own database, so it can be
 //! stopped and started again in place, with helpers for its REST API.
 
-use std::time::{Duration, Instant};
-
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::{
     mesh::Variant,
-    net::{POLL, free_port, local_client},
+    net::{free_port, local_client},
     server::Server,
 };
 
@@ -32,8 +30,14 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts the server on `backend`; `None` (skip announced) when Postgres is unavailable.
     pub async fn start(backend: Backend) -> Option<ControlPlane> {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// As [`ControlPlane::start`], with more flags (e.g. `--xds-auth required`: then every
+    /// [`ControlPlane::bootstrap`] carries a proxy token of its own).
+    pub async fn start_with(backend: Backend, extra: &[&str]) -> Option<ControlPlane> {
         let dir = tempfile::tempdir().expect("a temporary directory for the server");
-        let store = match backend {
+        let mut store = match backend {
             Backend::Sqlite => vec![
                 "--sqlite-file".into(),
                 dir.path().join("mesh.db").display().to_string(),
@@ -46,6 +50,7 @@ impl ControlPlane {
                 ]
             }
         };
+        store.extend(extra.iter().map(|a| a.to_string()));
         Some(Self::launch(dir, "100ms", store))
     }
 
@@ -83,24 +88,7 @@ impl ControlPlane {
     pub fn start_again(&mut self) {
         assert!(self.server.is_none(), "the server is already running");
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut server = Server::start(&args, &[]);
-        // Server::start takes the first address logged; make sure it is the admin API's.
-        let xds = format!("http://127.0.0.1:{}", self.xds_port);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server.admin_url == xds {
-            let admin = server.logs().iter().find_map(|line| {
-                let v: Value = serde_json::from_str(line).ok()?;
-                let addr = v["fields"]["addr"].as_str()?;
-                (format!("http://{addr}") != xds).then(|| format!("http://{addr}"))
-            });
-            match admin {
-                Some(url) => server.admin_url = url,
-                None if Instant::now() > deadline => {
-                    panic!("xds-server never logged its admin address")
-                }
-                None => std::thread::sleep(POLL),
-            }
-        }
+        let server = Server::start(&args, &[]);
         self.server = Some(server);
     }
 
@@ -198,10 +186,15 @@ impl ControlPlane {
 
     /// The bootstrap for one proxy, from `GET /api/v1/bootstrap`.
     pub async fn bootstrap(&self, node_id: &str, variant: Variant, admin_port: u16) -> String {
+        let tokens = self
+            .args
+            .windows(2)
+            .any(|a| a == ["--xds-auth", "required"]);
         let path = format!(
-            "/api/v1/bootstrap?node_id={node_id}&cluster=mesh-test&delta={}&ads={}&admin_port={admin_port}",
+            "/api/v1/bootstrap?node_id={node_id}&cluster=mesh-test&delta={}&ads={}&admin_port={admin_port}{}",
             variant.is_delta(),
-            variant.is_ads()
+            variant.is_ads(),
+            if tokens { "&token=issue" } else { "" }
         );
         let resp = self.http.get(self.url(&path)).send().await;
         let resp = resp.unwrap_or_else(|e| panic!("GET {path}: {e}"));

@@ -67,8 +67,19 @@ impl Stage {
     /// The server on `backend`; `None` (skip announced) without the data plane's binary
     /// (Envoy only) or Postgres.
     pub async fn new(plane: DataPlane, variant: Variant, backend: Backend) -> Option<Stage> {
+        Self::new_with(plane, variant, backend, &[]).await
+    }
+
+    /// As [`Stage::new`], the server started with more flags (see
+    /// [`ControlPlane::start_with`]).
+    pub async fn new_with(
+        plane: DataPlane,
+        variant: Variant,
+        backend: Backend,
+        extra: &[&str],
+    ) -> Option<Stage> {
         plane.binary()?;
-        let cp = ControlPlane::start(backend).await?;
+        let cp = ControlPlane::start_with(backend, extra).await?;
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let node_id = format!(
             "{}-{}-{}",

@@ -333,3 +333,59 @@ impl Tap {
         out
     }
 }
+
+/// With proxy tokens required on the xDS port, a tap still sees its requests: the access-log
+/// config pushed to the tapped proxy carries a credential for that node (the proxy's own token
+/// is only in its bootstrap), which the API shows redacted.
+async fn a_tap_works_with_proxy_tokens_required(plane: DataPlane) {
+    let backend = Backend::Sqlite;
+    let extra = ["--xds-auth", "required"];
+    let Some(mut stage) = Stage::new_with(plane, Variant::Sotw, backend, &extra).await else {
+        return;
+    };
+    let a = Upstream::start("a");
+    let spec = json!({ "protocol": "http", "connect_timeout": "1s" });
+    let rules = json!([{ "match": { "path": { "prefix": "/" } },
+                         "destinations": [{ "service": "svc-a" }], "timeout": "5s" }]);
+    stage.serve_with("svc-a", spec, &a, rules).await;
+    let node = stage.node_id.clone();
+    let mut tap = Tap::open(&stage, &format!("node_id={node}")).await;
+    stage
+        .proxy()
+        .wait_for("the tap's access log with its credential", WAIT, |d| {
+            let text = Value::from(access_logs(d)).to_string();
+            text.contains(ACCESS_LOG) && text.contains("Bearer xdstap_")
+        })
+        .await;
+    let (_, config) = stage
+        .cp
+        .get(&format!("/api/v1/proxies/{node}/config"))
+        .await;
+    let config = config.to_string();
+    assert!(
+        config.contains("[redacted]") && !config.contains("xdstap_"),
+        "the API shows the credential redacted"
+    );
+    let client = Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    send(&client, stage.listener_port, "/with-tokens", &[])
+        .await
+        .unwrap_or_else(|e| stage.proxy().fail(&format!("GET /with-tokens: {e}")));
+    let events = tap.requests(1).await;
+    assert_eq!(events[0]["path"], "/with-tokens", "{events:?}");
+    assert_eq!(events[0]["node_id"], node.as_str(), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tap_works_with_proxy_tokens_required_on_envoy() {
+    a_tap_works_with_proxy_tokens_required(DataPlane::Envoy).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tap_works_with_proxy_tokens_required_on_minimal_proxy() {
+    a_tap_works_with_proxy_tokens_required(DataPlane::Minimal).await;
+}

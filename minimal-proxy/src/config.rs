@@ -371,6 +371,9 @@ pub struct GrpcAccessLog {
     pub log_name: String,
     /// The static cluster of `grpc_service.envoy_grpc.cluster_name`.
     pub cluster: String,
+    /// `grpc_service.initial_metadata`, sent on the stream (e.g. the credential a tap's
+    /// access log carries when the control plane requires tokens).
+    pub initial_metadata: Vec<(String, String)>,
     /// How long entries wait for a batch (Envoy's default 1 s).
     pub buffer_flush_interval: Duration,
     /// A batch is sent once its entries reach this size (Envoy's default 16 KiB).

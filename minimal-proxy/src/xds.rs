@@ -50,6 +50,24 @@ pub(crate) fn with_metadata<T>(message: T, metadata: &[(String, String)]) -> ton
     }
     req
 }
+
+/// Why `key: value` cannot be sent as gRPC metadata by [`with_metadata`] (a lowercase ASCII
+/// key not ending in `-bin`, a printable ASCII value); checked wherever a grpc_service's
+/// `initial_metadata` is read.
+pub(crate) fn metadata_problem(key: &str, value: &str) -> Option<(&'static str, String)> {
+    let parsed = tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(key.as_bytes());
+    if parsed.is_err() || key.ends_with("-bin") {
+        return Some((
+            "key",
+            format!("'{key}' is not an ASCII gRPC metadata key (lowercase, no -bin)"),
+        ));
+    }
+    if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Some(("value", "must be printable ASCII".to_string()));
+    }
+    None
+}
+
 pub mod subscription;
 pub mod warming;
 

@@ -153,6 +153,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Taps opening and closing republish the mesh, so the proxies they select gain and lose
     // their access logs at once.
     let taps = crate::tap::Taps::with_metrics(config.tap.clone(), metrics.tap());
+    // With proxy tokens required, tapped proxies authenticate their access logs with a
+    // credential pushed along with the access-log config (the port is known before binding).
+    let taps = if config.xds_auth.required_on(config.xds_addr) {
+        taps.requiring_credentials()
+    } else {
+        taps
+    };
     let mesh = taps.attach(mesh);
     // With a CA, each snapshot also carries the workload certificates (renewed on a timer).
     let mesh = match &authority {

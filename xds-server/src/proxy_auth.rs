@@ -159,13 +159,17 @@ impl ProxyAuth {
     + Sync
     + 'static {
         let auth = self.clone();
-        move |mut req: tonic::Request<()>| {
-            if let Some(grant) = auth.authenticate_now(req.metadata())? {
-                let auth = auth.clone();
-                req.extensions_mut().insert(Authenticated { grant, auth });
-            }
-            Ok(req)
+        move |req: tonic::Request<()>| auth.admit(req)
+    }
+
+    /// What [`ProxyAuth::interceptor`] does to one request: refused without a valid token
+    /// (when required), else passed on with its [`Authenticated`] stream.
+    pub fn admit(&self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(grant) = self.authenticate_now(req.metadata())? {
+            let auth = self.clone();
+            req.extensions_mut().insert(Authenticated { grant, auth });
         }
+        Ok(req)
     }
 
     /// PERMISSION_DENIED unless the stream's node is the one the token was issued for.

@@ -10,10 +10,13 @@
 //! - `registry.rs`: open taps, the cap, delivery with a rate limit per tap (`limiter.rs`).
 //! - `event.rs`: an access-log entry → the event a client sees.
 //! - `receiver.rs`: the gRPC `AccessLogService`.
+//! - `credential.rs`: what a tapped proxy authenticates its access-log stream with when
+//!   proxy tokens are required.
 //! - `metrics.rs`: the `xds_tap_*` Prometheus series.
 //!
 //! The SSE endpoint itself is `api/tap.rs`.
 
+pub mod credential;
 mod event;
 mod filter;
 mod limiter;

@@ -142,27 +142,14 @@ pub(super) fn initial_metadata(
 ) -> Result<Vec<(String, String)>, Error> {
     raw.iter()
         .enumerate()
-        .map(|(i, e)| {
-            let key = tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(
-                e.key.as_bytes(),
-            );
-            if key.is_err() || e.key.ends_with("-bin") {
-                return Err(Error::field(
-                    format!("{path}[{i}].key"),
-                    format!(
-                        "'{}' is not an ASCII gRPC metadata key (lowercase, no -bin)",
-                        e.key
-                    ),
-                ));
-            }
-            if !e.value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(Error::field(
-                    format!("{path}[{i}].value"),
-                    "must be printable ASCII",
-                ));
-            }
-            Ok((e.key.clone(), e.value.clone()))
-        })
+        .map(
+            |(i, e)| match crate::xds::metadata_problem(&e.key, &e.value) {
+                Some((field, problem)) => {
+                    Err(Error::field(format!("{path}[{i}].{field}"), problem))
+                }
+                None => Ok((e.key.clone(), e.value.clone())),
+            },
+        )
         .collect()
 }
 

@@ -94,6 +94,7 @@ struct Key {
     cluster: String,
     flush_interval: Duration,
     buffer_size: u32,
+    initial_metadata: Vec<(String, String)>,
 }
 
 impl GrpcLoggers {
@@ -124,6 +125,7 @@ impl GrpcLoggers {
             cluster: config.cluster.clone(),
             flush_interval: config.buffer_flush_interval,
             buffer_size: config.buffer_size_bytes,
+            initial_metadata: config.initial_metadata.clone(),
         };
         let mut loggers = self.loggers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(queue) = loggers.get(&key) {
@@ -134,14 +136,16 @@ impl GrpcLoggers {
             tx,
             stats: self.stats.clone(),
         };
+        let metadata = key.initial_metadata.clone();
         let uplink = Uplink::new(
             format!("access log '{}'", key.log_name),
             key.cluster.clone(),
             target.clone(),
-            std::sync::Arc::new(|channel, messages| {
+            std::sync::Arc::new(move |channel, messages| {
+                let request = crate::xds::with_metadata(messages, &metadata);
                 async move {
                     AccessLogServiceClient::new(channel)
-                        .stream_access_logs(messages)
+                        .stream_access_logs(request)
                         .await
                         .map(|_| ())
                 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Filter;
+use super::{Filter, credential::TapKey};
 use crate::{
     model::Mesh,
     translate::{AccessLog, NodeInfo},
@@ -15,11 +15,19 @@ use crate::{
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     filters: Vec<Filter>,
+    /// With proxy tokens required: the key each tapped proxy's access-log credential is made
+    /// with (see `credential.rs`).
+    key: Option<TapKey>,
 }
 
 impl Plan {
     pub fn new(filters: Vec<Filter>) -> Self {
-        Self { filters }
+        Self { filters, key: None }
+    }
+
+    /// The plan whose access logs carry credentials made with `key`.
+    pub fn with_key(filters: Vec<Filter>, key: Option<TapKey>) -> Self {
+        Self { filters, key }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -51,7 +59,12 @@ impl Plan {
                 .map(|f| f.log_match())
                 .collect();
             if !matches.is_empty() {
-                logs.insert(name.clone(), AccessLog::new(xds_cluster(node), matches));
+                let mut log = AccessLog::new(xds_cluster(node), matches);
+                log.credential = self
+                    .key
+                    .as_ref()
+                    .map(|k| k.credential(&node.id, &node.cluster));
+                logs.insert(name.clone(), log);
             }
         }
         logs

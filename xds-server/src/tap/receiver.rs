@@ -11,9 +11,12 @@ use envoy_types::pb::envoy::service::accesslog::v3::{
     stream_access_logs_message::LogEntries,
 };
 use tokio::sync::Semaphore;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming, service::interceptor::InterceptedService};
 
-use super::{TapEvent, Taps};
+use super::{
+    TapEvent, Taps,
+    credential::{Credential, PREFIX, Presented},
+};
 
 /// The largest message a proxy may send (Envoy's batches are 16 KiB).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -27,6 +30,42 @@ pub fn service(taps: Taps) -> AccessLogServiceServer<Receiver> {
         streams: Arc::new(Semaphore::new(MAX_STREAMS)),
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// The service behind the xDS port's token check (see [`AccessLogAuth`]).
+pub fn authenticated(
+    taps: Taps,
+    auth: &crate::proxy_auth::ProxyAuth,
+) -> InterceptedService<AccessLogServiceServer<Receiver>, AccessLogAuth> {
+    InterceptedService::new(service(taps), AccessLogAuth { auth: auth.clone() })
+}
+
+/// The access-log service's admission: a proxy token (any stream of its node), or when tokens
+/// are required, the tap credential its pushed access-log config carries (checked against
+/// the stream's node once its first message names it).
+#[derive(Debug, Clone)]
+pub struct AccessLogAuth {
+    auth: crate::proxy_auth::ProxyAuth,
+}
+
+impl tonic::service::Interceptor for AccessLogAuth {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let credential = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .filter(|t| t.starts_with(PREFIX))
+            .map(str::to_string);
+        match credential {
+            Some(credential) if self.auth.is_required() => {
+                req.extensions_mut()
+                    .insert(Presented(Credential::from_presented(credential)));
+                Ok(req)
+            }
+            _ => self.auth.admit(req),
+        }
+    }
 }
 
 /// Reads access-log streams into the open taps.
@@ -55,6 +94,8 @@ impl AccessLogService for Receiver {
         // Put there by the xDS port's token check (`--xds-auth`); absent when auth is off.
         let authenticated = crate::proxy_auth::Authenticated::of(&request);
         let grant = authenticated.as_ref().map(|a| a.grant.clone());
+        // Or a tap credential, put there by `authenticated`'s interceptor.
+        let presented = request.extensions().get::<Presented>().cloned();
         let revoked = crate::proxy_auth::revocation(authenticated);
         tokio::pin!(revoked);
         let mut stream = request.into_inner();
@@ -71,6 +112,16 @@ impl AccessLogService for Receiver {
                     let (node, cluster) = identify(&message)?;
                     if let Some(grant) = &grant {
                         crate::proxy_auth::ProxyAuth::check_node(grant, &node, &cluster)?;
+                    }
+                    if let Some(Presented(credential)) = &presented
+                        && !self.taps.verify(credential.expose(), &node, &cluster)
+                    {
+                        tracing::warn!(node = %node, cluster, "access-log stream refused: its tap credential is not this node's");
+                        return Err(Status::permission_denied(format!(
+                            "the tap credential is not node '{node}' in cluster '{cluster}''s \
+                             (or was made by another server process): it comes with the \
+                             access-log config this server pushes to that node"
+                        )));
                     }
                     tracing::debug!(node = %node, "access-log stream opened");
                     node_id.insert(node).clone()

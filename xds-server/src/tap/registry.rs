@@ -13,7 +13,7 @@ use std::{
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Filter, Plan, TapConfig, TapEvent, TapMetrics, limiter::Limiter};
+use super::{Filter, Plan, TapConfig, TapEvent, TapMetrics, credential::TapKey, limiter::Limiter};
 use crate::watch::Published;
 
 /// Events queued for one tap's client; beyond, events are dropped (and counted).
@@ -33,6 +33,8 @@ struct Shared {
     open: AtomicUsize,
     plan: watch::Sender<Arc<Plan>>,
     metrics: TapMetrics,
+    /// With proxy tokens required: what tapped proxies' access-log credentials are made with.
+    key: Option<TapKey>,
 }
 
 #[derive(Debug, Default)]
@@ -88,8 +90,26 @@ impl Taps {
                 open: AtomicUsize::new(0),
                 plan,
                 metrics,
+                key: None,
             }),
         }
+    }
+
+    /// Taps whose proxies authenticate their access-log streams (the xDS port requires proxy
+    /// tokens): each tapped proxy is pushed a credential for its node (see `credential.rs`).
+    #[must_use]
+    pub fn requiring_credentials(mut self) -> Self {
+        let shared = Arc::get_mut(&mut self.shared).expect("called before the taps are shared");
+        shared.key = Some(TapKey::generate());
+        self
+    }
+
+    /// Whether `credential` authenticates an access-log stream of `node_id` in `cluster`.
+    pub fn verify(&self, credential: &str, node_id: &str, cluster: &str) -> bool {
+        self.shared
+            .key
+            .as_ref()
+            .is_some_and(|k| k.verify(credential, node_id, cluster))
     }
 
     /// The series the access-log receiver counts its streams in.
@@ -228,7 +248,8 @@ impl Shared {
         self.metrics
             .open
             .set(i64::try_from(state.taps.len()).unwrap_or(i64::MAX));
-        self.plan.send_replace(Arc::new(Plan::new(filters)));
+        self.plan
+            .send_replace(Arc::new(Plan::with_key(filters, self.key.clone())));
     }
 }
 

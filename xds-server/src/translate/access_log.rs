@@ -11,7 +11,7 @@ use envoy_types::pb::{
                 HeaderFilter, OrFilter, StatusCodeFilter, access_log, access_log_filter,
                 comparison_filter::Op,
             },
-            core::v3::{ApiVersion, GrpcService, RuntimeUInt32, grpc_service},
+            core::v3::{ApiVersion, GrpcService, HeaderValue, RuntimeUInt32, grpc_service},
             route::v3::{HeaderMatcher, header_matcher::HeaderMatchSpecifier},
         },
         extensions::access_loggers::grpc::v3::{
@@ -42,6 +42,9 @@ pub struct AccessLog {
     pub xds_cluster: String,
     /// A request is logged when any of these matches it; empty: every request.
     pub matches: Vec<LogMatch>,
+    /// With proxy tokens required: what the proxy authenticates its access-log stream with,
+    /// sent as `authorization: Bearer <credential>` (`tap/credential.rs`).
+    pub credential: Option<crate::tap::credential::Credential>,
 }
 
 /// One tap's conditions on a request; every one given must hold. With none, every request.
@@ -97,6 +100,7 @@ impl AccessLog {
         Self {
             xds_cluster,
             matches,
+            credential: None,
         }
     }
 }
@@ -113,6 +117,15 @@ pub(super) fn access_log(log: &AccessLog) -> EnvoyAccessLog {
                         ..Default::default()
                     },
                 )),
+                initial_metadata: log
+                    .credential
+                    .iter()
+                    .map(|c| HeaderValue {
+                        key: "authorization".to_string(),
+                        value: format!("Bearer {}", c.expose()),
+                        ..HeaderValue::default()
+                    })
+                    .collect(),
                 ..GrpcService::default()
             }),
             transport_api_version: ApiVersion::V3 as i32,

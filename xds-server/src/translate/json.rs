@@ -2,7 +2,7 @@
 //! resource's rendering is `xds_core::json::any_to_json`).
 
 use serde_json::{Value, json};
-use xds_core::{json::any_to_json, type_url};
+use xds_core::json::any_to_json;
 
 use super::Resources;
 
@@ -14,12 +14,12 @@ pub fn resources_to_json(r: &Resources) -> Value {
         let by_name: serde_json::Map<String, Value> = resources
             .iter()
             .map(|(name, encoded)| {
+                // Every type: secrets hold keys, listeners a tap's access-log credential.
                 let body = match any_to_json(&encoded.resource) {
-                    Ok(mut resource) if type_url == type_url::SECRET => {
+                    Ok(mut resource) => {
                         super::redact_secrets(&mut resource);
                         json!({ "version": encoded.version, "resource": resource })
                     }
-                    Ok(resource) => json!({ "version": encoded.version, "resource": resource }),
                     Err(error) => json!({ "version": encoded.version, "error": error }),
                 };
                 (name.clone(), body)

@@ -119,13 +119,18 @@ pub(super) fn add(out: &mut Resources, sds: &SdsSelection) {
     }
 }
 
-/// Replaces every private key in a rendered resource (proto3 JSON) with `"[redacted]"`, so
-/// what the API shows of a `Secret` never holds key material.
+/// Replaces every private key and every credential in a rendered resource (proto3 JSON)
+/// with `"[redacted]"`, so what the API shows of a `Secret` never holds key material, nor an
+/// access log's config its bearer (a grpc_service's `initial_metadata` `authorization`).
 pub fn redact_secrets(resource: &mut Value) {
     match resource {
         Value::Object(map) => {
+            let credential = map
+                .get("key")
+                .and_then(Value::as_str)
+                .is_some_and(|k| k.eq_ignore_ascii_case("authorization"));
             for (k, v) in map.iter_mut() {
-                if k == "privateKey" || k == "private_key" {
+                if k == "privateKey" || k == "private_key" || (credential && k == "value") {
                     *v = Value::String("[redacted]".into());
                 } else {
                     redact_secrets(v);

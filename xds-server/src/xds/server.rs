@@ -233,9 +233,9 @@ impl XdsServer {
                 crate::telemetry::Receiver::new(self.ctx.telemetry.clone()).server(),
                 self.ctx.auth.interceptor(),
             ))
-            .add_service(InterceptedService::new(
-                crate::tap::receiver::service(self.ctx.taps.clone()),
-                self.ctx.auth.interceptor(),
+            .add_service(crate::tap::receiver::authenticated(
+                self.ctx.taps.clone(),
+                &self.ctx.auth,
             ))
     }
 }

@@ -73,7 +73,7 @@ fn common(c: &CommonGrpcAccessLogConfig) -> Result<GrpcAccessLog> {
             "only V3 is supported by minimal-proxy (as by Envoy)",
         ));
     }
-    let cluster = match grpc_service {
+    let (cluster, initial_metadata) = match grpc_service {
         Some(s) => grpc_cluster(s).map_err(|e| e.under("grpc_service"))?,
         None => return Err(required("grpc_service")),
     };
@@ -83,21 +83,39 @@ fn common(c: &CommonGrpcAccessLogConfig) -> Result<GrpcAccessLog> {
     Ok(GrpcAccessLog {
         log_name: log_name.clone(),
         cluster,
+        initial_metadata,
         buffer_flush_interval,
         buffer_size_bytes: check::uint32(buffer_size_bytes).unwrap_or(BUFFER_SIZE),
         filter: None,
     })
 }
 
-/// `envoy_grpc` with a cluster name and nothing else.
-fn grpc_cluster(s: &GrpcService) -> Result<String> {
+/// `envoy_grpc` with a cluster name, and the `initial_metadata` to send.
+fn grpc_cluster(s: &GrpcService) -> Result<(String, Vec<(String, String)>)> {
     let GrpcService {
         timeout,
         initial_metadata,
         retry_policy,
         target_specifier,
     } = s;
-    unset!(timeout, initial_metadata, retry_policy);
+    unset!(timeout, retry_policy);
+    let metadata = initial_metadata
+        .iter()
+        .enumerate()
+        .map(
+            |(i, h)| match crate::xds::metadata_problem(&h.key, &h.value) {
+                Some((field, problem)) => Err(Refusal::new(
+                    format!("initial_metadata[{i}].{field}"),
+                    problem,
+                )),
+                None if !h.raw_value.is_empty() => Err(Refusal::new(
+                    format!("initial_metadata[{i}].raw_value"),
+                    "not supported by minimal-proxy: use value",
+                )),
+                None => Ok((h.key.clone(), h.value.clone())),
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
     match target_specifier {
         Some(TargetSpecifier::EnvoyGrpc(e)) => {
             let envoy_types::pb::envoy::config::core::v3::grpc_service::EnvoyGrpc {
@@ -120,7 +138,7 @@ fn grpc_cluster(s: &GrpcService) -> Result<String> {
             if cluster_name.is_empty() {
                 return Err(required("envoy_grpc.cluster_name"));
             }
-            Ok(cluster_name.clone())
+            Ok((cluster_name.clone(), metadata))
         }
         Some(TargetSpecifier::GoogleGrpc(_)) => Err(Refusal::new(
             "google_grpc",

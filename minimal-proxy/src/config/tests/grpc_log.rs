@@ -131,6 +131,7 @@ fn the_taps_logger_and_filters_convert() {
         [GrpcAccessLog {
             log_name: "xds-tap".into(),
             cluster: "xds_cluster".into(),
+            initial_metadata: vec![],
             buffer_flush_interval: Duration::from_millis(200),
             buffer_size_bytes: 16384,
             filter: Some(LogFilter::Or(vec![
@@ -216,14 +217,14 @@ fn unsupported_fields_and_filters_are_refused_by_path() {
                 .as_mut()
                 .unwrap();
             s.initial_metadata = vec![HeaderValue {
-                key: "a".into(),
+                key: "Not A Key".into(),
                 value: "b".into(),
                 ..HeaderValue::default()
             }];
         }),
         L,
-        &format!("{AT}.typed_config.common_config.grpc_service.initial_metadata"),
-        "not supported",
+        &format!("{AT}.typed_config.common_config.grpc_service.initial_metadata[0].key"),
+        "not an ASCII gRPC metadata key",
     );
     let grpc_status = AccessLogFilter {
         filter_specifier: Some(FilterSpecifier::GrpcStatusFilter(
@@ -261,5 +262,31 @@ fn unsupported_fields_and_filters_are_refused_by_path() {
         L,
         &format!("{AT}.filter.response_flag_filter.flags[0]"),
         "'XX' is not one of Envoy's response flags",
+    );
+}
+
+/// The credential a tap's access log carries when the control plane requires tokens is sent
+/// as the stream's metadata.
+#[test]
+fn initial_metadata_is_kept_for_the_stream() {
+    let mut config = tap_config();
+    {
+        let s = config
+            .common_config
+            .as_mut()
+            .unwrap()
+            .grpc_service
+            .as_mut()
+            .unwrap();
+        s.initial_metadata = vec![HeaderValue {
+            key: "authorization".into(),
+            value: "Bearer xdstap_abc".into(),
+            ..HeaderValue::default()
+        }];
+    }
+    let logs = converted(config, None).unwrap();
+    assert_eq!(
+        logs[0].initial_metadata,
+        [("authorization".to_string(), "Bearer xdstap_abc".to_string())]
     );
 }
