@@ -145,6 +145,15 @@ fn sidecar_demo_check(args: &[&str], env: &[(&str, String)]) {
 }
 
 #[test]
+fn sidecar_demo_turns_on_mtls_and_denies_a_pair_on_minimal_proxy() {
+    let proxy = integration::target_binary("minimal-proxy");
+    sidecar_demo_check(
+        &["--proxy", "minimal"],
+        &[("DEMO_PROXY_BIN", proxy.display().to_string())],
+    );
+}
+
+#[test]
 fn sidecar_demo_turns_on_mtls_and_denies_a_pair_on_envoy() {
     let Some(envoy) = tool("ENVOY_BIN") else {
         return;
