@@ -9,6 +9,8 @@
 //! - mTLS (built-in CA, `api`'s sidecar calling `web`'s, on either data plane): a shadow deny
 //!   only counts, a deny narrowed to a path answers 403 there and 200 elsewhere, a deny of the
 //!   pair answers 403; under a default deny an allow lets `api` in while plaintext is refused.
+//!   The same for a TCP service: its connections are closed until `api` is allowed, and again
+//!   once it is denied.
 
 use std::time::{Duration, Instant};
 
@@ -258,7 +260,7 @@ async fn counted_after(proxy: &Proxy, name: &str, url: &str) {
 
 /// `api`'s sidecar (on `api_plane`) calls `web`'s (on `web_plane`) over mTLS while
 /// permissions change.
-async fn permissions_over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
+async fn over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
     if !available(&[web_plane, api_plane]) {
         return;
     }
@@ -325,7 +327,7 @@ async fn permissions_over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
 
 /// Under a default deny, an allow lets `api` in over mTLS; a plaintext caller (web
 /// permissive) is refused with 403.
-async fn default_deny_over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
+async fn default_deny(web_plane: DataPlane, api_plane: DataPlane) {
     if !available(&[web_plane, api_plane]) {
         return;
     }
@@ -358,6 +360,62 @@ async fn default_deny_over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
     counted(&web, "http.inbound|web.rbac.default-deny.denied").await;
 }
 
+/// A TCP service over mTLS under a default deny: `api`'s sidecar reaches `web`'s through
+/// its outbound TCP listener once allowed; without an allow, or with a deny, the connection
+/// is closed.
+async fn tcp_mtls(web_plane: DataPlane, api_plane: DataPlane) {
+    if !available(&[web_plane, api_plane]) {
+        return;
+    }
+    let mesh = Mesh::start(&["--ca", "builtin", "--permissions-default", "deny"]);
+    let app = Upstream::start("web-app");
+    let (web_in, outbound) = (free_port(), free_port());
+    mesh.web("tcp", "strict", web_in, &app).await;
+    mesh.put(
+        "/api/v1/services/web/endpoints",
+        json!({ "endpoints": [ { "address": "127.0.0.1", "port": web_in } ] }),
+    )
+    .await;
+    mesh.put(
+        "/api/v1/services/api",
+        json!({ "protocol": "http", "mtls": "strict",
+                "inbound": { "address": "127.0.0.1", "port": free_port(),
+                             "app_port": free_port() } }),
+    )
+    .await;
+    mesh.put(
+        "/api/v1/listeners/api-outbound",
+        json!({ "address": "127.0.0.1", "port": outbound, "protocol": "tcp",
+                "service": "web", "selector": { "node_cluster": "api" } }),
+    )
+    .await;
+    let web = mesh.sidecar(web_plane, "web").await;
+    let _api = mesh.sidecar(api_plane, "api").await;
+    let call = format!("http://127.0.0.1:{outbound}/call");
+    counted_after(&web, "inbound|web.default-deny.rbac.denied", &call).await;
+    assert_eq!(app.hits(), 0);
+
+    mesh.permit(
+        "api-to-web",
+        json!({ "from": ["api"], "to": "web", "action": "allow" }),
+    )
+    .await;
+    wait_get(&call, "api once allowed", ok_from("web-app"))
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+    counted(&web, "inbound|web.default-deny.rbac.allowed").await;
+
+    mesh.permit(
+        "deny-api",
+        json!({ "from": ["api"], "to": "web", "action": "deny" }),
+    )
+    .await;
+    wait_get(&call, "api once denied", |a| a.is_err())
+        .await
+        .unwrap_err();
+    counted(&web, "inbound|web.deny-api.rbac.denied").await;
+}
+
 macro_rules! on {
     ($name:ident, $scenario:ident, $($plane:ident),+) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,28 +429,12 @@ on!(plaintext_http_on_envoy, plaintext_http, Envoy);
 on!(plaintext_http_on_minimal, plaintext_http, Minimal);
 on!(plaintext_tcp_on_envoy, plaintext_tcp, Envoy);
 on!(plaintext_tcp_on_minimal, plaintext_tcp, Minimal);
-on!(
-    mtls_envoy_enforces_for_envoy,
-    permissions_over_mtls,
-    Envoy,
-    Envoy
-);
-on!(
-    mtls_minimal_enforces_for_minimal,
-    permissions_over_mtls,
-    Minimal,
-    Minimal
-);
-on!(
-    mtls_minimal_enforces_for_envoy,
-    permissions_over_mtls,
-    Minimal,
-    Envoy
-);
-on!(default_deny_on_envoy, default_deny_over_mtls, Envoy, Envoy);
-on!(
-    default_deny_on_minimal,
-    default_deny_over_mtls,
-    Minimal,
-    Minimal
-);
+// (web's plane, api's plane): the first enforces.
+on!(mtls_on_envoy, over_mtls, Envoy, Envoy);
+on!(mtls_on_minimal, over_mtls, Minimal, Minimal);
+on!(mtls_minimal_for_envoy, over_mtls, Minimal, Envoy);
+on!(default_deny_on_envoy, default_deny, Envoy, Envoy);
+on!(default_deny_on_minimal, default_deny, Minimal, Minimal);
+on!(tcp_mtls_on_envoy, tcp_mtls, Envoy, Envoy);
+on!(tcp_mtls_on_minimal, tcp_mtls, Minimal, Minimal);
+on!(tcp_mtls_minimal_for_envoy, tcp_mtls, Minimal, Envoy);
