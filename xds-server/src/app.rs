@@ -204,7 +204,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             "the admin API is reachable beyond this host WITHOUT a token: anyone who can reach it can change the mesh; set --admin-token-file"
         );
     }
-    let transport = if xds_tls.is_some() { "TLS" } else { "plaintext" };
+    let transport = if xds_tls.is_some() {
+        "TLS"
+    } else {
+        "plaintext"
+    };
     tracing::info!(%xds_addr, transport, "xDS server listening on {xds_addr} ({transport}; ADS, CDS, EDS, LDS, RDS; SotW and delta)");
     tracing::info!(
         addr = %admin_addr,

@@ -176,8 +176,7 @@ fn setup_with(
             let (dns, mut ips) = sans(&config.xds_tls_san, hostname().as_deref())?;
             // The address --xds-addr names is what bootstraps point proxies at.
             let listen = xds_addr.ip();
-            if config.xds_tls_san.is_empty() && !listen.is_unspecified() && !ips.contains(&listen)
-            {
+            if config.xds_tls_san.is_empty() && !listen.is_unspecified() && !ips.contains(&listen) {
                 ips.push(listen);
             }
             let issued = authority.issue_server(&dns, &ips, SystemTime::now())?;
