@@ -326,3 +326,85 @@ async fn certificates_rotate_under_a_steady_stream_without_a_lost_request() {
     let fresh = reqwest::Client::new();
     assert!(matches!(get(&fresh, &via_api).await, Ok((200, _, _))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_sidecars_handshake_per_connection_through_rotation() {
+    let planes = [DataPlane::Minimal, DataPlane::Minimal];
+    if !available(&planes) {
+        return;
+    }
+    let mesh = Mesh::start(&["--workload-cert-ttl", "4s"]);
+    let app = Upstream::start("web-app");
+    let (web_in, outbound) = (free_port(), free_port());
+    for (service, app_port, port) in [
+        ("web", app.port(), web_in),
+        ("api", free_port(), free_port()),
+    ] {
+        mesh.put(
+            &format!("/api/v1/services/{service}"),
+            json!({ "protocol": "tcp", "mtls": "strict", "connect_timeout": "1s",
+                    "inbound": { "address": "127.0.0.1", "port": port, "app_port": app_port } }),
+        )
+        .await;
+    }
+    mesh.put(
+        "/api/v1/services/web/endpoints",
+        json!({ "endpoints": [ { "address": "127.0.0.1", "port": web_in } ] }),
+    )
+    .await;
+    mesh.put(
+        "/api/v1/listeners/api-to-web",
+        json!({ "address": "127.0.0.1", "port": outbound, "protocol": "tcp", "service": "web",
+                "selector": { "node_cluster": "api" } }),
+    )
+    .await;
+    let web = mesh.sidecar(planes[0], "web", true).await;
+    let api = mesh.sidecar(planes[1], "api", true).await;
+    let url = format!("http://127.0.0.1:{outbound}/tcp");
+    wait_get(&url, "api → web over mTLS (TCP)", ok_from("web-app"))
+        .await
+        .unwrap_or_else(|e| web.fail(&e));
+
+    // No pooling: every request is a new connection, so a new handshake between sidecars.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let before = api.stat("cluster.web.ssl.handshake").await.unwrap_or(0);
+    let first = served_serial(web_in);
+    let start = Instant::now();
+    let (mut sent, mut failed) = (0u64, Vec::new());
+    while start.elapsed() < Duration::from_secs(6) && sent < 1_000 {
+        match get(&client, &url).await {
+            Ok((200, _, _)) => {}
+            other => failed.push(other),
+        }
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    if let (Some(first), Some(now)) = (first, served_serial(web_in)) {
+        assert_ne!(first, now, "web's certificate was renewed meanwhile");
+    }
+    let handshakes = api.stat("cluster.web.ssl.handshake").await.unwrap_or(0) - before;
+    assert!(
+        handshakes >= sent,
+        "one handshake per connection: {handshakes} for {sent}"
+    );
+    assert_eq!(
+        web.stat(&format!(
+            "listener.127.0.0.1_{web_in}.ssl.fail_verify_error"
+        ))
+        .await
+        .unwrap_or(0),
+        0,
+        "no certificate failed verification across the renewals (the openssl probes present \
+         none: those count in fail_verify_no_cert)"
+    );
+}
