@@ -313,6 +313,123 @@ impl Host {
     }
 }
 
+/// A packet capture on a host's interface (see [`Host::capture`]).
+pub struct Capture {
+    child: Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+/// One TCP segment's payload as captured.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// The sender's TCP port: the captured port for the server's side.
+    pub from_port: u16,
+    pub payload: Vec<u8>,
+}
+
+/// Reads an AF_PACKET socket until stdin closes (or 30 s pass) and then what the socket still
+/// holds, writing each TCP payload to or from the port as `<from port: u16><length: u32>
+/// <payload>` (big endian).
+const CAPTURE_SCRIPT: &str = r#"
+import select, socket, struct, sys
+iface, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((iface, 0))
+out = sys.stdout.buffer
+out.write(b"ready\n"); out.flush()
+stopping = False
+while True:
+    ready, _, _ = select.select([s] if stopping else [s, sys.stdin], [], [], 0 if stopping else 30)
+    if not ready and stopping:
+        break
+    if not ready:
+        stopping = True
+        continue
+    if sys.stdin in ready:
+        # Stop once what the kernel already holds is read.
+        stopping = True
+        continue
+    frame = s.recv(65535)
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+        continue
+    tcp = 14 + (frame[14] & 0x0F) * 4
+    sport, dport = struct.unpack("!HH", frame[tcp:tcp + 4])
+    if port not in (sport, dport):
+        continue
+    end = 14 + struct.unpack("!H", frame[16:18])[0]
+    payload = frame[tcp + (frame[tcp + 12] >> 4) * 4:end]
+    if payload:
+        out.write(struct.pack("!HI", sport, len(payload)) + payload); out.flush()
+"#;
+
+impl Capture {
+    /// Stops the capture; the segments seen, in order.
+    pub fn finish(mut self) -> Vec<Segment> {
+        use std::io::Read;
+        drop(self.child.stdin.take());
+        let mut bytes = Vec::new();
+        let _ = self.stdout.read_to_end(&mut bytes);
+        let _ = self.child.wait();
+        let mut segments = Vec::new();
+        let mut rest = &bytes[..];
+        while rest.len() >= 6 {
+            let from_port = u16::from_be_bytes([rest[0], rest[1]]);
+            let len = u32::from_be_bytes([rest[2], rest[3], rest[4], rest[5]]) as usize;
+            let Some(payload) = rest.get(6..6 + len) else {
+                break;
+            };
+            segments.push(Segment {
+                from_port,
+                payload: payload.to_vec(),
+            });
+            rest = &rest[6 + len..];
+        }
+        segments
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Host {
+    /// Starts capturing the TCP payloads to and from `port` on `iface` (a raw packet socket,
+    /// with `python3`: no capture tool needed), once the socket is bound. `None` after
+    /// announcing the skip when `python3` cannot run; under `CI=true` that panics.
+    pub fn capture(&self, iface: &str, port: u16) -> Option<Capture> {
+        use std::io::BufRead;
+        let child = self
+            .command("python3")
+            .args(["-c", CAPTURE_SCRIPT, iface, &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                assert!(!crate::in_ci(), "CI=true but no python3 for a capture: {e}");
+                crate::announce_skip("packet capture", &format!("python3: {e}"));
+                return None;
+            }
+        };
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(!crate::in_ci(), "CI=true but the capture did not start");
+            crate::announce_skip("packet capture", "the capture script did not start");
+            return None;
+        }
+        Some(Capture { child, stdout })
+    }
+}
+
 impl Drop for Host {
     fn drop(&mut self) {
         for mut child in self.children.lock().unwrap().drain(..) {

@@ -432,6 +432,40 @@ async fn strict_mtls_across_hosts(pair: Pair) {
         peer.output
     );
 
+    // Between the hosts: what web's eth0 carries on the inbound port is TLS records, never the
+    // request; a plaintext client's request shows in the same capture (it is refused).
+    if let Some(capture) = web.host.capture("eth0", INBOUND) {
+        let secret_path = "/over-mtls-7f3a";
+        let (_, echo) = wait_call(
+            &url(api.host.addr(), OUTBOUND, secret_path),
+            "a call while capturing",
+            from_app("web"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(echo["path"], secret_path);
+        let plain_path = "/in-the-clear-7f3a";
+        let refused = call(&client(true), &url(web.host.addr(), INBOUND, plain_path)).await;
+        assert!(refused.is_err(), "plaintext to strict: {refused:?}");
+        let segments = capture.finish();
+        let wire: Vec<u8> = segments.iter().flat_map(|s| s.payload.clone()).collect();
+        let seen = |needle: &[u8]| wire.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            seen(plain_path.as_bytes()),
+            "the capture sees plaintext when there is some ({} segments)",
+            segments.len()
+        );
+        assert!(
+            !seen(secret_path.as_bytes()) && !seen(b"x-forwarded-client-cert"),
+            "the call between the sidecars crossed the wire in the clear"
+        );
+        // TLS 1.2+ application data records (type 23, version 3.3) carried the call.
+        assert!(
+            seen(&[0x17, 0x03, 0x03]),
+            "no TLS application data on the wire"
+        );
+    }
+
     // Plaintext to the strict inbound gets no HTTP answer, from the test or from a host.
     let plain = url(web.host.addr(), INBOUND, "/plain");
     let answer = call(&client(true), &plain).await;
