@@ -189,6 +189,18 @@ async fn plaintext_http(plane: DataPlane) {
     )
     .await;
     let web = open.sidecar(plane, "web").await;
+    let deadline = Instant::now() + WAIT;
+    while !web
+        .config_dump()
+        .await
+        .is_some_and(|d| d.to_string().contains("rbac|deny|deny-all"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the RBAC filter never showed in /config_dump"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Counted as allowed: the filter is there and ran, and let the plaintext call through.
     let deadline = Instant::now() + WAIT;
     while web
