@@ -345,3 +345,39 @@ async fn stats_are_listed_as_envoys_text_filtered_by_a_regex() {
         "{prometheus}"
     );
 }
+
+#[tokio::test]
+async fn the_config_dump_shows_secrets_with_their_private_keys_redacted() {
+    use crate::xds::tests::secrets::{API, bundle, certificate, pem, tls_cluster};
+    let state = state();
+    let mut live = Live::default();
+    respond(&state, &mut live, CLUSTER, "c1", vec![tls_cluster("web")]);
+    let (_, key) = pem(API);
+    let secrets = vec![certificate(API, &key), bundle()];
+    respond(&state, &mut live, xds_core::type_url::SECRET, "s1", secrets);
+    assert!(
+        state.runtime.secrets.get(API).is_some(),
+        "published for handshakes"
+    );
+
+    let dump = get_json(&state, "/config_dump").await;
+    let body = key.lines().nth(1).unwrap();
+    assert!(!dump.to_string().contains(body), "the key never shows");
+    let configs = dump["configs"].as_array().unwrap();
+    let secrets = configs
+        .iter()
+        .find(|c| c["@type"].as_str().unwrap().ends_with("SecretsConfigDump"))
+        .unwrap();
+    let active = secrets["dynamic_active_secrets"].as_array().unwrap();
+    let names: Vec<&str> = active.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["mesh-trust-bundle", API]);
+    let cert = &active[1]["secret"]["tls_certificate"];
+    assert_eq!(cert["private_key"]["inline_string"], "[redacted]");
+    assert!(
+        cert["certificate_chain"]["inline_string"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert_eq!(active[1]["version_info"], "s1");
+}

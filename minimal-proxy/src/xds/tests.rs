@@ -7,7 +7,7 @@
 //! pool, the proxy does not).
 
 mod delta;
-mod secrets;
+pub(crate) mod secrets;
 mod sotw;
 mod warming;
 

@@ -6,7 +6,7 @@ use xds_core::type_url::{CLUSTER, LISTENER, SECRET};
 
 use super::*;
 
-const API: &str = "spiffe://mesh.local/service/api";
+pub(crate) const API: &str = "spiffe://mesh.local/service/api";
 const WEB: &str = "spiffe://mesh.local/service/web";
 const BUNDLE: &str = "mesh-trust-bundle";
 
@@ -15,7 +15,7 @@ fn sds(name: &str) -> Value {
 }
 
 /// `eds_cluster` with TLS to `web`, presenting `api`'s certificate.
-fn tls_cluster(name: &str) -> Any {
+pub(crate) fn tls_cluster(name: &str) -> Any {
     let mut json = xds_core::json::any_to_json(&eds_cluster(name, "")).unwrap();
     json["transport_socket"] = json!({ "name": "envoy.transport_sockets.tls", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
@@ -41,14 +41,14 @@ fn tls_listener(name: &str) -> Any {
     any(LISTENER, json)
 }
 
-fn pem(uri: &str) -> (String, String) {
+pub(crate) fn pem(uri: &str) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
     (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
 }
 
-fn certificate(name: &str, key: &str) -> Any {
+pub(crate) fn certificate(name: &str, key: &str) -> Any {
     let (chain, _) = pem(name);
     any(
         SECRET,
@@ -58,7 +58,7 @@ fn certificate(name: &str, key: &str) -> Any {
     )
 }
 
-fn bundle() -> Any {
+pub(crate) fn bundle() -> Any {
     let (root, _) = pem("spiffe://mesh.local");
     any(
         SECRET,
