@@ -4,11 +4,12 @@
 //! port over TLS, proxies authenticated by tokens), every call crossing the bridge.
 //!
 //! - Strict mTLS between hosts: a call succeeds and the application sees the caller's SPIFFE
-//!   ID; on the wire, `openssl s_client` from a third host gets a certificate that verifies
-//!   against the mesh's trust bundle, names `spiffe://mesh.local/service/web`, and the server
-//!   asks for a client certificate; a plaintext client is refused; a deny permission answers
-//!   403 to its pair while another caller still gets 200; a shadow deny lets the call through
-//!   and counts it.
+//!   ID; on the wire, a capture on the server's interface shows only TLS records for the call
+//!   (and a refused plaintext request in the clear), and `openssl s_client` from a third host
+//!   gets a certificate that verifies against the mesh's trust bundle, names
+//!   `spiffe://mesh.local/service/web`, and is asked for a client certificate; a plaintext
+//!   client is refused; a deny permission answers 403 to its pair while another caller still
+//!   gets 200; a shadow deny lets the call through and counts it.
 //! - Certificate rotation (short TTL) under a steady stream of connections, each a new mTLS
 //!   handshake: both sides' certificates renew, no request is lost.
 //! - Authenticated xDS (`--xds-auth required`): no token or a forged one is refused, a token
@@ -63,12 +64,12 @@ struct Mesh {
     admin: String,
     http: reqwest::Client,
     dir: TempDir,
-    // Last: the hosts' namespaces go after everything that used them.
+    // Last: the network goes after the server that listens on it.
     net: Network,
 }
 
 /// A service's host: its namespace with its application (an echo upstream `<name>-app` on the
-/// host's 127.0.0.1) and the inbound port its sidecar takes.
+/// host's 127.0.0.1, behind the sidecar's inbound on [`INBOUND`]).
 struct Node {
     service: String,
     host: Host,
@@ -580,6 +581,8 @@ async fn rotation_loses_no_request(pair: Pair) {
     };
     let started = Instant::now();
     let mut seen = vec![first.serial];
+    // Until web served three certificates and the first ones of both sides (issued before
+    // `started`) have expired: the handshakes after that can only succeed on renewed ones.
     while seen.len() < 3 || started.elapsed() < TTL + Duration::from_secs(1) {
         assert!(
             started.elapsed() < WAIT,
