@@ -12,7 +12,10 @@
 //!   The same for a TCP service: its connections are closed until `api` is allowed, and again
 //!   once it is denied.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
 use integration::{
     net::free_port,
@@ -171,6 +174,24 @@ async fn counted(proxy: &Proxy, name: &str) {
     }
 }
 
+/// The names of `proxy`'s RBAC statistics (zeros included: both data planes create them with
+/// the filter).
+async fn rbac_names(proxy: &Proxy) -> BTreeSet<String> {
+    let stats = proxy.stats().await;
+    stats["stats"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .filter(|n| n.contains(".rbac."))
+        .map(str::to_string)
+        .collect()
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
 /// Plaintext to an HTTP sidecar: a deny passes a caller without a certificate, a default deny
 /// refuses it.
 async fn plaintext_http(plane: DataPlane) {
@@ -231,6 +252,17 @@ async fn plaintext_http(plane: DataPlane) {
     assert_eq!(body, DENIED);
     counted(&web, "http.inbound|web.rbac.default-deny.denied").await;
     assert_eq!(app.hits(), hits, "nothing reached the application");
+    // Envoy's names, the same on both data planes: the enforced pair under the filter's
+    // prefix, the shadow pair (no shadow prefix) under the connection manager's.
+    assert_eq!(
+        rbac_names(&web).await,
+        names(&[
+            "http.inbound|web.rbac.default-deny.allowed",
+            "http.inbound|web.rbac.default-deny.denied",
+            "http.inbound|web.rbac.shadow_allowed",
+            "http.inbound|web.rbac.shadow_denied",
+        ])
+    );
 }
 
 /// Plaintext to a TCP sidecar under a default deny: the connection is closed (the HTTP
@@ -247,6 +279,15 @@ async fn plaintext_tcp(plane: DataPlane) {
     let web = mesh.sidecar(plane, "web").await;
     counted_after(&web, "inbound|web.default-deny.rbac.denied", &url).await;
     assert_eq!(app.hits(), 0, "nothing reached the application");
+    assert_eq!(
+        rbac_names(&web).await,
+        names(&[
+            "inbound|web.default-deny.rbac.allowed",
+            "inbound|web.default-deny.rbac.denied",
+            "inbound|web.default-deny.rbac.shadow_allowed",
+            "inbound|web.default-deny.rbac.shadow_denied",
+        ])
+    );
 }
 
 /// Sends plaintext requests to `url` (each must fail) until `proxy` counts `name`.
