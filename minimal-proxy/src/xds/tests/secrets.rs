@@ -151,3 +151,24 @@ fn a_tls_listener_warms_for_its_secrets_and_rotation_does_not_rebuild_it() {
     assert_eq!(effects.listeners, None, "the listener is not rebuilt");
     assert_eq!(h.active_listeners(), ["in"]);
 }
+
+#[test]
+fn a_removed_secret_is_kept_as_removed_so_handshakes_needing_it_fail() {
+    let mut h = Harness::new(&bootstrap(Protocol::Delta, true, None));
+    connect_with_sds(&mut h);
+    h.delta(CLUSTER, vec![("web", "1", tls_cluster("web"))], &[]);
+    let (_, key) = pem(API);
+    h.delta(
+        SECRET,
+        vec![(API, "1", certificate(API, &key)), (BUNDLE, "1", bundle())],
+        &[],
+    );
+    let (effects, out) = h.delta(SECRET, vec![], &[BUNDLE]);
+    assert!(effects.publish, "{out:?}");
+    let secrets = &h.engine.store().secrets;
+    assert_eq!(
+        secrets.get(BUNDLE).map(|e| (*e.config).clone()),
+        Some(crate::config::SecretConfig::Removed)
+    );
+    assert!(secrets.contains_key(API));
+}
