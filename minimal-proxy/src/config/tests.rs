@@ -11,6 +11,7 @@ mod listener;
 mod listener_parts;
 mod listener_refusals;
 mod rbac;
+mod rbac_refusals;
 mod route;
 mod route_action;
 mod route_response;

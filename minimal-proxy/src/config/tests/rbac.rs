@@ -1,77 +1,70 @@
 //! RBAC filters: the HTTP and network filters xds-server generates for traffic permissions
-//! (the shapes of `xds-server/src/translate/testdata/permissions*.json`) convert, and every
-//! field the proxy does not implement is refused at its exact path.
-
-#![allow(deprecated)] // `source_ip` is set to be refused.
+//! (the shapes of `xds-server/src/translate/testdata/permissions*.json`) convert, with their
+//! close relatives; the refusals are in `rbac_refusals.rs`.
 
 use std::collections::HashMap;
 
-use envoy_types::pb::{
-    envoy::{
-        config::{
-            core::v3::CidrRange,
-            listener::v3::{Filter, Listener, filter},
-            rbac::v3::{
-                Permission, Policy, Principal, Rbac as Rules, permission,
-                principal::{self, Authenticated, Identifier},
-                rbac::{Action, AuditLoggingOptions},
-            },
-            route::v3::{HeaderMatcher, header_matcher::HeaderMatchSpecifier},
+use envoy_types::pb::envoy::{
+    config::{
+        listener::v3::{Filter, Listener, filter},
+        rbac::v3::{
+            Permission, Policy, Principal, Rbac as Rules, permission,
+            principal::{self, Authenticated, Identifier},
+            rbac::Action,
         },
-        extensions::filters::{
-            http::rbac::v3::Rbac as HttpRbac,
-            network::{
-                http_connection_manager::v3::{
-                    HttpConnectionManager as EnvoyHcm, HttpFilter, http_filter,
-                },
-                rbac::v3::{Rbac as NetRbac, rbac::EnforcementType},
-                tcp_proxy::v3::{TcpProxy as EnvoyTcpProxy, tcp_proxy::ClusterSpecifier},
-            },
-        },
-        r#type::matcher::v3::{PathMatcher, StringMatcher, path_matcher, string_matcher},
+        route::v3::{HeaderMatcher, header_matcher::HeaderMatchSpecifier},
     },
-    google::{api::expr::v1alpha1::Expr, protobuf::Duration as ProtoDuration},
+    extensions::filters::{
+        http::rbac::v3::Rbac as HttpRbac,
+        network::{
+            http_connection_manager::v3::{
+                HttpConnectionManager as EnvoyHcm, HttpFilter, http_filter,
+            },
+            rbac::v3::Rbac as NetRbac,
+            tcp_proxy::v3::{TcpProxy as EnvoyTcpProxy, tcp_proxy::ClusterSpecifier},
+        },
+    },
+    r#type::matcher::v3::{PathMatcher, StringMatcher, path_matcher, string_matcher},
 };
 
 use super::{
     any,
-    listener::{L, hcm, listener_with, router},
-    refused,
+    listener::{hcm, listener_with, router},
 };
 use crate::config::{
     HeaderMatch, HeaderMatchKind, ListenerConfig, ListenerFilter, NetworkRbac, RbacAction,
     RbacFilter, RbacMatcher, RbacPolicy, RbacRules, Rejection, listener_from_proto,
 };
 
-const HCM_AT: &str = "filter_chains[0].filters[0].typed_config";
+pub(super) const HCM_AT: &str = "filter_chains[0].filters[0].typed_config";
 
-fn exact(s: &str) -> Option<StringMatcher> {
+pub(super) fn exact(s: &str) -> Option<StringMatcher> {
     Some(StringMatcher {
         match_pattern: Some(string_matcher::MatchPattern::Exact(s.into())),
         ..StringMatcher::default()
     })
 }
 
-fn id(identifier: Identifier) -> Principal {
+pub(super) fn id(identifier: Identifier) -> Principal {
     Principal {
         identifier: Some(identifier),
     }
 }
 
-fn peer(service: &str) -> Principal {
+pub(super) fn peer(service: &str) -> Principal {
     id(Identifier::Authenticated(Authenticated {
         principal_name: exact(&format!("spiffe://mesh.local/service/{service}")),
     }))
 }
 
-fn any_request() -> Permission {
+pub(super) fn any_request() -> Permission {
     Permission {
         rule: Some(permission::Rule::Any(true)),
     }
 }
 
 /// Rules with one policy `name` of any request from `principals`.
-fn single(action: Action, name: &str, principals: Vec<Principal>) -> Rules {
+pub(super) fn single(action: Action, name: &str, principals: Vec<Principal>) -> Rules {
     Rules {
         action: action as i32,
         policies: HashMap::from([(
@@ -86,7 +79,7 @@ fn single(action: Action, name: &str, principals: Vec<Principal>) -> Rules {
     }
 }
 
-fn http_filter(name: &str, rbac: &HttpRbac) -> HttpFilter {
+pub(super) fn http_filter(name: &str, rbac: &HttpRbac) -> HttpFilter {
     HttpFilter {
         name: name.into(),
         config_type: Some(http_filter::ConfigType::TypedConfig(any(rbac))),
@@ -99,7 +92,7 @@ fn proxied(l: ListenerConfig) -> ListenerFilter {
     l.chains.into_iter().next().expect("a filter chain").filter
 }
 
-fn http(filters: Vec<HttpFilter>) -> Result<ListenerConfig, Rejection> {
+pub(super) fn http(filters: Vec<HttpFilter>) -> Result<ListenerConfig, Rejection> {
     listener_from_proto(&listener_with(any(&EnvoyHcm {
         http_filters: filters,
         ..hcm()
@@ -113,31 +106,12 @@ fn http_rbac(filters: Vec<HttpFilter>) -> Vec<RbacFilter> {
     }
 }
 
-fn deny(rules: Rules) -> HttpRbac {
+pub(super) fn deny(rules: Rules) -> HttpRbac {
     HttpRbac {
         rules: Some(rules),
         rules_stat_prefix: "p".into(),
         ..HttpRbac::default()
     }
-}
-
-/// Refusal of one HTTP RBAC filter (the first, before the router) at `field` under it.
-#[track_caller]
-fn refused_http(rbac: HttpRbac, field: &str, reason: &str) {
-    refused(
-        http(vec![http_filter("rbac", &rbac), router()]),
-        L,
-        &format!("{HCM_AT}.http_filters[0].typed_config{field}"),
-        reason,
-    );
-}
-
-/// Refusal of a DENY filter whose one policy `p` has `permission` and `principal`.
-#[track_caller]
-fn refused_policy(permission: Permission, principal: Principal, field: &str, reason: &str) {
-    let mut rules = single(Action::Deny, "p", vec![principal]);
-    rules.policies.get_mut("p").unwrap().permissions = vec![permission];
-    refused_http(deny(rules), &format!(".rules.policies[p]{field}"), reason);
 }
 
 fn spiffe(service: &str) -> RbacMatcher {
@@ -309,7 +283,7 @@ fn policies_are_kept_in_name_order_and_close_relatives_convert() {
 }
 
 /// A chain of `before` then a TCP proxy, as xds-server builds a TCP service's inbound chain.
-fn tcp_chain(before: Vec<NetRbac>) -> Listener {
+pub(super) fn tcp_chain(before: Vec<NetRbac>) -> Listener {
     let mut l = listener_with(any(&EnvoyTcpProxy {
         stat_prefix: "inbound|db".into(),
         cluster_specifier: Some(ClusterSpecifier::Cluster("inbound|db".into())),
@@ -377,250 +351,5 @@ fn xds_server_tcp_permissions_convert() {
                 },
             },
         ]
-    );
-}
-
-#[test]
-fn http_filter_refusals_name_the_field() {
-    let rules = || single(Action::Deny, "p", vec![peer("a")]);
-    refused_http(
-        HttpRbac {
-            matcher: Some(Default::default()),
-            ..deny(rules())
-        },
-        ".matcher",
-        "not supported",
-    );
-    refused_http(
-        HttpRbac {
-            shadow_matcher: Some(Default::default()),
-            ..deny(rules())
-        },
-        ".shadow_matcher",
-        "not supported",
-    );
-    refused_http(
-        HttpRbac {
-            track_per_rule_stats: true,
-            ..deny(rules())
-        },
-        ".track_per_rule_stats",
-        "not supported",
-    );
-    refused_http(
-        deny(Rules {
-            action: Action::Log as i32,
-            ..rules()
-        }),
-        ".rules.action",
-        "'LOG' is not supported by minimal-proxy; supported: ALLOW, DENY",
-    );
-    refused_http(
-        HttpRbac {
-            shadow_rules: Some(Rules {
-                audit_logging_options: Some(AuditLoggingOptions::default()),
-                ..rules()
-            }),
-            ..HttpRbac::default()
-        },
-        ".shadow_rules.audit_logging_options",
-        "not supported",
-    );
-    let mut cel = rules();
-    cel.policies.get_mut("p").unwrap().condition = Some(Expr::default());
-    refused_http(deny(cel), ".rules.policies[p].condition", "not supported");
-    let mut empty = rules();
-    empty.policies.get_mut("p").unwrap().principals.clear();
-    refused_http(
-        deny(empty),
-        ".rules.policies[p].principals",
-        "at least one principal",
-    );
-    // The router must come last, after the RBAC filters.
-    refused(
-        http(vec![router(), http_filter("rbac", &deny(rules()))]),
-        L,
-        &format!("{HCM_AT}.http_filters[1]"),
-        "nothing may follow the router filter",
-    );
-    refused(
-        http(vec![http_filter("rbac", &deny(rules()))]),
-        L,
-        &format!("{HCM_AT}.http_filters"),
-        "must hold the router filter",
-    );
-}
-
-#[test]
-fn permission_and_principal_refusals_name_the_field() {
-    let ok = || peer("a");
-    let rule = |r: permission::Rule| Permission { rule: Some(r) };
-    for (permission, field) in [
-        (
-            rule(permission::Rule::DestinationPort(80)),
-            "destination_port",
-        ),
-        (
-            rule(permission::Rule::DestinationIp(CidrRange::default())),
-            "destination_ip",
-        ),
-        (
-            rule(permission::Rule::RequestedServerName(
-                StringMatcher::default(),
-            )),
-            "requested_server_name",
-        ),
-        (
-            rule(permission::Rule::Metadata(Default::default())),
-            "metadata",
-        ),
-        (
-            rule(permission::Rule::Matcher(Default::default())),
-            "matcher",
-        ),
-        (
-            rule(permission::Rule::OrRules(permission::Set {
-                rules: vec![rule(permission::Rule::UriTemplate(Default::default()))],
-            })),
-            "or_rules.rules[0].uri_template",
-        ),
-    ] {
-        refused_policy(
-            permission,
-            ok(),
-            &format!(".permissions[0].{field}"),
-            "not supported",
-        );
-    }
-    for (principal, field) in [
-        (id(Identifier::RemoteIp(CidrRange::default())), "remote_ip"),
-        (
-            id(Identifier::DirectRemoteIp(CidrRange::default())),
-            "direct_remote_ip",
-        ),
-        (id(Identifier::SourceIp(CidrRange::default())), "source_ip"),
-        (
-            id(Identifier::FilterState(Default::default())),
-            "filter_state",
-        ),
-        (
-            id(Identifier::AndIds(principal::Set {
-                ids: vec![ok(), id(Identifier::Metadata(Default::default()))],
-            })),
-            "and_ids.ids[1].metadata",
-        ),
-        (
-            id(Identifier::Authenticated(Authenticated {
-                principal_name: Some(StringMatcher {
-                    match_pattern: Some(string_matcher::MatchPattern::Custom(Default::default())),
-                    ..StringMatcher::default()
-                }),
-            })),
-            "authenticated.principal_name.custom",
-        ),
-    ] {
-        refused_policy(
-            any_request(),
-            principal,
-            &format!(".principals[0].{field}"),
-            "not supported",
-        );
-    }
-    refused_policy(
-        any_request(),
-        id(Identifier::Any(false)),
-        ".principals[0].any",
-        "must be true",
-    );
-    refused_policy(
-        any_request(),
-        id(Identifier::OrIds(principal::Set { ids: vec![] })),
-        ".principals[0].or_ids.ids",
-        "at least one principal",
-    );
-    refused_policy(
-        Permission::default(),
-        ok(),
-        ".permissions[0].rule",
-        "is required",
-    );
-}
-
-#[test]
-fn network_filter_refusals_name_the_field() {
-    let base = || NetRbac {
-        rules: Some(single(Action::Allow, "allow", vec![peer("api")])),
-        stat_prefix: "inbound|db.default-deny.".into(),
-        ..NetRbac::default()
-    };
-    let at = "filter_chains[0].filters[0].typed_config";
-    for (rbac, field, reason) in [
-        (
-            NetRbac {
-                enforcement_type: EnforcementType::Continuous as i32,
-                ..base()
-            },
-            "enforcement_type",
-            "'CONTINUOUS' is not supported",
-        ),
-        (
-            NetRbac {
-                delay_deny: Some(ProtoDuration {
-                    seconds: 1,
-                    nanos: 0,
-                }),
-                ..base()
-            },
-            "delay_deny",
-            "not supported",
-        ),
-        (
-            NetRbac {
-                stat_prefix: String::new(),
-                ..base()
-            },
-            "stat_prefix",
-            "is required",
-        ),
-        (
-            NetRbac {
-                matcher: Some(Default::default()),
-                ..base()
-            },
-            "matcher",
-            "not supported",
-        ),
-    ] {
-        refused(
-            listener_from_proto(&tcp_chain(vec![rbac])),
-            L,
-            &format!("{at}.{field}"),
-            reason,
-        );
-    }
-    // Before an HTTP connection manager: the HTTP filter is the way.
-    let mut l = listener_with(any(&hcm()));
-    l.filter_chains[0].filters.insert(
-        0,
-        Filter {
-            name: "rbac".into(),
-            config_type: Some(filter::ConfigType::TypedConfig(any(&base()))),
-        },
-    );
-    refused(
-        listener_from_proto(&l),
-        L,
-        "filter_chains[0].filters[0]",
-        "before a TCP proxy only",
-    );
-    // Anything else before the proxy is still refused as before.
-    let mut l = tcp_chain(vec![]);
-    let again = l.filter_chains[0].filters[0].clone();
-    l.filter_chains[0].filters.insert(0, again);
-    refused(
-        listener_from_proto(&l),
-        L,
-        "filter_chains[0].filters",
-        "only one network filter",
     );
 }
