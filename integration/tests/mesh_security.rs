@@ -12,12 +12,14 @@
 //!   gets 200; a shadow deny lets the call through and counts it.
 //! - Certificate rotation (short TTL) under a steady stream of connections, each a new mTLS
 //!   handshake: both sides' certificates renew, no request is lost.
+//! - TCP over mTLS: a deny for a pair closes its connections; another caller still gets
+//!   through.
 //! - Authenticated xDS (`--xds-auth required`): no token or a forged one is refused, a token
 //!   cannot be used by another service's node, a sidecar asking for another service's
 //!   certificate gets nothing for it, and revoking a token ends the live stream.
 //!
-//! The data plane is a parameter for each side (client, server), so the mixed pairs run the
-//! same scenario. Skips (loudly) without root and `ip`, or without Envoy; fails under
+//! The data plane is a parameter for each side (client, server): every scenario runs on
+//! Envoy and on minimal-proxy, the HTTP and rotation ones on the mixed pairs too. Skips (loudly) without root and `ip`, or without Envoy; fails under
 //! `CI=true` instead.
 
 use std::{
@@ -290,13 +292,14 @@ fn client(fresh: bool) -> reqwest::Client {
     builder.build().unwrap()
 }
 
-/// Calls `url` until `accept` takes the answer or [`WAIT`] ends; the accepted answer.
+/// Calls `url` (a new connection each time: a TCP listener decides per connection) until
+/// `accept` takes the answer or [`WAIT`] ends; the accepted answer.
 async fn wait_call(
     url: &str,
     what: &str,
     accept: impl Fn(&Result<(u16, Value), String>) -> bool,
 ) -> Result<(u16, Value), String> {
-    let client = client(false);
+    let client = client(true);
     let deadline = Instant::now() + WAIT;
     loop {
         let answer = call(&client, url).await;
@@ -614,6 +617,37 @@ async fn rotation_loses_no_request(pair: Pair) {
     );
 }
 
+/// TCP between hosts over mTLS: a deny for the pair makes web's sidecar close api's
+/// connections (no answer at all) while ops, also calling web, still gets through.
+async fn tcp_deny_closes_the_connection(pair: Pair) {
+    let Some(mesh) = Mesh::start(&[], &[pair.client, pair.server]) else {
+        return;
+    };
+    let web = mesh.service("web", "tcp", "strict").await;
+    let api = mesh.service("api", "tcp", "strict").await;
+    let ops = mesh.service("ops", "tcp", "strict").await;
+    mesh.outbound(&api, "web", "tcp").await;
+    mesh.outbound(&ops, "web", "tcp").await;
+    let _web_proxy = mesh.ready_sidecar(&web, pair.server).await;
+    let _api_proxy = mesh.ready_sidecar(&api, pair.client).await;
+    let _ops_proxy = mesh.ready_sidecar(&ops, pair.client).await;
+    let via_api = url(api.host.addr(), OUTBOUND, "/tcp");
+    let via_ops = url(ops.host.addr(), OUTBOUND, "/tcp");
+    wait_call(&via_api, "api → web over mTLS (TCP)", from_app("web"))
+        .await
+        .unwrap();
+    mesh.put(
+        "/api/v1/traffic-permissions/deny-api",
+        json!({ "from": ["api"], "to": "web", "action": "deny" }),
+    )
+    .await;
+    let closed = wait_call(&via_api, "the denied TCP pair", |a| a.is_err()).await;
+    assert!(closed.is_err());
+    wait_call(&via_ops, "ops, not denied", from_app("web"))
+        .await
+        .unwrap();
+}
+
 /// `--xds-auth required` across hosts: the sidecars get their certificates only with their
 /// own tokens, and lose their stream when the token is revoked.
 async fn xds_auth_across_hosts(plane: DataPlane) {
@@ -749,23 +783,18 @@ macro_rules! scenarios {
     )*};
 }
 
-/// Scenarios with minimal-proxy serving the inbound side with permissions: ignored until it
-/// takes the RBAC filters (issue 9, item 8; until then it refuses the listener carrying them
-/// and keeps serving the previous one, so the deny is not in force). Run with `--ignored`.
-macro_rules! pending_minimal_proxy_rbac {
-    ($($name:ident => $run:expr;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        #[ignore = "minimal-proxy does not take the RBAC filters yet (issue 9, item 8)"]
-        async fn $name() {
-            $run.await;
-        }
-    )*};
-}
-
 scenarios! {
     strict_mtls_across_hosts_envoy_to_envoy => strict_mtls_across_hosts(pair(ENVOY, ENVOY));
+    strict_mtls_across_hosts_envoy_to_minimal_proxy =>
+        strict_mtls_across_hosts(pair(ENVOY, MINIMAL));
     strict_mtls_across_hosts_minimal_proxy_to_envoy =>
         strict_mtls_across_hosts(pair(MINIMAL, ENVOY));
+    strict_mtls_across_hosts_minimal_proxy_to_minimal_proxy =>
+        strict_mtls_across_hosts(pair(MINIMAL, MINIMAL));
+    tcp_deny_closes_the_connection_envoy_to_envoy =>
+        tcp_deny_closes_the_connection(pair(ENVOY, ENVOY));
+    tcp_deny_closes_the_connection_minimal_proxy_to_minimal_proxy =>
+        tcp_deny_closes_the_connection(pair(MINIMAL, MINIMAL));
     rotation_loses_no_request_envoy_to_envoy => rotation_loses_no_request(pair(ENVOY, ENVOY));
     rotation_loses_no_request_envoy_to_minimal_proxy =>
         rotation_loses_no_request(pair(ENVOY, MINIMAL));
@@ -775,11 +804,4 @@ scenarios! {
         rotation_loses_no_request(pair(MINIMAL, MINIMAL));
     xds_auth_across_hosts_envoy => xds_auth_across_hosts(ENVOY);
     xds_auth_across_hosts_minimal_proxy => xds_auth_across_hosts(MINIMAL);
-}
-
-pending_minimal_proxy_rbac! {
-    strict_mtls_across_hosts_envoy_to_minimal_proxy =>
-        strict_mtls_across_hosts(pair(ENVOY, MINIMAL));
-    strict_mtls_across_hosts_minimal_proxy_to_minimal_proxy =>
-        strict_mtls_across_hosts(pair(MINIMAL, MINIMAL));
 }
