@@ -12,6 +12,7 @@
 //!   gets 200; a shadow deny lets the call through and counts it.
 //! - Certificate rotation (short TTL) under a steady stream of connections, each a new mTLS
 //!   handshake: both sides' certificates renew, no request is lost.
+//! - A mesh denying by default: only the pair an allow permission names gets through.
 //! - TCP over mTLS: a deny for a pair closes its connections; another caller still gets
 //!   through.
 //! - Authenticated xDS (`--xds-auth required`): no token or a forged one is refused, a token
@@ -617,6 +618,39 @@ async fn rotation_loses_no_request(pair: Pair) {
     );
 }
 
+/// A mesh that denies by default (`--permissions-default deny`): nobody reaches web until an
+/// allow permission names api; then api gets 200 and ops, not named, still 403.
+async fn default_deny_lets_only_allowed_pairs_through(pair: Pair) {
+    let flags = ["--permissions-default", "deny"];
+    let Some(mesh) = Mesh::start(&flags, &[pair.client, pair.server]) else {
+        return;
+    };
+    let web = mesh.service("web", "http", "strict").await;
+    let api = mesh.service("api", "http", "strict").await;
+    let ops = mesh.service("ops", "http", "strict").await;
+    mesh.outbound(&api, "web", "http").await;
+    mesh.outbound(&ops, "web", "http").await;
+    let _web_proxy = mesh.ready_sidecar(&web, pair.server).await;
+    let _api_proxy = mesh.ready_sidecar(&api, pair.client).await;
+    let _ops_proxy = mesh.ready_sidecar(&ops, pair.client).await;
+    let via_api = url(api.host.addr(), OUTBOUND, "/call");
+    let via_ops = url(ops.host.addr(), OUTBOUND, "/call");
+    let denied = |a: &Result<(u16, Value), String>| matches!(a, Ok((403, _)));
+    wait_call(&via_api, "api before any allow", denied)
+        .await
+        .unwrap();
+    mesh.put(
+        "/api/v1/traffic-permissions/api-to-web",
+        json!({ "from": ["api"], "to": "web", "action": "allow" }),
+    )
+    .await;
+    wait_call(&via_api, "the allowed pair", from_app("web"))
+        .await
+        .unwrap();
+    let answer = call(&client(true), &via_ops).await;
+    assert!(denied(&answer), "ops is not allowed: {answer:?}");
+}
+
 /// TCP between hosts over mTLS: a deny for the pair makes web's sidecar close api's
 /// connections (no answer at all) while ops, also calling web, still gets through.
 async fn tcp_deny_closes_the_connection(pair: Pair) {
@@ -791,6 +825,10 @@ scenarios! {
         strict_mtls_across_hosts(pair(MINIMAL, ENVOY));
     strict_mtls_across_hosts_minimal_proxy_to_minimal_proxy =>
         strict_mtls_across_hosts(pair(MINIMAL, MINIMAL));
+    default_deny_lets_only_allowed_pairs_through_envoy_to_envoy =>
+        default_deny_lets_only_allowed_pairs_through(pair(ENVOY, ENVOY));
+    default_deny_lets_only_allowed_pairs_through_minimal_proxy_to_minimal_proxy =>
+        default_deny_lets_only_allowed_pairs_through(pair(MINIMAL, MINIMAL));
     tcp_deny_closes_the_connection_envoy_to_envoy =>
         tcp_deny_closes_the_connection(pair(ENVOY, ENVOY));
     tcp_deny_closes_the_connection_minimal_proxy_to_minimal_proxy =>
