@@ -17,6 +17,7 @@ mod route_action;
 mod route_response;
 mod route_retry;
 mod tls;
+mod tls_refusals;
 mod xds_server;
 mod xds_server_http;
 
