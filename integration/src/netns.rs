@@ -12,9 +12,15 @@
 //!   admin API and listeners, and every host reaches the xDS port;
 //! - each host `ms-<x>-<y>-<name>` joins it on its `eth0` as `10.<x>.<y>.<2..>`.
 //!
-//! Everything is removed on drop (the processes a host started first). Needs root and `ip`
-//! (iproute2): without them [`Network::create`] announces the skip and returns `None`, and
-//! under `CI=true` it panics instead.
+//! On a host: [`Host::prefix`] runs a command there (`Proxy::start_in` takes it for a
+//! sidecar), [`Host::upstream`] starts the echoing test upstream as an application on the
+//! host's `127.0.0.1`, [`Host::run`] runs a bounded command (`openssl s_client`, `curl`), and
+//! [`Host::capture`] records the TCP payloads an interface carries (what crossed the wire).
+//!
+//! Everything is removed on drop (the processes a host started first), and a network a killed
+//! run left behind is removed by the next run. Needs root and `ip` (iproute2): without them
+//! [`Network::create`] announces the skip and returns `None`, and under `CI=true` it panics
+//! instead.
 
 use std::{
     net::Ipv4Addr,
