@@ -185,6 +185,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         crate::proxy_auth::ProxyAuth::off()
     };
     tracing::info!(required = proxy_auth.is_required(), "xDS proxy tokens");
+    if proxy_auth.is_required() && xds_tls.is_none() && !xds_addr.ip().is_loopback() {
+        tracing::warn!(
+            %xds_addr,
+            "proxy tokens cross the network to the xDS port in plaintext: turn on --xds-tls builtin (with --ca) or --xds-tls files"
+        );
+    }
     let state = AppState {
         admin_token,
         reader_tokens,

@@ -24,7 +24,8 @@ pub struct Config {
 
     /// Whether every gRPC stream on the xDS port must present a proxy token
     /// (`authorization: Bearer <token>` metadata; issue them with POST /api/v1/proxy-tokens).
-    /// `auto`: required unless --xds-addr is a loopback address.
+    /// `auto`: required unless --xds-addr is a loopback address (whether or not --xds-tls is
+    /// on: TLS only keeps the tokens from crossing the network in plaintext).
     #[arg(long, env = "XDS_SERVER_XDS_AUTH", value_enum, default_value_t = crate::proxy_auth::XdsAuth::Auto)]
     pub xds_auth: crate::proxy_auth::XdsAuth,
 
