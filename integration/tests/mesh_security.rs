@@ -413,10 +413,10 @@ async fn strict_mtls_across_hosts(pair: Pair) {
     );
     // From api's own host, as its application would call: 127.0.0.1 beside the sidecar.
     let inside = format!("http://127.0.0.1:{OUTBOUND}/inside");
-    let out = api
-        .host
-        .run("curl", &["-s", "-m", "5", &inside], b"", WAIT)
-        .unwrap();
+    let curl = |host: &Host, args: &[&str]| {
+        tokio::task::block_in_place(|| host.run("curl", args, b"", WAIT).unwrap())
+    };
+    let out = curl(&api.host, &["-s", "-m", "5", &inside]);
     let echo: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(
         echo["upstream"], "web-app",
@@ -475,23 +475,19 @@ async fn strict_mtls_across_hosts(pair: Pair) {
     let plain = url(web.host.addr(), INBOUND, "/plain");
     let answer = call(&client(true), &plain).await;
     assert!(answer.is_err(), "plaintext to strict: {answer:?}");
-    let out = probe
-        .run(
-            "curl",
-            &[
-                "-s",
-                "-m",
-                "5",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &plain,
-            ],
-            b"",
-            WAIT,
-        )
-        .unwrap();
+    let out = curl(
+        &probe,
+        &[
+            "-s",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &plain,
+        ],
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "000", "{out:?}");
 
     // Deny ops → web: ops gets 403 from web's sidecar, api still gets through.
