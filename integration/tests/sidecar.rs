@@ -1,4 +1,4 @@
-//! Sidecars with real Envoy: a service's sidecar (a proxy whose node cluster names the
+//! Sidecars with real Envoy and real minimal-proxy (each scenario on both): a service's sidecar (a proxy whose node cluster names the
 //! service) gets the inbound listener and forwards to the application beside it. With mTLS
 //! off it takes plaintext, and a deny permission cannot match a plaintext caller (it has no
 //! certificate to name it). With the built-in CA and strict mTLS, two sidecars call each
@@ -69,8 +69,8 @@ impl Cp {
         assert!(status.is_success(), "PUT {path}: {status} {text}");
     }
 
-    /// An Envoy whose node cluster is `cluster` (so the sidecar of that service).
-    async fn sidecar(&self, cluster: &str) -> Proxy {
+    /// A data plane whose node cluster is `cluster` (so the sidecar of that service).
+    async fn sidecar(&self, plane: DataPlane, cluster: &str) -> Proxy {
         let path = format!(
             "{}/api/v1/bootstrap?node_id={cluster}-1&cluster={cluster}&admin_port={}",
             self.admin,
@@ -85,17 +85,35 @@ impl Cp {
             .text()
             .await
             .unwrap();
-        Proxy::start(DataPlane::Envoy, &bootstrap)
+        Proxy::start(plane, &bootstrap)
     }
 }
 
-fn envoy_available() -> bool {
-    if DataPlane::Envoy.binary().is_some() {
-        return true;
-    }
-    eprintln!("skipped: set ENVOY_BIN to run the sidecar tests with real Envoy");
-    false
+/// Whether `plane` is there (Envoy may not be: the skip is announced).
+fn available(plane: DataPlane) -> bool {
+    plane.binary().is_some()
 }
+
+/// One test per data plane for each scenario `async fn name(DataPlane)`.
+macro_rules! on_both_planes {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn envoy() {
+                super::$scenario(integration::proxy::DataPlane::Envoy).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn minimal_proxy() {
+                super::$scenario(integration::proxy::DataPlane::Minimal).await;
+            }
+        }
+    )*};
+}
+
+on_both_planes!(
+    a_sidecar_with_mtls_off_forwards_plaintext_to_its_application,
+    strict_sidecars_call_each_other_over_mtls_and_permissions_decide,
+);
 
 /// Sends GET `url` until `accept` takes the answer (status, `x-upstream`, body) or the wait
 /// ends; returns the last answer (`Err` when the request itself failed).
@@ -135,9 +153,8 @@ fn ok_from(upstream: &str) -> impl Fn(&Result<(u16, String, String), String>) ->
     move |a| matches!(a, Ok((200, from, _)) if from == upstream)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sidecar_with_mtls_off_forwards_plaintext_to_its_application() {
-    if !envoy_available() {
+async fn a_sidecar_with_mtls_off_forwards_plaintext_to_its_application(plane: DataPlane) {
+    if !available(plane) {
         return;
     }
     let cp = Cp::start(&[]);
@@ -151,7 +168,7 @@ async fn a_sidecar_with_mtls_off_forwards_plaintext_to_its_application() {
     .await;
     cp.put("/api/v1/services/api", json!({ "protocol": "http" }))
         .await;
-    let _web = cp.sidecar("web").await;
+    let _web = cp.sidecar(plane, "web").await;
     let url = format!("http://127.0.0.1:{inbound}/hello");
     wait_get(
         &url,
@@ -187,9 +204,8 @@ async fn a_sidecar_with_mtls_off_forwards_plaintext_to_its_application() {
     assert!(app.hits() > hits);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn strict_sidecars_call_each_other_over_mtls_and_permissions_decide() {
-    if !envoy_available() {
+async fn strict_sidecars_call_each_other_over_mtls_and_permissions_decide(plane: DataPlane) {
+    if !available(plane) {
         return;
     }
     let cp = Cp::start(&["--ca", "builtin"]);
@@ -226,8 +242,8 @@ async fn strict_sidecars_call_each_other_over_mtls_and_permissions_decide() {
                 "routes": ["to-web"], "selector": { "node_cluster": "api" } }),
     )
     .await;
-    let web = cp.sidecar("web").await;
-    let _api = cp.sidecar("api").await;
+    let web = cp.sidecar(plane, "web").await;
+    let _api = cp.sidecar(plane, "api").await;
     let via_api = format!("http://127.0.0.1:{outbound}/call");
     let (_, _, body) = wait_get(&via_api, "api → web over mTLS", ok_from("web-app"))
         .await
