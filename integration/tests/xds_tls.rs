@@ -160,12 +160,12 @@ async fn envoy_gets_its_config_over_tls_on_ads() {
     proxies_get_their_config_over_tls(DataPlane::Envoy, "", true).await;
 }
 
-/// Without proxy tokens: the EDS and RDS config sources the server puts into clusters and
-/// listeners for per-type clients carry no token (Envoy opens those streams from them; a gap
-/// of `--xds-auth`, not of TLS).
+/// With proxy tokens: the EDS and RDS config sources the server puts into clusters and
+/// listeners for per-type clients carry no token; Envoy opens those streams on the connection
+/// its CDS and LDS streams authenticated, which the server takes as that proxy's.
 #[tokio::test]
 async fn envoy_gets_its_config_over_tls_on_per_type_delta_streams() {
-    proxies_get_their_config_over_tls(DataPlane::Envoy, "&ads=false&delta=true", false).await;
+    proxies_get_their_config_over_tls(DataPlane::Envoy, "&ads=false&delta=true", true).await;
 }
 
 #[tokio::test]
@@ -175,7 +175,7 @@ async fn minimal_proxy_gets_its_config_over_tls_on_ads() {
 
 #[tokio::test]
 async fn minimal_proxy_gets_its_config_over_tls_on_per_type_delta_streams() {
-    proxies_get_their_config_over_tls(DataPlane::Minimal, "&ads=false&delta=true", false).await;
+    proxies_get_their_config_over_tls(DataPlane::Minimal, "&ads=false&delta=true", true).await;
 }
 
 /// The server refuses to start with `args`, saying `expected` (and exits non-zero).

@@ -117,6 +117,13 @@ impl ProxyAuth {
         self.inner.is_some()
     }
 
+    /// Whether `grant`'s token is still known (not revoked); always with auth off.
+    pub fn knows(&self, grant: &Grant) -> bool {
+        self.inner
+            .as_ref()
+            .is_none_or(|inner| inner.knows(&grant.id))
+    }
+
     /// The grant of the token in `metadata`; `None` when auth is off. UNAUTHENTICATED when
     /// there is no token or it is unknown (or revoked).
     pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Option<Arc<Grant>>, Status> {

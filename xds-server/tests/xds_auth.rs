@@ -494,3 +494,66 @@ async fn telemetry_streams_check_the_node_and_end_on_revocation() {
         );
     }
 }
+
+/// A stream without a token on a connection where another stream presented one is that
+/// proxy's (Envoy's per-type EDS and RDS streams come from config sources that cannot carry
+/// the token): served for the token's node, PERMISSION_DENIED for another node, refused on
+/// any other connection, and ended with the token's revocation.
+#[tokio::test]
+async fn a_connection_a_token_authenticated_serves_that_proxys_tokenless_streams() {
+    let (store, _dir) = common::sqlite().await;
+    let r = replica(store).await;
+    let token = issue(&r.api, "web", "prod").await;
+    let (secret, id) = (
+        token["token"].as_str().unwrap(),
+        token["id"].as_str().unwrap(),
+    );
+    // One HTTP/2 connection for every stream below.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", r.xds.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut cds = proxy("web", "prod")
+        .token(secret)
+        .open(channel.clone())
+        .await
+        .unwrap();
+    cds.next().await.unwrap();
+    let mut eds = AdsClient::sotw(xds_core::testing::node("web", "prod"))
+        .timeout(WAIT)
+        .wildcard(TypeUrl::Endpoint)
+        .open(channel.clone())
+        .await
+        .unwrap();
+    eds.next().await.unwrap();
+    // Another node on the same connection, without a token: the token's node only.
+    let other = match proxy("api", "prod").open(channel.clone()).await {
+        Ok(mut c) => c.next().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match other {
+        Err(Error::Status(s)) => assert_eq!(s.code(), Code::PermissionDenied, "{s:?}"),
+        other => panic!("another node on web's connection: {other:?}"),
+    }
+    // Another connection without a token: refused as ever.
+    let status = refused(&r, proxy("web", "prod")).await;
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    // Revoking ends the tokenless stream too.
+    let (status, _, _) = call(
+        &r.api,
+        "DELETE",
+        &format!("/api/v1/proxy-tokens/{id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    match eds.next().await {
+        Err(Error::Status(s)) => {
+            assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+            assert!(s.message().contains(id), "{}", s.message());
+        }
+        other => panic!("the tokenless stream should have ended, got {other:?}"),
+    }
+}

@@ -103,6 +103,7 @@ async fn serve_incoming(
 pub struct Conn {
     io: super::tls::Io,
     cut: Arc<CutState>,
+    auth: ConnAuth,
 }
 
 #[derive(Debug, Default)]
@@ -122,6 +123,26 @@ pub struct Cutter(Arc<CutState>);
 pub struct ConnInfo {
     pub tcp: TcpConnectInfo,
     pub cutter: Cutter,
+    /// The proxy token a stream on this connection presented, if any.
+    pub auth: ConnAuth,
+}
+
+/// The grant of the token a stream on one connection presented. Later streams on the same
+/// connection (HTTP/2: the same TCP and TLS session) that present none are that proxy's: Envoy
+/// opens its per-type EDS and RDS streams from the config sources the server writes, which
+/// cannot carry the proxy's secret, on the connection its CDS and LDS streams authenticated.
+#[derive(Debug, Clone, Default)]
+pub struct ConnAuth(Arc<std::sync::Mutex<Option<Arc<crate::proxy_auth::Grant>>>>);
+
+impl ConnAuth {
+    fn remember(&self, grant: &Arc<crate::proxy_auth::Grant>) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.get_or_insert_with(|| grant.clone());
+    }
+
+    fn grant(&self) -> Option<Arc<crate::proxy_auth::Grant>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Cutter {
@@ -137,6 +158,7 @@ impl Conn {
         Self {
             io,
             cut: Arc::default(),
+            auth: ConnAuth::default(),
         }
     }
 
@@ -159,6 +181,7 @@ impl Connected for Conn {
         ConnInfo {
             tcp: self.io.connect_info(),
             cutter: Cutter(self.cut.clone()),
+            auth: self.auth.clone(),
         }
     }
 }
@@ -427,12 +450,34 @@ where
 
     fn call(&mut self, req: Request<Streaming<M::Request>>) -> Self::Future {
         let cut = cutter(&req);
+        let conn = req.extensions().get::<ConnInfo>().map(|i| i.auth.clone());
         let mut ctx = self.ctx.clone();
         Box::pin(async move {
-            ctx.grant = ctx.auth.authenticate(req.metadata()).await?;
+            ctx.grant = authenticate(&ctx, req.metadata(), conn.as_ref()).await?;
             stream::run::<M>(ctx, req.into_inner(), K::only(), K::LABEL, cut).map(Response::new)
         })
     }
+}
+
+/// The stream's grant: its own token's, or with none presented, the token another stream on
+/// the same connection presented (see [`ConnAuth`]; its node is checked like any other).
+async fn authenticate(
+    ctx: &Context,
+    metadata: &tonic::metadata::MetadataMap,
+    conn: Option<&ConnAuth>,
+) -> Result<Option<Arc<crate::proxy_auth::Grant>>, Status> {
+    let inherited = conn
+        .filter(|_| metadata.get("authorization").is_none())
+        .and_then(ConnAuth::grant)
+        .filter(|g| ctx.auth.knows(g));
+    if let Some(grant) = inherited {
+        return Ok(Some(grant));
+    }
+    let grant = ctx.auth.authenticate(metadata).await?;
+    if let (Some(grant), Some(conn)) = (&grant, conn) {
+        conn.remember(grant);
+    }
+    Ok(grant)
 }
 
 /// The request's connection's [`Cutter`] (absent when served over another transport).
