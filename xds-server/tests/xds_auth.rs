@@ -79,6 +79,33 @@ async fn issue(api: &axum::Router, node: &str, cluster: &str) -> Value {
     token
 }
 
+/// One new HTTP/2 connection to `r`'s xDS port.
+async fn connection(r: &Replica) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{}", r.xds.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Revokes token `id` through the admin API.
+async fn revoke(r: &Replica, id: &str) {
+    let path = format!("/api/v1/proxy-tokens/{id}");
+    let (status, _, _) = call(&r.api, "DELETE", &path, None, &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// A replica on a fresh store with a token issued for node `web` in cluster `prod`: the
+/// replica, the store's directory, the secret and the token's id.
+async fn with_web_token() -> (Replica, tempfile::TempDir, String, String) {
+    let (store, dir) = common::sqlite().await;
+    let r = replica(store).await;
+    let token = issue(&r.api, "web", "prod").await;
+    let secret = token["token"].as_str().unwrap().to_string();
+    let id = token["id"].as_str().unwrap().to_string();
+    (r, dir, secret, id)
+}
+
 /// Waits until `node` has no stream on `r`.
 async fn gone(r: &Replica, node: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -131,15 +158,7 @@ async fn tokens_are_required_checked_against_the_node_and_revocable() {
     assert!(!list.to_string().contains(secret) && !list.to_string().contains("sha256"));
 
     // Revoking ends the live stream at once, UNAUTHENTICATED.
-    let (status, _, _) = call(
-        &r.api,
-        "DELETE",
-        &format!("/api/v1/proxy-tokens/{id}"),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    revoke(&r, id).await;
     match client.next().await {
         Err(Error::Status(s)) => {
             assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
@@ -341,16 +360,9 @@ async fn the_metrics_service_checks_the_token_and_its_node() {
         StreamMetricsMessage, metrics_service_client::MetricsServiceClient,
         stream_metrics_message::Identifier,
     };
-    let (store, _dir) = common::sqlite().await;
-    let r = replica(store).await;
-    let token = issue(&r.api, "web", "prod").await;
-    let secret = token["token"].as_str().unwrap().to_string();
+    let (r, _dir, secret, _) = with_web_token().await;
     let send = async |node: &str, token: Option<&str>| {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{}", r.xds.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = connection(&r).await;
         let message = StreamMetricsMessage {
             identifier: Some(Identifier {
                 node: Some(xds_core::testing::node(node, "prod")),
@@ -386,18 +398,9 @@ async fn telemetry_streams_check_the_node_and_end_on_revocation() {
             stream_metrics_message,
         },
     };
-    let (store, _dir) = common::sqlite().await;
-    let r = replica(store).await;
-    let token = issue(&r.api, "web", "prod").await;
-    let (secret, id) = (
-        token["token"].as_str().unwrap(),
-        token["id"].as_str().unwrap(),
-    );
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", r.xds.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (r, _dir, secret, id) = with_web_token().await;
+    let (secret, id) = (secret.as_str(), id.as_str());
+    let channel = connection(&r).await;
     // A request whose stream sends `first` and then stays open until `hold` is dropped.
     fn open<M: Send + 'static>(
         first: M,
@@ -458,15 +461,7 @@ async fn telemetry_streams_check_the_node_and_end_on_revocation() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!logs.is_finished() && !metrics.is_finished());
-    let (status, _, _) = call(
-        &r.api,
-        "DELETE",
-        &format!("/api/v1/proxy-tokens/{id}"),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    revoke(&r, id).await;
     for (what, ended) in [
         (
             "access-log",
@@ -501,19 +496,10 @@ async fn telemetry_streams_check_the_node_and_end_on_revocation() {
 /// any other connection, and ended with the token's revocation.
 #[tokio::test]
 async fn a_connection_a_token_authenticated_serves_that_proxys_tokenless_streams() {
-    let (store, _dir) = common::sqlite().await;
-    let r = replica(store).await;
-    let token = issue(&r.api, "web", "prod").await;
-    let (secret, id) = (
-        token["token"].as_str().unwrap(),
-        token["id"].as_str().unwrap(),
-    );
+    let (r, _dir, secret, id) = with_web_token().await;
+    let (secret, id) = (secret.as_str(), id.as_str());
     // One HTTP/2 connection for every stream below.
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", r.xds.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = connection(&r).await;
     let mut cds = proxy("web", "prod")
         .token(secret)
         .open(channel.clone())
@@ -540,15 +526,7 @@ async fn a_connection_a_token_authenticated_serves_that_proxys_tokenless_streams
     let status = refused(&r, proxy("web", "prod")).await;
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     // Revoking ends the tokenless stream too.
-    let (status, _, _) = call(
-        &r.api,
-        "DELETE",
-        &format!("/api/v1/proxy-tokens/{id}"),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    revoke(&r, id).await;
     match eds.next().await {
         Err(Error::Status(s)) => {
             assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
