@@ -15,6 +15,8 @@
 //! - [`netns`]: test hosts in network namespaces on a private bridge, for end-to-end runs
 //!   across real network boundaries (root only; skips loudly otherwise).
 //! - [`mesh`]: the xDS stage: server + one proxy bootstrapped from it, driven over REST.
+//! - [`sidecars`]: the sidecar tests' stage: sidecars bootstrapped per service on the
+//!   [`control_plane`], `api` calling `web`, and a URL polled until the answer fits.
 //! - [`browser`]: headless Chromium over the DevTools protocol, for the web console's tests.
 //! - [`conformance`]: the macros that run each scenario for every data plane × xDS variant ×
 //!   store backend it applies to.
@@ -28,6 +30,7 @@ pub mod netns;
 pub mod postgres;
 pub mod proxy;
 pub mod server;
+pub mod sidecars;
 pub mod upstream;
 
 use std::path::PathBuf;

@@ -64,7 +64,6 @@ struct Pair {
 /// at the network's gateway address.
 struct Mesh {
     server: Server,
-    admin: String,
     http: reqwest::Client,
     dir: TempDir,
     // Last: the network goes after the server that listens on it.
@@ -97,25 +96,10 @@ impl Mesh {
         args.extend_from_slice(&["--ca", "builtin", "--xds-tls", "builtin"]);
         args.extend_from_slice(&["--xds-tls-san", &xds_san]);
         args.extend_from_slice(extra);
-        let mut server = Server::start(&args, &[]);
-        // The first address logged may be the xDS one; the admin API's is the other.
-        let deadline = Instant::now() + WAIT;
-        let admin = loop {
-            let found = server.logs().iter().find_map(|line| {
-                let v: Value = serde_json::from_str(line).ok()?;
-                let addr = v["fields"]["addr"].as_str()?;
-                (addr != xds).then(|| format!("http://{addr}"))
-            });
-            match found {
-                Some(a) => break a,
-                None if Instant::now() > deadline => panic!("no admin address logged"),
-                None => std::thread::sleep(POLL),
-            }
-        };
+        let server = Server::start(&args, &[]);
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         Some(Mesh {
             server,
-            admin,
             http,
             dir,
             net,
@@ -123,7 +107,7 @@ impl Mesh {
     }
 
     async fn put(&self, path: &str, body: Value) {
-        let r = self.http.put(format!("{}{path}", self.admin)).json(&body);
+        let r = self.http.put(self.server.url(path)).json(&body);
         let r = r.send().await.unwrap();
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
@@ -132,7 +116,7 @@ impl Mesh {
 
     /// Status and JSON body (`Null` when not JSON).
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.admin)).send();
+        let r = self.http.get(self.server.url(path)).send();
         let r = r.await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
@@ -190,7 +174,7 @@ impl Mesh {
         if token {
             path.push_str("&token=issue");
         }
-        let r = self.http.get(format!("{}{path}", self.admin)).send();
+        let r = self.http.get(self.server.url(&path)).send();
         let r = r.await.unwrap();
         assert_eq!(r.status(), 200, "GET {path}");
         let id = r
@@ -760,7 +744,7 @@ async fn xds_auth_across_hosts(plane: DataPlane) {
     let id = api_id.expect("token=issue names its token");
     let r = mesh
         .http
-        .delete(format!("{}/api/v1/proxy-tokens/{id}", mesh.admin))
+        .delete(mesh.server.url(&format!("/api/v1/proxy-tokens/{id}")))
         .send()
         .await
         .unwrap();

@@ -16,158 +16,96 @@ use std::{
 };
 
 use integration::{
+    control_plane::ControlPlane,
     net::free_port,
     proxy::{DataPlane, Proxy, dump_section},
-    server::Server,
+    sidecars::{WAIT, control_plane},
 };
 use serde_json::{Value, json};
+use tempfile::TempDir;
 use xds_core::type_url;
 
-const WAIT: Duration = Duration::from_secs(30);
 const WEB_ID: &str = "spiffe://mesh.local/service/web";
 const BUNDLE: &str = "mesh-trust-bundle";
 
-/// The server with the built-in CA, its admin URL and an HTTP client.
-struct Cp {
-    server: Server,
-    admin: String,
-    xds_port: u16,
-    http: reqwest::Client,
-    dir: tempfile::TempDir,
+/// The server with the built-in CA issuing certificates for `ttl`.
+async fn start(ttl: &str) -> ControlPlane {
+    control_plane(&["--ca", "builtin", "--workload-cert-ttl", ttl]).await
 }
 
-impl Cp {
-    fn start(ttl: &str) -> Cp {
-        let dir = tempfile::tempdir().unwrap();
-        let xds_port = free_port();
-        let db = dir.path().join("mesh.db").display().to_string();
-        let xds = format!("127.0.0.1:{xds_port}");
-        let args = [
-            "--xds-addr",
-            &xds,
-            "--sqlite-file",
-            &db,
-            "--poll-interval",
-            "100ms",
-            "--ca",
-            "builtin",
-            "--workload-cert-ttl",
-            ttl,
-        ];
-        let mut server = Server::start(&args, &[]);
-        // Server::start takes the first address logged; find the admin API's.
-        let deadline = Instant::now() + WAIT;
-        let admin = loop {
-            let found = server.logs().iter().find_map(|line| {
-                let v: Value = serde_json::from_str(line).ok()?;
-                let addr = v["fields"]["addr"].as_str()?;
-                (addr != xds).then(|| format!("http://{addr}"))
-            });
-            match found {
-                Some(a) => break a,
-                None if Instant::now() > deadline => panic!("no admin address logged"),
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        Cp {
-            server,
-            admin,
-            xds_port,
-            http: reqwest::Client::new(),
-            dir,
-        }
-    }
+/// `GET path` from the server's API as text; asserts success.
+async fn get_text(cp: &ControlPlane, path: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(cp.url(path))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "GET {path}: {}", r.status());
+    r.text().await.unwrap()
+}
 
-    async fn put(&self, path: &str, body: Value) {
-        let r = self
-            .http
-            .put(format!("{}{path}", self.admin))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        assert!(
-            status.is_success(),
-            "PUT {path}: {status} {}",
-            r.text().await.unwrap_or_default()
-        );
-    }
+/// An HTTP service `name` (no endpoints: only its sidecar's certificate matters).
+async fn service(cp: &ControlPlane, name: &str) {
+    cp.put(
+        &format!("/api/v1/services/{name}"),
+        json!({ "protocol": "http", "connect_timeout": "1s" }),
+    )
+    .await;
+}
 
-    async fn get_text(&self, path: &str) -> String {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.admin))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.text().await.unwrap()
-    }
+/// A TLS listener on `port` for `node_id` answering 200 `ok`, with the certificate secret
+/// `cert` and the trust bundle, fetched over ADS or the per-type SDS service.
+async fn tls_listener(
+    cp: &ControlPlane,
+    name: &str,
+    node_id: &str,
+    port: u16,
+    cert: &str,
+    ads: bool,
+    delta: bool,
+) {
+    let sds = if ads {
+        json!({ "ads": {}, "resource_api_version": "V3" })
+    } else {
+        json!({ "api_config_source": {
+            "api_type": if delta { "DELTA_GRPC" } else { "GRPC" },
+            "transport_api_version": "V3",
+            "grpc_services": [{ "envoy_grpc": { "cluster_name": "xds_cluster" } }] },
+            "resource_api_version": "V3" })
+    };
+    let listener = json!({
+        "name": name,
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
+        "filter_chains": [{
+            "transport_socket": { "name": "envoy.transport_sockets.tls", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {
+                    "tls_certificate_sds_secret_configs": [{ "name": cert, "sds_config": sds }],
+                    "validation_context_sds_secret_config": { "name": BUNDLE, "sds_config": sds }
+                } } },
+            "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "route_config": { "name": name, "virtual_hosts": [{ "name": "all", "domains": ["*"],
+                    "routes": [{ "match": { "prefix": "/" },
+                                 "direct_response": { "status": 200, "body": { "inline_string": "ok" } } }] }] },
+                "http_filters": [{ "name": "envoy.filters.http.router", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }]
+            } }]
+        }]
+    });
+    cp.put(
+        &format!("/api/v1/envoy-resources/{name}"),
+        json!({ "type_url": type_url::LISTENER, "resource": listener, "selector": { "node_id": node_id } }),
+    )
+    .await;
+}
 
-    async fn service(&self, name: &str) {
-        self.put(
-            &format!("/api/v1/services/{name}"),
-            json!({ "protocol": "http", "connect_timeout": "1s" }),
-        )
-        .await;
-    }
-
-    /// A TLS listener on `port` for `node_id` answering 200 `ok`, with the certificate secret
-    /// `cert` and the trust bundle, fetched over ADS or the per-type SDS service.
-    async fn tls_listener(
-        &self,
-        name: &str,
-        node_id: &str,
-        port: u16,
-        cert: &str,
-        ads: bool,
-        delta: bool,
-    ) {
-        let sds = if ads {
-            json!({ "ads": {}, "resource_api_version": "V3" })
-        } else {
-            json!({ "api_config_source": {
-                "api_type": if delta { "DELTA_GRPC" } else { "GRPC" },
-                "transport_api_version": "V3",
-                "grpc_services": [{ "envoy_grpc": { "cluster_name": "xds_cluster" } }] },
-                "resource_api_version": "V3" })
-        };
-        let listener = json!({
-            "name": name,
-            "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
-            "filter_chains": [{
-                "transport_socket": { "name": "envoy.transport_sockets.tls", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                    "common_tls_context": {
-                        "tls_certificate_sds_secret_configs": [{ "name": cert, "sds_config": sds }],
-                        "validation_context_sds_secret_config": { "name": BUNDLE, "sds_config": sds }
-                    } } },
-                "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": name,
-                    "route_config": { "name": name, "virtual_hosts": [{ "name": "all", "domains": ["*"],
-                        "routes": [{ "match": { "prefix": "/" },
-                                     "direct_response": { "status": 200, "body": { "inline_string": "ok" } } }] }] },
-                    "http_filters": [{ "name": "envoy.filters.http.router", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }]
-                } }]
-            }]
-        });
-        self.put(
-            &format!("/api/v1/envoy-resources/{name}"),
-            json!({ "type_url": type_url::LISTENER, "resource": listener, "selector": { "node_id": node_id } }),
-        )
-        .await;
-    }
-
-    async fn envoy(&self, node_id: &str, cluster: &str, ads: bool, delta: bool) -> Proxy {
-        let path = format!(
-            "/api/v1/bootstrap?node_id={node_id}&cluster={cluster}&delta={delta}&ads={ads}&admin_port={}",
-            free_port()
-        );
-        Proxy::start(DataPlane::Envoy, &self.get_text(&path).await)
-    }
+/// Envoy as node `node_id` of `cluster`, over ADS or the per-type services, SotW or Delta.
+async fn envoy(cp: &ControlPlane, node_id: &str, cluster: &str, ads: bool, delta: bool) -> Proxy {
+    let query = format!("&delta={delta}&ads={ads}");
+    let bootstrap = cp.sidecar_bootstrap(node_id, cluster, &query).await;
+    Proxy::start(DataPlane::Envoy, &bootstrap)
 }
 
 /// The active secrets in Envoy's config dump, by name.
@@ -265,7 +203,7 @@ fn envoy_available() -> bool {
 }
 
 /// The bundle from Envoy's dump, written to a file for openssl.
-fn bundle_file(cp: &Cp, dump: &Value) -> String {
+fn bundle_file(dir: &TempDir, dump: &Value) -> String {
     let (_, secret) = active_secrets(dump)
         .into_iter()
         .find(|(n, _)| n == BUNDLE)
@@ -273,7 +211,7 @@ fn bundle_file(cp: &Cp, dump: &Value) -> String {
     let pem = secret["validation_context"]["trusted_ca"]["inline_string"]
         .as_str()
         .expect("trusted_ca inline");
-    let path = cp.dir.path().join("bundle.pem");
+    let path = dir.path().join("bundle.pem");
     std::fs::write(&path, pem).unwrap();
     path.display().to_string()
 }
@@ -286,12 +224,12 @@ async fn sds_certificates_serve_tls_and_rotate_without_losing_requests() {
     if !envoy_available() {
         return;
     }
-    let mut cp = Cp::start("6s");
-    cp.service("web").await;
+    let mut cp = start("6s").await;
+    let dir = tempfile::tempdir().unwrap();
+    service(&cp, "web").await;
     let port = free_port();
-    cp.tls_listener("tls-in", "web-1", port, WEB_ID, true, false)
-        .await;
-    let proxy = cp.envoy("web-1", "web", true, false).await;
+    tls_listener(&cp, "tls-in", "web-1", port, WEB_ID, true, false).await;
+    let proxy = envoy(&cp, "web-1", "web", true, false).await;
     let dump = proxy
         .wait_for("the certificate and the bundle", WAIT, |d| {
             has_secrets(d, &[WEB_ID, BUNDLE])
@@ -309,7 +247,7 @@ async fn sds_certificates_serve_tls_and_rotate_without_losing_requests() {
             .contains(&format!("URI:{WEB_ID}")),
         "the certificate's URI SAN is the SPIFFE ID"
     );
-    let bundle = bundle_file(&cp, &dump);
+    let bundle = bundle_file(&dir, &dump);
     let (first, san) = wait_tls(&proxy, port, &bundle).await;
     assert!(
         san.contains(&format!("URI:{WEB_ID}")),
@@ -317,14 +255,14 @@ async fn sds_certificates_serve_tls_and_rotate_without_losing_requests() {
     );
 
     // The API shows the secrets, never the key.
-    let config = cp.get_text("/api/v1/proxies/web-1/config").await;
+    let config = get_text(&cp, "/api/v1/proxies/web-1/config").await;
     let parsed: Value = serde_json::from_str(&config).unwrap();
     assert_eq!(secret_names(&parsed), [BUNDLE, WEB_ID], "{parsed:#}");
     assert!(
         !config.contains("PRIVATE KEY") && config.contains("[redacted]"),
         "the key is redacted"
     );
-    let logs = cp.server.logs().join("\n");
+    let logs = cp.server().logs().join("\n");
     assert!(!logs.contains("PRIVATE KEY"), "no key in the server's logs");
 
     // Rotation under load: requests in a loop (bounded) while the serial changes twice.
@@ -397,13 +335,12 @@ async fn a_proxy_gets_no_other_services_certificate() {
     if !envoy_available() {
         return;
     }
-    let mut cp = Cp::start("1h");
-    cp.service("web").await;
-    cp.service("db").await;
+    let mut cp = start("1h").await;
+    service(&cp, "web").await;
+    service(&cp, "db").await;
     let port = free_port();
-    cp.tls_listener("steal", "db-1", port, WEB_ID, true, false)
-        .await;
-    let proxy = cp.envoy("db-1", "db", true, false).await;
+    tls_listener(&cp, "steal", "db-1", port, WEB_ID, true, false).await;
+    let proxy = envoy(&cp, "db-1", "db", true, false).await;
     let dump = proxy
         .wait_for("the bundle", WAIT, |d| has_secrets(d, &[BUNDLE]))
         .await;
@@ -414,7 +351,7 @@ async fn a_proxy_gets_no_other_services_certificate() {
     );
     let deadline = Instant::now() + WAIT;
     while !cp
-        .server
+        .server()
         .logs()
         .iter()
         .any(|l| l.contains("another service's certificate") && l.contains(WEB_ID))
@@ -422,7 +359,7 @@ async fn a_proxy_gets_no_other_services_certificate() {
         assert!(Instant::now() < deadline, "the refusal is logged");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = cp.get_text("/metrics").await;
+    let metrics = get_text(&cp, "/metrics").await;
     let refused = metrics
         .lines()
         .find_map(|l| l.strip_prefix("xds_sds_refused_requests_total "))
@@ -432,7 +369,7 @@ async fn a_proxy_gets_no_other_services_certificate() {
         "the refusal is counted: {refused:?}"
     );
     let config: Value =
-        serde_json::from_str(&cp.get_text("/api/v1/proxies/db-1/config").await).unwrap();
+        serde_json::from_str(&get_text(&cp, "/api/v1/proxies/db-1/config").await).unwrap();
     assert_eq!(
         secret_names(&config),
         [BUNDLE, "spiffe://mesh.local/service/db"],
@@ -447,8 +384,9 @@ async fn sds_over_delta_and_the_per_type_service() {
     if !envoy_available() {
         return;
     }
-    let cp = Cp::start("1h");
-    cp.service("web").await;
+    let cp = start("1h").await;
+    let dir = tempfile::tempdir().unwrap();
+    service(&cp, "web").await;
     let _ = cp.xds_port;
     for (i, (ads, delta)) in [(true, true), (false, false), (false, true)]
         .into_iter()
@@ -456,15 +394,14 @@ async fn sds_over_delta_and_the_per_type_service() {
     {
         let node = format!("web-{i}");
         let port = free_port();
-        cp.tls_listener(&format!("tls-{i}"), &node, port, WEB_ID, ads, delta)
-            .await;
-        let proxy = cp.envoy(&node, "web", ads, delta).await;
+        tls_listener(&cp, &format!("tls-{i}"), &node, port, WEB_ID, ads, delta).await;
+        let proxy = envoy(&cp, &node, "web", ads, delta).await;
         let dump = proxy
             .wait_for(&format!("secrets (ads={ads}, delta={delta})"), WAIT, |d| {
                 has_secrets(d, &[WEB_ID, BUNDLE])
             })
             .await;
-        let bundle = bundle_file(&cp, &dump);
+        let bundle = bundle_file(&dir, &dump);
         let (_, san) = wait_tls(&proxy, port, &bundle).await;
         assert!(
             san.contains(&format!("URI:{WEB_ID}")),

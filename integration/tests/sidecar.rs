@@ -10,89 +10,11 @@ use std::time::{Duration, Instant};
 
 use integration::{
     net::free_port,
-    proxy::{DataPlane, Proxy},
-    server::Server,
+    proxy::DataPlane,
+    sidecars::{WAIT, available, control_plane, ok_from, wait_get},
     upstream::Upstream,
 };
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// The server (with `args`), its admin URL and an HTTP client.
-struct Cp {
-    _server: Server,
-    admin: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Cp {
-    fn start(extra: &[&str]) -> Cp {
-        let dir = tempfile::tempdir().unwrap();
-        let xds = format!("127.0.0.1:{}", free_port());
-        let db = dir.path().join("mesh.db").display().to_string();
-        let mut args = vec!["--xds-addr", &xds, "--sqlite-file", &db];
-        args.extend_from_slice(&["--poll-interval", "100ms"]);
-        args.extend_from_slice(extra);
-        let mut server = Server::start(&args, &[]);
-        // The first address logged may be the xDS one; find the admin API's.
-        let deadline = Instant::now() + WAIT;
-        let admin = loop {
-            let found = server.logs().iter().find_map(|line| {
-                let v: Value = serde_json::from_str(line).ok()?;
-                let addr = v["fields"]["addr"].as_str()?;
-                (addr != xds).then(|| format!("http://{addr}"))
-            });
-            match found {
-                Some(a) => break a,
-                None if Instant::now() > deadline => panic!("no admin address logged"),
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        Cp {
-            _server: server,
-            admin,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    async fn put(&self, path: &str, body: Value) {
-        let r = self
-            .http
-            .put(format!("{}{path}", self.admin))
-            .json(&body)
-            .send();
-        let r = r.await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        assert!(status.is_success(), "PUT {path}: {status} {text}");
-    }
-
-    /// A data plane whose node cluster is `cluster` (so the sidecar of that service).
-    async fn sidecar(&self, plane: DataPlane, cluster: &str) -> Proxy {
-        let path = format!(
-            "{}/api/v1/bootstrap?node_id={cluster}-1&cluster={cluster}&admin_port={}",
-            self.admin,
-            free_port()
-        );
-        let bootstrap = self
-            .http
-            .get(path)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        Proxy::start(plane, &bootstrap)
-    }
-}
-
-/// Whether `plane` is there (Envoy may not be: the skip is announced).
-fn available(plane: DataPlane) -> bool {
-    plane.binary().is_some()
-}
 
 /// One test per data plane for each scenario `async fn name(DataPlane)`.
 macro_rules! on_both_planes {
@@ -115,49 +37,11 @@ on_both_planes!(
     strict_sidecars_call_each_other_over_mtls_and_permissions_decide,
 );
 
-/// Sends GET `url` until `accept` takes the answer (status, `x-upstream`, body) or the wait
-/// ends; returns the last answer (`Err` when the request itself failed).
-async fn wait_get(
-    url: &str,
-    what: &str,
-    accept: impl Fn(&Result<(u16, String, String), String>) -> bool,
-) -> Result<(u16, String, String), String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let answer = match client.get(url).send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let upstream = r
-                    .headers()
-                    .get("x-upstream")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                Ok((status, upstream, r.text().await.unwrap_or_default()))
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        if accept(&answer) {
-            return answer;
-        }
-        assert!(Instant::now() < deadline, "{what}: last answer {answer:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn ok_from(upstream: &str) -> impl Fn(&Result<(u16, String, String), String>) -> bool + '_ {
-    move |a| matches!(a, Ok((200, from, _)) if from == upstream)
-}
-
 async fn a_sidecar_with_mtls_off_forwards_plaintext_to_its_application(plane: DataPlane) {
-    if !available(plane) {
+    if !available(&[plane]) {
         return;
     }
-    let cp = Cp::start(&[]);
+    let cp = control_plane(&[]).await;
     let app = Upstream::start("web-app");
     let inbound = free_port();
     cp.put(
@@ -168,7 +52,7 @@ async fn a_sidecar_with_mtls_off_forwards_plaintext_to_its_application(plane: Da
     .await;
     cp.put("/api/v1/services/api", json!({ "protocol": "http" }))
         .await;
-    let _web = cp.sidecar(plane, "web").await;
+    let _web = cp.sidecar(plane, "web", "").await;
     let url = format!("http://127.0.0.1:{inbound}/hello");
     wait_get(
         &url,
@@ -179,13 +63,13 @@ async fn a_sidecar_with_mtls_off_forwards_plaintext_to_its_application(plane: Da
     .unwrap();
     let hits = app.hits();
     // A deny names callers by certificate: a plaintext caller has none, so it passes.
-    cp.put(
-        "/api/v1/traffic-permissions/deny-all",
+    cp.permit(
+        "deny-all",
         json!({ "from": ["*"], "to": "web", "action": "deny" }),
     )
     .await;
-    cp.put(
-        "/api/v1/traffic-permissions/deny-api",
+    cp.permit(
+        "deny-api",
         json!({ "from": ["api"], "to": "web", "action": "deny" }),
     )
     .await;
@@ -205,45 +89,17 @@ async fn a_sidecar_with_mtls_off_forwards_plaintext_to_its_application(plane: Da
 }
 
 async fn strict_sidecars_call_each_other_over_mtls_and_permissions_decide(plane: DataPlane) {
-    if !available(plane) {
+    if !available(&[plane]) {
         return;
     }
-    let cp = Cp::start(&["--ca", "builtin"]);
+    let cp = control_plane(&["--ca", "builtin"]).await;
     let web_app = Upstream::start("web-app");
     let (web_in, outbound) = (free_port(), free_port());
-    cp.put(
-        "/api/v1/services/web",
-        json!({ "protocol": "http", "mtls": "strict", "connect_timeout": "1s",
-                "inbound": { "address": "127.0.0.1", "port": web_in,
-                             "app_port": web_app.port() } }),
-    )
-    .await;
-    cp.put(
-        "/api/v1/services/web/endpoints",
-        json!({ "endpoints": [ { "address": "127.0.0.1", "port": web_in } ] }),
-    )
-    .await;
     let api_app = Upstream::start("api-app");
-    cp.put(
-        "/api/v1/services/api",
-        json!({ "protocol": "http", "mtls": "strict",
-                "inbound": { "address": "127.0.0.1", "port": free_port(),
-                             "app_port": api_app.port() } }),
-    )
-    .await;
-    cp.put(
-        "/api/v1/routes/to-web",
-        json!({ "hosts": ["*"], "rules": [ { "destinations": [ { "service": "web" } ] } ] }),
-    )
-    .await;
-    cp.put(
-        "/api/v1/listeners/api-outbound",
-        json!({ "address": "127.0.0.1", "port": outbound, "protocol": "http",
-                "routes": ["to-web"], "selector": { "node_cluster": "api" } }),
-    )
-    .await;
-    let web = cp.sidecar(plane, "web").await;
-    let _api = cp.sidecar(plane, "api").await;
+    cp.api_calls_web("strict", web_in, &web_app, api_app.port(), outbound)
+        .await;
+    let web = cp.sidecar(plane, "web", "").await;
+    let _api = cp.sidecar(plane, "api", "").await;
     let via_api = format!("http://127.0.0.1:{outbound}/call");
     let (_, _, body) = wait_get(&via_api, "api → web over mTLS", ok_from("web-app"))
         .await
@@ -260,13 +116,7 @@ async fn strict_sidecars_call_each_other_over_mtls_and_permissions_decide(plane:
     assert!(answer.is_err());
 
     // Permissive: the same port takes mTLS (from api's sidecar) and plaintext.
-    cp.put(
-        "/api/v1/services/web",
-        json!({ "protocol": "http", "mtls": "permissive", "connect_timeout": "1s",
-                "inbound": { "address": "127.0.0.1", "port": web_in,
-                             "app_port": web_app.port() } }),
-    )
-    .await;
+    cp.web("http", "permissive", web_in, &web_app).await;
     wait_get(&plain, "plaintext to permissive", ok_from("web-app"))
         .await
         .unwrap();
@@ -279,8 +129,8 @@ async fn strict_sidecars_call_each_other_over_mtls_and_permissions_decide(plane:
     );
 
     // A shadow deny only counts.
-    cp.put(
-        "/api/v1/traffic-permissions/try-deny-api",
+    cp.permit(
+        "try-deny-api",
         json!({ "from": ["api"], "to": "web", "action": "deny", "shadow": true }),
     )
     .await;
@@ -301,8 +151,8 @@ async fn strict_sidecars_call_each_other_over_mtls_and_permissions_decide(plane:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Enforced: the pair gets 403 from web's sidecar.
-    cp.put(
-        "/api/v1/traffic-permissions/try-deny-api",
+    cp.permit(
+        "try-deny-api",
         json!({ "from": ["api"], "to": "web", "action": "deny" }),
     )
     .await;

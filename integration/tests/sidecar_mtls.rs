@@ -14,136 +14,18 @@ use std::{
 
 use integration::{
     net::free_port,
-    proxy::{DataPlane, Proxy},
-    server::Server,
+    proxy::DataPlane,
+    sidecars::{available, control_plane, counted, get, ok_from, wait_get},
     upstream::Upstream,
 };
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(30);
 const WEB: &str = "spiffe://mesh.local/service/web";
 const API: &str = "spiffe://mesh.local/service/api";
 
-/// The server with the built-in CA (and `extra` flags), and an HTTP client for its API.
-struct Mesh {
-    server: Server,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Mesh {
-    fn start(extra: &[&str]) -> Mesh {
-        let dir = tempfile::tempdir().unwrap();
-        let xds = format!("127.0.0.1:{}", free_port());
-        let db = dir.path().join("mesh.db").display().to_string();
-        let mut args = vec!["--xds-addr", &xds, "--sqlite-file", &db];
-        args.extend_from_slice(&["--poll-interval", "100ms", "--ca", "builtin"]);
-        args.extend_from_slice(extra);
-        Mesh {
-            server: Server::start(&args, &[]),
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    async fn put(&self, path: &str, body: Value) {
-        let r = self.http.put(self.server.url(path)).json(&body).send();
-        let r = r.await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        assert!(status.is_success(), "PUT {path}: {status} {text}");
-    }
-
-    /// The sidecar of `service` (its node cluster) on `plane`, over ADS (SotW or Delta).
-    async fn sidecar(&self, plane: DataPlane, service: &str, delta: bool) -> Proxy {
-        let path = format!(
-            "/api/v1/bootstrap?node_id={service}-1&cluster={service}&delta={delta}&admin_port={}",
-            free_port()
-        );
-        let r = self.http.get(self.server.url(&path)).send().await.unwrap();
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        Proxy::start(plane, &r.text().await.unwrap())
-    }
-
-    /// `web` (`mtls`) on `web_in` in front of `app`; `api` strict; `api`'s outbound listener
-    /// on `outbound` routes everything to `web`.
-    async fn services(&self, mtls: &str, web_in: u16, app: &Upstream, outbound: u16) {
-        self.web(mtls, web_in, app).await;
-        self.put(
-            "/api/v1/services/web/endpoints",
-            json!({ "endpoints": [ { "address": "127.0.0.1", "port": web_in } ] }),
-        )
-        .await;
-        self.put(
-            "/api/v1/services/api",
-            json!({ "protocol": "http", "mtls": "strict",
-                    "inbound": { "address": "127.0.0.1", "port": free_port(),
-                                 "app_port": free_port() } }),
-        )
-        .await;
-        self.put(
-            "/api/v1/routes/to-web",
-            json!({ "hosts": ["*"], "rules": [ { "destinations": [ { "service": "web" } ] } ] }),
-        )
-        .await;
-        self.put(
-            "/api/v1/listeners/api-outbound",
-            json!({ "address": "127.0.0.1", "port": outbound, "protocol": "http",
-                    "routes": ["to-web"], "selector": { "node_cluster": "api" } }),
-        )
-        .await;
-    }
-
-    async fn web(&self, mtls: &str, web_in: u16, app: &Upstream) {
-        self.put(
-            "/api/v1/services/web",
-            json!({ "protocol": "http", "mtls": mtls, "connect_timeout": "1s",
-                    "inbound": { "address": "127.0.0.1", "port": web_in,
-                                 "app_port": app.port() } }),
-        )
-        .await;
-    }
-}
-
-/// Whether both data planes are there (Envoy may be missing: the skip is announced).
-fn available(planes: &[DataPlane]) -> bool {
-    planes.iter().all(|p| p.binary().is_some())
-}
-
-type Answer = Result<(u16, String, String), String>;
-
-/// GET `url` once: (status, `x-upstream`, body), or why the request failed.
-async fn get(client: &reqwest::Client, url: &str) -> Answer {
-    let r = client.get(url).send().await.map_err(|e| e.to_string())?;
-    let status = r.status().as_u16();
-    let from = r
-        .headers()
-        .get("x-upstream")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    Ok((status, from, r.text().await.unwrap_or_default()))
-}
-
-/// GETs `url` until `accept` takes the answer or the wait ends (then fails with the last).
-async fn wait_get(url: &str, what: &str, accept: impl Fn(&Answer) -> bool) -> Answer {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let answer = get(&client, url).await;
-        if accept(&answer) {
-            return answer;
-        }
-        assert!(Instant::now() < deadline, "{what}: last answer {answer:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn ok_from(upstream: &str) -> impl Fn(&Answer) -> bool + '_ {
-    move |a| matches!(a, Ok((200, from, _)) if from == upstream)
+/// The bootstrap query for ADS SotW or Delta.
+fn delta_query(delta: bool) -> String {
+    format!("&delta={delta}")
 }
 
 /// The `x-forwarded-client-cert` the application saw.
@@ -155,32 +37,19 @@ fn xfcc(body: &str) -> String {
         .to_string()
 }
 
-/// Waits until `proxy`'s stat `name` is at least 1.
-async fn counted(proxy: &Proxy, name: &str) {
-    let deadline = Instant::now() + WAIT;
-    while proxy.stat(name).await.unwrap_or(0) < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "{} never counted {name}:\n{}",
-            proxy.plane().as_str(),
-            proxy.stats_matching(&["ssl"]).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The strict → permissive scenario with `web`'s sidecar on `web_plane` and `api`'s on
 /// `api_plane`.
 async fn strict_then_permissive(web_plane: DataPlane, api_plane: DataPlane, delta: bool) {
     if !available(&[web_plane, api_plane]) {
         return;
     }
-    let mesh = Mesh::start(&[]);
+    let mesh = control_plane(&["--ca", "builtin"]).await;
     let app = Upstream::start("web-app");
     let (web_in, outbound) = (free_port(), free_port());
-    mesh.services("strict", web_in, &app, outbound).await;
-    let web = mesh.sidecar(web_plane, "web", delta).await;
-    let api = mesh.sidecar(api_plane, "api", delta).await;
+    mesh.api_calls_web("strict", web_in, &app, free_port(), outbound)
+        .await;
+    let web = mesh.sidecar(web_plane, "web", &delta_query(delta)).await;
+    let api = mesh.sidecar(api_plane, "api", &delta_query(delta)).await;
 
     let via_api = format!("http://127.0.0.1:{outbound}/call");
     let (_, _, body) = wait_get(&via_api, "api → web over mTLS", ok_from("web-app"))
@@ -196,8 +65,13 @@ async fn strict_then_permissive(web_plane: DataPlane, api_plane: DataPlane, delt
         seen.starts_with(&format!("By={WEB};Hash=")) && seen.ends_with(&format!(";URI={API}")),
         "the application sees both identities, as Envoy writes them: {seen}"
     );
-    counted(&web, &format!("listener.127.0.0.1_{web_in}.ssl.handshake")).await;
-    counted(&api, "cluster.web.ssl.handshake").await;
+    counted(
+        &web,
+        &format!("listener.127.0.0.1_{web_in}.ssl.handshake"),
+        "ssl",
+    )
+    .await;
+    counted(&api, "cluster.web.ssl.handshake", "ssl").await;
 
     // A client's own x-forwarded-client-cert never reaches the application.
     let client = reqwest::Client::new();
@@ -222,7 +96,7 @@ async fn strict_then_permissive(web_plane: DataPlane, api_plane: DataPlane, delt
         .unwrap_err();
     assert_eq!(app.hits(), hits, "nothing reached the application");
 
-    mesh.web("permissive", web_in, &app).await;
+    mesh.web("http", "permissive", web_in, &app).await;
     let (_, _, body) = wait_get(&plain, "plaintext to permissive", ok_from("web-app"))
         .await
         .unwrap_or_else(|e| web.fail(&e));
@@ -272,12 +146,13 @@ async fn certificates_rotate_under_a_steady_stream_without_a_lost_request() {
         return;
     }
     // Renewed at half life: about every 3 s.
-    let mesh = Mesh::start(&["--workload-cert-ttl", "6s"]);
+    let mesh = control_plane(&["--ca", "builtin", "--workload-cert-ttl", "6s"]).await;
     let app = Upstream::start("web-app");
     let (web_in, outbound) = (free_port(), free_port());
-    mesh.services("strict", web_in, &app, outbound).await;
-    let web = mesh.sidecar(planes[0], "web", false).await;
-    let _api = mesh.sidecar(planes[1], "api", false).await;
+    mesh.api_calls_web("strict", web_in, &app, free_port(), outbound)
+        .await;
+    let web = mesh.sidecar(planes[0], "web", &delta_query(false)).await;
+    let _api = mesh.sidecar(planes[1], "api", &delta_query(false)).await;
     let via_api = format!("http://127.0.0.1:{outbound}/steady");
     wait_get(&via_api, "api → web over mTLS", ok_from("web-app"))
         .await
@@ -333,7 +208,7 @@ async fn tcp_sidecars_handshake_per_connection_through_rotation() {
     if !available(&planes) {
         return;
     }
-    let mesh = Mesh::start(&["--workload-cert-ttl", "4s"]);
+    let mesh = control_plane(&["--ca", "builtin", "--workload-cert-ttl", "4s"]).await;
     let app = Upstream::start("web-app");
     let (web_in, outbound) = (free_port(), free_port());
     for (service, app_port, port) in [
@@ -358,8 +233,8 @@ async fn tcp_sidecars_handshake_per_connection_through_rotation() {
                 "selector": { "node_cluster": "api" } }),
     )
     .await;
-    let web = mesh.sidecar(planes[0], "web", true).await;
-    let api = mesh.sidecar(planes[1], "api", true).await;
+    let web = mesh.sidecar(planes[0], "web", &delta_query(true)).await;
+    let api = mesh.sidecar(planes[1], "api", &delta_query(true)).await;
     let url = format!("http://127.0.0.1:{outbound}/tcp");
     wait_get(&url, "api → web over mTLS (TCP)", ok_from("web-app"))
         .await

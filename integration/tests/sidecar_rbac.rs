@@ -20,158 +20,15 @@ use std::{
 use integration::{
     net::free_port,
     proxy::{DataPlane, Proxy},
-    server::Server,
+    sidecars::{Answer, WAIT, available, control_plane, counted, ok_from, wait_get},
     upstream::Upstream,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(30);
 const DENIED: &str = "RBAC: access denied";
-
-/// The server (with `extra` flags) and an HTTP client for its API.
-struct Mesh {
-    server: Server,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Mesh {
-    fn start(extra: &[&str]) -> Mesh {
-        let dir = tempfile::tempdir().unwrap();
-        let xds = format!("127.0.0.1:{}", free_port());
-        let db = dir.path().join("mesh.db").display().to_string();
-        let mut args = vec!["--xds-addr", &xds, "--sqlite-file", &db];
-        args.extend_from_slice(&["--poll-interval", "100ms"]);
-        args.extend_from_slice(extra);
-        Mesh {
-            server: Server::start(&args, &[]),
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    async fn put(&self, path: &str, body: Value) {
-        let r = self.http.put(self.server.url(path)).json(&body).send();
-        let r = r.await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        assert!(status.is_success(), "PUT {path}: {status} {text}");
-    }
-
-    async fn permit(&self, name: &str, body: Value) {
-        self.put(&format!("/api/v1/traffic-permissions/{name}"), body)
-            .await;
-    }
-
-    /// The sidecar of `service` (its node cluster) on `plane`.
-    async fn sidecar(&self, plane: DataPlane, service: &str) -> Proxy {
-        let path = format!(
-            "/api/v1/bootstrap?node_id={service}-1&cluster={service}&admin_port={}",
-            free_port()
-        );
-        let r = self.http.get(self.server.url(&path)).send().await.unwrap();
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        Proxy::start(plane, &r.text().await.unwrap())
-    }
-
-    /// `web` (`protocol`, `mtls`) on `port` in front of `app`.
-    async fn web(&self, protocol: &str, mtls: &str, port: u16, app: &Upstream) {
-        self.put(
-            "/api/v1/services/web",
-            json!({ "protocol": protocol, "mtls": mtls, "connect_timeout": "1s",
-                    "inbound": { "address": "127.0.0.1", "port": port,
-                                 "app_port": app.port() } }),
-        )
-        .await;
-    }
-
-    /// `web` strict on `web_in`, reached by `api`'s sidecar through its outbound listener on
-    /// `outbound`.
-    async fn pair(&self, web_in: u16, app: &Upstream, outbound: u16) {
-        self.web("http", "strict", web_in, app).await;
-        self.put(
-            "/api/v1/services/web/endpoints",
-            json!({ "endpoints": [ { "address": "127.0.0.1", "port": web_in } ] }),
-        )
-        .await;
-        self.put(
-            "/api/v1/services/api",
-            json!({ "protocol": "http", "mtls": "strict",
-                    "inbound": { "address": "127.0.0.1", "port": free_port(),
-                                 "app_port": free_port() } }),
-        )
-        .await;
-        self.put(
-            "/api/v1/routes/to-web",
-            json!({ "hosts": ["*"], "rules": [ { "destinations": [ { "service": "web" } ] } ] }),
-        )
-        .await;
-        self.put(
-            "/api/v1/listeners/api-outbound",
-            json!({ "address": "127.0.0.1", "port": outbound, "protocol": "http",
-                    "routes": ["to-web"], "selector": { "node_cluster": "api" } }),
-        )
-        .await;
-    }
-}
-
-/// Whether every data plane is there (a missing Envoy is announced by the harness).
-fn available(planes: &[DataPlane]) -> bool {
-    planes.iter().all(|p| p.binary().is_some())
-}
-
-type Answer = Result<(u16, String, String), String>;
-
-/// GETs `url` until `accept` takes the answer (status, `x-upstream`, body) or the wait ends
-/// (then fails with the last).
-async fn wait_get(url: &str, what: &str, accept: impl Fn(&Answer) -> bool) -> Answer {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let answer = match client.get(url).send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let from = r
-                    .headers()
-                    .get("x-upstream")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                Ok((status, from, r.text().await.unwrap_or_default()))
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        if accept(&answer) {
-            return answer;
-        }
-        assert!(Instant::now() < deadline, "{what}: last answer {answer:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn ok_from(upstream: &str) -> impl Fn(&Answer) -> bool + '_ {
-    move |a| matches!(a, Ok((200, from, _)) if from == upstream)
-}
 
 fn denied(a: &Answer) -> bool {
     matches!(a, Ok((403, _, body)) if body == DENIED)
-}
-
-/// Waits until `proxy`'s stat `name` is at least 1.
-async fn counted(proxy: &Proxy, name: &str) {
-    let deadline = Instant::now() + WAIT;
-    while proxy.stat(name).await.unwrap_or(0) < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "{} never counted {name}:\n{}",
-            proxy.plane().as_str(),
-            proxy.stats_matching(&["rbac"]).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The names of `proxy`'s RBAC statistics (zeros included: both data planes create them with
@@ -202,14 +59,14 @@ async fn plaintext_http(plane: DataPlane) {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hello");
 
-    let open = Mesh::start(&[]);
+    let open = control_plane(&[]).await;
     open.web("http", "off", port, &app).await;
     open.permit(
         "deny-all",
         json!({ "from": ["*"], "to": "web", "action": "deny" }),
     )
     .await;
-    let web = open.sidecar(plane, "web").await;
+    let web = open.sidecar(plane, "web", "").await;
     let deadline = Instant::now() + WAIT;
     while !web
         .config_dump()
@@ -242,15 +99,15 @@ async fn plaintext_http(plane: DataPlane) {
     drop(web);
     drop(open);
 
-    let closed = Mesh::start(&["--permissions-default", "deny"]);
+    let closed = control_plane(&["--permissions-default", "deny"]).await;
     closed.web("http", "off", port, &app).await;
-    let web = closed.sidecar(plane, "web").await;
+    let web = closed.sidecar(plane, "web", "").await;
     let hits = app.hits();
     let (_, _, body) = wait_get(&url, "plaintext under a default deny", denied)
         .await
         .unwrap_or_else(|e| web.fail(&e));
     assert_eq!(body, DENIED);
-    counted(&web, "http.inbound|web.rbac.default-deny.denied").await;
+    counted(&web, "http.inbound|web.rbac.default-deny.denied", "rbac").await;
     assert_eq!(app.hits(), hits, "nothing reached the application");
     // Envoy's names, the same on both data planes: the enforced pair under the filter's
     // prefix, the shadow pair (no shadow prefix) under the connection manager's.
@@ -274,9 +131,9 @@ async fn plaintext_tcp(plane: DataPlane) {
     let app = Upstream::start("web-app");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hello");
-    let mesh = Mesh::start(&["--permissions-default", "deny"]);
+    let mesh = control_plane(&["--permissions-default", "deny"]).await;
     mesh.web("tcp", "off", port, &app).await;
-    let web = mesh.sidecar(plane, "web").await;
+    let web = mesh.sidecar(plane, "web", "").await;
     counted_after(&web, "inbound|web.default-deny.rbac.denied", &url).await;
     assert_eq!(app.hits(), 0, "nothing reached the application");
     assert_eq!(
@@ -317,12 +174,13 @@ async fn over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
     if !available(&[web_plane, api_plane]) {
         return;
     }
-    let mesh = Mesh::start(&["--ca", "builtin"]);
+    let mesh = control_plane(&["--ca", "builtin"]).await;
     let app = Upstream::start("web-app");
     let (web_in, outbound) = (free_port(), free_port());
-    mesh.pair(web_in, &app, outbound).await;
-    let web = mesh.sidecar(web_plane, "web").await;
-    let _api = mesh.sidecar(api_plane, "api").await;
+    mesh.api_calls_web("strict", web_in, &app, free_port(), outbound)
+        .await;
+    let web = mesh.sidecar(web_plane, "web", "").await;
+    let _api = mesh.sidecar(api_plane, "api", "").await;
     let call = format!("http://127.0.0.1:{outbound}/call");
     let admin = format!("http://127.0.0.1:{outbound}/admin/users");
     wait_get(&call, "api → web over mTLS", ok_from("web-app"))
@@ -364,7 +222,7 @@ async fn over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
     wait_get(&call, "api elsewhere still gets in", ok_from("web-app"))
         .await
         .unwrap_or_else(|e| web.fail(&e));
-    counted(&web, "http.inbound|web.rbac.no-admin.denied").await;
+    counted(&web, "http.inbound|web.rbac.no-admin.denied", "rbac").await;
 
     // Enforced for the pair: 403 from web's sidecar.
     mesh.permit(
@@ -375,7 +233,7 @@ async fn over_mtls(web_plane: DataPlane, api_plane: DataPlane) {
     wait_get(&call, "the denied pair", denied)
         .await
         .unwrap_or_else(|e| web.fail(&e));
-    counted(&web, "http.inbound|web.rbac.try-deny-api.denied").await;
+    counted(&web, "http.inbound|web.rbac.try-deny-api.denied", "rbac").await;
 }
 
 /// Under a default deny, an allow lets `api` in over mTLS; a plaintext caller (web
@@ -384,13 +242,14 @@ async fn default_deny(web_plane: DataPlane, api_plane: DataPlane) {
     if !available(&[web_plane, api_plane]) {
         return;
     }
-    let mesh = Mesh::start(&["--ca", "builtin", "--permissions-default", "deny"]);
+    let mesh = control_plane(&["--ca", "builtin", "--permissions-default", "deny"]).await;
     let app = Upstream::start("web-app");
     let (web_in, outbound) = (free_port(), free_port());
-    mesh.pair(web_in, &app, outbound).await;
+    mesh.api_calls_web("strict", web_in, &app, free_port(), outbound)
+        .await;
     mesh.web("http", "permissive", web_in, &app).await;
-    let web = mesh.sidecar(web_plane, "web").await;
-    let _api = mesh.sidecar(api_plane, "api").await;
+    let web = mesh.sidecar(web_plane, "web", "").await;
+    let _api = mesh.sidecar(api_plane, "api", "").await;
     let call = format!("http://127.0.0.1:{outbound}/call");
     let plain = format!("http://127.0.0.1:{web_in}/plain");
     wait_get(&call, "api before any allow", denied)
@@ -409,8 +268,8 @@ async fn default_deny(web_plane: DataPlane, api_plane: DataPlane) {
         .await
         .unwrap_or_else(|e| web.fail(&e));
     assert_eq!(app.hits(), hits);
-    counted(&web, "http.inbound|web.rbac.default-deny.allowed").await;
-    counted(&web, "http.inbound|web.rbac.default-deny.denied").await;
+    counted(&web, "http.inbound|web.rbac.default-deny.allowed", "rbac").await;
+    counted(&web, "http.inbound|web.rbac.default-deny.denied", "rbac").await;
 }
 
 /// A TCP service over mTLS under a default deny: `api`'s sidecar reaches `web`'s through
@@ -420,7 +279,7 @@ async fn tcp_mtls(web_plane: DataPlane, api_plane: DataPlane) {
     if !available(&[web_plane, api_plane]) {
         return;
     }
-    let mesh = Mesh::start(&["--ca", "builtin", "--permissions-default", "deny"]);
+    let mesh = control_plane(&["--ca", "builtin", "--permissions-default", "deny"]).await;
     let app = Upstream::start("web-app");
     let (web_in, outbound) = (free_port(), free_port());
     mesh.web("tcp", "strict", web_in, &app).await;
@@ -442,8 +301,8 @@ async fn tcp_mtls(web_plane: DataPlane, api_plane: DataPlane) {
                 "service": "web", "selector": { "node_cluster": "api" } }),
     )
     .await;
-    let web = mesh.sidecar(web_plane, "web").await;
-    let _api = mesh.sidecar(api_plane, "api").await;
+    let web = mesh.sidecar(web_plane, "web", "").await;
+    let _api = mesh.sidecar(api_plane, "api", "").await;
     let call = format!("http://127.0.0.1:{outbound}/call");
     counted_after(&web, "inbound|web.default-deny.rbac.denied", &call).await;
     assert_eq!(app.hits(), 0);
@@ -456,7 +315,7 @@ async fn tcp_mtls(web_plane: DataPlane, api_plane: DataPlane) {
     wait_get(&call, "api once allowed", ok_from("web-app"))
         .await
         .unwrap_or_else(|e| web.fail(&e));
-    counted(&web, "inbound|web.default-deny.rbac.allowed").await;
+    counted(&web, "inbound|web.default-deny.rbac.allowed", "rbac").await;
 
     mesh.permit(
         "deny-api",
@@ -466,7 +325,7 @@ async fn tcp_mtls(web_plane: DataPlane, api_plane: DataPlane) {
     wait_get(&call, "api once denied", |a| a.is_err())
         .await
         .unwrap_err();
-    counted(&web, "inbound|web.deny-api.rbac.denied").await;
+    counted(&web, "inbound|web.deny-api.rbac.denied", "rbac").await;
 }
 
 macro_rules! on {
