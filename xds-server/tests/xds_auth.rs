@@ -490,48 +490,115 @@ async fn telemetry_streams_check_the_node_and_end_on_revocation() {
     }
 }
 
-/// A stream without a token on a connection where another stream presented one is that
-/// proxy's (Envoy's per-type EDS and RDS streams come from config sources that cannot carry
-/// the token): served for the token's node, PERMISSION_DENIED for another node, refused on
-/// any other connection, and ended with the token's revocation.
+/// A per-type EDS stream without a token on a connection where another stream presented one
+/// is that proxy's (Envoy opens it from a config source the server wrote, which cannot carry
+/// the token): served for the token's node, PERMISSION_DENIED for another node; an ADS stream
+/// inherits nothing, nor does another connection, nor a connection that carried two tokens;
+/// the inherited stream ends with the token's revocation.
 #[tokio::test]
-async fn a_connection_a_token_authenticated_serves_that_proxys_tokenless_streams() {
+async fn per_type_streams_inherit_their_connections_token() {
+    use envoy_types::pb::envoy::service::{
+        discovery::v3::{DiscoveryRequest, DiscoveryResponse},
+        endpoint::v3::endpoint_discovery_service_client::EndpointDiscoveryServiceClient,
+    };
     let (r, _dir, secret, id) = with_web_token().await;
-    let (secret, id) = (secret.as_str(), id.as_str());
-    // One HTTP/2 connection for every stream below.
+    // An EDS stream of `node` on `channel`, without a token; its first answer or its status.
+    async fn eds(
+        channel: &tonic::transport::Channel,
+        node: &str,
+    ) -> Result<
+        (
+            tonic::Streaming<DiscoveryResponse>,
+            tokio::sync::mpsc::Sender<DiscoveryRequest>,
+        ),
+        tonic::Status,
+    > {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(DiscoveryRequest {
+            node: Some(xds_core::testing::node(node, "prod")),
+            type_url: xds_core::type_url::ENDPOINT.into(),
+            resource_names: vec!["web".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut client = EndpointDiscoveryServiceClient::new(channel.clone());
+        let call = client.stream_endpoints(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let mut inbound = tokio::time::timeout(WAIT, call)
+            .await
+            .unwrap()?
+            .into_inner();
+        // Served: web's assignment comes; refused: the stream ends with a status.
+        match tokio::time::timeout(WAIT, inbound.message()).await {
+            Ok(Ok(Some(_))) => Ok((inbound, tx)),
+            Ok(Err(status)) => Err(status),
+            other => panic!("neither an assignment nor a refusal: {other:?}"),
+        }
+    }
+    for (path, body) in [
+        ("/api/v1/services/web", json!({ "protocol": "http" })),
+        (
+            "/api/v1/services/web/endpoints",
+            json!({ "endpoints": [{ "address": "127.0.0.1", "port": 8080 }] }),
+        ),
+    ] {
+        let (status, _, text) = call(&r.api, "PUT", path, Some(&body.to_string()), &[]).await;
+        assert!(status.is_success(), "PUT {path}: {text}");
+    }
+    // One HTTP/2 connection for the streams below; the first presents web's token.
     let channel = connection(&r).await;
     let mut cds = proxy("web", "prod")
-        .token(secret)
+        .token(&secret)
         .open(channel.clone())
         .await
         .unwrap();
     cds.next().await.unwrap();
-    let mut eds = AdsClient::sotw(xds_core::testing::node("web", "prod"))
-        .timeout(WAIT)
-        .wildcard(TypeUrl::Endpoint)
-        .open(channel.clone())
+    let (mut inherited, _hold) = eds(&channel, "web")
         .await
-        .unwrap();
-    eds.next().await.unwrap();
-    // Another node on the same connection, without a token: the token's node only.
-    let other = match proxy("api", "prod").open(channel.clone()).await {
+        .expect("web's EDS stream is served");
+    assert!(r.xds.registry.streams_of("web").len() >= 2);
+    let err = eds(&channel, "api")
+        .await
+        .expect_err("api on web's connection");
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // ADS inherits nothing, and neither does another connection.
+    let ads = match proxy("web", "prod").open(channel.clone()).await {
         Ok(mut c) => c.next().await.map(|_| ()),
         Err(e) => Err(e),
     };
-    match other {
-        Err(Error::Status(s)) => assert_eq!(s.code(), Code::PermissionDenied, "{s:?}"),
-        other => panic!("another node on web's connection: {other:?}"),
-    }
-    // Another connection without a token: refused as ever.
-    let status = refused(&r, proxy("web", "prod")).await;
-    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
-    // Revoking ends the tokenless stream too.
-    revoke(&r, id).await;
-    match eds.next().await {
-        Err(Error::Status(s)) => {
+    assert!(
+        matches!(&ads, Err(Error::Status(s)) if s.code() == Code::Unauthenticated),
+        "{ads:?}"
+    );
+    let err = eds(&connection(&r).await, "web")
+        .await
+        .expect_err("another connection");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    // Revoking ends the inherited stream too, naming the token.
+    revoke(&r, &id).await;
+    let end = tokio::time::timeout(WAIT, inherited.message())
+        .await
+        .unwrap();
+    match end {
+        Err(s) => {
             assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
-            assert!(s.message().contains(id), "{}", s.message());
+            assert!(s.message().contains(&id), "{}", s.message());
         }
-        other => panic!("the tokenless stream should have ended, got {other:?}"),
+        Ok(other) => panic!("the inherited stream should have ended, got {other:?}"),
     }
+    // A connection that carried two tokens multiplexes proxies: nothing is inherited on it.
+    let shared = connection(&r).await;
+    for (node, cluster) in [("a", "prod"), ("b", "prod")] {
+        let token = issue(&r.api, node, cluster).await;
+        let mut c = proxy(node, cluster)
+            .token(token["token"].as_str().unwrap())
+            .open(shared.clone())
+            .await
+            .unwrap();
+        c.next().await.unwrap();
+    }
+    let err = eds(&shared, "a")
+        .await
+        .expect_err("a multiplexed connection");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
 }

@@ -127,21 +127,46 @@ pub struct ConnInfo {
     pub auth: ConnAuth,
 }
 
-/// The grant of the token a stream on one connection presented. Later streams on the same
-/// connection (HTTP/2: the same TCP and TLS session) that present none are that proxy's: Envoy
-/// opens its per-type EDS and RDS streams from the config sources the server writes, which
-/// cannot carry the proxy's secret, on the connection its CDS and LDS streams authenticated.
+/// The proxy token the streams on one connection presented. A per-type EDS, RDS or SDS stream
+/// on it that presents none is that proxy's: Envoy opens those from the config sources the
+/// server writes, which cannot carry the proxy's secret, on the connection its CDS and LDS
+/// streams authenticated (HTTP/2: the same TCP and TLS session). A connection that carried two
+/// different tokens is multiplexing several proxies (an L7 proxy in front of the server):
+/// nothing is inherited on it from then on.
 #[derive(Debug, Clone, Default)]
-pub struct ConnAuth(Arc<std::sync::Mutex<Option<Arc<crate::proxy_auth::Grant>>>>);
+pub struct ConnAuth(Arc<std::sync::Mutex<Presented>>);
+
+#[derive(Debug, Default)]
+enum Presented {
+    #[default]
+    Nothing,
+    One(Arc<crate::proxy_auth::Grant>),
+    Several,
+}
 
 impl ConnAuth {
     fn remember(&self, grant: &Arc<crate::proxy_auth::Grant>) {
-        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        held.get_or_insert_with(|| grant.clone());
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *seen = match &*seen {
+            Presented::Nothing => Presented::One(grant.clone()),
+            Presented::One(first) if first.id == grant.id => return,
+            Presented::One(_) | Presented::Several => {
+                tracing::warn!(
+                    token = %grant.id,
+                    "two proxy tokens on one xDS connection: per-type streams without a token \
+                     are refused on it (a proxy in front of the server multiplexes proxies; use \
+                     ADS, or a layer-4 load balancer)"
+                );
+                Presented::Several
+            }
+        };
     }
 
     fn grant(&self) -> Option<Arc<crate::proxy_auth::Grant>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        match &*self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            Presented::One(grant) => Some(grant.clone()),
+            Presented::Nothing | Presented::Several => None,
+        }
     }
 }
 
@@ -453,21 +478,28 @@ where
         let conn = req.extensions().get::<ConnInfo>().map(|i| i.auth.clone());
         let mut ctx = self.ctx.clone();
         Box::pin(async move {
-            ctx.grant = authenticate(&ctx, req.metadata(), conn.as_ref()).await?;
+            // Only the types Envoy opens from server-written config sources may inherit.
+            let inherits = matches!(
+                K::only(),
+                Some(TypeUrl::Endpoint | TypeUrl::Route | TypeUrl::Secret)
+            );
+            ctx.grant = authenticate(&ctx, req.metadata(), conn.as_ref(), inherits).await?;
             stream::run::<M>(ctx, req.into_inner(), K::only(), K::LABEL, cut).map(Response::new)
         })
     }
 }
 
-/// The stream's grant: its own token's, or with none presented, the token another stream on
-/// the same connection presented (see [`ConnAuth`]; its node is checked like any other).
+/// The stream's grant: its own token's, or, for a stream that `inherits` and presents none,
+/// the token the connection's streams presented (see [`ConnAuth`]; its node is checked like
+/// any other). Every token presented is remembered on its connection.
 async fn authenticate(
     ctx: &Context,
     metadata: &tonic::metadata::MetadataMap,
     conn: Option<&ConnAuth>,
+    inherits: bool,
 ) -> Result<Option<Arc<crate::proxy_auth::Grant>>, Status> {
     let inherited = conn
-        .filter(|_| metadata.get("authorization").is_none())
+        .filter(|_| inherits && metadata.get("authorization").is_none())
         .and_then(ConnAuth::grant)
         .filter(|g| ctx.auth.knows(g));
     if let Some(grant) = inherited {
