@@ -4,6 +4,9 @@
 //! still valid value; be accepted again when sent back as GET returned it; and translate, in a
 //! mesh around it, into resources that decode against Envoy's descriptors. Nothing may panic.
 //!
+//! A service with `inbound`, and the service a traffic permission names, are also translated as
+//! their own sidecar's (inbound listener, mTLS, RBAC filters) with the mesh CA on.
+//!
 //! Input: the first byte picks the kind, the rest is the body.
 
 #![no_main]
@@ -16,8 +19,8 @@ use xds_core::json::any_to_json;
 use xds_server::{
     fuzzing::parse_body,
     model::{
-        Endpoints, EnvoyResource, Listener, ListenerProtocol, Mesh, Route, Service, Spec,
-        validate_name,
+        ANY_CALLER, Endpoints, EnvoyResource, Listener, ListenerProtocol, Mesh, Route, Service,
+        Spec, TrafficPermission, validate_name,
     },
     translate::{Delivery, Selection, translate},
 };
@@ -26,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&kind, body)) = data.split_first() else {
         return;
     };
-    match kind % 5 {
+    match kind % 6 {
         0 => check::<Service>(body, |name, s| Mesh {
             services: BTreeMap::from([(name.to_string(), s)]),
             listeners: tcp_listener(name),
@@ -63,9 +66,22 @@ fuzz_target!(|data: &[u8]| {
                 ..Mesh::default()
             }
         }),
-        _ => check::<EnvoyResource>(body, |name, r| Mesh {
+        4 => check::<EnvoyResource>(body, |name, r| Mesh {
             envoy_resources: BTreeMap::from([(name.to_string(), r)]),
             ..Mesh::default()
+        }),
+        _ => check::<TrafficPermission>(body, |name, p| {
+            let callers = p.from.iter().filter(|f| f.as_str() != ANY_CALLER);
+            let mut services = services(callers.map(String::as_str));
+            let strict: Service = serde_json::from_value(json!({ "protocol": "http",
+                "mtls": "strict", "inbound": { "port": 15006, "app_port": 8080 } }))
+            .expect("a valid sidecar service");
+            services.insert(p.to.clone(), strict);
+            Mesh {
+                services,
+                traffic_permissions: BTreeMap::from([(name.to_string(), p)]),
+                ..Mesh::default()
+            }
         }),
     }
 });
@@ -105,20 +121,32 @@ fn check<S: Spec + PartialEq + Debug>(body: &[u8], mesh: impl FnOnce(&str, S) ->
     if let Err(e) = again.validate(&name) {
         panic!("the GET form {got} is no longer valid: {e}");
     }
-    // Translated in a mesh around it: every resource is a valid Envoy message.
-    let mesh = mesh(&name, spec);
-    let selection = Selection {
+    // Translated in a mesh around it: every resource is a valid Envoy message, for a gateway
+    // and for the sidecar of each service with an inbound side.
+    let mut mesh = mesh(&name, spec);
+    mesh.security.ca = true;
+    let gateway = Selection {
         listeners: mesh.listeners.keys().cloned().collect(),
         envoy_resources: mesh.envoy_resources.keys().cloned().collect(),
         delivery: Delivery::Ads,
         ..Selection::default()
     };
-    let resources = translate(&mesh, &selection);
-    for (t, typed) in &resources.by_type {
-        for (n, e) in typed {
-            assert_eq!(&e.resource.type_url, t);
-            if let Err(err) = any_to_json(&e.resource) {
-                panic!("{t} '{n}' does not decode as Envoy's message: {err}");
+    let sidecars = mesh
+        .services
+        .iter()
+        .filter(|(_, s)| s.inbound.is_some())
+        .map(|(n, _)| Selection {
+            sidecar: Some(n.clone()),
+            ..gateway.clone()
+        });
+    for selection in std::iter::once(gateway.clone()).chain(sidecars) {
+        let resources = translate(&mesh, &selection);
+        for (t, typed) in &resources.by_type {
+            for (n, e) in typed {
+                assert_eq!(&e.resource.type_url, t);
+                if let Err(err) = any_to_json(&e.resource) {
+                    panic!("{t} '{n}' does not decode as Envoy's message: {err}");
+                }
             }
         }
     }
